@@ -1,0 +1,45 @@
+"""`edge-backbones`: one command per job (export, run, bench, report).
+
+Each area registers its own subcommand from a small `cli` module that imports
+nothing heavy at import time, so `run` and `bench` work on a device with only
+the runtime installed.
+"""
+
+import argparse
+import importlib
+import sys
+
+from edge_backbones.errors import EdgeBackbonesError
+
+# subcommand modules; each defines add_parsers(subparsers), and each parser
+# it adds sets `func` (args -> exit code)
+_COMMAND_MODULES = (
+    "edge_backbones.export.cli",
+    "edge_backbones.runtime.cli",
+    "edge_backbones.report.cli",
+)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="edge-backbones",
+        description="Vision-transformer backbones to verified edge TFLite.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).add_parsers(subparsers)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except EdgeBackbonesError as exc:
+        print(f"edge-backbones {args.command}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Typed errors. Each message says what was received and how to fix it.
+
+This module imports nothing heavy: the runtime (numpy + a TFLite interpreter)
+raises these too.
+"""
+
+__all__ = [
+    "EdgeBackbonesError",
+    "UnknownPresetError",
+    "WeightsNotFoundError",
+    "CheckpointError",
+    "CalibrationError",
+    "ExportError",
+    "FidelityError",
+    "ModelFileError",
+    "MetadataError",
+    "InputError",
+    "DelegateUnavailableError",
+    "MissingDependencyError",
+]
+
+
+class EdgeBackbonesError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class UnknownPresetError(EdgeBackbonesError, ValueError):
+    """A preset name that no model family registers."""
+
+
+class WeightsNotFoundError(EdgeBackbonesError, FileNotFoundError):
+    """A preset's weights were asked for but are not on this disk."""
+
+
+class CheckpointError(EdgeBackbonesError, ValueError):
+    """A checkpoint folder whose files or tensors do not fit the model."""
+
+
+class CalibrationError(EdgeBackbonesError, ValueError):
+    """No usable calibration images (empty folder, unreadable files)."""
+
+
+class ExportError(EdgeBackbonesError, RuntimeError):
+    """Conversion failed or produced a graph we refuse to ship."""
+
+
+class FidelityError(ExportError):
+    """An artifact fell below its mode's accuracy threshold."""
+
+
+class ModelFileError(EdgeBackbonesError, ValueError):
+    """A missing, empty, truncated or non-TFLite model file."""
+
+
+class MetadataError(EdgeBackbonesError, ValueError):
+    """Model metadata that is missing, malformed or disagrees with the model."""
+
+
+class InputError(EdgeBackbonesError, ValueError):
+    """An input of the wrong shape, dtype or channel count."""
+
+
+class DelegateUnavailableError(EdgeBackbonesError, ValueError):
+    """A delegate that is unknown or failed to load (raised when strict)."""
+
+
+class MissingDependencyError(EdgeBackbonesError, ImportError):
+    """An optional dependency is not installed; says which extra brings it."""
+
+
+def require(module: str, extra: str):
+    """Imports `module`, or raises a MissingDependencyError naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"`{module}` is needed here but is not installed ({exc}). "
+            f'Install it with: pip install "edge-backbones[{extra}]"'
+        ) from exc

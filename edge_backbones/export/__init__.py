@@ -1,0 +1,1 @@
+"""Keras -> SavedModel -> TFLite export (needs the `export` extra)."""

@@ -1,0 +1,72 @@
+"""The serving graph: a backbone traced at batch 1 and a fixed image size.
+
+A fixed batch of 1 and a static spatial size keep the converted graph free of
+SHAPE/GATHER/PACK plumbing and dynamic tensors.
+"""
+
+import os
+import shutil
+import tempfile
+
+from edge_backbones.errors import require
+
+__all__ = ["INPUT_NAME", "serving_model", "write_saved_model", "float_tflite"]
+
+INPUT_NAME = "images"
+
+
+def serving_model(backbone, image_size, out_features=None):
+    """A Keras model: `images` (1, H, W, 3) float32 -> {level: tensor}."""
+    keras = require("keras", "export")
+    height, width = image_size
+    images = keras.Input((height, width, 3), batch_size=1, name=INPUT_NAME)
+    extractor = backbone.feature_extractor(out_features=out_features)
+    return keras.Model(images, extractor(images), name="serving")
+
+
+def write_saved_model(model, path):
+    """Writes `model` as a SavedModel with one `serving_default` signature.
+
+    Its input is named like the model's input and its outputs are the model's
+    dict keys (the pyramid level names). Written to a temporary folder first,
+    then moved into place.
+    """
+    keras = require("keras", "export")
+    tf = require("tensorflow", "export")
+    spec = model.inputs[0]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        lambda images: model(images),
+        input_signature=[
+            tf.TensorSpec(spec.shape, spec.dtype, name=INPUT_NAME)
+        ],
+    )
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".savedmodel-", dir=parent)
+    try:
+        archive.write_out(staging, verbose=False)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def float_tflite(backbone, image_size, out_features=None):
+    """The fp32 .tflite bytes of `backbone` at `image_size` (builtins only)."""
+    tf = require("tensorflow", "export")
+    with tempfile.TemporaryDirectory(prefix="edge-backbones-") as tmp:
+        saved = write_saved_model(
+            serving_model(backbone, image_size, out_features),
+            os.path.join(tmp, "saved_model"),
+        )
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS
+        ]
+        return converter.convert()

@@ -1,0 +1,405 @@
+"""The `Backbone` base: pyramid outputs, `feature_info`, presets, loading.
+
+Every family (`mit/`, `vit_det/`) subclasses `Backbone` as a Keras functional
+model and follows one contract:
+
+- `pyramid_outputs` maps level names to Keras tensors and `feature_info`
+  states each level's channels and stride; the same names become the
+  SignatureDef output keys of every exported model and the runtime's keys.
+- Layers read spatial sizes from the static shape of their input at call time
+  (`keras.ops.shape`), never from the constructor's `image_shape`. So one
+  backbone can be traced again at batch 1 and any fixed size for export, and
+  that graph is static: no SHAPE/GATHER/PACK plumbing.
+- `get_config()` echoes every constructor argument; `from_config` is
+  `cls(**config)`.
+"""
+
+import dataclasses
+import difflib
+import importlib
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+
+from edge_backbones.errors import (
+    CheckpointError,
+    UnknownPresetError,
+    WeightsNotFoundError,
+)
+
+__all__ = [
+    "Backbone",
+    "FeatureInfo",
+    "from_preset",
+    "list_presets",
+    "register_presets",
+]
+
+# Families whose import registers their presets; imported on first lookup so
+# that this module never pulls in a family it does not need.
+_FAMILY_MODULES = ("edge_backbones.models.mit", "edge_backbones.models.vit_det")
+# preset name -> {"class": Backbone subclass, "config": {...}, "metadata": {...}}
+_PRESETS = {}
+# Backbone subclasses that can load a foreign (Hugging Face) checkpoint.
+_FAMILIES = []
+
+KERAS_CONFIG_FILE = "config.json"
+KERAS_WEIGHTS_FILE = "model.weights.h5"
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureInfo:
+    """One pyramid level: its output name, channel count and stride."""
+
+    name: str
+    channels: int
+    stride: int
+
+    @property
+    def reduction(self):
+        """timm's name for the stride."""
+        return self.stride
+
+    def as_dict(self):
+        return {
+            "name": self.name,
+            "channels": self.channels,
+            "stride": self.stride,
+        }
+
+
+class _classproperty:
+    def __init__(self, fget):
+        self.fget = fget
+
+    def __get__(self, instance, owner):
+        return self.fget(owner)
+
+
+def register_presets(cls, presets):
+    """Registers `presets` (name -> {"config", "metadata"}) for `cls`."""
+    for name, preset in presets.items():
+        registered = _PRESETS.get(name)
+        if registered is not None and registered["class"] is not cls:
+            raise ValueError(
+                f"Preset {name!r} is registered twice: by "
+                f"{registered['class'].__name__} and {cls.__name__}."
+            )
+        _PRESETS[name] = {"class": cls, **preset}
+    if cls not in _FAMILIES:
+        _FAMILIES.append(cls)
+
+
+def _ensure_registered():
+    for module in _FAMILY_MODULES:
+        importlib.import_module(module)
+
+
+def list_presets():
+    """All preset names, across families."""
+    _ensure_registered()
+    return sorted(_PRESETS)
+
+
+def from_preset(preset, load_weights=True, **kwargs):
+    """Builds any family's backbone from a preset name or a local folder."""
+    return Backbone.from_preset(preset, load_weights=load_weights, **kwargs)
+
+
+def _hub_cache_dir():
+    """The Hugging Face hub cache, resolved as huggingface_hub does."""
+    if "HF_HUB_CACHE" in os.environ:
+        return os.environ["HF_HUB_CACHE"]
+    cache = os.environ.get(
+        "XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")
+    )
+    home = os.environ.get("HF_HOME", os.path.join(cache, "huggingface"))
+    return os.path.join(home, "hub")
+
+
+def local_weight_candidates(preset):
+    """Folders where the weights of `preset` may already be on disk.
+
+    `$EDGE_BACKBONES_WEIGHTS/<preset>/` first, then every snapshot of the
+    preset's Hugging Face repository in the local hub cache. Nothing is
+    downloaded: this only looks.
+    """
+    entry = _PRESETS[preset]
+    root = os.environ.get(
+        "EDGE_BACKBONES_WEIGHTS",
+        os.path.join(os.path.expanduser("~"), ".cache", "edge_backbones"),
+    )
+    candidates = [os.path.join(root, preset)]
+    repo = entry["metadata"].get("hf_repo")
+    if repo:
+        snapshots = os.path.join(
+            _hub_cache_dir(), "models--" + repo.replace("/", "--"), "snapshots"
+        )
+        if os.path.isdir(snapshots):
+            candidates += [
+                os.path.join(snapshots, rev)
+                for rev in sorted(os.listdir(snapshots))
+            ]
+        else:
+            candidates.append(snapshots)
+    return candidates
+
+
+def _is_checkpoint_folder(path):
+    return os.path.isfile(os.path.join(path, KERAS_CONFIG_FILE))
+
+
+class Backbone(keras.Model):
+    """Base class of the package's backbones (a Keras functional model).
+
+    Subclasses build their graph, call `super().__init__(inputs, outputs)`,
+    then `_set_pyramid(pyramid_outputs, feature_info)`.
+    """
+
+    @_classproperty
+    def presets(cls):
+        """The presets this class (or one of its subclasses) can build."""
+        _ensure_registered()
+        return {
+            name: entry
+            for name, entry in _PRESETS.items()
+            if issubclass(entry["class"], cls)
+        }
+
+    def _set_pyramid(self, pyramid_outputs, feature_info):
+        names = [info.name for info in feature_info]
+        if list(pyramid_outputs) != names:
+            raise ValueError(
+                f"pyramid_outputs {list(pyramid_outputs)} and feature_info "
+                f"{names} must name the same levels in the same order."
+            )
+        self.pyramid_outputs = dict(pyramid_outputs)
+        self._feature_info = tuple(feature_info)
+
+    @property
+    def feature_info(self):
+        """Per level: name, channels, stride (shallowest first)."""
+        return list(self._feature_info)
+
+    @property
+    def preprocessing(self):
+        """How 0-255 RGB pixels become this model's float input.
+
+        `input = (pixels * scale - mean) / std` after resizing per `resize`
+        ("stretch" to the input size, or "longest_side_pad": keep the aspect
+        ratio and pad bottom/right, as Segment Anything does).
+        """
+        raise NotImplementedError
+
+    def select_features(self, out_indices=None, out_features=None):
+        """Names of the levels picked by `out_indices` and/or `out_features`.
+
+        `out_indices` index `feature_info` (0 = shallowest; negative counts
+        from the deepest), as in timm; `out_features` are level names, as in
+        Hugging Face `AutoBackbone`. Given both, they must pick the same
+        levels. Neither picks every level.
+        """
+        names = [info.name for info in self._feature_info]
+        picked_by_index = None
+        if out_indices is not None:
+            picked_by_index = []
+            for index in out_indices:
+                if not isinstance(index, int) or not (
+                    -len(names) <= index < len(names)
+                ):
+                    raise ValueError(
+                        f"out_indices={list(out_indices)} has {index!r}, "
+                        f"but this backbone has levels 0..{len(names) - 1} "
+                        f"({names})."
+                    )
+                picked_by_index.append(names[index])
+        picked_by_name = None
+        if out_features is not None:
+            unknown = [n for n in out_features if n not in names]
+            if unknown:
+                raise ValueError(
+                    f"out_features={list(out_features)} names unknown "
+                    f"level(s) {unknown}; this backbone has {names}."
+                )
+            picked_by_name = list(out_features)
+        if picked_by_index is not None and picked_by_name is not None:
+            if set(picked_by_index) != set(picked_by_name):
+                raise ValueError(
+                    f"out_indices={list(out_indices)} picks "
+                    f"{picked_by_index} but out_features="
+                    f"{list(out_features)}: give one, or make them agree."
+                )
+        picked = picked_by_name or picked_by_index
+        if picked is None:
+            return names
+        if len(set(picked)) != len(picked):
+            raise ValueError(f"Levels picked twice: {picked}.")
+        return [n for n in names if n in picked]
+
+    def feature_extractor(self, out_indices=None, out_features=None):
+        """A Keras model from this backbone's input to a dict of levels."""
+        names = self.select_features(out_indices, out_features)
+        return keras.Model(
+            self.inputs,
+            {name: self.pyramid_outputs[name] for name in names},
+            name=f"{self.name}_features",
+        )
+
+    def get_config(self):
+        # Subclasses return their constructor arguments; Functional's config
+        # (the layer graph) is not ours to serialize.
+        return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ---- checkpoints -------------------------------------------------------
+
+    @classmethod
+    def _from_hf_checkpoint(cls, path, hf_config, load_weights, **kwargs):
+        """Families that read Hugging Face checkpoints override this."""
+        raise NotImplementedError
+
+    hf_model_types = ()
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Builds a backbone from a preset name or a local checkpoint folder.
+
+        `preset` is a registered name (`Backbone.presets`), a folder holding a
+        Hugging Face checkpoint (`config.json` + `model.safetensors`) or a
+        folder written by `save_to_preset`. Nothing is downloaded: a preset's
+        weights load only if they are already on this disk; otherwise pass
+        `load_weights=False` for the architecture with random weights.
+        `kwargs` override the preset's config (e.g. `image_shape`).
+        """
+        if os.path.isdir(preset):
+            return cls._from_folder(preset, load_weights, **kwargs)
+        if os.path.exists(preset):
+            raise CheckpointError(
+                f"{preset!r} is a file; from_preset takes a preset name or a "
+                "folder holding config.json + model.safetensors (Hugging "
+                "Face) or config.json + model.weights.h5 (Keras preset)."
+            )
+        _ensure_registered()
+        entry = _PRESETS.get(preset)
+        if entry is None:
+            close = difflib.get_close_matches(preset, list(_PRESETS), n=3)
+            hint = f" Did you mean {close}?" if close else ""
+            raise UnknownPresetError(
+                f"Unknown preset {preset!r} (and no such folder).{hint} "
+                f"Known presets: {sorted(cls.presets or _PRESETS)}."
+            )
+        target = entry["class"]
+        if not (issubclass(target, cls) or issubclass(cls, target)):
+            raise UnknownPresetError(
+                f"Preset {preset!r} builds a {target.__name__}, not a "
+                f"{cls.__name__}. Call {target.__name__}.from_preset or "
+                f"edge_backbones.from_preset."
+            )
+        if not load_weights:
+            return target(**{**entry["config"], **kwargs})
+        candidates = local_weight_candidates(preset)
+        for folder in candidates:
+            if _is_checkpoint_folder(folder):
+                return target._from_folder(folder, True, **kwargs)
+        looked = "\n  ".join(candidates)
+        repo = entry["metadata"].get("hf_repo", "its checkpoint")
+        raise WeightsNotFoundError(
+            f"The weights of preset {preset!r} are not on this disk "
+            f"(nothing is downloaded). Looked in:\n  {looked}\n"
+            f"Fix: put the Hugging Face checkpoint {repo!r} (config.json + "
+            f"model.safetensors) in the first folder, or load a folder "
+            f"directly with {target.__name__}.from_preset('/path/to/folder'),"
+            f" or build the architecture with random weights: "
+            f"from_preset({preset!r}, load_weights=False)."
+        )
+
+    @classmethod
+    def _from_folder(cls, path, load_weights, **kwargs):
+        config_path = os.path.join(path, KERAS_CONFIG_FILE)
+        if not os.path.isfile(config_path):
+            raise CheckpointError(
+                f"{path!r} has no config.json. A checkpoint folder holds "
+                "config.json + model.safetensors (Hugging Face) or "
+                "config.json + model.weights.h5 (Keras preset)."
+            )
+        try:
+            with open(config_path) as f:
+                config = json.load(f)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(
+                f"{config_path!r} is not readable JSON ({exc})."
+            ) from exc
+        _ensure_registered()
+        if "model_type" in config:
+            for family in _FAMILIES:
+                if config["model_type"] in family.hf_model_types and (
+                    issubclass(family, cls) or issubclass(cls, family)
+                ):
+                    return family._from_hf_checkpoint(
+                        path, config, load_weights, **kwargs
+                    )
+            known = {f.__name__: f.hf_model_types for f in _FAMILIES}
+            raise CheckpointError(
+                f"{config_path!r} is a Hugging Face {config['model_type']!r}"
+                f" checkpoint, which {cls.__name__} cannot load. Loadable "
+                f"model types: {known}."
+            )
+        if "class_name" in config:
+            return cls._from_keras_preset(path, config, load_weights, kwargs)
+        raise CheckpointError(
+            f"{config_path!r} is neither a Hugging Face config (no "
+            "'model_type') nor a Keras preset config (no 'class_name')."
+        )
+
+    @classmethod
+    def _from_keras_preset(cls, path, config, load_weights, kwargs):
+        by_name = {family.__name__: family for family in _FAMILIES}
+        family = by_name.get(config["class_name"])
+        if family is None:
+            raise CheckpointError(
+                f"{path!r} holds a {config['class_name']!r}; this package "
+                f"builds {sorted(by_name)}."
+            )
+        backbone = family.from_config({**config["config"], **kwargs})
+        if load_weights:
+            weights = os.path.join(path, KERAS_WEIGHTS_FILE)
+            if not os.path.isfile(weights):
+                raise WeightsNotFoundError(
+                    f"{path!r} has no {KERAS_WEIGHTS_FILE}; pass "
+                    "load_weights=False for the architecture alone."
+                )
+            backbone.load_weights(weights)
+        return backbone
+
+    def save_to_preset(self, path):
+        """Writes config.json + model.weights.h5 to `path`, atomically."""
+        from edge_backbones import __version__
+
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".preset-", dir=parent)
+        try:
+            with open(os.path.join(staging, KERAS_CONFIG_FILE), "w") as f:
+                json.dump(
+                    {
+                        "module": type(self).__module__,
+                        "class_name": type(self).__name__,
+                        "config": self.get_config(),
+                        "edge_backbones_version": __version__,
+                    },
+                    f,
+                    indent=2,
+                )
+            self.save_weights(os.path.join(staging, KERAS_WEIGHTS_FILE))
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            os.replace(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise

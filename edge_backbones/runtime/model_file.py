@@ -1,0 +1,212 @@
+"""Reads a .tflite file's structure without TensorFlow or an interpreter.
+
+A .tflite file is a FlatBuffer (tensorflow/compiler/mlir/lite/schema/
+schema.fbs). This walks just the fields we need with `struct`: operator
+codes, operators, tensor shapes and types, and the `metadata` entries (name
+-> buffer) where the exporter embeds our JSON. Pure Python, so it works on a
+Raspberry Pi that has only `tflite-runtime`.
+"""
+
+import collections
+import dataclasses
+import struct
+
+from edge_backbones.errors import ModelFileError
+
+__all__ = ["TFLiteModelFile", "read_model_file", "builtin_op_name"]
+
+_IDENTIFIER = b"TFL3"
+
+# FlatBuffer field ids (schema.fbs)
+_MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_BUFFERS = 1, 2, 4
+_MODEL_METADATA = 6
+_OPCODE_DEPRECATED_BUILTIN, _OPCODE_CUSTOM, _OPCODE_BUILTIN = 0, 1, 3
+_SUBGRAPH_TENSORS, _SUBGRAPH_OPERATORS = 0, 3
+_OPERATOR_OPCODE_INDEX, _OPERATOR_INPUTS, _OPERATOR_OUTPUTS = 0, 1, 2
+_TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_NAME = 0, 1, 3
+_METADATA_NAME, _METADATA_BUFFER = 0, 1
+_BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
+# the value of the "placeholder for deprecated builtin code" in schema v3a
+_PLACEHOLDER_FOR_GREATER_OP_CODES = 127
+
+TENSOR_TYPES = {
+    0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64",
+    5: "string", 6: "bool", 7: "int16", 8: "complex64", 9: "int8",
+    10: "float64", 11: "complex128", 12: "uint64", 13: "resource",
+    14: "variant", 15: "uint32", 16: "uint16", 17: "int4",
+}  # fmt: skip
+
+
+def builtin_op_name(code):
+    """The BuiltinOperator name of `code`, from the installed schema."""
+    for module in ("ai_edge_litert.schema_py_generated",
+                   "tflite_runtime.schema_py_generated",
+                   "tensorflow.lite.python.schema_py_generated"):  # fmt: skip
+        try:
+            schema = __import__(module, fromlist=["BuiltinOperator"])
+        except ImportError:
+            continue
+        names = {
+            value: key
+            for key, value in vars(schema.BuiltinOperator).items()
+            if not key.startswith("_")
+        }
+        return names.get(code, f"BUILTIN_{code}")
+    return f"BUILTIN_{code}"
+
+
+class _Table:
+    def __init__(self, buf, pos):
+        self.buf = buf
+        self.pos = pos
+        vtable = pos - struct.unpack_from("<i", buf, pos)[0]
+        self._vt_size = struct.unpack_from("<H", buf, vtable)[0]
+        self._vtable = vtable
+
+    def _field(self, field_id):
+        entry = 4 + 2 * field_id
+        if entry >= self._vt_size:
+            return 0
+        return struct.unpack_from("<H", self.buf, self._vtable + entry)[0]
+
+    def scalar(self, field_id, fmt, default=0):
+        offset = self._field(field_id)
+        if not offset:
+            return default
+        return struct.unpack_from("<" + fmt, self.buf, self.pos + offset)[0]
+
+    def _indirect(self, field_id):
+        offset = self._field(field_id)
+        if not offset:
+            return None
+        at = self.pos + offset
+        return at + struct.unpack_from("<I", self.buf, at)[0]
+
+    def vector(self, field_id):
+        """(start, length) of a vector field, or (0, 0) if absent."""
+        at = self._indirect(field_id)
+        if at is None:
+            return 0, 0
+        return at + 4, struct.unpack_from("<I", self.buf, at)[0]
+
+    def scalars(self, field_id, fmt):
+        start, length = self.vector(field_id)
+        size = struct.calcsize(fmt)
+        return [
+            struct.unpack_from("<" + fmt, self.buf, start + i * size)[0]
+            for i in range(length)
+        ]
+
+    def tables(self, field_id):
+        start, length = self.vector(field_id)
+        out = []
+        for i in range(length):
+            at = start + 4 * i
+            out.append(
+                _Table(self.buf, at + struct.unpack_from("<I", self.buf, at)[0])
+            )
+        return out
+
+    def string(self, field_id):
+        start, length = self.vector(field_id)
+        if not length and start == 0:
+            return None
+        return bytes(self.buf[start : start + length]).decode("utf-8")
+
+    def bytes(self, field_id):
+        start, length = self.vector(field_id)
+        return bytes(self.buf[start : start + length])
+
+
+@dataclasses.dataclass
+class TFLiteModelFile:
+    """What a .tflite file holds, read without running it."""
+
+    ops: list  # operator names in execution order (main subgraph first)
+    tensor_shapes: list  # every tensor's shape
+    tensor_types: list
+    metadata: dict  # name -> bytes
+
+    @property
+    def op_count(self):
+        return len(self.ops)
+
+    @property
+    def op_histogram(self):
+        """Op name -> count, most frequent first."""
+        return dict(collections.Counter(self.ops).most_common())
+
+    @property
+    def max_tensor_rank(self):
+        return max((len(s) for s in self.tensor_shapes), default=0)
+
+
+def read_model_file(source):
+    """Parses a .tflite path or bytes; a clear ModelFileError if it is not."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        buf, where = bytes(source), "the given bytes"
+    else:
+        where = repr(str(source))
+        try:
+            with open(source, "rb") as f:
+                buf = f.read()
+        except FileNotFoundError as exc:
+            raise ModelFileError(
+                f"No model file at {where}. Check the path, or export one "
+                "with `edge-backbones export`."
+            ) from exc
+        except OSError as exc:
+            raise ModelFileError(f"Cannot read {where}: {exc}.") from exc
+    if len(buf) == 0:
+        raise ModelFileError(
+            f"{where} is empty (0 bytes): an interrupted copy or export? "
+            "Export it again."
+        )
+    if len(buf) < 8 or buf[4:8] != _IDENTIFIER:
+        raise ModelFileError(
+            f"{where} is not a TFLite model (no 'TFL3' FlatBuffer identifier"
+            f" in its first 8 bytes; it has {len(buf)} bytes). Pass a .tflite"
+            " file written by a TFLite converter."
+        )
+    try:
+        return _parse(buf)
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise ModelFileError(
+            f"{where} is truncated or corrupt ({len(buf)} bytes; {exc}). "
+            "Export or copy it again."
+        ) from exc
+
+
+def _parse(buf):
+    model = _Table(buf, struct.unpack_from("<I", buf, 0)[0])
+    op_names = []
+    for code in model.tables(_MODEL_OPERATOR_CODES):
+        builtin = max(
+            code.scalar(_OPCODE_BUILTIN, "i"),
+            code.scalar(_OPCODE_DEPRECATED_BUILTIN, "b"),
+        )
+        custom = code.string(_OPCODE_CUSTOM)
+        op_names.append(
+            f"CUSTOM:{custom}" if custom else builtin_op_name(builtin)
+        )
+    ops, shapes, types = [], [], []
+    for subgraph in model.tables(_MODEL_SUBGRAPHS):
+        for op in subgraph.tables(_SUBGRAPH_OPERATORS):
+            ops.append(op_names[op.scalar(_OPERATOR_OPCODE_INDEX, "I")])
+        for tensor in subgraph.tables(_SUBGRAPH_TENSORS):
+            shapes.append(tuple(tensor.scalars(_TENSOR_SHAPE, "i")))
+            types.append(
+                TENSOR_TYPES.get(tensor.scalar(_TENSOR_TYPE, "b"), "unknown")
+            )
+    buffers = model.tables(_MODEL_BUFFERS)
+    metadata = {}
+    for entry in model.tables(_MODEL_METADATA):
+        buffer = buffers[entry.scalar(_METADATA_BUFFER, "I")]
+        offset = buffer.scalar(_BUFFER_OFFSET, "Q")
+        if offset > 1:  # large models keep buffers after the FlatBuffer
+            size = buffer.scalar(_BUFFER_SIZE, "Q")
+            data = buf[offset : offset + size]
+        else:
+            data = buffer.bytes(_BUFFER_DATA)
+        metadata[entry.string(_METADATA_NAME)] = data
+    return TFLiteModelFile(ops, shapes, types, metadata)
