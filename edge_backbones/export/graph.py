@@ -16,9 +16,21 @@ INPUT_NAME = "images"
 
 
 def serving_model(backbone, image_size, out_features=None):
-    """A Keras model: `images` (1, H, W, 3) float32 -> {level: tensor}."""
+    """A Keras model: `images` (1, H, W, 3) float32 -> {level: tensor}.
+
+    A backbone built for another fixed size is rebuilt from its config at
+    this size with the same weights (the layers read sizes at call time, so
+    the weights fit any size).
+    """
     keras = require("keras", "export")
     height, width = image_size
+    built_for = tuple(backbone.inputs[0].shape[1:3])
+    if built_for != (None, None) and built_for != (height, width):
+        config = backbone.get_config()
+        config["image_shape"] = (height, width, 3)
+        rebuilt = type(backbone).from_config(config)
+        rebuilt.set_weights(backbone.get_weights())
+        backbone = rebuilt
     images = keras.Input((height, width, 3), batch_size=1, name=INPUT_NAME)
     extractor = backbone.feature_extractor(out_features=out_features)
     return keras.Model(images, extractor(images), name="serving")
@@ -66,7 +78,5 @@ def float_tflite(backbone, image_size, out_features=None):
             os.path.join(tmp, "saved_model"),
         )
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS
-        ]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         return converter.convert()

@@ -1,4 +1,4 @@
-"""Keras 3 backbones. Importing this package registers every family's presets."""
+"""Keras 3 backbones; each family registers its presets on import."""
 
 from edge_backbones.models.backbone import (
     Backbone,

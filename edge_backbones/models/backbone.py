@@ -41,7 +41,7 @@ __all__ = [
 # Families whose import registers their presets; imported on first lookup so
 # that this module never pulls in a family it does not need.
 _FAMILY_MODULES = ("edge_backbones.models.mit", "edge_backbones.models.vit_det")
-# preset name -> {"class": Backbone subclass, "config": {...}, "metadata": {...}}
+# preset name -> {"class": Backbone subclass, "config": {}, "metadata": {}}
 _PRESETS = {}
 # Backbone subclasses that can load a foreign (Hugging Face) checkpoint.
 _FAMILIES = []
@@ -150,6 +150,12 @@ def local_weight_candidates(preset):
 
 def _is_checkpoint_folder(path):
     return os.path.isfile(os.path.join(path, KERAS_CONFIG_FILE))
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
 
 
 class Backbone(keras.Model):
@@ -359,7 +365,7 @@ class Backbone(keras.Model):
 
     @classmethod
     def _from_keras_preset(cls, path, config, load_weights, kwargs):
-        by_name = {family.__name__: family for family in _FAMILIES}
+        by_name = {sub.__name__: sub for sub in _subclasses(Backbone)}
         family = by_name.get(config["class_name"])
         if family is None:
             raise CheckpointError(

@@ -1,0 +1,102 @@
+"""The Backbone base class, on a tiny two-level model defined here."""
+
+import keras
+import numpy as np
+import pytest
+
+from edge_backbones.errors import CheckpointError, UnknownPresetError
+from edge_backbones.models.backbone import Backbone, FeatureInfo
+from edge_backbones.models.layers import EdgeLayerNormalization
+from tests.models.backbone_harness import (
+    run_backbone_test,
+    run_edge_graph_test,
+    run_model_saving_test,
+)
+
+
+@keras.saving.register_keras_serializable(package="edge_backbones_tests")
+class TinyBackbone(Backbone):
+    def __init__(self, channels=8, image_shape=(None, None, 3), **kwargs):
+        images = keras.Input(image_shape)
+        p1 = keras.layers.Conv2D(channels, 3, strides=4, padding="same")(images)
+        p1 = EdgeLayerNormalization()(p1)
+        p2 = keras.layers.Conv2D(
+            2 * channels, 3, strides=2, padding="same", activation="gelu"
+        )(p1)
+        super().__init__(images, p2, **kwargs)
+        self._set_pyramid(
+            {"P1": p1, "P2": p2},
+            [
+                FeatureInfo("P1", channels, 4),
+                FeatureInfo("P2", 2 * channels, 8),
+            ],
+        )
+        self.channels = channels
+        self.image_shape = image_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "image_shape": self.image_shape,
+        }
+
+
+def test_layer_norm_matches_keras():
+    x = np.random.default_rng(0).normal(3.0, 2.0, (2, 5, 7)).astype("float32")
+    ours = EdgeLayerNormalization(epsilon=1e-5)
+    ref = keras.layers.LayerNormalization(epsilon=1e-5)
+    ref.build(x.shape)
+    ours.build(x.shape)
+    gamma = np.linspace(0.5, 1.5, 7, dtype="float32")
+    beta = np.linspace(-1, 1, 7, dtype="float32")
+    ref.set_weights([gamma, beta])
+    ours.set_weights([gamma, beta])
+    np.testing.assert_allclose(ours(x), ref(x), atol=1e-5)
+
+
+def test_pyramid_contract():
+    x = np.ones((2, 32, 48, 3), "float32")
+    backbone, _ = run_backbone_test(TinyBackbone, {"channels": 4}, x)
+    assert [i.as_dict() for i in backbone.feature_info] == [
+        {"name": "P1", "channels": 4, "stride": 4},
+        {"name": "P2", "channels": 8, "stride": 8},
+    ]
+
+
+def test_level_selection_errors_name_the_levels():
+    backbone = TinyBackbone()
+    assert backbone.select_features(out_indices=[-1]) == ["P2"]
+    assert backbone.select_features([0], ["P1"]) == ["P1"]
+    with pytest.raises(ValueError, match=r"levels 0..1"):
+        backbone.select_features(out_indices=[2])
+    with pytest.raises(ValueError, match=r"unknown level\(s\) \['P9'\]"):
+        backbone.select_features(out_features=["P9"])
+    with pytest.raises(ValueError, match="make them agree"):
+        backbone.select_features(out_indices=[0], out_features=["P2"])
+
+
+def test_saving(tmp_path):
+    x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype("float32")
+    run_model_saving_test(TinyBackbone, {"channels": 4}, x, tmp_path)
+
+
+def test_edge_graph(tmp_path):
+    model_file = run_edge_graph_test(TinyBackbone(), (32, 48), tmp_path)
+    assert model_file.op_histogram["CONV_2D"] == 2
+
+
+def test_unknown_preset_suggests_close_names():
+    with pytest.raises(UnknownPresetError, match="Unknown preset 'tiny_b0'"):
+        TinyBackbone.from_preset("tiny_b0")
+
+
+def test_folder_without_config_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="has no config.json"):
+        Backbone.from_preset(str(tmp_path))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not readable JSON"):
+        Backbone.from_preset(str(tmp_path))
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(CheckpointError, match="'llama'"):
+        Backbone.from_preset(str(tmp_path))
