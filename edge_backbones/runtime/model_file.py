@@ -126,6 +126,9 @@ class TFLiteModelFile:
     tensor_shapes: list  # every tensor's shape
     tensor_types: list
     metadata: dict  # name -> bytes
+    # per op in `ops`: (input, output) tensor indices into `tensor_shapes`
+    # (-1 = an omitted optional input); lets callers count MACs from shapes
+    op_io: list = dataclasses.field(default_factory=list)
 
     @property
     def op_count(self):
@@ -189,10 +192,22 @@ def _parse(buf):
         op_names.append(
             f"CUSTOM:{custom}" if custom else builtin_op_name(builtin)
         )
-    ops, shapes, types = [], [], []
+    ops, shapes, types, op_io = [], [], [], []
     for subgraph in model.tables(_MODEL_SUBGRAPHS):
+        # tensor indices are per subgraph; shift them into the flat lists
+        base = len(shapes)
+
+        def shifted(indices, base=base):
+            return tuple(i + base if i >= 0 else -1 for i in indices)
+
         for op in subgraph.tables(_SUBGRAPH_OPERATORS):
             ops.append(op_names[op.scalar(_OPERATOR_OPCODE_INDEX, "I")])
+            op_io.append(
+                (
+                    shifted(op.scalars(_OPERATOR_INPUTS, "i")),
+                    shifted(op.scalars(_OPERATOR_OUTPUTS, "i")),
+                )
+            )
         for tensor in subgraph.tables(_SUBGRAPH_TENSORS):
             shapes.append(tuple(tensor.scalars(_TENSOR_SHAPE, "i")))
             types.append(
@@ -209,4 +224,4 @@ def _parse(buf):
         else:
             data = buffer.bytes(_BUFFER_DATA)
         metadata[entry.string(_METADATA_NAME)] = data
-    return TFLiteModelFile(ops, shapes, types, metadata)
+    return TFLiteModelFile(ops, shapes, types, metadata, op_io)

@@ -1,0 +1,194 @@
+"""Latency of an exported model through `EdgeModel`, as a dict a machine reads.
+
+Warm-up runs, then timed runs of `model(x)` on a fixed input in the model's
+input space (so preprocessing is not timed). With `compare_bare`, each timed
+call alternates with a bare `interpreter.invoke()` on the same interpreter,
+so both see the same machine load and the ratio measures what the wrapper
+adds (quantizing, copying and dequantizing the tensors).
+"""
+
+import collections
+import os
+import sys
+import time
+
+import numpy as np
+
+from edge_backbones.errors import InputError
+from edge_backbones.runtime.edge_model import EdgeModel
+
+__all__ = ["benchmark", "latency_stats", "peak_rss_mb", "format_table"]
+
+# seconds between progress lines on stderr; shorter runs print none
+_PROGRESS_EVERY_S = 5.0
+
+
+def latency_stats(seconds):
+    """Summary (milliseconds) of a list of durations in seconds."""
+    ms = np.asarray(seconds, np.float64) * 1e3
+    return {
+        "median": float(np.median(ms)),
+        "p5": float(np.percentile(ms, 5)),
+        "p95": float(np.percentile(ms, 95)),
+        "mean": float(ms.mean()),
+        "std": float(ms.std()),
+        "min": float(ms.min()),
+        "max": float(ms.max()),
+        "runs": int(ms.size),
+    }
+
+
+def peak_rss_mb():
+    """The process's peak resident memory so far, in MiB (None if unknown).
+
+    It covers everything the process loaded before, so compare models in
+    separate processes.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        resource = None
+    if resource is not None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Linux reports KiB, macOS bytes
+        return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+    try:
+        import psutil
+    except ImportError:
+        return None
+    info = psutil.Process().memory_info()
+    return getattr(info, "peak_wset", info.rss) / (1 << 20)
+
+
+def _fixed_input(spec):
+    rng = np.random.default_rng(0)
+    dtype = np.dtype(spec.dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        values = rng.integers(info.min, info.max, spec.shape, endpoint=True)
+    else:
+        values = rng.standard_normal(spec.shape)
+    return values.astype(dtype)
+
+
+def benchmark(
+    model_path,
+    num_threads=None,
+    runs=50,
+    warmup=5,
+    delegates=("xnnpack",),
+    backend=None,
+    strict=False,
+    compare_bare=False,
+    label=None,
+):
+    """Times `EdgeModel(model_path, ...)`; returns a JSON-ready dict.
+
+    Keys: model, size_bytes, threads, backend, delegate, fully_delegated,
+    cpu_ops, init_ms, warmup, latency_ms {median, p5, p95, mean, std, min,
+    max, runs}, peak_rss_mb, and with `compare_bare` also bare_latency_ms
+    and wrapper_over_bare (ratio of medians).
+    """
+    if runs < 1 or warmup < 0:
+        raise InputError(
+            f"runs must be >= 1 and warmup >= 0; got runs={runs}, "
+            f"warmup={warmup}."
+        )
+    label = label or os.path.basename(os.fspath(model_path))
+    start = time.perf_counter()
+    model = EdgeModel(
+        model_path,
+        delegates=delegates,
+        num_threads=num_threads,
+        strict=strict,
+        backend=backend,
+    )
+    init_s = time.perf_counter() - start
+    x = _fixed_input(model.input_spec)
+    for _ in range(warmup):
+        model(x)
+    engine = model._engine  # noqa: SLF001 - the same one, on purpose
+    wrapped, bare = [], []
+    last_report = time.perf_counter()
+    for i in range(runs):
+        t0 = time.perf_counter()
+        model(x)
+        t1 = time.perf_counter()
+        wrapped.append(t1 - t0)
+        if compare_bare:
+            # the wrapper's call left the same input in the tensor
+            engine.invoke()
+            bare.append(time.perf_counter() - t1)
+        if time.perf_counter() - last_report > _PROGRESS_EVERY_S:
+            last_report = time.perf_counter()
+            print(
+                f"bench {label} threads={num_threads}: {i + 1}/{runs} runs, "
+                f"median so far {np.median(wrapped) * 1e3:.2f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
+    result = {
+        "model": os.fspath(model_path),
+        "size_bytes": os.path.getsize(model_path),
+        "threads": num_threads,
+        "backend": f"{model.backend.name} {model.backend.version}",
+        "delegate": model.active_delegate,
+        "fully_delegated": model.fully_delegated,
+        # op name -> count of ops no delegate took; None if unknown
+        "cpu_ops": (
+            None
+            if model.cpu_ops is None
+            else dict(collections.Counter(model.cpu_ops).most_common())
+        ),
+        "init_ms": init_s * 1e3,
+        "warmup": warmup,
+        "latency_ms": latency_stats(wrapped),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if compare_bare:
+        result["bare_latency_ms"] = latency_stats(bare)
+        result["wrapper_over_bare"] = (
+            result["latency_ms"]["median"] / result["bare_latency_ms"]["median"]
+        )
+    return result
+
+
+def format_table(results):
+    """A readable table of `benchmark` results, one row per result."""
+    header = ["model", "threads", "delegate", "full", "init ms", "median",
+              "p5", "p95", "std", "peak MiB"]  # fmt: skip
+    with_bare = any("wrapper_over_bare" in r for r in results)
+    if with_bare:
+        header += ["bare med", "wrap/bare"]
+    rows = [header]
+    for r in results:
+        lat = r["latency_ms"]
+        full = {True: "yes", False: "no", None: "n/a"}[r["fully_delegated"]]
+        peak = r["peak_rss_mb"]
+        row = [
+            os.path.basename(r["model"]),
+            str(r["threads"] if r["threads"] is not None else "default"),
+            r["delegate"],
+            full,
+            f"{r['init_ms']:.1f}",
+            f"{lat['median']:.3f}",
+            f"{lat['p5']:.3f}",
+            f"{lat['p95']:.3f}",
+            f"{lat['std']:.3f}",
+            "?" if peak is None else f"{peak:.0f}",
+        ]
+        if with_bare:
+            bare = r.get("bare_latency_ms")
+            row += (
+                [f"{bare['median']:.3f}", f"{r['wrapper_over_bare']:.3f}"]
+                if bare
+                else ["", ""]
+            )
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)

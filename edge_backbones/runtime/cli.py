@@ -1,0 +1,242 @@
+"""`edge-backbones run` and `edge-backbones bench`: the runtime's commands.
+
+Both work on a device with only the runtime installed (numpy, OpenCV and a
+TFLite interpreter); nothing is imported until a command runs.
+"""
+
+import argparse
+import collections
+import json
+import os
+import platform
+import sys
+
+__all__ = ["add_parsers"]
+
+# height in pixels of each panel of the --save-png picture
+_PANEL_HEIGHT = 256
+
+
+def _csv(text):
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _threads(text):
+    try:
+        values = [int(v) for v in _csv(text)]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--threads {text!r}: give thread counts >= 1, comma separated, "
+            "e.g. 1,2,4."
+        )
+    return values
+
+
+def _json_dict(text):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"--preprocessing is not JSON ({exc}); e.g. "
+            '\'{"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}\''
+        ) from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"--preprocessing must be a JSON object; got {text!r}."
+        )
+    return value
+
+
+def _add_model_options(parser):
+    parser.add_argument(
+        "--delegates",
+        type=_csv,
+        default=["xnnpack"],
+        help="comma-separated, in order of precedence: xnnpack (default "
+        "CPU), cpu (reference kernels), gpu, nnapi, edgetpu, or a delegate "
+        ".so path",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("litert", "tflite_runtime", "tf"),
+        help="interpreter package (default: the first installed, in this "
+        "order)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail if a delegate does not load instead of falling back",
+    )
+
+
+def _heatmap_png(image, outputs, path):
+    """Input image, then per level a mean-|channel| heatmap, side by side."""
+    import cv2
+    import numpy as np
+
+    from edge_backbones.errors import InputError
+
+    def panel(rgb, label, interpolation):
+        height, width = rgb.shape[:2]
+        size = (max(1, round(width * _PANEL_HEIGHT / height)), _PANEL_HEIGHT)
+        bgr = cv2.resize(
+            np.ascontiguousarray(rgb[..., ::-1]), size,
+            interpolation=interpolation,
+        )  # fmt: skip
+        cv2.putText(bgr, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
+        return bgr
+
+    # photos shrink smoothly; feature cells stay visible as blocks
+    panels = [panel(image, "input", cv2.INTER_AREA)]
+    for name, value in outputs.items():
+        level = np.abs(value[0]).mean(axis=-1)
+        low, high = float(level.min()), float(level.max())
+        scaled = (level - low) / (high - low) if high > low else level * 0
+        gray = np.round(scaled * 255).astype(np.uint8)
+        colored = cv2.applyColorMap(gray, cv2.COLORMAP_VIRIDIS)[..., ::-1]
+        h, w, c = value.shape[1:]
+        panels.append(panel(colored, f"{name} {h}x{w}x{c}", cv2.INTER_NEAREST))
+    gap = np.full((_PANEL_HEIGHT, 4, 3), 255, np.uint8)
+    spaced = [panels[0]]
+    for item in panels[1:]:
+        spaced += [gap, item]
+    picture = cv2.hconcat(spaced)
+    _, encoded = cv2.imencode(".png", picture)
+    try:
+        encoded.tofile(path)
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write the PNG to {path!r} ({exc}). Check that the "
+            "folder exists and is writable."
+        ) from exc
+
+
+def _run(args):
+    import numpy as np
+
+    from edge_backbones.runtime import EdgeModel, load_image
+
+    model = EdgeModel(
+        args.model,
+        delegates=args.delegates,
+        num_threads=args.threads,
+        strict=args.strict,
+        backend=args.backend,
+        preprocessing=args.preprocessing,
+    )
+    image = load_image(args.image)
+    outputs = model(model.preprocess(image))
+    spec = model.input_spec
+    print(f"model     {args.model}")
+    print(f"input     {spec.name} {list(spec.shape)} {spec.dtype}")
+    print(
+        f"runs on   {model.active_delegate} (fully delegated: "
+        f"{model.fully_delegated}), backend {model.backend.name}"
+    )
+    if model.cpu_ops:
+        counts = collections.Counter(model.cpu_ops).most_common()
+        print(
+            f"cpu ops   {len(model.cpu_ops)} ops no delegate took: "
+            + ", ".join(f"{op} x{n}" for op, n in counts)
+        )
+    width = max(len(name) for name in outputs)
+    for name, value in outputs.items():
+        stats = (value.min(), value.max(), value.mean(), value.std())
+        print(
+            f"{name:<{width}}  {str(list(value.shape)):<18} "
+            f"{model.output_specs[name].dtype:<8} "
+            + "min {:.4g}  max {:.4g}  mean {:.4g}  std {:.4g}".format(
+                *(float(s) for s in stats)
+            )
+        )
+        if not np.isfinite(value).all():
+            print(f"warning: {name} has non-finite values", file=sys.stderr)
+    if args.save_png:
+        _heatmap_png(image, outputs, args.save_png)
+        print(f"saved     {args.save_png}")
+    return 0
+
+
+def _bench(args):
+    from edge_backbones.runtime.bench import benchmark, format_table
+
+    results = []
+    for model in args.models:
+        for threads in args.threads:
+            results.append(
+                benchmark(
+                    model,
+                    num_threads=threads,
+                    runs=args.runs,
+                    warmup=args.warmup,
+                    delegates=args.delegates,
+                    backend=args.backend,
+                    strict=args.strict,
+                    compare_bare=args.compare_bare,
+                )
+            )
+    print(format_table(results))
+    if args.json:
+        document = {
+            "host": {
+                "machine": platform.machine(),
+                "system": platform.platform(),
+                "python": platform.python_version(),
+                "cpu_count": os.cpu_count(),
+            },
+            "results": results,
+        }
+        parent = os.path.dirname(os.path.abspath(args.json))
+        os.makedirs(parent, exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(document, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def add_parsers(subparsers):
+    run = subparsers.add_parser(
+        "run",
+        help="run an exported model on one image and print its levels",
+        description="Runs a .tflite backbone on one image with the "
+        "preprocessing in its metadata and prints each pyramid level's "
+        "shape, dtype and value range.",
+    )
+    run.add_argument("model", help="the .tflite file")
+    run.add_argument("image", help="an image file (JPEG, PNG, ...)")
+    run.add_argument(
+        "--save-png",
+        metavar="PATH",
+        help="also write the input and a mean-|channel| heatmap per level",
+    )
+    run.add_argument("--threads", type=int, default=None)
+    run.add_argument(
+        "--preprocessing",
+        type=_json_dict,
+        help="preprocessing JSON for models without edge_backbones metadata",
+    )
+    _add_model_options(run)
+    run.set_defaults(func=_run)
+
+    bench = subparsers.add_parser(
+        "bench",
+        help="time exported models (median, p5, p95, memory)",
+        description="Times each model at each thread count after warm-up "
+        "runs; prints a table and optionally writes JSON.",
+    )
+    bench.add_argument("models", nargs="+", help=".tflite files")
+    bench.add_argument("--threads", type=_threads, default=[1])
+    bench.add_argument("--runs", type=int, default=50)
+    bench.add_argument("--warmup", type=int, default=5)
+    bench.add_argument("--json", metavar="PATH", help="write results here")
+    bench.add_argument(
+        "--compare-bare",
+        action="store_true",
+        help="also time bare interpreter.invoke() calls on the same "
+        "interpreter and report the wrapper/bare ratio",
+    )
+    _add_model_options(bench)
+    bench.set_defaults(func=_bench)

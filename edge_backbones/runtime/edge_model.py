@@ -1,0 +1,388 @@
+"""`EdgeModel`: one exported backbone, run with numpy and a TFLite interpreter.
+
+Outputs are looked up by their SignatureDef names (the pyramid levels), not
+by position: the converter reorders output tensors. One interpreter is
+created per model, allocated once at its fixed input shape, and reused;
+calls from several threads take turns on it.
+"""
+
+import dataclasses
+import os
+import threading
+import warnings
+
+import numpy as np
+
+from edge_backbones.errors import (
+    DelegateUnavailableError,
+    InputError,
+    MetadataError,
+    ModelFileError,
+)
+from edge_backbones.runtime import delegates as delegates_lib
+from edge_backbones.runtime.backends import load_backend
+from edge_backbones.runtime.engines import (
+    CompiledModelEngine,
+    InterpreterEngine,
+    accelerator_available,
+)
+from edge_backbones.runtime.metadata import read_metadata, validate_metadata
+from edge_backbones.runtime.model_file import read_model_file
+from edge_backbones.runtime.preprocess import (
+    preprocess,
+    validate_preprocessing,
+)
+
+__all__ = ["EdgeModel", "TensorSpec"]
+
+_SIGNATURE = "serving_default"
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output as the interpreter reports it."""
+
+    name: str
+    shape: tuple
+    dtype: str  # numpy dtype name: "float32", "int8", "uint8", ...
+    quantization: dict | None  # {"scale", "zero_point"}; None if float
+
+
+def _tensor_spec(name, details):
+    scale, zero_point = details["quantization"]
+    quantization = None
+    if scale:
+        quantization = {"scale": float(scale), "zero_point": int(zero_point)}
+    return TensorSpec(
+        name,
+        tuple(int(d) for d in details["shape"]),
+        np.dtype(details["dtype"]).name,
+        quantization,
+    )
+
+
+class EdgeModel:
+    """An exported .tflite backbone: `model(x)` -> {level: float32 array}.
+
+    Args:
+        model_path: the .tflite file.
+        delegates: where to run, in order of precedence: "xnnpack" (the
+            default CPU path), "cpu" (reference kernels), "gpu", "nnapi",
+            "edgetpu", a delegate library path, or (name, options). A
+            delegate that fails to load falls back to the next one with a
+            single `DelegateFallbackWarning`; if all fail, XNNPACK runs.
+        num_threads: CPU threads; None keeps the interpreter's default
+            (one thread in LiteRT 2.x).
+        strict: raise `DelegateUnavailableError` instead of falling back.
+        backend: "litert", "tflite_runtime" or "tf"; None takes the first
+            one installed, in that order.
+        preprocessing: a preprocessing dict (see `runtime.preprocess`) for
+            models exported without our metadata; overrides the metadata.
+    """
+
+    def __init__(
+        self,
+        model_path,
+        delegates=("xnnpack",),
+        num_threads=None,
+        strict=False,
+        backend=None,
+        preprocessing=None,
+    ):
+        self.model_path = os.fspath(model_path)
+        # a bad file gets a clear error here instead of an interpreter abort
+        self.model_file = read_model_file(self.model_path)
+        self.metadata = read_metadata(self.model_path, self.model_file)
+        if num_threads is not None and (
+            isinstance(num_threads, bool)
+            or not isinstance(num_threads, int)
+            or num_threads < 1
+        ):
+            raise InputError(
+                f"num_threads must be a positive int or None; got "
+                f"{num_threads!r}."
+            )
+        self.num_threads = num_threads
+        self.backend = load_backend(backend)
+        specs = delegates_lib.parse_delegates(delegates)
+        self._engine, self.active_delegate = self._open(specs, strict)
+        self._bind_signature()
+        if self.metadata is not None:
+            validate_metadata(self.metadata, self.input_spec, self.output_specs)
+        if preprocessing is None and self.metadata is not None:
+            preprocessing = self.metadata["input"].get("preprocessing")
+        self.preprocessing = (
+            None
+            if preprocessing is None
+            else validate_preprocessing(preprocessing)
+        )
+        self._lock = threading.Lock()
+
+    # -- construction ---------------------------------------------------
+
+    def _open(self, specs, strict):
+        failures = []
+        for spec in specs:
+            try:
+                engine = self._create(spec)
+            except DelegateUnavailableError as exc:
+                if strict:
+                    raise
+                failures.append(str(exc))
+                continue
+            break
+        else:
+            # every requested delegate failed: the default CPU path is the
+            # floor
+            spec = delegates_lib.DelegateSpec("xnnpack", "default")
+            engine = self._create(spec)
+        if failures:
+            warnings.warn(
+                f"{' '.join(failures)} Running on {spec.name!r} instead; "
+                "pass strict=True to raise.",
+                delegates_lib.DelegateFallbackWarning,
+                stacklevel=3,
+            )
+        return engine, spec.name
+
+    def _create(self, spec):
+        backend = self.backend
+        reasons = []
+        if (
+            spec.name == "gpu"
+            and not delegates_lib.library_overridden(spec)
+            and accelerator_available(backend)
+        ):
+            try:
+                return CompiledModelEngine(
+                    self.model_path, "gpu", self.num_threads
+                )
+            except DelegateUnavailableError as exc:
+                reasons.append(str(exc))
+        kwargs = {"model_path": self.model_path}
+        if self.num_threads is not None:
+            kwargs["num_threads"] = self.num_threads
+        if spec.kind == "reference":
+            kwargs["experimental_op_resolver_type"] = (
+                backend.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            )
+        library = None
+        if spec.kind == "library":
+            try:
+                delegate, library = delegates_lib.load_library_delegate(
+                    backend, spec
+                )
+            except DelegateUnavailableError as exc:
+                raise DelegateUnavailableError(
+                    " ".join([*reasons, str(exc)])
+                ) from exc
+            kwargs["experimental_delegates"] = [delegate]
+        try:
+            interpreter = backend.Interpreter(**kwargs)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            if library is not None:
+                raise DelegateUnavailableError(
+                    f"The {spec.name!r} delegate ({library}) loaded but "
+                    f"could not run this graph: {exc}"
+                ) from exc
+            raise ModelFileError(
+                f"The {backend.name} interpreter cannot load "
+                f"{self.model_path!r}: {exc}. Was it exported for a newer "
+                "runtime or with custom ops? Upgrade ai-edge-litert or "
+                "export again."
+            ) from exc
+        return InterpreterEngine(interpreter)
+
+    def _bind_signature(self):
+        if isinstance(self._engine, InterpreterEngine):
+            interpreter = self._engine.interpreter
+        else:
+            # CompiledModel reports no quantization parameters; a plain
+            # interpreter (never allocated) reads them from the file
+            interpreter = self.backend.Interpreter(model_path=self.model_path)
+        key = None
+        signatures = interpreter.get_signature_list()
+        if signatures:
+            key = _SIGNATURE if _SIGNATURE in signatures else next(
+                iter(signatures)
+            )  # fmt: skip
+            runner = interpreter.get_signature_runner(key)
+            inputs = runner.get_input_details()
+            outputs = runner.get_output_details()
+            # a live runner holds a reference that makes invoke() refuse
+            # to run, so only its name -> tensor maps are kept
+            del runner
+        else:
+            # models converted without a SignatureDef keep tensor names
+            inputs = {d["name"]: d for d in interpreter.get_input_details()}
+            outputs = {d["name"]: d for d in interpreter.get_output_details()}
+        if len(inputs) != 1:
+            raise ModelFileError(
+                f"{self.model_path!r} has {len(inputs)} inputs "
+                f"({sorted(inputs)}); an image backbone takes exactly one."
+            )
+        main_inputs = {d["index"] for d in interpreter.get_input_details()}
+        (input_name, details), = inputs.items()  # fmt: skip
+        if details["index"] not in main_inputs:
+            raise ModelFileError(
+                f"The signature of {self.model_path!r} runs a subgraph other "
+                "than the first, which this runtime does not drive. Export "
+                "the model with a single serving signature."
+            )
+        self.input_spec = _tensor_spec(input_name, details)
+        order = list(outputs)
+        if self.metadata is not None:
+            # the exporter lists levels fine to coarse; keep that order
+            order = [n for n in self.metadata["outputs"] if n in outputs]
+            order += [n for n in outputs if n not in order]
+        self.output_specs = {n: _tensor_spec(n, outputs[n]) for n in order}
+        self._dequantize = []
+        for name, spec in self.output_specs.items():
+            quant = spec.quantization
+            self._dequantize.append(
+                (
+                    name,
+                    None if quant is None else np.float32(quant["scale"]),
+                    None if quant is None else np.float32(quant["zero_point"]),
+                )
+            )
+        if isinstance(self._engine, InterpreterEngine):
+            self._engine.bind(details, [outputs[n] for n in order])
+        else:
+            self._engine.bind(
+                key,
+                input_name,
+                [(n, s.shape, np.dtype(s.dtype))
+                 for n, s in self.output_specs.items()],
+            )  # fmt: skip
+
+    # -- properties -----------------------------------------------------
+
+    @property
+    def output_names(self):
+        return list(self.output_specs)
+
+    @property
+    def image_size(self):
+        """(height, width) the model takes."""
+        return self.input_spec.shape[1], self.input_spec.shape[2]
+
+    @property
+    def fully_delegated(self):
+        """True if a delegate runs every op; None if not applicable/known.
+
+        The reference-kernel path ("cpu") uses no delegate, so None.
+        """
+        if self.active_delegate == "cpu":
+            return None
+        return self._engine.fully_delegated
+
+    @property
+    def cpu_ops(self):
+        """Ops no delegate took (run by CPU kernels); None if unknown."""
+        return self._engine.cpu_ops
+
+    def __repr__(self):
+        return (
+            f"EdgeModel({self.model_path!r}, input={self.input_spec.shape} "
+            f"{self.input_spec.dtype}, outputs={self.output_names}, "
+            f"delegate={self.active_delegate!r}, "
+            f"backend={self.backend.name!r})"
+        )
+
+    # -- running --------------------------------------------------------
+
+    def __call__(self, x):
+        """Runs one input in model-input space -> {name: float32 array}.
+
+        `x` is (1, H, W, C) or (H, W, C) as `preprocess` returns it. Float
+        values are quantized with the input tensor's own scale and zero
+        point when the model takes int8/uint8.
+        """
+        x = self._to_input(x)
+        with self._lock:
+            raw = self._engine.run(x)
+        out = {}
+        for (name, scale, zero_point), value in zip(
+            self._dequantize, raw, strict=True
+        ):
+            if scale is None:
+                out[name] = value.astype(np.float32, copy=False)
+            else:
+                out[name] = (value.astype(np.float32) - zero_point) * scale
+        return out
+
+    def _to_input(self, x):
+        spec = self.input_spec
+        x = np.asarray(x)
+        if x.ndim == len(spec.shape) - 1:
+            x = x[None]
+        if x.shape != spec.shape:
+            hint = ""
+            if x.ndim == len(spec.shape) and x.shape[-1] != spec.shape[-1]:
+                hint = (
+                    f" ({x.shape[-1]} channels where the model takes "
+                    f"{spec.shape[-1]})"
+                )
+            raise InputError(
+                f"Input of shape {x.shape}{hint}; the model takes "
+                f"{spec.shape} (or {spec.shape[1:]}). Use "
+                "model.preprocess(image) to resize and normalize an image."
+            )
+        target = np.dtype(spec.dtype)
+        if x.dtype == target:
+            return x
+        pixels_in_graph = bool(
+            self.preprocessing and self.preprocessing["pixels_in_graph"]
+        )
+        if np.issubdtype(x.dtype, np.floating) or (
+            x.dtype == np.uint8 and pixels_in_graph
+        ):
+            if spec.quantization is None:
+                return x.astype(target)
+            # in place on one float32 copy: this runs on every call
+            q = x.astype(np.float32)
+            q /= np.float32(spec.quantization["scale"])
+            q += np.float32(spec.quantization["zero_point"])
+            np.rint(q, out=q)
+            info = np.iinfo(target)
+            np.clip(q, info.min, info.max, out=q)
+            return q.astype(target)
+        raise InputError(
+            f"Input dtype {x.dtype}; the model takes {spec.dtype}"
+            + (" (normalized values)" if not pixels_in_graph else "")
+            + ". Pass model.preprocess(image), or float32 values in the "
+            "model's input space."
+        )
+
+    def preprocess(self, image):
+        """A path or an RGB array -> the (H, W, 3) array this model takes."""
+        if self.preprocessing is None:
+            raise MetadataError(
+                f"{self.model_path!r} has no edge_backbones metadata, so its "
+                "preprocessing is unknown. Pass preprocessing={'mean': ..., "
+                "'std': ..., ...} to EdgeModel, or export the model with "
+                "edge_backbones."
+            )
+        return preprocess(image, self.preprocessing, self.image_size)
+
+    def predict(self, images):
+        """Preprocesses and runs images -> {name: stacked float32 array}.
+
+        `images` is a list of paths or RGB arrays (a single one is fine);
+        results are stacked along the batch axis in the same order.
+        """
+        if isinstance(images, (str, os.PathLike)) or (
+            isinstance(images, np.ndarray) and images.ndim in (2, 3)
+        ):
+            images = [images]
+        results = [self(self.preprocess(image)) for image in images]
+        if not results:
+            raise InputError(
+                "predict() got no images; pass a list of paths or arrays."
+            )
+        return {
+            name: np.concatenate([r[name] for r in results])
+            for name in self.output_specs
+        }

@@ -1,0 +1,174 @@
+"""The two ways LiteRT runs a graph, behind one small interface.
+
+`InterpreterEngine` drives the classic `Interpreter` (all three backends;
+CPU paths and delegate libraries). `CompiledModelEngine` drives LiteRT 2.x's
+`CompiledModel`, the only way to reach its hardware accelerators (the GPU
+accelerator ships in ai-edge-litert as libLiteRtWebGpuAccelerator.so).
+Both take an input array already in the input tensor's dtype and return
+the raw output arrays in the bound order; `EdgeModel` does the rest.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+import numpy as np
+
+from edge_backbones.errors import DelegateUnavailableError
+from edge_backbones.runtime.delegates import delegation_summary
+
+__all__ = ["InterpreterEngine", "CompiledModelEngine", "accelerator_available"]
+
+
+class InterpreterEngine:
+    def __init__(self, interpreter):
+        self.interpreter = interpreter
+        summary = delegation_summary(interpreter)
+        self.delegate_nodes, self.cpu_ops = summary or (None, None)
+
+    def bind(self, input_details, output_details):
+        self._input_index = input_details["index"]
+        self._output_indices = [d["index"] for d in output_details]
+
+    @property
+    def fully_delegated(self):
+        if self.delegate_nodes is None:
+            return None
+        return self.delegate_nodes > 0 and not self.cpu_ops
+
+    def run(self, x):
+        interpreter = self.interpreter
+        interpreter.set_tensor(self._input_index, x)
+        interpreter.invoke()
+        # get_tensor copies: no array may pin the interpreter's memory, or
+        # its next invoke() refuses to run
+        return [interpreter.get_tensor(i) for i in self._output_indices]
+
+    def invoke(self):
+        """Runs on whatever input was set last (for bare timing)."""
+        self.interpreter.invoke()
+
+
+def accelerator_available(backend):
+    """True if `backend` offers LiteRT's CompiledModel accelerators."""
+    if backend.name != "litert":
+        return False
+    try:
+        import ai_edge_litert.compiled_model  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _native_errors(log):
+    """The error lines of LiteRT's native log, deduplicated, in order."""
+    lines = []
+    for line in log.splitlines():
+        line = line.strip()
+        if re.match(r"^(E\d{4}|ERROR|Warning: Couldn't)", line):
+            # drop the "E0000 00:00:... file.cc:123]" style prefix
+            text = re.sub(r"^E\d{4} [\d:.]+\s+\d+ \S+\] ", "", line)
+            if text not in lines:
+                lines.append(text)
+    return lines
+
+
+class _CapturedStderr:
+    """Collects what native code writes to file descriptor 2.
+
+    LiteRT's accelerators log through C++ to stderr (dozens of INFO lines)
+    while the Python exception only says "compiled_model.cc:1036", so the
+    reason a GPU is unusable is only in that log.
+    """
+
+    def __enter__(self):
+        # Python's own buffered stderr text belongs before the redirect
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.seek(0)
+        self.text = self._file.read().decode("utf-8", "replace")
+        self._file.close()
+        return False
+
+
+class CompiledModelEngine:
+    """A LiteRT CompiledModel on one hardware accelerator ("gpu"/"cpu")."""
+
+    def __init__(self, model_path, accelerator, num_threads=None):
+        from ai_edge_litert import compiled_model
+        from ai_edge_litert.environment import Environment
+        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+        from ai_edge_litert.options import CpuOptions, Options
+
+        # the GPU keeps the CPU as a fallback for ops it cannot run, as
+        # LiteRT recommends; is_fully_accelerated() then tells if any did
+        flag = {
+            "gpu": HardwareAccelerator.GPU | HardwareAccelerator.CPU,
+            "cpu": HardwareAccelerator.CPU,
+        }[accelerator]
+        options = Options(
+            hardware_accelerators=flag,
+            cpu_options=CpuOptions(num_threads=num_threads or 0),
+        )
+        with _CapturedStderr() as captured:
+            # our own environment, so a failed one is torn down (and logs
+            # its teardown) while stderr is still captured
+            environment = Environment.create(
+                runtime_path=os.path.dirname(compiled_model.__file__)
+            )
+            try:
+                self._model = compiled_model.CompiledModel.from_file(
+                    model_path, environment=environment, options=options
+                )
+                failure = None
+            except RuntimeError as exc:
+                failure = exc
+                environment.close()
+            del environment
+        if failure is not None:
+            details = "; ".join(_native_errors(captured.text)) or str(failure)
+            raise DelegateUnavailableError(
+                f"LiteRT's {accelerator.upper()} accelerator could not "
+                f"compile the model: {details}."
+            ) from failure
+        self.fully_delegated = self._model.is_fully_accelerated()
+        self.cpu_ops = None  # CompiledModel does not list its CPU ops
+
+    def bind(self, signature_key, input_name, outputs):
+        """`outputs`: [(name, shape, numpy dtype)] in the order to return."""
+        model = self._model
+        self._key = signature_key
+        self._inputs = {
+            input_name: model.create_input_buffer_by_name(
+                signature_key, input_name
+            )
+        }
+        self._input = self._inputs[input_name]
+        self._outputs = {
+            name: model.create_output_buffer_by_name(signature_key, name)
+            for name, _, _ in outputs
+        }
+        self._reads = [
+            (self._outputs[name], int(np.prod(shape)), dtype, shape)
+            for name, shape, dtype in outputs
+        ]
+
+    def run(self, x):
+        self._input.write(x)
+        self.invoke()
+        return [
+            buffer.read(count, dtype).reshape(shape)
+            for buffer, count, dtype, shape in self._reads
+        ]
+
+    def invoke(self):
+        self._model.run_by_name(self._key, self._inputs, self._outputs)

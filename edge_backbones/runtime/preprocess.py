@@ -1,0 +1,218 @@
+"""Image preprocessing: the one implementation the runtime and export share.
+
+Calibration, fidelity checks and the deployed runtime must feed a model the
+same pixels, so all of them call `load_image` and `preprocess` from here.
+The `preprocessing` dict is the one the exporter embeds in a model's
+metadata (see the metadata contract): color_order, resize, interpolation,
+pixels_in_graph, scale, mean and std. Only numpy and OpenCV are needed.
+"""
+
+import os
+
+import cv2
+import numpy as np
+
+from edge_backbones.errors import InputError, MetadataError
+
+__all__ = [
+    "RESIZE_POLICIES",
+    "INTERPOLATIONS",
+    "load_image",
+    "preprocess",
+    "resize",
+    "validate_preprocessing",
+]
+
+RESIZE_POLICIES = ("stretch", "longest_side_pad")
+INTERPOLATIONS = ("linear", "nearest", "area", "cubic")
+_COLOR_ORDERS = ("RGB", "BGR")
+
+
+def load_image(image):
+    """A path or an array -> a uint8 RGB array of shape (H, W, 3).
+
+    Files are decoded by OpenCV as stored (BGR, grayscale, BGRA, 8 or 16
+    bit) and converted to 8-bit RGB; an alpha channel is dropped. Arrays are
+    taken as RGB (H, W, 3), grayscale (H, W) or (H, W, 1), or RGBA
+    (H, W, 4), in uint8 (or uint16, scaled down to 8 bits).
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return _decode_file(os.fspath(image))
+    array = np.asarray(image)
+    if array.dtype == np.uint16:
+        array = _to_uint8(array)
+    if array.dtype != np.uint8:
+        raise InputError(
+            f"Image arrays must be uint8 RGB; got dtype {array.dtype} with "
+            f"shape {array.shape}. Convert with e.g. "
+            "`np.clip(x * 255, 0, 255).astype(np.uint8)` for 0-1 floats, or "
+            "pass the file path instead."
+        )
+    return _to_rgb(array, channel_order="RGB", where="the array")
+
+
+def _decode_file(path):
+    if not os.path.isfile(path):
+        raise InputError(
+            f"No image file at {path!r}. Check the path (a file, not a folder)."
+        )
+    # imread does not understand non-ASCII paths on every platform;
+    # decoding the bytes does
+    data = np.fromfile(path, dtype=np.uint8)
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if decoded is None:
+        raise InputError(
+            f"OpenCV cannot decode {path!r} ({data.size} bytes): not an "
+            "image, or truncated. Pass a JPEG/PNG/BMP/TIFF/WebP file."
+        )
+    if decoded.dtype == np.uint16:
+        decoded = _to_uint8(decoded)
+    elif decoded.dtype != np.uint8:
+        raise InputError(
+            f"{path!r} decodes to {decoded.dtype} pixels; only 8- and "
+            "16-bit images are supported. Convert it to an 8-bit PNG/JPEG."
+        )
+    return _to_rgb(decoded, channel_order="BGR", where=repr(path))
+
+
+def _to_uint8(array):
+    # 65535 / 257 == 255: maps the 16-bit range onto the 8-bit one exactly
+    return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _to_rgb(array, channel_order, where):
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        return np.ascontiguousarray(np.repeat(array[..., None], 3, axis=-1))
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise InputError(
+            f"{where} has shape {array.shape}; expected an image of shape "
+            "(H, W, 3) RGB, (H, W) or (H, W, 1) grayscale, or (H, W, 4) "
+            "RGBA. For a batch, pass the images one by one or as a list."
+        )
+    array = array[..., :3]
+    if channel_order == "BGR":
+        array = array[..., ::-1]
+    return np.ascontiguousarray(array)
+
+
+def validate_preprocessing(preprocessing):
+    """Checks a preprocessing dict; returns it with defaults filled in."""
+    if not isinstance(preprocessing, dict):
+        raise MetadataError(
+            "A preprocessing spec must be a dict (color_order, resize, "
+            "interpolation, pixels_in_graph, scale, mean, std); got "
+            f"{type(preprocessing).__name__}."
+        )
+    spec = {
+        "color_order": "RGB",
+        "resize": "stretch",
+        "interpolation": "linear",
+        "pixels_in_graph": False,
+        "scale": 1.0 / 255.0,
+        "mean": [0.0, 0.0, 0.0],
+        "std": [1.0, 1.0, 1.0],
+        **preprocessing,
+    }
+    for key, allowed in (
+        ("color_order", _COLOR_ORDERS),
+        ("resize", RESIZE_POLICIES),
+        ("interpolation", INTERPOLATIONS),
+    ):
+        if spec[key] not in allowed:
+            raise MetadataError(
+                f"Preprocessing {key}={spec[key]!r} is not supported; use one "
+                f"of {list(allowed)}."
+            )
+    for key in ("mean", "std"):
+        values = spec[key]
+        if (
+            not isinstance(values, (list, tuple))
+            or len(values) != 3
+            or not all(isinstance(v, (int, float)) for v in values)
+        ):
+            raise MetadataError(
+                f"Preprocessing {key} must be 3 numbers (one per channel); "
+                f"got {values!r}."
+            )
+    if any(v == 0 for v in spec["std"]):
+        raise MetadataError(
+            f"Preprocessing std has a zero ({spec['std']}); every channel's "
+            "std must be non-zero."
+        )
+    if not isinstance(spec["scale"], (int, float)) or spec["scale"] <= 0:
+        raise MetadataError(
+            f"Preprocessing scale must be a positive number; got "
+            f"{spec['scale']!r} (1/255 maps 0-255 pixels onto 0-1)."
+        )
+    return spec
+
+
+def _check_size(size):
+    try:
+        height, width = (int(v) for v in size)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"size must be (height, width); got {size!r}."
+        ) from exc
+    if height <= 0 or width <= 0:
+        raise InputError(f"size must be positive; got {size!r}.")
+    return height, width
+
+
+def resize(image, policy, size, interpolation="linear"):
+    """Resizes a uint8 RGB image to `size` = (H, W) under `policy`.
+
+    "stretch" ignores the aspect ratio. "longest_side_pad" (Segment
+    Anything) keeps it: the image is scaled to fit inside (H, W) and the
+    rest is left for padding at the bottom and right. The returned array is
+    not padded: callers pad in their own value space (see `preprocess`).
+    """
+    height, width = size
+    flag = {
+        "linear": cv2.INTER_LINEAR,
+        "nearest": cv2.INTER_NEAREST,
+        "area": cv2.INTER_AREA,
+        "cubic": cv2.INTER_CUBIC,
+    }[interpolation]
+    in_height, in_width = image.shape[:2]
+    if policy == "longest_side_pad":
+        ratio = min(height / in_height, width / in_width)
+        # SAM's ResizeLongestSide rounds half up
+        height = min(height, int(in_height * ratio + 0.5))
+        width = min(width, int(in_width * ratio + 0.5))
+    if (in_height, in_width) == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=flag)
+
+
+def preprocess(image, preprocessing, size):
+    """A path or array -> the (H, W, 3) array a model takes as input.
+
+    With `pixels_in_graph` the model normalizes inside its graph, so this
+    returns the resized uint8 RGB pixels. Otherwise it returns float32
+    `(pixels * scale - mean) / std`. With "longest_side_pad" the padding
+    (bottom/right) is zero in that output space, as Segment Anything pads
+    after normalizing.
+    """
+    spec = validate_preprocessing(preprocessing)
+    height, width = _check_size(size)
+    pixels = resize(
+        load_image(image), spec["resize"], (height, width),
+        spec["interpolation"],
+    )  # fmt: skip
+    if spec["color_order"] == "BGR":
+        pixels = np.ascontiguousarray(pixels[..., ::-1])
+    if spec["pixels_in_graph"]:
+        out = pixels
+    else:
+        mean = np.asarray(spec["mean"], np.float32)
+        std = np.asarray(spec["std"], np.float32)
+        out = pixels.astype(np.float32) * np.float32(spec["scale"]) - mean
+        out /= std
+    if out.shape[:2] != (height, width):
+        padded = np.zeros((height, width, 3), out.dtype)
+        padded[: out.shape[0], : out.shape[1]] = out
+        out = padded
+    return out

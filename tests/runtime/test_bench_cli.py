@@ -1,0 +1,75 @@
+import argparse
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_backbones.errors import ModelFileError
+from edge_backbones.runtime import cli
+from edge_backbones.runtime.bench import benchmark, format_table
+
+
+def _run_cli(argv):
+    parser = argparse.ArgumentParser()
+    cli.add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_benchmark_reports_the_contract_keys(tiny):
+    path = tiny["paths"]["int8"]
+    result = benchmark(path, num_threads=1, runs=20, warmup=2,
+                       compare_bare=True)  # fmt: skip
+    assert result["size_bytes"] == os.path.getsize(path)
+    assert result["threads"] == 1
+    assert result["delegate"] == "xnnpack"
+    assert result["fully_delegated"] is True
+    assert result["backend"].startswith("litert ")
+    lat = result["latency_ms"]
+    assert lat["runs"] == 20
+    assert 0 < lat["min"] <= lat["p5"] <= lat["median"] <= lat["p95"]
+    assert lat["p95"] <= lat["max"]
+    assert result["init_ms"] > 0 and result["peak_rss_mb"] > 10
+    assert result["bare_latency_ms"]["runs"] == 20
+    assert result["wrapper_over_bare"] == pytest.approx(
+        lat["median"] / result["bare_latency_ms"]["median"]
+    )
+    table = format_table([result])
+    assert "wrap/bare" in table and "int8.tflite" in table
+
+
+def test_cli_run_prints_levels_and_saves_a_heatmap(tiny, tmp_path, capsys):
+    image = tmp_path / "photo.jpg"
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(image), rng.integers(0, 256, (48, 64, 3), np.uint8))
+    png = tmp_path / "levels.png"
+    code = _run_cli(["run", str(tiny["paths"]["f32_meta"]), str(image),
+                     "--save-png", str(png)])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "runs on   xnnpack" in out
+    assert "P1  [1, 16, 16, 8]" in out and "P2  [1, 8, 8, 16]" in out
+    picture = cv2.imread(str(png))
+    # input panel (48x64 -> 256x341) + two square level panels + 2 gaps
+    assert picture.shape == (256, 341 + 4 + 256 + 4 + 256, 3)
+
+
+def test_cli_bench_writes_json_per_thread_count(tiny, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    model = str(tiny["paths"]["f32"])
+    code = _run_cli(["bench", model, "--threads", "1,2", "--runs", "5",
+                     "--warmup", "1", "--json", str(out)])  # fmt: skip
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert [r["threads"] for r in document["results"]] == [1, 2]
+    assert all(r["latency_ms"]["runs"] == 5 for r in document["results"])
+    assert "median" in capsys.readouterr().out
+
+
+def test_cli_errors_are_typed(tmp_path):
+    with pytest.raises(ModelFileError):
+        _run_cli(["run", str(tmp_path / "none.tflite"), "x.jpg"])
+    with pytest.raises(SystemExit):
+        _run_cli(["bench", "m.tflite", "--threads", "0"])
