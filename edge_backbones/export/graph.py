@@ -29,11 +29,31 @@ def serving_model(backbone, image_size, out_features=None):
         config = backbone.get_config()
         config["image_shape"] = (height, width, 3)
         rebuilt = type(backbone).from_config(config)
-        rebuilt.set_weights(backbone.get_weights())
+        try:
+            rebuilt.set_weights(backbone.get_weights())
+        except ValueError as exc:
+            from edge_backbones.errors import ExportError
+
+            raise ExportError(
+                f"{type(backbone).__name__} was built for {built_for} and "
+                f"its weights do not fit {(height, width)} ({exc}). Build "
+                "it at the export size: from_preset(..., image_shape="
+                f"({height}, {width}, 3))."
+            ) from exc
         backbone = rebuilt
     images = keras.Input((height, width, 3), batch_size=1, name=INPUT_NAME)
     extractor = backbone.feature_extractor(out_features=out_features)
-    return keras.Model(images, extractor(images), name="serving")
+    # Re-apply the same layers to the fixed-size input (a flat graph) rather
+    # than nesting `extractor`: SavedModel export traces every nested model's
+    # default signature at its own (None, None) input size, which layers
+    # that need static sizes (ViTDet's windows and position tables) refuse.
+    single = not isinstance(extractor.input, (list, tuple))
+    flat = keras.models.clone_model(
+        extractor,
+        input_tensors=images if single else [images],
+        clone_function=lambda layer: layer,
+    )
+    return keras.Model(images, flat.output, name="serving")
 
 
 def write_saved_model(model, path):

@@ -248,8 +248,10 @@ class Backbone(keras.Model):
     def feature_extractor(self, out_indices=None, out_features=None):
         """A Keras model from this backbone's input to a dict of levels."""
         names = self.select_features(out_indices, out_features)
+        # `self.input` (one tensor, not a list) so that calling the
+        # extractor on one array matches its input structure.
         return keras.Model(
-            self.inputs,
+            self.input,
             {name: self.pyramid_outputs[name] for name in names},
             name=f"{self.name}_features",
         )

@@ -1,0 +1,62 @@
+"""ViTDet presets: the image encoders of Segment Anything (SAM) B, L, H.
+
+Architecture only; the weights are the Hugging Face checkpoints named by
+`hf_repo`, read from local disk by `ViTDetBackbone.from_preset`.
+"""
+
+__all__ = ["PRESETS"]
+
+
+def _sam_config(hidden_size, num_layers, num_heads, global_layers):
+    return {
+        "hidden_size": hidden_size,
+        "num_layers": num_layers,
+        "intermediate_dim": 4 * hidden_size,
+        "num_heads": num_heads,
+        "global_attention_layer_indices": global_layers,
+        "image_shape": (1024, 1024, 3),
+        "patch_size": 16,
+        "num_output_channels": 256,
+        "use_bias": True,
+        "use_abs_pos": True,
+        "use_rel_pos": True,
+        "window_size": 14,
+        "layer_norm_epsilon": 1e-6,
+    }
+
+
+PRESETS = {
+    "sam_vit_base": {
+        "config": _sam_config(768, 12, 12, [2, 5, 8, 11]),
+        "metadata": {
+            "description": (
+                "ViTDet-B image encoder of Segment Anything (SA-1B), with "
+                "the 256-channel neck; 1024x1024 input, stride 16."
+            ),
+            "params": 89_670_912,
+            "hf_repo": "facebook/sam-vit-base",
+        },
+    },
+    "sam_vit_large": {
+        "config": _sam_config(1024, 24, 16, [5, 11, 17, 23]),
+        "metadata": {
+            "description": (
+                "ViTDet-L image encoder of Segment Anything (SA-1B), with "
+                "the 256-channel neck; 1024x1024 input, stride 16."
+            ),
+            "params": 308_278_272,
+            "hf_repo": "facebook/sam-vit-large",
+        },
+    },
+    "sam_vit_huge": {
+        "config": _sam_config(1280, 32, 16, [7, 15, 23, 31]),
+        "metadata": {
+            "description": (
+                "ViTDet-H image encoder of Segment Anything (SA-1B), with "
+                "the 256-channel neck; 1024x1024 input, stride 16."
+            ),
+            "params": 637_026_048,
+            "hf_repo": "facebook/sam-vit-huge",
+        },
+    },
+}
