@@ -1,0 +1,166 @@
+"""`edge-backbones report` (measure one device) and `report merge` (render
+several devices' results as one report). Imports nothing heavy until run."""
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+
+__all__ = ["add_parsers"]
+
+
+def _threads(text):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--threads {text!r}: give thread counts >= 1, comma separated, "
+            "e.g. 1,4."
+        )
+    return values
+
+
+def _count(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: give a whole number >= {minimum}."
+            )
+        return value
+
+    return parse
+
+
+def _command_line():
+    return shlex.join(["edge-backbones", *sys.argv[1:]])
+
+
+def _render(paths, out, min_cos, figure_optional=False):
+    from edge_backbones.errors import MissingDependencyError
+    from edge_backbones.report.merge import load_and_merge
+    from edge_backbones.report.render import write_report
+
+    merged = load_and_merge(paths, min_cos)
+    try:
+        written = write_report(merged, out)
+    except MissingDependencyError as exc:
+        if not figure_optional:
+            raise
+        # a device with only the runtime still gets its tables
+        print(f"report: no figure: {exc}", file=sys.stderr)
+        written = write_report(merged, out, figure=False)
+    for path in written.values():
+        print(path)
+    return 0
+
+
+def _run_report(args):
+    from edge_backbones.report import collect
+
+    if args.recipe is None and args.artifacts is None:
+        print(
+            "edge-backbones report: give --recipe export/<name>.toml (export,"
+            " then time) or --artifacts DIR (time exported .tflite files), "
+            "or use `edge-backbones report merge a.json b.json --out DIR`.",
+            file=sys.stderr,
+        )
+        return 2
+    common = {
+        "out": args.out,
+        "device_name": args.device_name,
+        "threads": args.threads,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "resume": args.resume,
+        "command": _command_line(),
+    }
+    if args.artifacts is not None:
+        result = collect.collect_artifacts(args.artifacts, **common)
+    else:
+        result = collect.collect_recipe(args.recipe, **common)
+    print(result)
+    return _render([result], args.out, args.min_cos, figure_optional=True)
+
+
+def add_parsers(subparsers):
+    report = subparsers.add_parser(
+        "report",
+        help="time models on this device: latency, size, memory, fidelity",
+        description=(
+            "Times each model x mode x thread count on this device and "
+            "writes <out>/<device-name>.json (row by row, so an interrupted "
+            "run keeps its rows; --resume skips them), then renders "
+            "report.md/.html/.csv and pareto.png. `report merge` renders "
+            "several devices' JSON files as one report."
+        ),
+    )
+    source = report.add_mutually_exclusive_group()
+    source.add_argument(
+        "--recipe",
+        help="export recipe (export/<name>.toml; several [[model]] tables "
+        "for several models): export, then time, with the Keras float model "
+        "on TensorFlow as a baseline",
+    )
+    source.add_argument(
+        "--artifacts",
+        help="folder of exported .tflite files to time (runtime only: no "
+        "TensorFlow; fidelity comes from their metadata)",
+    )
+    report.add_argument(
+        "--device-name",
+        default=platform.node() or "this-device",
+        help="names this device in the report (default: the host name)",
+    )
+    report.add_argument(
+        "--out", default="reports", help="folder for the JSON and report"
+    )
+    report.add_argument(
+        "--threads",
+        type=_threads,
+        default=sorted({1, os.cpu_count() or 1}),
+        help="comma-separated thread counts (default: 1,<cores>)",
+    )
+    report.add_argument(
+        "--runs", type=_count(1), default=50, help="timed runs per row"
+    )
+    report.add_argument(
+        "--warmup", type=_count(0), default=5, help="untimed runs first"
+    )
+    report.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows already in <out>/<device-name>.json and skip them",
+    )
+    _add_min_cos(report)
+    report.set_defaults(func=_run_report)
+
+    actions = report.add_subparsers(dest="report_action")
+    merge = actions.add_parser(
+        "merge",
+        help="render several devices' result JSON files as one report",
+    )
+    merge.add_argument("results", nargs="+", help="<device>.json files")
+    merge.add_argument(
+        "--out", default="reports", help="folder for the merged report"
+    )
+    _add_min_cos(merge)
+    merge.set_defaults(
+        func=lambda args: _render(args.results, args.out, args.min_cos)
+    )
+
+
+def _add_min_cos(parser):
+    parser.add_argument(
+        "--min-cos",
+        type=float,
+        default=0.999,
+        help="cosine budget: the fastest mode whose min cosine over levels "
+        "meets it is highlighted (default 0.999)",
+    )

@@ -1,0 +1,393 @@
+"""Runs a report: times each artifact at each thread count, row by row.
+
+Two entry points share one loop:
+
+- `collect_artifacts(folder)` times .tflite files exported elsewhere and
+  takes their fidelity from the metadata the exporter embedded. Neither it
+  nor its worker processes import TensorFlow or Keras, so a Raspberry Pi
+  with only the runtime can run it.
+- `collect_recipe(recipe)` exports the recipe's models first (the exporter
+  verifies each artifact against the Keras float model on held-out photos
+  and records that fidelity), then times them and, as a baseline, the Keras
+  float model on TensorFlow CPU, in the same run.
+
+Each row is timed in a fresh process (`report.worker`) and written to the
+device's result file as soon as it is done (see `records.ResultFile`).
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+from edge_backbones.errors import (
+    EdgeBackbonesError,
+    FidelityError,
+    ModelFileError,
+)
+from edge_backbones.report.macs import count_macs
+from edge_backbones.report.records import ResultFile, describe_device, new_run
+from edge_backbones.runtime.metadata import METADATA_NAME, read_metadata
+from edge_backbones.runtime.model_file import read_model_file
+
+__all__ = [
+    "ReportError",
+    "collect_artifacts",
+    "collect_recipe",
+    "find_artifacts",
+    "result_path",
+]
+
+# fp32 first: the baseline the other modes of a model are compared with
+_MODE_ORDER = (
+    *("fp32", "fp16", "gpu", "dynamic", "int16x8", "cpu", "int8"),
+    *("int8_io", "npu"),
+)
+
+
+class ReportError(EdgeBackbonesError, RuntimeError):
+    """Some rows of a report could not be measured (the others were kept)."""
+
+
+def _log(message):
+    print(f"report: {message}", file=sys.stderr, flush=True)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _order(artifact):
+    meta = artifact["metadata"]
+    mode = meta["mode"]
+    rank = _MODE_ORDER.index(mode) if mode in _MODE_ORDER else len(_MODE_ORDER)
+    return (meta["model"]["name"], meta["input"]["shape"], rank, mode)
+
+
+def _artifact(path):
+    """An exported model's path, metadata, hash and MAC count (None, with a
+    note on stderr, if it carries no metadata)."""
+    parsed = read_model_file(path)
+    metadata = read_metadata(path, parsed)
+    if metadata is None:
+        _log(f"skipping {path}: no {METADATA_NAME!r} metadata")
+        return None
+    return {
+        "path": path,
+        "metadata": metadata,
+        "sha256": _sha256(path),
+        "macs": count_macs(parsed)["total"],
+    }
+
+
+def find_artifacts(folder):
+    """Every .tflite under `folder` that carries our metadata, fp32 first.
+
+    Files without the metadata are skipped with a note on stderr: their
+    model, mode and fidelity would be guesses.
+    """
+    if not os.path.isdir(folder):
+        raise ModelFileError(
+            f"--artifacts {str(folder)!r} is not a folder. Pass the folder "
+            "`edge-backbones export` wrote its .tflite files to."
+        )
+    artifacts = []
+    for root, _, files in os.walk(folder):
+        for name in sorted(files):
+            if name.endswith(".tflite"):
+                artifact = _artifact(os.path.join(root, name))
+                if artifact is not None:
+                    artifacts.append(artifact)
+    if not artifacts:
+        raise ModelFileError(
+            f"No .tflite with {METADATA_NAME!r} metadata under "
+            f"{str(folder)!r}. Export models there first with "
+            "`edge-backbones export`."
+        )
+    return sorted(artifacts, key=_order)
+
+
+def _model_record(meta):
+    model = meta["model"]
+    return {
+        "name": model["name"],
+        "class_name": model.get("class_name"),
+        "params": model.get("params"),
+        "weights": model.get("weights"),
+    }
+
+
+def _tflite_row(artifact, threads, out):
+    meta = artifact["metadata"]
+    fidelity = meta.get("fidelity")
+    return {
+        "kind": "tflite",
+        "model": _model_record(meta),
+        "mode": meta["mode"],
+        "recipe": meta.get("recipe"),
+        "input": {
+            "shape": meta["input"]["shape"],
+            "dtype": meta["input"]["dtype"],
+        },
+        "artifact": {
+            "path": os.path.relpath(artifact["path"], out),
+            "sha256": artifact["sha256"],
+            "size_bytes": os.path.getsize(artifact["path"]),
+            "created": meta.get("created"),
+        },
+        "threads": threads,
+        "macs": artifact["macs"],
+        "fidelity": {**fidelity, "source": "artifact metadata"}
+        if fidelity
+        else None,
+    }
+
+
+def _keras_row(artifact, threads):
+    """The Keras baseline of the model and size of an fp32 artifact."""
+    meta = artifact["metadata"]
+    return {
+        "kind": "keras",
+        "model": _model_record(meta),
+        "mode": "keras",
+        "recipe": None,
+        "input": {"shape": meta["input"]["shape"], "dtype": "float32"},
+        "artifact": None,
+        "threads": threads,
+        "macs": artifact["macs"],
+        "fidelity": None,  # the reference itself
+    }
+
+
+def _job(row, artifact, runs, warmup):
+    job = {
+        "kind": row["kind"],
+        "threads": row["threads"],
+        "runs": runs,
+        "warmup": warmup,
+    }
+    if row["kind"] == "tflite":
+        return {**job, "path": os.path.abspath(artifact["path"])}
+    meta = artifact["metadata"]
+    return {
+        **job,
+        "class_name": meta["model"]["class_name"],
+        "config": meta["model"]["config"],
+        "shape": meta["input"]["shape"],
+        "out_features": list(meta["outputs"]),
+    }
+
+
+def _run_worker(job):
+    """Runs one job in a fresh process and returns its result.
+
+    A .tflite job's progress lines pass through to stderr; TensorFlow's
+    start-up chatter is shown only if the job fails.
+    """
+    quiet = job["kind"] == "keras"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_backbones.report.worker", json.dumps(job)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if quiet else None,
+        text=True,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode or not lines:
+        if quiet:
+            sys.stderr.write(proc.stderr)
+        raise ReportError(
+            f"the {job['kind']} timing process exited with code "
+            f"{proc.returncode} (its error is above)."
+        )
+    return json.loads(lines[-1])
+
+
+def _measure(results, plan, runs, warmup):
+    """Times each planned row not already in `results`; returns failures."""
+    failures = []
+    for index, (row, artifact) in enumerate(plan, 1):
+        label = (
+            f"[{index}/{len(plan)}] {row['model']['name']} {row['mode']} "
+            f"{'x'.join(map(str, row['input']['shape'][1:3]))} "
+            f"threads={row['threads']}"
+        )
+        if results.has(row):
+            _log(f"{label}: done in an earlier run, skipped (--resume)")
+            continue
+        _log(f"{label}: timing...")
+        try:
+            timing = _run_worker(_job(row, artifact, runs, warmup))
+        except ReportError as exc:
+            _log(f"{label}: FAILED: {exc}")
+            failures.append(label)
+            continue
+        median_s = timing["latency_ms"]["median"] / 1e3
+        row = results.add(
+            {
+                **row,
+                "backend": timing["backend"],
+                "delegate": timing["delegate"],
+                "fully_delegated": timing["fully_delegated"],
+                # op name -> count of the ops the delegate left to the CPU
+                "cpu_ops": timing.get("cpu_ops"),
+                "init_ms": timing["init_ms"],
+                "latency_ms": timing["latency_ms"],
+                "peak_rss_mb": timing["peak_rss_mb"],
+                "gmacs_per_s": row["macs"] / median_s / 1e9,
+            }
+        )
+        latency = row["latency_ms"]
+        _log(
+            f"{label}: {latency['median']:.2f} ms median (p5 "
+            f"{latency['p5']:.2f}, p95 {latency['p95']:.2f}), "
+            f"{row['gmacs_per_s']:.2f} GMAC/s"
+        )
+    return failures
+
+
+def result_path(out, device_name):
+    """`<out>/<device name>.json`, the name made safe for a file."""
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in device_name)
+    return os.path.join(out, f"{stem}.json")
+
+
+def _collect(
+    artifacts,
+    keras,
+    source,
+    *,
+    out,
+    device_name,
+    threads,
+    runs,
+    warmup,
+    resume,
+    command,
+):
+    plan = []
+    for artifact in artifacts:
+        if keras and artifact["metadata"]["mode"] == "fp32":
+            plan += [(_keras_row(artifact, n), artifact) for n in threads]
+        plan += [(_tflite_row(artifact, n, out), artifact) for n in threads]
+    settings = {
+        "source": source,
+        "threads": list(threads),
+        "runs": runs,
+        "warmup": warmup,
+    }
+    path = result_path(out, device_name)
+    if os.path.exists(path) and not resume:
+        _log(f"replacing {path} (--resume would keep its rows)")
+    results = ResultFile(
+        path,
+        describe_device(device_name),
+        new_run(command, settings),
+        resume=resume,
+    )
+    failures = _measure(results, plan, runs, warmup)
+    results.finish()
+    if failures:
+        raise ReportError(
+            f"{len(failures)} row(s) failed: {failures}. The other rows are "
+            f"in {results.path}; fix the cause (see above) and run again "
+            "with --resume to time only the missing rows."
+        )
+    return results.path
+
+
+def collect_artifacts(
+    folder,
+    out,
+    device_name,
+    *,
+    threads=(1,),
+    runs=50,
+    warmup=5,
+    resume=False,
+    command=None,
+):
+    """Times every artifact under `folder`; returns the result file's path.
+
+    No TensorFlow: fidelity comes from each artifact's metadata, and the
+    fp32 artifact (when there is one) is the baseline.
+    """
+    return _collect(
+        find_artifacts(folder),
+        False,
+        {"artifacts": os.path.abspath(folder)},
+        out=out,
+        device_name=device_name,
+        threads=threads,
+        runs=runs,
+        warmup=warmup,
+        resume=resume,
+        command=command,
+    )
+
+
+def collect_recipe(
+    recipe,
+    out,
+    device_name,
+    *,
+    threads=(1,),
+    runs=50,
+    warmup=5,
+    resume=False,
+    command=None,
+):
+    """Exports what `recipe` names, then times it; returns the result path.
+
+    Adds the Keras float model on TensorFlow CPU as a baseline row per
+    model and thread count. An artifact that fails its fidelity gate is
+    reported (in the run's record and on stderr) and left out; the others
+    are timed. With `resume`, models whose artifacts all exist are not
+    exported again.
+    """
+    from edge_backbones.export.pipeline import export
+    from edge_backbones.report.recipe import expected_stems, load_exports
+
+    artifacts, export_failures = [], []
+    for kwargs in load_exports(recipe, os.path.join(out, "artifacts")):
+        paths = [
+            os.path.join(kwargs["out"], stem + ".tflite")
+            for stem in expected_stems(kwargs)
+        ]
+        if resume and all(os.path.isfile(p) for p in paths):
+            _log(f"{paths[0]} etc. exported by an earlier run, reused")
+        else:
+            try:
+                export(**kwargs)
+            except FidelityError as exc:
+                _log(f"export: {exc}")
+                export_failures.append(str(exc))
+        found = [_artifact(p) for p in paths if os.path.isfile(p)]
+        artifacts += [a for a in found if a is not None]
+    if not artifacts:
+        raise ReportError(
+            f"Recipe {recipe!r} produced no artifact to time "
+            f"({export_failures}). Fix the export first: "
+            f"`edge-backbones export --recipe {recipe}`."
+        )
+    source = {
+        "recipe": os.path.abspath(recipe),
+        "export_failures": export_failures,
+    }
+    return _collect(
+        sorted(artifacts, key=_order),
+        True,
+        source,
+        out=out,
+        device_name=device_name,
+        threads=threads,
+        runs=runs,
+        warmup=warmup,
+        resume=resume,
+        command=command,
+    )

@@ -1,0 +1,106 @@
+"""Merges result files of several devices into one table of derived rows.
+
+Derived here, once, for every renderer: the minimum cosine and SQNR over
+pyramid levels, speed-ups against the baselines measured on the same device
+at the same thread count (the fp32 .tflite, and the Keras float model on
+TensorFlow), and the fastest mode of each model that meets a cosine budget.
+"""
+
+from edge_backbones.errors import InputError, MetadataError
+from edge_backbones.report.records import load_results
+
+__all__ = ["DEFAULT_MIN_COS", "merge_results", "load_and_merge"]
+
+DEFAULT_MIN_COS = 0.999
+
+
+def _min_level(fidelity, metric):
+    if not fidelity or not fidelity.get("levels"):
+        return None
+    values = [level.get(metric) for level in fidelity["levels"].values()]
+    values = [v for v in values if v is not None]
+    return min(values) if values else None
+
+
+def _size_key(row):
+    return (row["model"]["name"], tuple(row["input"]["shape"]))
+
+
+def _derive(device, row, fp32, keras):
+    median = row["latency_ms"]["median"]
+    base_fp32 = fp32.get((*_size_key(row), row["threads"]))
+    base_keras = keras.get((*_size_key(row), row["threads"]))
+    return {
+        **row,
+        "device": device["name"],
+        "min_cosine": _min_level(row.get("fidelity"), "cosine"),
+        "min_sqnr_db": _min_level(row.get("fidelity"), "sqnr_db"),
+        "speedup_vs_fp32": base_fp32 / median if base_fp32 else None,
+        "speedup_vs_keras": base_keras / median if base_keras else None,
+        "meets_budget": False,
+        "best": False,
+    }
+
+
+def _mark_best(rows, min_cos):
+    """Flags, per device x model x input x threads, the fastest .tflite row
+    whose minimum cosine meets `min_cos`."""
+    groups = {}
+    for row in rows:
+        if row["kind"] != "tflite":
+            continue
+        cosine = row["min_cosine"]
+        row["meets_budget"] = cosine is not None and cosine >= min_cos
+        if row["meets_budget"]:
+            key = (row["device"], *_size_key(row), row["threads"])
+            groups.setdefault(key, []).append(row)
+    for candidates in groups.values():
+        min(candidates, key=lambda r: r["latency_ms"]["median"])["best"] = True
+
+
+def merge_results(results, min_cos=DEFAULT_MIN_COS):
+    """Result dicts (one per device) -> {"devices", "runs", "rows", ...}."""
+    if not 0 < min_cos <= 1:  # also refuses NaN
+        raise InputError(
+            f"min_cos={min_cos!r} is not a cosine budget; pass a value in "
+            "(0, 1], e.g. 0.999."
+        )
+    names = [r["device"]["name"] for r in results]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise MetadataError(
+            f"Several result files are for device(s) {duplicates}; merge one "
+            "file per device (re-run one with another --device-name, or "
+            "resume into one file with --resume)."
+        )
+    rows = []
+    for result in results:
+        device = result["device"]
+        fp32, keras = {}, {}
+        for row in result["rows"]:
+            key = (*_size_key(row), row["threads"])
+            if row["kind"] == "keras":
+                keras[key] = row["latency_ms"]["median"]
+            elif row["mode"] == "fp32":
+                fp32[key] = row["latency_ms"]["median"]
+        rows += [_derive(device, row, fp32, keras) for row in result["rows"]]
+    _mark_best(rows, min_cos)
+    return {
+        "devices": [r["device"] for r in results],
+        "runs": [
+            {**run, "device": r["device"]["name"]}
+            for r in results
+            for run in r["runs"]
+        ],
+        "rows": rows,
+        "min_cos": min_cos,
+    }
+
+
+def load_and_merge(paths, min_cos=DEFAULT_MIN_COS):
+    if not paths:
+        raise MetadataError(
+            "No result files given. Pass one <device>.json per device, as "
+            "written by `edge-backbones report`."
+        )
+    return merge_results([load_results(p) for p in paths], min_cos)

@@ -1,0 +1,131 @@
+"""The Pareto figure: latency against fidelity, one panel per device.
+
+Each model is a line through its modes (a marker per mode) at each thread
+count; the dashed red line is the cosine budget, and the fastest mode that
+meets it is ringed in red. The Keras float model, the fidelity reference, is
+a dotted vertical line at its latency. Needs matplotlib (the `report`
+extra), imported here only, with the Agg backend so no display is needed.
+"""
+
+import io
+
+from edge_backbones.errors import require
+
+__all__ = ["pareto_png"]
+
+_MARKERS = {
+    **{"fp32": "o", "fp16": "s", "gpu": "p", "dynamic": "D"},
+    **{"int16x8": "^", "cpu": "h", "int8": "v", "int8_io": "P", "npu": "*"},
+}
+# cosines are plotted on a logit axis so 0.99, 0.999 and 0.9999 are spread
+# apart; an exact 1.0 (or a broken model's <= 0) is clipped onto the axis
+_COS_CLIP = (1e-3, 1 - 1e-7)
+
+
+def _clip(cosine):
+    return min(max(cosine, _COS_CLIP[0]), _COS_CLIP[1])
+
+
+def pareto_png(merged, dpi=110):
+    """PNG bytes of the latency-vs-min-cosine figure of a merged report."""
+    matplotlib = require("matplotlib", "report")
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    devices = [d["name"] for d in merged["devices"]]
+    fig, axes = plt.subplots(
+        1,
+        len(devices),
+        figsize=(6.5 * len(devices), 6.5),
+        squeeze=False,
+        dpi=dpi,
+    )
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    models = sorted({r["model"]["name"] for r in merged["rows"]})
+    color_of = {m: colors[i % len(colors)] for i, m in enumerate(models)}
+    for ax, device in zip(axes[0], devices, strict=True):
+        rows = [r for r in merged["rows"] if r["device"] == device]
+        _draw_device(ax, rows, color_of, merged["min_cos"])
+        ax.set_title(device)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _draw_device(ax, rows, color_of, min_cos):
+    from matplotlib import ticker
+
+    lines = {}
+    for row in rows:
+        if row["kind"] == "tflite" and row["min_cosine"] is not None:
+            key = (row["model"]["name"], row["threads"])
+            lines.setdefault(key, []).append(row)
+    for (model, threads), points in sorted(lines.items()):
+        points.sort(key=lambda r: r["latency_ms"]["median"])
+        color = color_of[model]
+        ax.plot(
+            [p["latency_ms"]["median"] for p in points],
+            [_clip(p["min_cosine"]) for p in points],
+            color=color,
+            alpha=0.6,
+            label=f"{model}, {threads} thr",
+            linestyle="-" if threads == 1 else "--",
+        )
+        for point in points:
+            x = point["latency_ms"]["median"]
+            y = _clip(point["min_cosine"])
+            ax.scatter(
+                x,
+                y,
+                color=color,
+                zorder=3,
+                marker=_MARKERS.get(point["mode"], "X"),
+            )
+            ax.annotate(
+                point["mode"],
+                (x, y),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+            )
+            if point["best"]:
+                ax.scatter(
+                    x,
+                    y,
+                    s=260,
+                    facecolors="none",
+                    zorder=4,
+                    edgecolors="crimson",
+                    linewidths=1.5,
+                )
+    for row in rows:
+        if row["kind"] == "keras":
+            ax.axvline(
+                row["latency_ms"]["median"],
+                linestyle=":" if row["threads"] == 1 else "-.",
+                color=color_of[row["model"]["name"]],
+                label=f"{row['model']['name']}, Keras TF, {row['threads']} thr",
+            )
+    ax.axhline(
+        min_cos,
+        color="crimson",
+        linestyle="--",
+        linewidth=0.8,
+        label=f"budget cos >= {min_cos}",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("logit")
+    # "0.999" reads better than the logit axis' default "1 - 10^-3"
+    ax.yaxis.set_major_formatter(
+        ticker.FuncFormatter(lambda y, _: f"{y:.7f}".rstrip("0"))
+    )
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlabel("median latency per image, ms (log)")
+    ax.set_ylabel("min cosine over pyramid levels vs Keras float")
+    ax.grid(True, which="both", alpha=0.3)
+    # below the axes, where it hides no point
+    ax.legend(
+        fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2
+    )

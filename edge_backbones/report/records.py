@@ -1,0 +1,216 @@
+"""The report's result file: one JSON per device, rows added as they finish.
+
+A result file holds who measured (device, CPU, OS, versions), how (each run's
+id, command, settings) and what (one row per model x mode x thread count).
+Every row names the run that produced it, so no number is shown without its
+run. The file is rewritten atomically after each row: a report stopped
+halfway keeps what it finished, and `--resume` skips those rows.
+"""
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import tempfile
+import uuid
+
+from edge_backbones.errors import MetadataError
+
+__all__ = [
+    "SCHEMA",
+    "ResultFile",
+    "describe_device",
+    "load_results",
+    "new_run",
+    "row_key",
+    "write_atomic",
+    "write_json_atomic",
+]
+
+SCHEMA = "edge_backbones.report/1"
+# distributions whose versions shape the numbers; looked up, never imported,
+# so describing the device never pulls TensorFlow into a runtime-only run
+_VERSIONED = (
+    "edge-backbones",
+    "ai-edge-litert",
+    "tflite-runtime",
+    "numpy",
+    "opencv-python-headless",
+    "tensorflow",
+    "keras",
+)
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"
+    )
+
+
+def write_atomic(path, data):
+    """Writes text or bytes to `path` via a temporary file + rename, so a
+    reader (or a crash) never sees half a file."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=".report-", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(staging, path)
+    except BaseException:
+        if os.path.exists(staging):
+            os.unlink(staging)
+        raise
+
+
+def write_json_atomic(path, data):
+    write_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
+def _cpu_info():
+    """CPU model, board, logical cores and feature flags (/proc/cpuinfo)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip().lower(), value.strip())
+    except OSError:
+        pass
+    # x86 names the CPU in "model name" ("model" is a number there); Arm
+    # boards name the board in "Model" and the SoC in "Hardware"
+    board = fields.get("model", "")
+    return {
+        "model": fields.get("model name")
+        or fields.get("hardware")
+        or platform.processor()
+        or platform.machine(),
+        "board": None if board.isdigit() else board or None,
+        "logical_cores": os.cpu_count(),
+        "flags": (fields.get("flags") or fields.get("features") or "").split(),
+    }
+
+
+def _versions():
+    versions = {}
+    for dist in _VERSIONED:
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def describe_device(name):
+    """Who measures: the device name given by the user, CPU, OS, versions."""
+    return {
+        "name": name,
+        "cpu": _cpu_info(),
+        "os": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+            "platform": platform.platform(),
+        },
+        "python": platform.python_version(),
+        "versions": _versions(),
+    }
+
+
+def new_run(command, settings):
+    """A run record: its id, start time, the command line and settings."""
+    return {
+        "run_id": uuid.uuid4().hex[:12],
+        "started": utc_now(),
+        "command": command,
+        "settings": settings,
+    }
+
+
+def row_key(row):
+    """What makes two rows the same measurement (for `--resume`)."""
+    artifact = row.get("artifact") or {}
+    return (
+        row["kind"],
+        row["model"]["name"],
+        row["mode"],
+        tuple(row["input"]["shape"]),
+        artifact.get("sha256"),
+        row["threads"],
+    )
+
+
+def load_results(path):
+    """Reads and checks one result file; a MetadataError says what is wrong."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError as exc:
+        raise MetadataError(
+            f"No report result file at {str(path)!r}. Produce one with "
+            "`edge-backbones report --device-name NAME --out DIR`."
+        ) from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MetadataError(
+            f"{str(path)!r} is not readable JSON ({exc}). Run the report "
+            "again, or pass a file it wrote."
+        ) from exc
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        got = data.get("schema") if isinstance(data, dict) else type(data)
+        raise MetadataError(
+            f"{str(path)!r} is not a report result file (schema {got!r}, "
+            f"expected {SCHEMA!r}). Pass the <device>.json written by "
+            "`edge-backbones report`."
+        )
+    for field in ("device", "runs", "rows"):
+        if field not in data:
+            raise MetadataError(
+                f"{str(path)!r} has no {field!r}; it was cut or edited. Run "
+                "the report again."
+            )
+    return data
+
+
+class ResultFile:
+    """One device's result file, rewritten after every added row."""
+
+    def __init__(self, path, device, run, resume=False):
+        self.path = path
+        self.run = run
+        self.data = {
+            "schema": SCHEMA,
+            "device": device,
+            "runs": [],
+            "rows": [],
+        }
+        if resume and os.path.exists(path):
+            previous = load_results(path)
+            if previous["device"]["name"] != device["name"]:
+                raise MetadataError(
+                    f"--resume: {str(path)!r} holds device "
+                    f"{previous['device']['name']!r}, not {device['name']!r}."
+                    " Pass the same --device-name, or another --out."
+                )
+            self.data["runs"] = previous["runs"]
+            self.data["rows"] = previous["rows"]
+        self.data["runs"].append(run)
+        self._done = {row_key(row) for row in self.data["rows"]}
+        self.save()
+
+    def has(self, row):
+        return row_key(row) in self._done
+
+    def add(self, row):
+        row = {"run_id": self.run["run_id"], "measured": utc_now(), **row}
+        self.data["rows"].append(row)
+        self._done.add(row_key(row))
+        self.save()
+        return row
+
+    def finish(self):
+        self.run["finished"] = utc_now()
+        self.save()
+
+    def save(self):
+        write_json_atomic(self.path, self.data)

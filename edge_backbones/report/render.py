@@ -1,0 +1,383 @@
+"""Renders a merged report as Markdown, self-contained HTML and CSV.
+
+Markdown and HTML are built from one list of blocks (headings, paragraphs,
+tables, the figure), so both always say the same thing. Every table sits
+under its device's description: CPU, OS, runtime versions, weights, and the
+runs (id, time, command) its rows came from.
+"""
+
+import base64
+import csv
+import datetime
+import html
+import io
+import json
+import os
+
+from edge_backbones.report.records import write_atomic
+
+__all__ = ["render_markdown", "render_html", "render_csv", "write_report"]
+
+PNG_NAME = "pareto.png"
+_CSV_COLUMNS = """
+    device run_id measured kind model weights params mode recipe
+    input_height input_width input_dtype threads backend delegate
+    fully_delegated cpu_ops latency_median_ms latency_p5_ms latency_p95_ms
+    latency_mean_ms latency_std_ms latency_runs init_ms size_bytes
+    peak_rss_mb macs gmacs_per_s min_cosine min_sqnr_db fidelity_images
+    fidelity_levels speedup_vs_fp32 speedup_vs_keras
+    meets_budget best artifact sha256 cpu_model os runtime
+""".split()
+
+
+def _fmt(value, digits=2):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _cos(value):
+    # cosines live near 1: six decimals separate 0.9990 from 0.9999
+    return "-" if value is None else f"{value:.6f}"
+
+
+def _runtime(device):
+    versions = device.get("versions", {})
+    for dist in ("ai-edge-litert", "tflite-runtime"):
+        if dist in versions:
+            return f"{dist} {versions[dist]}"
+    return "unknown runtime"
+
+
+def _mode_label(row):
+    if row["kind"] == "keras":
+        return "Keras fp32 (TF)"
+    return row["mode"] + (" ★" if row["best"] else "")
+
+
+def _delegate_label(row):
+    if row["kind"] == "keras":
+        return row["backend"]
+    coverage = ""
+    if row.get("fully_delegated") is True:
+        coverage = " (all ops)"
+    elif row.get("fully_delegated") is False:
+        left = sum((row.get("cpu_ops") or {}).values())
+        coverage = f" (partial: {left} ops on CPU)" if left else " (partial)"
+    return f"{row.get('delegate') or 'none'}{coverage}"
+
+
+def _input_label(row):
+    _, height, width, _ = row["input"]["shape"]
+    return f"{height}x{width}"
+
+
+def _latency_table(rows):
+    headers = [
+        *("model", "mode", "input", "threads", "median ms", "p5 ms"),
+        *("p95 ms", "size MB", "peak RSS MB", "GMAC/s", "min cos"),
+        *("min SQNR dB", "x fp32 tflite", "x Keras TF", "delegate", "run"),
+    ]
+    body = []
+    for row in rows:
+        latency = row["latency_ms"]
+        artifact = row.get("artifact") or {}
+        size = artifact.get("size_bytes")
+        is_keras = row["kind"] == "keras"
+        body.append(
+            [
+                row["model"]["name"],
+                _mode_label(row),
+                _input_label(row),
+                str(row["threads"]),
+                _fmt(latency["median"]),
+                _fmt(latency["p5"]),
+                _fmt(latency["p95"]),
+                _fmt(size / 1e6 if size else None),
+                _fmt(row.get("peak_rss_mb"), 1),
+                _fmt(row.get("gmacs_per_s")),
+                "reference" if is_keras else _cos(row["min_cosine"]),
+                "reference" if is_keras else _fmt(row["min_sqnr_db"], 1),
+                _fmt(row["speedup_vs_fp32"]),
+                _fmt(row["speedup_vs_keras"]),
+                _delegate_label(row),
+                row["run_id"],
+            ]
+        )
+    return headers, body
+
+
+def _fidelity_table(rows):
+    headers = [
+        *("model", "mode", "input", "level", "cosine", "SQNR dB"),
+        *("max abs", "images", "source"),
+    ]
+    body, seen = [], set()
+    for row in rows:
+        fidelity = row.get("fidelity")
+        artifact = (row.get("artifact") or {}).get("sha256")
+        if not fidelity or artifact in seen:
+            continue
+        seen.add(artifact)
+        for level, values in fidelity.get("levels", {}).items():
+            body.append(
+                [
+                    row["model"]["name"],
+                    row["mode"],
+                    _input_label(row),
+                    level,
+                    _cos(values.get("cosine")),
+                    _fmt(values.get("sqnr_db"), 1),
+                    _fmt(values.get("max_abs"), 4),
+                    _fmt(fidelity.get("images")),
+                    fidelity.get("source", "-"),
+                ]
+            )
+    return headers, body
+
+
+def _device_blocks(device, runs, rows):
+    cpu, system = device["cpu"], device["os"]
+    versions = ", ".join(f"{k} {v}" for k, v in device["versions"].items())
+    weights = sorted(
+        {f"{r['model']['name']}: {r['model'].get('weights')}" for r in rows}
+    )
+    blocks = [
+        ("h2", f"Device: {device['name']}"),
+        (
+            "p",
+            f"CPU: {cpu['model']} ({cpu['logical_cores']} logical cores"
+            f"{', board ' + cpu['board'] if cpu.get('board') else ''}). "
+            f"OS: {system['platform']}. Python {device['python']}. "
+            f"Runtime: {_runtime(device)}.",
+        ),
+        ("p", f"Versions: {versions}."),
+        ("p", "Weights: " + "; ".join(weights) + "."),
+    ]
+    for run in runs:
+        settings = run.get("settings", {})
+        blocks.append(
+            (
+                "p",
+                f"Run {run['run_id']}: started {run['started']}, finished "
+                f"{run.get('finished', 'not finished (interrupted)')}; threads "
+                f"{settings.get('threads')}, {settings.get('runs')} timed runs "
+                f"after {settings.get('warmup')} warm-up; command: "
+                f"`{run.get('command') or '(python API)'}`.",
+            )
+        )
+        failures = settings.get("source", {}).get("export_failures")
+        if failures:
+            blocks.append(
+                (
+                    "p",
+                    f"Not in the table (failed export): {' | '.join(failures)}",
+                )
+            )
+    blocks.append(("table", *_latency_table(rows)))
+    fidelity = _fidelity_table(rows)
+    if fidelity[1]:
+        blocks += [
+            ("h3", f"Fidelity per level ({device['name']})"),
+            ("table", *fidelity),
+        ]
+    return blocks
+
+
+def _blocks(merged, png_name):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    blocks = [
+        ("h1", "edge_backbones: accuracy vs latency"),
+        (
+            "p",
+            f"Rendered {now.isoformat(timespec='seconds')} from "
+            f"{len(merged['devices'])} device result file(s). Latency is "
+            "per image at batch 1. Fidelity compares each artifact's "
+            "pyramid outputs with the Keras float model's on held-out "
+            "photos (cosine and SQNR per level; min over levels shown). "
+            "'x fp32 tflite' and 'x Keras TF' are speed-ups over those "
+            "baselines timed on the same device and thread count. Peak RSS "
+            "is that of a fresh process loading and running the model. "
+            "★ = the fastest mode of a "
+            f"model meeting min cos >= {merged['min_cos']} at that thread "
+            "count.",
+        ),
+    ]
+    if png_name:
+        blocks.append(("img", png_name))
+    for device in merged["devices"]:
+        name = device["name"]
+        runs = [r for r in merged["runs"] if r["device"] == name]
+        rows = [r for r in merged["rows"] if r["device"] == name]
+        blocks += _device_blocks(device, runs, rows)
+    return blocks
+
+
+def _md_cell(text):
+    return str(text).replace("|", "\\|")
+
+
+def render_markdown(merged, png_name=PNG_NAME):
+    lines = []
+    for kind, *content in _blocks(merged, png_name):
+        if kind in ("h1", "h2", "h3"):
+            lines += ["#" * int(kind[1]) + " " + content[0], ""]
+        elif kind == "p":
+            lines += [content[0], ""]
+        elif kind == "img":
+            lines += [f"![latency vs fidelity]({content[0]})", ""]
+        else:
+            headers, body = content
+            lines.append("| " + " | ".join(headers) + " |")
+            lines.append("|" + "---|" * len(headers))
+            for row in body:
+                lines.append("| " + " | ".join(map(_md_cell, row)) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:90em}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
+    "th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}"
+    "th{background:#f2f2f2}td:first-child,td:nth-child(2){text-align:left}"
+    "img{max-width:100%}code{background:#f6f6f6}"
+)
+
+
+def render_html(merged, png_bytes=None):
+    """One HTML file with the figure inlined, so it can be mailed as is."""
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<title>edge_backbones report</title>",
+        f"<style>{_STYLE}</style></head><body>",
+    ]
+    for kind, *content in _blocks(merged, PNG_NAME if png_bytes else None):
+        if kind in ("h1", "h2", "h3"):
+            parts.append(f"<{kind}>{esc(content[0])}</{kind}>")
+        elif kind == "p":
+            # the only markup in our paragraphs is `code`
+            text = esc(content[0]).split("`")
+            parts.append(
+                "<p>"
+                + "".join(
+                    f"<code>{t}</code>" if i % 2 else t
+                    for i, t in enumerate(text)
+                )
+                + "</p>"
+            )
+        elif kind == "img":
+            data = base64.b64encode(png_bytes).decode("ascii")
+            parts.append(
+                f"<img alt='latency vs fidelity' "
+                f"src='data:image/png;base64,{data}'>"
+            )
+        else:
+            headers, body = content
+            parts.append(
+                "<table><tr>"
+                + "".join(f"<th>{esc(h)}</th>" for h in headers)
+                + "</tr>"
+            )
+            for row in body:
+                parts.append(
+                    "<tr>"
+                    + "".join(f"<td>{esc(str(c))}</td>" for c in row)
+                    + "</tr>"
+                )
+            parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _csv_record(row, devices):
+    device = devices[row["device"]]
+    latency = row["latency_ms"]
+    artifact = row.get("artifact") or {}
+    fidelity = row.get("fidelity") or {}
+    _, height, width, _ = row["input"]["shape"]
+    return {
+        "device": row["device"],
+        "run_id": row["run_id"],
+        "measured": row.get("measured"),
+        "kind": row["kind"],
+        "model": row["model"]["name"],
+        "weights": row["model"].get("weights"),
+        "params": row["model"].get("params"),
+        "mode": row["mode"],
+        "recipe": row.get("recipe"),
+        "input_height": height,
+        "input_width": width,
+        "input_dtype": row["input"].get("dtype"),
+        "threads": row["threads"],
+        "backend": row.get("backend"),
+        "delegate": row.get("delegate"),
+        "fully_delegated": row.get("fully_delegated"),
+        "cpu_ops": json.dumps(row["cpu_ops"]) if row.get("cpu_ops") else None,
+        "latency_median_ms": latency["median"],
+        "latency_p5_ms": latency["p5"],
+        "latency_p95_ms": latency["p95"],
+        "latency_mean_ms": latency["mean"],
+        "latency_std_ms": latency["std"],
+        "latency_runs": latency["runs"],
+        "init_ms": row.get("init_ms"),
+        "size_bytes": artifact.get("size_bytes"),
+        "peak_rss_mb": row.get("peak_rss_mb"),
+        "macs": row.get("macs"),
+        "gmacs_per_s": row.get("gmacs_per_s"),
+        "min_cosine": row["min_cosine"],
+        "min_sqnr_db": row["min_sqnr_db"],
+        "fidelity_images": fidelity.get("images"),
+        "fidelity_levels": json.dumps(fidelity.get("levels"))
+        if fidelity
+        else None,
+        "speedup_vs_fp32": row["speedup_vs_fp32"],
+        "speedup_vs_keras": row["speedup_vs_keras"],
+        "meets_budget": row["meets_budget"],
+        "best": row["best"],
+        "artifact": artifact.get("path"),
+        "sha256": artifact.get("sha256"),
+        "cpu_model": device["cpu"]["model"],
+        "os": device["os"]["platform"],
+        "runtime": _runtime(device),
+    }
+
+
+def render_csv(merged):
+    devices = {d["name"]: d for d in merged["devices"]}
+    out = io.StringIO()
+    writer = csv.DictWriter(out, _CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in merged["rows"]:
+        writer.writerow(_csv_record(row, devices))
+    return out.getvalue()
+
+
+def write_report(merged, out, figure=True):
+    """Writes report.md, report.html, report.csv and pareto.png to `out`.
+
+    Returns {format: path}. The figure needs matplotlib (the `report`
+    extra); without it the error names the extra to install, and with
+    `figure=False` the tables are written without it.
+    """
+    paths = {
+        "md": os.path.join(out, "report.md"),
+        "html": os.path.join(out, "report.html"),
+        "csv": os.path.join(out, "report.csv"),
+    }
+    png = None
+    if figure:
+        from edge_backbones.report.plot import pareto_png
+
+        png = pareto_png(merged)
+        paths["png"] = os.path.join(out, PNG_NAME)
+        write_atomic(paths["png"], png)
+    write_atomic(
+        paths["md"], render_markdown(merged, PNG_NAME if png else None)
+    )
+    write_atomic(paths["html"], render_html(merged, png))
+    write_atomic(paths["csv"], render_csv(merged))
+    return paths

@@ -1,0 +1,103 @@
+"""Times one job in a fresh process: `python -m edge_backbones.report.worker
+'<job json>'` prints the result as JSON on its last stdout line.
+
+Each row of a report runs in its own process so that its peak memory is its
+own (the peak RSS of a process only grows) and so that TensorFlow's thread
+count, fixed at its first use, can differ per row. A `tflite` job imports
+only the runtime; a `keras` job imports TensorFlow.
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["run_job"]
+
+
+def _tflite(job):
+    from edge_backbones.runtime.bench import benchmark
+
+    return benchmark(
+        job["path"],
+        num_threads=job["threads"],
+        runs=job["runs"],
+        warmup=job["warmup"],
+    )
+
+
+def _keras(job):
+    """The Keras float serving model on TensorFlow CPU at batch 1.
+
+    The same graph the exporter converts, run by `predict_on_batch` (one
+    compiled tf.function call, without `predict`'s per-call dataset setup).
+    Weights do not change float latency, so the architecture is rebuilt
+    from its config.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edge_backbones.errors import require
+
+    tf = require("tensorflow", "export")
+    tf.config.threading.set_intra_op_parallelism_threads(job["threads"])
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import edge_backbones
+    from edge_backbones.export.graph import serving_model
+    from edge_backbones.runtime.bench import latency_stats, peak_rss_mb
+
+    started = time.perf_counter()
+    family = getattr(edge_backbones, job["class_name"])
+    backbone = family.from_config(job["config"])
+    _, height, width, _ = job["shape"]
+    model = serving_model(backbone, (height, width), job.get("out_features"))
+    images = np.random.default_rng(0).standard_normal(
+        (1, height, width, 3), dtype=np.float32
+    )
+    model.predict_on_batch(images)
+    init_ms = (time.perf_counter() - started) * 1e3
+    for _ in range(job["warmup"]):
+        model.predict_on_batch(images)
+    seconds = []
+    for _ in range(job["runs"]):
+        start = time.perf_counter()
+        model.predict_on_batch(images)
+        seconds.append(time.perf_counter() - start)
+    return {
+        "threads": job["threads"],
+        "backend": f"tensorflow {tf.__version__} (keras)",
+        "delegate": None,
+        "fully_delegated": None,
+        "cpu_ops": None,
+        "init_ms": init_ms,
+        "latency_ms": latency_stats(seconds),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _peak_rss_mb(fallback):
+    """This process's own peak RSS in MiB.
+
+    `VmHWM` starts afresh at exec, whereas `ru_maxrss` keeps the high-water
+    mark of the parent that started this process (here, one that may hold
+    TensorFlow), so it is read first where Linux provides it.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return fallback
+
+
+def run_job(job):
+    result = {"tflite": _tflite, "keras": _keras}[job["kind"]](job)
+    result["peak_rss_mb"] = _peak_rss_mb(result["peak_rss_mb"])
+    return result
+
+
+if __name__ == "__main__":
+    result = run_job(json.loads(sys.argv[1]))
+    sys.stdout.write("\n" + json.dumps(result) + "\n")

@@ -1,0 +1,141 @@
+"""`report merge`: several devices' results -> Markdown, HTML, CSV, PNG."""
+
+import base64
+import csv
+import io
+import json
+import struct
+import sys
+
+import pytest
+
+from edge_backbones.cli import main
+from edge_backbones.errors import MetadataError, MissingDependencyError
+from edge_backbones.report.merge import load_and_merge, merge_results
+from edge_backbones.report.plot import pareto_png
+from edge_backbones.report.records import load_results
+from edge_backbones.report.render import render_csv, render_html
+
+
+def _png_size(data):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def _median(row):
+    return row["latency_ms"]["median"]
+
+
+def test_ratios_are_against_same_device_and_threads(device_results):
+    merged = load_and_merge(device_results)
+    assert [d["name"] for d in merged["devices"]] == ["laptop", "pi"]
+    for path in device_results:
+        device = load_results(path)["device"]["name"]
+        rows = [r for r in merged["rows"] if r["device"] == device]
+        for row in rows:
+            fp32 = [
+                r
+                for r in rows
+                if r["mode"] == "fp32" and r["threads"] == row["threads"]
+            ]
+            assert row["speedup_vs_fp32"] == pytest.approx(
+                _median(fp32[0]) / _median(row)
+            )
+            assert row["speedup_vs_keras"] is None  # no TF in this run
+            levels = row["fidelity"]["levels"].values()
+            assert row["min_cosine"] == min(v["cosine"] for v in levels)
+    # laptop timed 1 and 2 threads, the pi 1
+    assert sorted(
+        (r["device"], r["threads"])
+        for r in merged["rows"]
+        if r["mode"] == "fp32"
+    ) == [("laptop", 1), ("laptop", 2), ("pi", 1)]
+
+
+def test_budget_picks_fastest_mode_that_meets_it(device_results):
+    results = [load_results(p) for p in device_results]
+    rows = merge_results(results)["rows"]
+    fp32_cos = min(r["min_cosine"] for r in rows if r["mode"] == "fp32")
+    dyn_cos = min(r["min_cosine"] for r in rows if r["mode"] == "dynamic")
+    assert dyn_cos < fp32_cos  # int8 weights cost some fidelity
+
+    # a budget only fp32 meets: fp32 is picked everywhere
+    strict = merge_results(results, min_cos=fp32_cos)["rows"]
+    assert {r["mode"] for r in strict if r["best"]} == {"fp32"}
+    # a budget both meet: the faster of the two, per device and threads
+    loose = merge_results(results, min_cos=dyn_cos)["rows"]
+    groups = {}
+    for row in loose:
+        groups.setdefault((row["device"], row["threads"]), []).append(row)
+    for group in groups.values():
+        fastest = min(group, key=_median)
+        assert [r["best"] for r in group] == [r is fastest for r in group]
+    with pytest.raises(ValueError, match="cosine budget"):
+        merge_results(results, min_cos=1.5)
+
+
+def test_merge_cli_writes_every_format(device_results, tmp_path):
+    out = tmp_path / "merged"
+    code = main(
+        [
+            "report",
+            "merge",
+            *map(str, device_results),
+            "--out",
+            str(out),
+            "--min-cos",
+            "0.99",
+        ]
+    )
+    assert code == 0
+    merged = load_and_merge(device_results, 0.99)
+    markdown = (out / "report.md").read_text()
+    assert "## Device: laptop" in markdown and "## Device: pi" in markdown
+    assert "min cos >= 0.99 " in markdown
+    for run in merged["runs"]:
+        assert run["command"] is None or run["command"] in markdown
+        assert markdown.count(f"| {run['run_id']} |") == sum(
+            r["run_id"] == run["run_id"] for r in merged["rows"]
+        )
+    # a panel per device
+    width, _ = _png_size((out / "pareto.png").read_bytes())
+    single, _ = _png_size(pareto_png(load_and_merge(device_results[:1])))
+    assert width == 2 * single
+
+    html = (out / "report.html").read_text()
+    encoded = html.split("data:image/png;base64,")[1].split("'")[0]
+    _png_size(base64.b64decode(encoded))
+    assert "<h2>Device: pi</h2>" in html and "src='pareto.png'" not in html
+
+    table = list(csv.DictReader(io.StringIO((out / "report.csv").read_text())))
+    assert len(table) == len(merged["rows"])
+    for record, row in zip(table, merged["rows"], strict=True):
+        assert float(record["latency_median_ms"]) == _median(row)
+        assert record["run_id"] == row["run_id"]
+        assert record["device"] == row["device"]
+        assert (
+            json.loads(record["fidelity_levels"]) == (row["fidelity"]["levels"])
+        )
+
+
+def test_merge_refuses_bad_inputs(device_results, tmp_path):
+    twice = [device_results[0], device_results[0]]
+    with pytest.raises(MetadataError, match="one file per device"):
+        load_and_merge(twice)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"schema": "edge_backbones.tflite/1"}))
+    with pytest.raises(MetadataError, match="not a report result file"):
+        load_and_merge([str(other)])
+    assert main(["report", "merge", str(other), "--out", str(tmp_path)]) == 2
+
+
+def test_figure_without_matplotlib_names_the_extra(device_results, monkeypatch):
+    merged = load_and_merge(device_results)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(
+        MissingDependencyError, match=r"edge-backbones\[report\]"
+    ):
+        pareto_png(merged)
+    # the tables do not need it
+    assert "<table>" in render_html(merged)
+    assert render_csv(merged).count("\n") == len(merged["rows"]) + 1
