@@ -15,7 +15,6 @@ Each row is timed in a fresh process (`report.worker`) and written to the
 device's result file as soon as it is done (see `records.ResultFile`).
 """
 
-import hashlib
 import json
 import os
 import subprocess
@@ -28,7 +27,11 @@ from edge_backbones.errors import (
 )
 from edge_backbones.report.macs import count_macs
 from edge_backbones.report.records import ResultFile, describe_device, new_run
-from edge_backbones.runtime.metadata import METADATA_NAME, read_metadata
+from edge_backbones.runtime.metadata import (
+    METADATA_NAME,
+    file_sha256,
+    read_metadata,
+)
 from edge_backbones.runtime.model_file import read_model_file
 
 __all__ = [
@@ -54,14 +57,6 @@ def _log(message):
     print(f"report: {message}", file=sys.stderr, flush=True)
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _order(artifact):
     meta = artifact["metadata"]
     mode = meta["mode"]
@@ -80,7 +75,7 @@ def _artifact(path):
     return {
         "path": path,
         "metadata": metadata,
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
         "macs": count_macs(parsed)["total"],
     }
 

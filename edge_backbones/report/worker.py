@@ -75,27 +75,8 @@ def _keras(job):
     }
 
 
-def _peak_rss_mb(fallback):
-    """This process's own peak RSS in MiB.
-
-    `VmHWM` starts afresh at exec, whereas `ru_maxrss` keeps the high-water
-    mark of the parent that started this process (here, one that may hold
-    TensorFlow), so it is read first where Linux provides it.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return fallback
-
-
 def run_job(job):
-    result = {"tflite": _tflite, "keras": _keras}[job["kind"]](job)
-    result["peak_rss_mb"] = _peak_rss_mb(result["peak_rss_mb"])
-    return result
+    return {"tflite": _tflite, "keras": _keras}[job["kind"]](job)
 
 
 if __name__ == "__main__":

@@ -42,8 +42,17 @@ def peak_rss_mb():
     """The process's peak resident memory so far, in MiB (None if unknown).
 
     It covers everything the process loaded before, so compare models in
-    separate processes.
+    separate processes. Linux's `VmHWM` comes first: it starts afresh at
+    exec, whereas `ru_maxrss` can carry the high-water mark of the parent
+    that started this process (one that may hold TensorFlow).
     """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows

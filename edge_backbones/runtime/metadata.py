@@ -15,6 +15,7 @@ from edge_backbones.errors import MetadataError
 __all__ = [
     "METADATA_NAME",
     "SCHEMA",
+    "file_sha256",
     "read_metadata",
     "sidecar_path",
     "validate_metadata",
@@ -45,7 +46,7 @@ def read_metadata(model_path, model_file):
         metadata = _parse(f.read(), f"the sidecar {sidecar!r}")
     expected = metadata.get("sha256")
     if expected is not None:
-        actual = _sha256(model_path)
+        actual = file_sha256(model_path)
         if actual != expected:
             raise MetadataError(
                 f"The sidecar {sidecar!r} describes another build: its sha256"
@@ -55,7 +56,8 @@ def read_metadata(model_path, model_file):
     return metadata
 
 
-def _sha256(path):
+def file_sha256(path):
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
