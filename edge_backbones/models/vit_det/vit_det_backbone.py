@@ -181,6 +181,8 @@ class ViTDetBackbone(Backbone):
             name="neck_conv2",
         )(x)
         x = EdgeLayerNormalization(epsilon=NECK_EPSILON, name="neck_norm2")(x)
+        # Keras would derive "vi_t_det_backbone" from the class name.
+        kwargs.setdefault("name", "vit_det_backbone")
         super().__init__(inputs=images, outputs=x, **kwargs)
 
         level = f"P{round(math.log2(patch_size))}"
