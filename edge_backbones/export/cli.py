@@ -1,0 +1,167 @@
+"""`edge-backbones export`: the command line face of `export.export()`.
+
+Imports nothing heavy until the command runs.
+"""
+
+import sys
+
+__all__ = ["add_parsers"]
+
+
+def _thresholds(values):
+    out = {}
+    for value in values or []:
+        mode, _, number = value.partition("=")
+        try:
+            out[mode.strip()] = float(number)
+        except ValueError:
+            from edge_backbones.errors import InputError
+
+            raise InputError(
+                f"--threshold {value!r} is not MODE=COSINE (e.g. int8=0.98)."
+            ) from None
+    return out
+
+
+def add_parsers(subparsers):
+    parser = subparsers.add_parser(
+        "export",
+        help="Export a backbone to verified .tflite artifacts.",
+        description=(
+            "Keras -> SavedModel -> TFLite in each mode, calibrated on "
+            "photos and verified against the float model on held-out ones "
+            "before anything is written."
+        ),
+    )
+    parser.add_argument(
+        "model",
+        nargs="?",
+        help="A preset (mit_b0, sam_vit_base, ...) or a checkpoint folder.",
+    )
+    parser.add_argument(
+        "--recipe",
+        help="A TOML recipe (export/*.toml); flags given here override it.",
+    )
+    parser.add_argument(
+        "--image-size", help="512 (square) or HxW, e.g. 384x640."
+    )
+    parser.add_argument(
+        "--modes",
+        help="Any of fp32,fp16,dynamic,int8,int8_io,int16x8,int8_mixed.",
+    )
+    parser.add_argument(
+        "--target", "--targets", dest="targets", help="cpu,npu,gpu recipes."
+    )
+    parser.add_argument("--calibration", help="A folder of photos.")
+    parser.add_argument("--out", help="Output folder (default artifacts/).")
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        default=None,
+        help="Export the architecture with random weights (speed tests).",
+    )
+    parser.add_argument(
+        "--min-cos",
+        type=float,
+        help="Keep only the fastest candidate reaching this cosine.",
+    )
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        metavar="MODE=COSINE",
+        help="Override a mode's minimum cosine (repeatable).",
+    )
+    parser.add_argument(
+        "--float-layers", help="Node names kept in float, comma-separated."
+    )
+    parser.add_argument(
+        "--layer-report",
+        action="store_true",
+        default=None,
+        help="Rank layers by int8 error (CSV in --out) before exporting.",
+    )
+    parser.add_argument(
+        "--pixels-in-graph",
+        action="store_true",
+        default=None,
+        help="The model takes raw 0-255 RGB (normalization in the graph).",
+    )
+    parser.add_argument(
+        "--io-dtype", choices=("int8", "uint8"), help="int8_io / npu I/O."
+    )
+    parser.add_argument("--out-features", help="Levels to export, e.g. P3,P4.")
+    parser.add_argument(
+        "--max-images", type=int, help="Calibrate on at most N photos."
+    )
+    parser.add_argument(
+        "--holdout-fraction",
+        type=float,
+        help="Share of a manifest-less folder held out for verification.",
+    )
+    parser.add_argument("--seed", type=int, help="Seeds splits and samples.")
+    parser.add_argument(
+        "--threads",
+        dest="num_threads",
+        type=int,
+        help="Interpreter threads for verification and --min-cos timing.",
+    )
+    parser.add_argument(
+        "--allow-flex",
+        action="store_true",
+        default=None,
+        help="Allow select-TF (Flex) ops; edge runtimes cannot run them.",
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args):
+    from edge_backbones.errors import InputError
+    from edge_backbones.export import recipes
+
+    exports = recipes.load_recipes(args.recipe) if args.recipe else [{}]
+    if args.model:
+        exports = [{**exports[0], "model": args.model}]
+    if "model" not in exports[0]:
+        raise InputError(
+            "Give a model (a preset name or a checkpoint folder) or "
+            "--recipe FILE."
+        )
+    for kwargs in exports:
+        _export(args, kwargs)
+    return 0
+
+
+def _export(args, kwargs):
+    from edge_backbones.export import pipeline
+
+    flags = {
+        "image_size": args.image_size,
+        "modes": args.modes,
+        "targets": args.targets,
+        "calibration": args.calibration,
+        "out": args.out,
+        "random_weights": args.random_weights,
+        "min_cos": args.min_cos,
+        "float_layers": args.float_layers,
+        "layer_report": args.layer_report,
+        "pixels_in_graph": args.pixels_in_graph,
+        "io_dtype": args.io_dtype,
+        "max_images": args.max_images,
+        "holdout_fraction": args.holdout_fraction,
+        "seed": args.seed,
+        "num_threads": args.num_threads,
+        "allow_flex": args.allow_flex,
+        "out_features": args.out_features,
+    }
+    kwargs.update({k: v for k, v in flags.items() if v is not None})
+    if args.threshold:
+        kwargs["thresholds"] = {
+            **kwargs.get("thresholds", {}),
+            **_thresholds(args.threshold),
+        }
+    for key in ("float_layers", "out_features"):
+        if isinstance(kwargs.get(key), str):
+            kwargs[key] = [v for v in kwargs[key].split(",") if v]
+    records = pipeline.export(**kwargs)
+    for record in records:
+        print(record.path, file=sys.stdout)

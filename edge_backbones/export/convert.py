@@ -1,0 +1,319 @@
+"""SavedModel -> .tflite bytes in each mode, calibrating at most once.
+
+Modes:
+- `fp32`, `fp16` (float16 weights, float compute), `dynamic` (int8 weights,
+  float activations quantized on the fly by the kernels);
+- `int8` (full int8, float I/O), `int8_io` (full int8, int8 or uint8 I/O),
+  `int16x8` (int16 activations, int8 weights).
+
+Every int8 variant is quantized from ONE calibrated model (the converter's
+calibration pass, then the MLIR quantizer with per-variant options: I/O
+type, ops and nodes kept in float). `tf.lite.experimental.
+QuantizationDebugger` does the same two steps; calling them directly skips
+its debug model and lets the `cpu`, `npu` and `int8` artifacts share one
+calibration, which is most of the conversion time.
+"""
+
+import contextlib
+import io
+import os
+import re
+import sys
+import warnings
+
+from edge_backbones.errors import ExportError, require
+
+__all__ = [
+    "MODES",
+    "INT8_IO_DTYPES",
+    "Converter",
+    "dequantize_weights",
+    "gpu_compatibility",
+]
+
+MODES = ("fp32", "fp16", "dynamic", "int8", "int8_io", "int16x8")
+# modes that need a representative dataset
+CALIBRATED_MODES = ("int8", "int8_io", "int16x8")
+INT8_IO_DTYPES = ("int8", "uint8")
+
+
+def _flex_ops(message):
+    match = re.search(r"TF Select ops: ([^\n]+)", message)
+    return match.group(1).strip() if match else None
+
+
+class Converter:
+    """Converts one SavedModel (input `images`) in several modes.
+
+    Args:
+        saved_model_dir: a SavedModel written by `graph.write_saved_model`.
+        representative_dataset: a callable returning an iterable of
+            `{"images": float32 (1, H, W, 3)}`; needed by the calibrated
+            modes only.
+        allow_flex: let ops without a TFLite builtin run as select-TF (Flex)
+            ops. Off by default: a Flex op needs the TensorFlow runtime,
+            which a phone or a Raspberry Pi does not have.
+        log: a callable taking a progress line (default: stderr).
+    """
+
+    def __init__(
+        self,
+        saved_model_dir,
+        representative_dataset=None,
+        allow_flex=False,
+        log=None,
+    ):
+        self.saved_model_dir = os.fspath(saved_model_dir)
+        self.representative_dataset = representative_dataset
+        self.allow_flex = allow_flex
+        self._log = log or (lambda line: print(line, file=sys.stderr))
+        self._calibrated = None
+        self._fp32 = None
+
+    def _converter(self):
+        tf = require("tensorflow", "export")
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            self.saved_model_dir
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if self.allow_flex:
+            converter.target_spec.supported_ops.append(
+                tf.lite.OpsSet.SELECT_TF_OPS
+            )
+        return converter
+
+    def _run(self, converter, what):
+        from tensorflow.lite.python.convert_phase import ConverterError
+
+        try:
+            with warnings.catch_warnings():
+                # calibration runs TF's own (deprecated) interpreter; the
+                # warning is about TF internals, not about this export
+                warnings.filterwarnings(
+                    "ignore", message=".*tf.lite.Interpreter is deprecated"
+                )
+                return converter.convert()
+        except ConverterError as exc:
+            message = str(exc)
+            flex = _flex_ops(message)
+            if flex:
+                raise ExportError(
+                    f"{what}: the graph needs TensorFlow ops with no TFLite "
+                    f"builtin ({flex}), which edge runtimes cannot run. Fix "
+                    "the layer that emits them (the family's layers must "
+                    "lower to builtins), or pass allow_flex=True / "
+                    "--allow-flex to ship a model that needs the Flex "
+                    "delegate."
+                ) from exc
+            raise ExportError(
+                f"{what} failed: {message.strip()[-2000:]}"
+            ) from exc
+
+    def _require_dataset(self, mode):
+        if self.representative_dataset is None:
+            raise ExportError(
+                f"Mode {mode!r} quantizes activations and needs calibration "
+                "images; got none. Pass calibration='calibration/' (or "
+                "--calibration DIR) with a few photos like the deployment's."
+            )
+
+    # ---- float modes -----------------------------------------------------
+
+    def fp32(self):
+        # kept: the float graph also names the nodes for float fallback
+        if self._fp32 is None:
+            self._fp32 = self._run(self._converter(), "fp32 conversion")
+        return self._fp32
+
+    def fp16(self):
+        tf = require("tensorflow", "export")
+        converter = self._converter()
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+        return self._run(converter, "fp16 conversion")
+
+    def dynamic(self, float_weight_ops=()):
+        """int8 weights; activations quantized per inference by the kernel.
+
+        `float_weight_ops` (op names) keep their weights in float32: see
+        the `cpu` target, whose DEPTHWISE_CONV_2D has no fast hybrid kernel.
+        """
+        tf = require("tensorflow", "export")
+        converter = self._converter()
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        model = self._run(converter, "dynamic-range conversion")
+        if float_weight_ops:
+            model = dequantize_weights(model, float_weight_ops)
+        return model
+
+    # ---- calibrated modes ------------------------------------------------
+
+    def calibrated(self):
+        """The float model with calibration statistics (computed once)."""
+        if self._calibrated is None:
+            tf = require("tensorflow", "export")
+            self._require_dataset("int8")
+            self._log("calibrating: running the representative dataset")
+            converter = self._converter()
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = self.representative_dataset
+            converter.experimental_new_quantizer = True
+            # stop after calibration; quantize per variant in int8()
+            converter._experimental_calibrate_only = True
+            self._calibrated = self._run(converter, "calibration")
+        return self._calibrated
+
+    def int8(self, io_dtype="float32", float_ops=(), float_nodes=()):
+        """Full-int8 from the calibrated model.
+
+        `io_dtype` "float32" keeps float I/O (QUANTIZE/DEQUANTIZE at the
+        edges); "int8"/"uint8" make the I/O tensors integer. `float_ops`
+        (TFLite op names, e.g. "BATCH_MATMUL") and `float_nodes` (output
+        tensor names, see `quant_debug.layer_report`) stay in float.
+        """
+        tf = require("tensorflow", "export")
+        from tensorflow.lite.python import convert as tflite_convert
+
+        if io_dtype not in ("float32", *INT8_IO_DTYPES):
+            raise ExportError(
+                f"int8 I/O type {io_dtype!r} is not supported; use float32, "
+                "int8 or uint8."
+            )
+        calibrated = self.calibrated()
+        self._log(
+            "quantizing: int8 (" + _describe(float_ops, float_nodes) + ")"
+        )
+        try:
+            model = tflite_convert.mlir_quantize(
+                calibrated,
+                denylisted_ops=list(float_ops) or None,
+                denylisted_nodes=list(float_nodes) or None,
+            )
+        except Exception as exc:
+            raise ExportError(f"int8 quantization failed: {exc}") from exc
+        if io_dtype != "float32":
+            from tensorflow.lite.python import util
+
+            dtype = getattr(tf, io_dtype)
+            try:
+                model = util.modify_model_io_type(model, dtype, dtype)
+            except ValueError as exc:
+                raise ExportError(
+                    f"Cannot make the I/O {io_dtype} ({exc}); a model with "
+                    "float ops next to its input or outputs keeps float "
+                    "I/O: drop those ops from float_ops/float_nodes."
+                ) from exc
+        return model
+
+    def int16x8(self):
+        tf = require("tensorflow", "export")
+        self._require_dataset("int16x8")
+        self._log("calibrating + quantizing: int16x8")
+        converter = self._converter()
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = self.representative_dataset
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+        return self._run(converter, "int16x8 conversion")
+
+
+def dequantize_weights(model_content, op_names):
+    """`model_content` with the int8 weights of `op_names` ops in float32.
+
+    Only constant weight tensors (input 1) of those ops change; the ops then
+    run their float kernels.
+    """
+    require("tensorflow", "export")
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(model_content)
+    wanted = {getattr(schema.BuiltinOperator, name) for name in op_names}
+    changed = 0
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+            if builtin not in wanted or len(op.inputs) < 2:
+                continue
+            tensor = subgraph.tensors[op.inputs[1]]
+            buffer = model.buffers[tensor.buffer]
+            quant = tensor.quantization
+            if (
+                tensor.type != schema.TensorType.INT8
+                or buffer.data is None
+                or quant is None
+                or quant.scale is None
+            ):
+                continue
+            values = np.asarray(buffer.data, np.uint8).view(np.int8)
+            values = values.reshape(tensor.shape).astype(np.float32)
+            shape = [1] * values.ndim
+            scale = np.asarray(quant.scale, np.float32)
+            if scale.size > 1:
+                shape[quant.quantizedDimension] = scale.size
+            zero = np.asarray(quant.zeroPoint, np.float32).reshape(shape)
+            values = (values - zero) * scale.reshape(shape)
+            buffer.data = np.frombuffer(values.tobytes(), np.uint8)
+            tensor.type = schema.TensorType.FLOAT32
+            tensor.quantization = None
+            changed += 1
+    if not changed:
+        return model_content
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+
+def _describe(float_ops, float_nodes):
+    parts = []
+    if float_ops:
+        parts.append("float ops: " + ", ".join(float_ops))
+    if float_nodes:
+        parts.append(f"{len(float_nodes)} float node(s)")
+    return "; ".join(parts) or "every op int8"
+
+
+def gpu_compatibility(model_content):
+    """Runs the TFLite Analyzer's GPU check on a model.
+
+    Returns `(compatible, warnings)`: True/False, and the Analyzer's
+    "GPU COMPATIBILITY WARNING" lines (op and reason). The Analyzer prints
+    its report, so stdout is captured at the Python level and, because the
+    C++ side may write to file descriptor 1 too, at the descriptor level.
+    """
+    tf = require("tensorflow", "export")
+    buffer = io.StringIO()
+    with _capture_fd1() as raw, contextlib.redirect_stdout(buffer):
+        tf.lite.experimental.Analyzer.analyze(
+            model_content=model_content, gpu_compatibility=True
+        )
+    report = buffer.getvalue() + "".join(raw)
+    warnings = [
+        line.strip()
+        for line in report.splitlines()
+        if "GPU COMPATIBILITY WARNING" in line
+    ]
+    compatible = "looks compatible with GPU delegate" in report and not (
+        warnings
+    )
+    return compatible, warnings
+
+
+@contextlib.contextmanager
+def _capture_fd1():
+    import tempfile
+
+    captured = []
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+") as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield captured
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read())

@@ -1,0 +1,589 @@
+"""`export(...)`: one call from a backbone to verified .tflite artifacts.
+
+For each requested mode or target recipe: convert (SavedModel ->
+TFLiteConverter, builtins only), run the artifact with the runtime's
+`EdgeModel` on held-out photos, compare every level with the Keras float
+model, and only if it passes its fidelity threshold write it (atomically)
+with our metadata embedded and as a sidecar JSON. Progress goes to stderr;
+each artifact ends with one line: mode, path, size, time, fidelity.
+"""
+
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from edge_backbones.errors import (
+    CalibrationError,
+    FidelityError,
+    InputError,
+    WeightsNotFoundError,
+    require,
+)
+from edge_backbones.export import recipes as recipes_lib
+from edge_backbones.export import tflite_metadata, verify
+from edge_backbones.export.convert import Converter, gpu_compatibility
+
+__all__ = ["ArtifactRecord", "export", "parse_image_size", "load_backbone"]
+
+# held-out images used to verify when the caller gives no number
+DEFAULT_HOLDOUT_FRACTION = 0.25
+DEFAULT_MAX_IMAGES = 32
+# what `min_cos` chooses among when no modes or targets are given
+SELECTION_CANDIDATES = ("fp32", "fp16", "int8", "int8_mixed", "cpu")
+
+
+@dataclasses.dataclass
+class ArtifactRecord:
+    """One exported artifact (or, with `path` None, a rejected candidate)."""
+
+    mode: str
+    path: str | None
+    size_bytes: int
+    seconds: float
+    fidelity: dict | None
+    metadata: dict
+    latency_ms: float | None = None
+    error: str | None = None
+
+    def summary(self):
+        """The one line printed when the artifact is done."""
+        size = f"{self.size_bytes / 2**20:.2f} MB"
+        figures = (
+            verify.format_fidelity(self.fidelity)
+            if self.fidelity
+            else "not verified"
+        )
+        return (
+            f"{self.mode:<8} {self.path}  {size}  {self.seconds:.1f} s  "
+            f"{figures}"
+        )
+
+
+def _log(line):
+    print(line, file=sys.stderr, flush=True)
+
+
+def parse_image_size(value):
+    """512, "512", "384x640", (384, 640) -> (height, width)."""
+    if isinstance(value, str):
+        parts = value.lower().replace(",", "x").split("x")
+    elif isinstance(value, int):
+        parts = [value, value]
+    else:
+        parts = list(value)
+    if len(parts) == 1:
+        parts = parts * 2
+    try:
+        height, width = (int(p) for p in parts)
+    except (TypeError, ValueError):
+        height = width = -1
+    if len(parts) != 2 or height <= 0 or width <= 0:
+        raise InputError(
+            f"image_size={value!r} is not a size; give 512 (square), "
+            "'384x640' (height x width) or (384, 640)."
+        )
+    return height, width
+
+
+def load_backbone(
+    model, random_weights=False, image_size=None, config=None, seed=0
+):
+    """(backbone, model name, weights source) from a name, folder or object.
+
+    A preset name loads its weights from this disk only; without them it
+    fails with the WeightsNotFoundError message unless `random_weights` is
+    set, so a random-weight artifact is never shipped by accident. Names
+    and folders are built at `image_size` (families whose weights depend on
+    the size, like ViTDet's position tables, adapt them when loading).
+    `config` overrides architecture arguments of a preset. Random weights
+    are drawn from Keras' global generator seeded with `seed`, so the same
+    command exports the same model (and the same fidelity figures).
+    """
+    from edge_backbones.models.backbone import Backbone
+
+    if isinstance(model, Backbone):
+        return model, model.name, "in-memory"
+    kwargs = dict(config or {})
+    if random_weights:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+    if image_size is not None:
+        kwargs["image_shape"] = (*image_size, 3)
+    model = os.fspath(model)
+    if os.path.isdir(model):
+        name = os.path.basename(os.path.normpath(model))
+        weights = "random" if random_weights else os.path.abspath(model)
+        backbone = Backbone.from_preset(
+            model, load_weights=not random_weights, **kwargs
+        )
+        return backbone, name, weights
+    if random_weights:
+        backbone = Backbone.from_preset(model, load_weights=False, **kwargs)
+        return backbone, model, "random"
+    try:
+        backbone = Backbone.from_preset(model, **kwargs)
+    except WeightsNotFoundError as exc:
+        raise WeightsNotFoundError(
+            f"{exc}\nTo export the architecture with random weights (for "
+            "speed tests only), say so: random_weights=True or "
+            "--random-weights."
+        ) from exc
+    from edge_backbones.models.backbone import local_weight_candidates
+
+    # the folder from_preset loaded: the first candidate holding a config
+    found = [
+        folder
+        for folder in local_weight_candidates(model)
+        if os.path.isfile(os.path.join(folder, "config.json"))
+    ]
+    return backbone, model, found[0] if found else "preset"
+
+
+def _preprocessing(backbone, pixels_in_graph):
+    spec = dict(backbone.preprocessing)
+    spec["pixels_in_graph"] = bool(pixels_in_graph)
+    return spec
+
+
+def _serving(backbone, size, out_features, preprocessing):
+    """The serving model; with pixels in graph it normalizes raw pixels."""
+    keras = require("keras", "export")
+    from edge_backbones.export.graph import INPUT_NAME, serving_model
+
+    model = serving_model(backbone, size, out_features)
+    if not preprocessing["pixels_in_graph"]:
+        return model
+    std = np.asarray(preprocessing["std"], np.float32)
+    mean = np.asarray(preprocessing["mean"], np.float32)
+    # (p * scale - mean) / std as one per-channel multiply-add
+    normalize = keras.layers.Rescaling(
+        scale=float(preprocessing["scale"]) / std,
+        offset=-mean / std,
+        name="normalize",
+    )
+    pixels = keras.Input((*size, 3), batch_size=1, name=INPUT_NAME)
+    return keras.Model(pixels, model(normalize(pixels)), name="serving")
+
+
+def _calibration_set(calibration, seed, holdout_fraction, max_images):
+    if calibration is None:
+        return None
+    if hasattr(calibration, "arrays"):
+        return calibration
+    from edge_backbones.export.calibration import load_calibration_set
+
+    return load_calibration_set(
+        calibration,
+        seed=seed,
+        holdout_fraction=holdout_fraction,
+        max_images=max_images,
+    )
+
+
+def _representative_dataset(arrays, preprocessing, log=None):
+    samples = [a.astype(np.float32) for a in arrays]
+    if preprocessing["pixels_in_graph"] and samples:
+        # one sample that spans 0..255 pins the input range, so a uint8
+        # input tensor gets scale 1 / zero point 0: raw pixels, exactly
+        extra = samples[0].copy()
+        extra[0, 0], extra[0, 1] = 0.0, 255.0
+        samples.append(extra)
+
+    def generator():
+        for index, sample in enumerate(samples, 1):
+            if log is not None and (index % 8 == 0 or index == len(samples)):
+                log(f"calibrating: image {index}/{len(samples)}")
+            yield {"images": sample[None]}
+
+    return generator
+
+
+def _run_tflite(path, inputs, num_threads):
+    from edge_backbones.runtime.edge_model import EdgeModel
+
+    model = EdgeModel(path, num_threads=num_threads)
+    outputs = [model(x) for x in inputs]
+    names = list(outputs[0])
+    return model, {n: np.concatenate([o[n] for o in outputs]) for n in names}
+
+
+def _io_metadata(model, backbone, preprocessing):
+    spec = model.input_spec
+    info = {i.name: i for i in backbone.feature_info}
+    return (
+        {
+            "name": spec.name,
+            "shape": list(spec.shape),
+            "dtype": spec.dtype,
+            "quantization": spec.quantization,
+            "preprocessing": preprocessing,
+        },
+        {
+            name: {
+                "shape": list(out.shape),
+                "stride": info[name].stride,
+                "channels": info[name].channels,
+                "dtype": out.dtype,
+                "quantization": out.quantization,
+            }
+            for name, out in model.output_specs.items()
+        },
+    )
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def export(
+    model,
+    image_size=512,
+    modes=None,
+    targets=(),
+    calibration=None,
+    out="artifacts",
+    random_weights=False,
+    thresholds=None,
+    min_cos=None,
+    float_layers=(),
+    pixels_in_graph=False,
+    io_dtype="int8",
+    out_features=None,
+    max_images=DEFAULT_MAX_IMAGES,
+    holdout_fraction=DEFAULT_HOLDOUT_FRACTION,
+    seed=0,
+    allow_flex=False,
+    num_threads=2,
+    bench_runs=20,
+    layer_report=False,
+    name=None,
+    config=None,
+):
+    """Exports `model` in each of `modes` and `targets`; verified artifacts.
+
+    Args:
+        model: a preset name ("mit_b0"), a checkpoint folder, or a Backbone.
+        image_size: 512, "384x640" or (384, 640): the fixed input size.
+        modes: any of fp32, fp16, dynamic, int8, int8_io, int16x8 (a list
+            or "fp32,int8"). Default: fp32, or with `min_cos` and no
+            targets, `SELECTION_CANDIDATES`.
+        targets: recipes per device: cpu (XNNPACK), npu, gpu (see
+            `recipes.TARGETS`).
+        calibration: a folder of photos (or a CalibrationSet); one part
+            calibrates, a held-out part (`holdout_fraction`) verifies.
+        out: the folder for `<name>_<H>x<W>_<mode>.tflite` + `.json`.
+        random_weights: build the architecture with random weights (a preset
+            whose weights are not on disk fails without it).
+        thresholds: {mode: minimum cosine} over `verify.DEFAULT_MIN_COSINE`.
+        min_cos: pick one artifact: every candidate (modes + targets) is
+            verified against this cosine and timed on this device with the
+            runtime benchmark; the fastest that passes is kept, the others
+            are discarded, and a table says why.
+        float_layers: node names (or parts of them) kept in float in every
+            int8 artifact (see `quant_debug.layer_report`).
+        pixels_in_graph: the model takes raw 0-255 RGB; normalization runs
+            in the graph (uint8 input for int8_io / npu).
+        io_dtype: int8 or uint8, the I/O type of int8_io / npu artifacts.
+        seed: seeds the calibration split/sample and random weights.
+        layer_report: before exporting, rank the layers by int8 error
+            (QuantizationDebugger on the held-out images); the table goes to
+            stderr and every row to `<out>/<name>_<H>x<W>_layers.csv`.
+        name: the artifacts' name stem (default: the preset or folder name).
+        config: architecture overrides for a preset (e.g. a smaller
+            ViTDet); with trained weights they must still fit them.
+
+    Returns:
+        A list of `ArtifactRecord`, one per written artifact. Raises
+        FidelityError (after writing the others) if any artifact fell below
+        its threshold; nothing is left where a failed artifact belongs.
+    """
+    started = time.perf_counter()
+    size = parse_image_size(image_size)
+    if modes is None and not targets:
+        modes = SELECTION_CANDIDATES if min_cos is not None else ("fp32",)
+    plans = recipes_lib.resolve_plans(modes, targets)
+    backbone, model_name, weights = load_backbone(
+        model, random_weights, size, config, seed
+    )
+    model_name = name or model_name
+    gates = {**verify.DEFAULT_MIN_COSINE, **(thresholds or {})}
+    preprocessing = _preprocessing(backbone, pixels_in_graph)
+    needs_calibration = any(p.calibrated for p in plans)
+    calib = _calibration_set(calibration, seed, holdout_fraction, max_images)
+    if calib is None and needs_calibration:
+        raise CalibrationError(
+            f"{[p.mode for p in plans if p.calibrated]} quantize "
+            "activations and need calibration photos; got calibration=None."
+            " Pass calibration='calibration/' (--calibration DIR)."
+        )
+    holdout = _holdout(calib, preprocessing, size)
+    holdout_source = (
+        os.fspath(calib.source)
+        if calib is not None and hasattr(calib, "source")
+        else "synthetic: no calibration photos were given"
+    )
+    _log(
+        f"export: {model_name} ({type(backbone).__name__}, weights: "
+        f"{weights}) at {size[0]}x{size[1]}; {len(holdout)} held-out "
+        f"images verify {[p.mode for p in plans]}"
+    )
+    os.makedirs(out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".export-", dir=out)
+    try:
+        serving = _serving(backbone, size, out_features, preprocessing)
+        reference = _reference(serving, holdout)
+        from edge_backbones.export.graph import write_saved_model
+
+        saved = write_saved_model(serving, os.path.join(work, "saved_model"))
+        dataset = None
+        if needs_calibration or (layer_report and calib is not None):
+            arrays = list(calib.arrays("calibration", preprocessing, size))
+            _log(f"calibration: {len(arrays)} images")
+            dataset = _representative_dataset(arrays, preprocessing, _log)
+        converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
+        if layer_report:
+            _report_layers(
+                converter, holdout, out, f"{model_name}_{size[0]}x{size[1]}"
+            )
+        float_nodes = ()
+        if float_layers:
+            from edge_backbones.export.quant_debug import match_nodes
+
+            float_nodes = match_nodes(converter.fp32(), float_layers)
+        base_metadata = {
+            "schema": tflite_metadata.SCHEMA,
+            "model": {
+                "name": model_name,
+                "class_name": type(backbone).__name__,
+                "config": _json_safe(backbone.get_config()),
+                "weights": weights,
+                "params": int(backbone.count_params()),
+            },
+        }
+        selecting = min_cos is not None
+        records, failures = [], []
+        for plan in plans:
+            gate = min_cos if selecting else gates[plan.mode]
+            stem = f"{model_name}_{size[0]}x{size[1]}_{plan.mode}"
+            final = os.path.join(work if selecting else out, stem + ".tflite")
+            try:
+                record = _export_one(
+                    plan, converter, holdout, reference, preprocessing,
+                    backbone, base_metadata, gate, final, work, num_threads,
+                    io_dtype, float_nodes, holdout_source,
+                )  # fmt: skip
+            except FidelityError as exc:
+                _log(f"{plan.mode:<8} FAILED: {exc}")
+                failures.append((plan.mode, exc))
+                continue
+            records.append(record)
+            _log(record.summary())
+        if selecting:
+            return _select(
+                records, failures, min_cos, out, num_threads, bench_runs
+            )
+        if failures:
+            raise FidelityError(
+                " | ".join(str(exc) for _, exc in failures)
+                + f" ({len(records)} other artifact(s) were written: "
+                f"{[r.path for r in records]})"
+            )
+        _log(f"export: done in {time.perf_counter() - started:.1f} s")
+        return records
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _report_layers(converter, holdout, out, stem):
+    from edge_backbones.export import quant_debug
+
+    if converter.representative_dataset is None:
+        raise CalibrationError(
+            "layer_report compares int8 with float layer by layer and needs "
+            "calibration photos; pass calibration=... (--calibration DIR)."
+        )
+    _log(f"layer report: int8 vs float per layer on {len(holdout)} images")
+
+    def debug_dataset():
+        for x in holdout:
+            yield [x[None]]
+
+    rows = quant_debug.layer_report(converter, debug_dataset)
+    path = quant_debug.write_layer_report(
+        rows, os.path.join(out, stem + "_layers.csv")
+    )
+    _log(quant_debug.format_layer_report(rows) + f"\n(all rows: {path})")
+
+
+def _holdout(calib, preprocessing, size):
+    if calib is not None:
+        images = list(calib.arrays("holdout", preprocessing, size))
+        if not images:
+            raise CalibrationError(
+                "The held-out split is empty, so nothing can verify the "
+                "artifacts. Give more photos or a larger holdout_fraction."
+            )
+        return [np.asarray(i, np.float32) for i in images]
+    # no photos: float modes are still checked, on smooth random images in
+    # the model's input space (recorded as such in the metadata)
+    rng = np.random.default_rng(0)
+    small = rng.uniform(0, 255, (4, 8, 8, 3)).astype(np.uint8)
+    cv2 = require("cv2", "export")
+    from edge_backbones.runtime.preprocess import preprocess
+
+    return [
+        np.asarray(
+            preprocess(cv2.resize(s, size[::-1]), preprocessing, size),
+            np.float32,
+        )
+        for s in small
+    ]
+
+
+def _reference(serving, holdout):
+    outputs = [serving(x[None], training=False) for x in holdout]
+    return {
+        name: np.concatenate([np.asarray(o[name]) for o in outputs])
+        for name in outputs[0]
+    }
+
+
+def _convert(plan, converter, io_dtype, float_nodes, backbone):
+    if plan.base == "fp32":
+        return converter.fp32()
+    if plan.base == "fp16":
+        return converter.fp16()
+    if plan.base == "dynamic":
+        return converter.dynamic(plan.float_weight_ops)
+    if plan.base == "int16x8":
+        return converter.int16x8()
+    if plan.float_layer_types:
+        from edge_backbones.export.quant_debug import layer_type_nodes
+
+        extra = layer_type_nodes(
+            converter.fp32(), backbone, plan.float_layer_types
+        )
+        float_nodes = [
+            *float_nodes,
+            *(n for n in extra if n not in float_nodes),
+        ]
+    return converter.int8(
+        io_dtype=io_dtype if plan.integer_io else "float32",
+        float_ops=plan.float_ops,
+        float_nodes=float_nodes,
+    )
+
+
+def _export_one(
+    plan, converter, holdout, reference, preprocessing, backbone,
+    base_metadata, gate, final, work, num_threads, io_dtype, float_nodes,
+    holdout_source,
+):  # fmt: skip
+    started = time.perf_counter()
+    _log(f"{plan.mode}: converting ({plan.description})")
+    content = _convert(plan, converter, io_dtype, float_nodes, backbone)
+    graph = tflite_metadata.graph_summary(content)
+    compatible, warnings = gpu_compatibility(content)
+    graph["gpu_compatible"] = compatible
+    recipes_lib.check_graph(plan, content, compatible, warnings)
+    candidate = os.path.join(work, f"candidate_{plan.mode}.tflite")
+    with open(candidate, "wb") as f:
+        f.write(content)
+    _log(f"{plan.mode}: verifying on {len(holdout)} held-out images")
+    runtime_model, outputs = _run_tflite(candidate, holdout, num_threads)
+    fidelity = verify.compare(reference, outputs)
+    verify.check(fidelity, gate, plan.mode, os.path.basename(final))
+    input_meta, output_meta = _io_metadata(
+        runtime_model, backbone, preprocessing
+    )
+    del runtime_model
+    os.unlink(candidate)
+    metadata = {
+        **base_metadata,
+        "mode": plan.mode,
+        "recipe": plan.recipe,
+        "input": input_meta,
+        "outputs": output_meta,
+        "fidelity": {
+            **fidelity,
+            "min_cosine": gate,
+            "holdout": holdout_source,
+        },
+        "graph": graph,
+        "versions": tflite_metadata.versions(),
+        "created": tflite_metadata.utc_now(),
+    }
+    size_bytes = tflite_metadata.write_artifact(final, content, metadata)
+    return ArtifactRecord(
+        mode=plan.mode,
+        path=final,
+        size_bytes=size_bytes,
+        seconds=time.perf_counter() - started,
+        fidelity=fidelity,
+        metadata=metadata,
+    )
+
+
+def _select(records, failures, min_cos, out, num_threads, runs):
+    """Benchmarks the passing candidates; keeps the fastest one in `out`."""
+    from edge_backbones.runtime.bench import benchmark
+
+    for record in records:
+        _log(f"timing {record.mode} ({runs} runs, {num_threads} threads)")
+        result = benchmark(record.path, num_threads=num_threads, runs=runs)
+        record.latency_ms = result["latency_ms"]["median"]
+    rows = [
+        ("mode", "cosine", "latency ms", "size MB", "verdict"),
+    ]
+    best = min(records, key=lambda r: r.latency_ms, default=None)
+    for record in sorted(records, key=lambda r: r.latency_ms):
+        verdict = "KEPT: fastest" if record is best else (
+            f"slower than {best.mode}"
+        )  # fmt: skip
+        rows.append(
+            (
+                record.mode,
+                f"{verify.worst(record.fidelity)[1]['cosine']:.4f}",
+                f"{record.latency_ms:.1f}",
+                f"{record.size_bytes / 2**20:.2f}",
+                verdict,
+            )
+        )
+    for mode, exc in failures:
+        cosine = verify.worst(exc.fidelity)[1]["cosine"] if getattr(
+            exc, "fidelity", None
+        ) else float("nan")  # fmt: skip
+        rows.append(
+            (mode, f"{cosine:.4f}", "-", "-", f"rejected: below {min_cos}")
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        _log("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    if best is None:
+        raise FidelityError(
+            f"No candidate reached cosine {min_cos}: "
+            + " | ".join(str(exc) for _, exc in failures)
+        )
+    final = os.path.join(out, os.path.basename(best.path))
+    for suffix in (".json", ".tflite"):
+        os.replace(
+            os.path.splitext(best.path)[0] + suffix,
+            os.path.splitext(final)[0] + suffix,
+        )
+    best.path = final
+    _log(best.summary() + f"  {best.latency_ms:.1f} ms")
+    return [best]

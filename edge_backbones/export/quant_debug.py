@@ -1,0 +1,154 @@
+"""Which layers lose the most under int8, and keeping chosen ones in float.
+
+`layer_report` runs `tf.lite.experimental.QuantizationDebugger`: each int8
+op's output is compared with the float op fed the same (dequantized) input.
+Rows are ranked by `rmse/scale`, the error in units of the tensor's own
+quantization step: ~0.29 (1/sqrt(12)) is ideal rounding; larger means
+clipping or a range too wide for 8 bits (softmax, attention scores).
+
+`match_nodes` turns names from that report (or any part of a tensor name,
+e.g. a Keras layer name) into the output tensor names the quantizer keeps
+in float (`--float-layers`).
+"""
+
+import csv
+import io
+import os
+import re
+
+import numpy as np
+
+from edge_backbones.errors import ExportError, require
+
+__all__ = [
+    "layer_report",
+    "format_layer_report",
+    "match_nodes",
+    "layer_type_nodes",
+    "write_layer_report",
+]
+
+
+def _op_outputs(model_content):
+    """[(op name, output tensor name)] of a .tflite model, in order."""
+    from edge_backbones.runtime.backends import load_backend
+
+    interpreter = load_backend().Interpreter(model_content=model_content)
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    pairs = []
+    for op in interpreter._get_ops_details():  # noqa: SLF001 - no public API
+        for index in op["outputs"]:
+            pairs.append((op["op_name"], names.get(int(index), "")))
+    return pairs
+
+
+def match_nodes(model_content, patterns):
+    """Output tensor names matching each pattern (exact, else substring).
+
+    Raises ExportError naming a pattern that matches nothing, with the
+    closest names, so a typo never silently quantizes a layer.
+    """
+    pairs = _op_outputs(model_content)
+    tensors = [name for _, name in pairs]
+    matched = []
+    for pattern in patterns:
+        exact = [t for t in tensors if t == pattern]
+        hits = exact or [t for t in tensors if pattern in t]
+        if not hits:
+            import difflib
+
+            close = difflib.get_close_matches(pattern, tensors, n=3)
+            raise ExportError(
+                f"--float-layers {pattern!r} matches no op output in the "
+                f"model (closest: {close}). Use names from --layer-report "
+                "or a Keras layer name (e.g. 'block1/attn')."
+            )
+        matched += [t for t in hits if t not in matched]
+    return matched
+
+
+def layer_type_nodes(model_content, backbone, class_names):
+    """Output tensor names of every op inside layers of `class_names`.
+
+    The converter names each tensor after the Keras layer path that made it
+    (`serving_1/stage1_block0_norm1_1/Mean`), so the ops of a layer are the
+    tensors with that layer's name as a path component.
+    """
+    names = sorted(
+        {
+            layer.name
+            for layer in backbone._flatten_layers(include_self=False)
+            if type(layer).__name__ in class_names
+        }
+    )
+    if not names:
+        return []
+    pattern = re.compile(
+        r"(^|/)(" + "|".join(map(re.escape, names)) + r")(_\d+)?/"
+    )
+    return [
+        tensor
+        for _, tensor in _op_outputs(model_content)
+        if pattern.search(tensor)
+    ]
+
+
+def layer_report(converter, debug_dataset):
+    """Per-layer int8 error rows, worst first.
+
+    `converter` is an `export.convert.Converter` with a representative
+    dataset; `debug_dataset` yields model inputs like it (use held-out
+    images). Each row: op_name, tensor_name, scale, rmse/scale,
+    mean_error, max_abs_error, mean_squared_error.
+    """
+    tf = require("tensorflow", "export")
+    tflite_converter = converter._converter()
+    tflite_converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    tflite_converter.representative_dataset = converter.representative_dataset
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=tflite_converter, debug_dataset=debug_dataset
+    )
+    debugger.run()
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    rows = []
+    for row in csv.DictReader(io.StringIO(dump.getvalue())):
+        scale = float(row["scale"]) if row.get("scale") else 0.0
+        mse = float(row["mean_squared_error"])
+        rows.append(
+            {
+                "op_name": row["op_name"],
+                "tensor_name": row["tensor_name"],
+                "scale": scale,
+                "rmse/scale": float(np.sqrt(mse) / scale) if scale else 0.0,
+                "mean_error": float(row["mean_error"]),
+                "max_abs_error": float(row["max_abs_error"]),
+                "mean_squared_error": mse,
+            }
+        )
+    rows.sort(key=lambda r: r["rmse/scale"], reverse=True)
+    return rows
+
+
+def format_layer_report(rows, top=10):
+    """The `top` worst rows as an aligned text table."""
+    lines = [f"{'rmse/scale':>10}  {'max abs':>9}  {'op':<16} tensor"]
+    for row in rows[:top]:
+        lines.append(
+            f"{row['rmse/scale']:>10.3f}  {row['max_abs_error']:>9.4f}  "
+            f"{row['op_name']:<16} {row['tensor_name']}"
+        )
+    return "\n".join(lines)
+
+
+def write_layer_report(rows, path):
+    """Writes every row as CSV (atomically)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path

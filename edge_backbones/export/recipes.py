@@ -1,0 +1,294 @@
+"""Recipes as data: what each mode and device target converts to, and TOML
+files that pin a whole export (model, size, modes, calibration, gates).
+
+Targets:
+- `cpu` (XNNPACK): dynamic-range int8. Weights are int8 (per channel) and
+  XNNPACK quantizes each FULLY_CONNECTED / CONV_2D input per row at run
+  time (its QD8 kernels), so no activation range is fixed by calibration.
+  DEPTHWISE_CONV_2D has no fast hybrid kernel in XNNPACK (it falls to the
+  reference kernel and splits the graph), so its few weights stay float.
+  Measured on MiT-B0 @512 (random weights, bundled photos): cosine >=
+  0.9996 on every level, one XNNPACK partition, ~0.8x the fp32 latency and
+  ~4x smaller; the static mixed recipe below is a little faster but lost
+  0.001-0.002 cosine to per-tensor int8 activations spread evenly over
+  every FC/conv (the layer report shows no single culprit).
+- `int8_mixed` (mode): static int8 where XNNPACK has int8 kernels (conv,
+  FC), float for the attention BATCH_MATMULs and SOFTMAX (no int8 XNNPACK
+  kernel: the reference kernels made full int8 ~4x slower than fp32),
+  GELU, the residual ADDs and every op of the layer norms (in int8 their
+  squared deviations lose most of their bits).
+- `npu` (Edge TPU / NNAPI): full int8, integer I/O, and the graph must hold
+  no float tensor and no QUANTIZE/DEQUANTIZE: an accelerator hands any of
+  those back to the CPU, splitting the graph.
+- `gpu`: float16 weights, and the TFLite Analyzer's GPU check must pass.
+
+A TOML recipe (see export/*.toml):
+
+    [model]
+    preset = "mit_b0"         # or a checkpoint folder, relative to the file
+    random_weights = true
+    image_size = [256, 256]
+    config = {}               # architecture overrides (optional)
+    [export]
+    modes = ["int8"]
+    targets = ["cpu"]
+    out = "../artifacts"
+    float_layers = []         # node names kept in float (quant_debug)
+    [calibration]
+    source = "../calibration"
+    max_images = 16
+    [thresholds]              # minimum cosine per mode
+    cpu = 0.999
+
+`[[model]]` tables instead of one `[model]` export several models with the
+same settings.
+"""
+
+import dataclasses
+import os
+
+from edge_backbones.errors import ExportError, InputError, require
+
+__all__ = [
+    "MIXED_FLOAT_LAYERS",
+    "MIXED_FLOAT_OPS",
+    "Plan",
+    "MODE_PLANS",
+    "TARGETS",
+    "resolve_plans",
+    "check_graph",
+    "load_recipe",
+    "load_recipes",
+]
+
+MIXED_FLOAT_OPS = ("BATCH_MATMUL", "SOFTMAX", "GELU", "ADD")
+# every op inside these layers stays float in int8_mixed
+MIXED_FLOAT_LAYERS = ("EdgeLayerNormalization", "LayerNormalization")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How one artifact is converted and what its graph must satisfy."""
+
+    mode: str  # the artifact's name and the metadata's "mode"
+    base: str  # fp32 | fp16 | dynamic | int8 | int16x8
+    description: str
+    recipe: str | None = None  # cpu | npu | gpu for target recipes
+    integer_io: bool = False
+    float_ops: tuple = ()
+    float_layer_types: tuple = ()
+    float_weight_ops: tuple = ()  # dynamic: ops whose weights stay float
+    forbid_ops: tuple = ()
+    forbid_float_tensors: bool = False
+    require_gpu_compatible: bool = False
+
+    @property
+    def calibrated(self):
+        return self.base in ("int8", "int16x8")
+
+
+MODE_PLANS = {
+    "fp32": Plan("fp32", "fp32", "float32"),
+    "fp16": Plan("fp16", "fp16", "float16 weights, float compute"),
+    "dynamic": Plan("dynamic", "dynamic", "int8 weights, dynamic int8 FC"),
+    "int8": Plan("int8", "int8", "full int8, float I/O"),
+    "int8_io": Plan(
+        "int8_io", "int8", "full int8, integer I/O", integer_io=True
+    ),
+    "int16x8": Plan("int16x8", "int16x8", "int16 activations, int8 weights"),
+    "int8_mixed": Plan(
+        "int8_mixed",
+        "int8",
+        "int8 conv/FC; float attention, softmax, GELU, adds, layer norms",
+        float_ops=MIXED_FLOAT_OPS,
+        float_layer_types=MIXED_FLOAT_LAYERS,
+    ),
+}
+
+TARGETS = {
+    "cpu": Plan(
+        "cpu",
+        "dynamic",
+        "int8 weights, XNNPACK dynamic int8 FC/conv, float depthwise",
+        recipe="cpu",
+        float_weight_ops=("DEPTHWISE_CONV_2D",),
+    ),
+    "npu": Plan(
+        "npu",
+        "int8",
+        "full int8, integer I/O, no float, no (de)quantize inside",
+        recipe="npu",
+        integer_io=True,
+        forbid_ops=("QUANTIZE", "DEQUANTIZE"),
+        forbid_float_tensors=True,
+    ),
+    "gpu": Plan(
+        "gpu",
+        "fp16",
+        "float16 weights, GPU-compatible graph",
+        recipe="gpu",
+        require_gpu_compatible=True,
+    ),
+}
+
+
+def _names(value):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value)
+
+
+def resolve_plans(modes, targets):
+    """The plans for `modes` + `targets` (lists or comma-separated)."""
+    plans = []
+    for name in _names(modes):
+        if name in TARGETS:
+            plans.append(TARGETS[name])
+        elif name in MODE_PLANS:
+            plans.append(MODE_PLANS[name])
+        else:
+            raise InputError(
+                f"Unknown mode {name!r}; modes are {list(MODE_PLANS)} and "
+                f"targets are {list(TARGETS)}."
+            )
+    for name in _names(targets):
+        if name not in TARGETS:
+            raise InputError(
+                f"Unknown target {name!r}; targets are {list(TARGETS)}."
+            )
+        plans.append(TARGETS[name])
+    unique = list(dict.fromkeys(plans))
+    if not unique:
+        raise InputError(
+            "Nothing to export: give modes (e.g. fp32,int8) and/or targets "
+            "(cpu, npu, gpu)."
+        )
+    return unique
+
+
+def check_graph(plan, content, gpu_compatible, gpu_warnings):
+    """Raises ExportError if the converted graph breaks the plan's rules."""
+    from edge_backbones.runtime.model_file import read_model_file
+
+    parsed = read_model_file(content)
+    found = {op: n for op, n in parsed.op_histogram.items()}
+    forbidden = {op: found[op] for op in plan.forbid_ops if op in found}
+    if forbidden:
+        raise ExportError(
+            f"The {plan.mode} graph holds {forbidden}: each one hands the "
+            "tensor back to the CPU. Usually an op the quantizer could not "
+            "make integer; find it with --layer-report, or export the cpu "
+            "target instead."
+        )
+    if plan.forbid_float_tensors:
+        floats = sum(t in ("float32", "float16") for t in parsed.tensor_types)
+        if floats:
+            raise ExportError(
+                f"The {plan.mode} graph still has {floats} float tensor(s) "
+                f"(ops: {found}); an integer-only accelerator cannot run "
+                "them. Drop --float-layers for this target, or export cpu."
+            )
+    if plan.require_gpu_compatible and not gpu_compatible:
+        raise ExportError(
+            f"The {plan.mode} graph failed the TFLite Analyzer's GPU check: "
+            + ("; ".join(gpu_warnings[:5]) or "no verdict in its report")
+            + ". Export fp16 instead, or fix the listed ops."
+        )
+
+
+_RECIPE_KEYS = {
+    "model": {"preset", "random_weights", "image_size", "name", "config"},
+    "export": {
+        "modes", "targets", "out", "float_layers", "pixels_in_graph",
+        "io_dtype", "min_cos", "out_features", "allow_flex", "num_threads",
+    },
+    "calibration": {"source", "max_images", "holdout_fraction", "seed"},
+    "thresholds": None,
+}  # fmt: skip
+
+
+def _tomllib():
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = require("tomli", "export")
+    return tomllib
+
+
+def load_recipe(path):
+    """A TOML recipe with one [model] -> keyword arguments of `export()`."""
+    exports = load_recipes(path)
+    if len(exports) != 1:
+        raise InputError(
+            f"Recipe {path!r} lists {len(exports)} models; use "
+            "load_recipes() for one export() call per model."
+        )
+    return exports[0]
+
+
+def load_recipes(path):
+    """A TOML recipe -> one dict of `export()` keyword arguments per model.
+
+    `[model]` is one model; `[[model]]` tables list several that share the
+    other sections. Paths in it (a checkpoint folder, `out`, the calibration
+    source) are relative to the recipe file, so a recipe works from any
+    directory.
+    """
+    tomllib = _tomllib()
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise InputError(f"No recipe file at {path!r}.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"Recipe {path!r} is not valid TOML: {exc}") from exc
+    models = data.get("model", {})
+    models = models if isinstance(models, list) else [models]
+    for section, value in data.items():
+        if section not in _RECIPE_KEYS:
+            raise InputError(
+                f"Recipe {path!r}: unknown section [{section}]; sections "
+                f"are {sorted(_RECIPE_KEYS)}."
+            )
+        allowed = _RECIPE_KEYS[section]
+        for table in value if isinstance(value, list) else [value]:
+            unknown = sorted(set(table) - allowed) if allowed else []
+            if unknown:
+                raise InputError(
+                    f"Recipe {path!r}: unknown key(s) {unknown} in "
+                    f"[{section}]; known: {sorted(allowed)}."
+                )
+    base = os.path.dirname(os.path.abspath(path))
+
+    def local(value):
+        return value if os.path.isabs(value) else os.path.join(base, value)
+
+    shared = dict(data.get("export", {}))
+    if "out" in shared:
+        shared["out"] = local(shared["out"])
+    calibration = data.get("calibration", {})
+    if "source" in calibration:
+        shared["calibration"] = local(calibration["source"])
+    for key in ("max_images", "holdout_fraction", "seed"):
+        if key in calibration:
+            shared[key] = calibration[key]
+    if data.get("thresholds"):
+        shared["thresholds"] = dict(data["thresholds"])
+    exports = []
+    for model in models:
+        if "preset" not in model:
+            raise InputError(
+                f"Recipe {path!r}: a [model] has no preset (a preset name "
+                "or a checkpoint folder)."
+            )
+        preset = model["preset"]
+        if os.path.isdir(local(preset)) and not os.path.isdir(preset):
+            preset = local(preset)
+        kwargs = {"model": preset}
+        for key in ("random_weights", "image_size", "name", "config"):
+            if key in model:
+                kwargs[key] = model[key]
+        exports.append({**kwargs, **shared})
+    return exports

@@ -1,0 +1,143 @@
+"""Our metadata inside the .tflite FlatBuffer and beside it, written atomically.
+
+The JSON (schema `edge_backbones.tflite/1`, see the README's metadata
+contract) goes into the model's `metadata` list under the name
+`edge_backbones`, which `runtime.model_file.read_model_file` reads without
+TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
+`size_bytes` of the final file.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from edge_backbones.errors import require
+
+__all__ = [
+    "METADATA_NAME",
+    "SCHEMA",
+    "embed_metadata",
+    "graph_summary",
+    "versions",
+    "write_artifact",
+    "sidecar_path",
+]
+
+METADATA_NAME = "edge_backbones"
+SCHEMA = "edge_backbones.tflite/1"
+
+
+def embed_metadata(model_content, metadata, name=METADATA_NAME):
+    """`model_content` with `metadata` (a dict, as UTF-8 JSON) embedded.
+
+    An entry of the same name is replaced, so re-embedding is idempotent.
+    """
+    require("tensorflow", "export")
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(model_content)
+    payload = json.dumps(metadata, sort_keys=False).encode("utf-8")
+    entries = [m for m in (model.metadata or []) if _name(m) != name]
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(payload, dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [*entries, entry]
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+
+def _name(entry):
+    name = entry.name
+    return name.decode("utf-8") if isinstance(name, bytes) else name
+
+
+def graph_summary(model_content, gpu_compatible=None):
+    """The metadata's "graph" block: op count and histogram, max rank."""
+    from edge_backbones.runtime.model_file import read_model_file
+
+    parsed = read_model_file(model_content)
+    return {
+        "op_count": parsed.op_count,
+        "op_histogram": parsed.op_histogram,
+        "max_tensor_rank": parsed.max_tensor_rank,
+        "gpu_compatible": gpu_compatible,
+    }
+
+
+def versions():
+    import keras
+    import tensorflow as tf
+
+    from edge_backbones import __version__
+
+    return {
+        "edge_backbones": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def utc_now():
+    return (
+        datetime.datetime.now(datetime.timezone.utc)
+        .replace(microsecond=0)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )
+
+
+def sidecar_path(path):
+    return os.path.splitext(path)[0] + ".json"
+
+
+def _atomic_write(path, data, mode="wb"):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(
+        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder
+    )
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return tmp
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_artifact(path, model_content, metadata):
+    """Writes `path` (.tflite with `metadata` embedded) and its sidecar.
+
+    Both go to temporary files in the same folder first and are moved into
+    place only when both are complete, so an interrupted export leaves the
+    previous good artifact (or nothing) where this one belongs. Returns the
+    final bytes' size.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    content = embed_metadata(model_content, metadata)
+    sidecar = {
+        **metadata,
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "size_bytes": len(content),
+    }
+    model_tmp = _atomic_write(path, content)
+    try:
+        json_tmp = _atomic_write(
+            sidecar_path(path),
+            json.dumps(sidecar, indent=2) + "\n",
+            mode="w",
+        )
+    except BaseException:
+        os.unlink(model_tmp)
+        raise
+    os.replace(model_tmp, path)
+    os.replace(json_tmp, sidecar_path(path))
+    return len(content)

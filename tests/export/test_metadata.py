@@ -1,0 +1,59 @@
+"""Embedding, sidecar and atomic writes."""
+
+import json
+import os
+
+import pytest
+
+from edge_backbones.export import tflite_metadata
+from edge_backbones.export.graph import float_tflite
+from edge_backbones.runtime.model_file import read_model_file
+
+
+@pytest.fixture(scope="module")
+def model_content(tiny_backbone):
+    return float_tflite(tiny_backbone, (32, 32))
+
+
+def test_embed_is_readable_without_tensorflow_and_idempotent(model_content):
+    first = tflite_metadata.embed_metadata(model_content, {"a": 1})
+    second = tflite_metadata.embed_metadata(first, {"a": 2, "b": "é"})
+    parsed = read_model_file(second)
+    assert json.loads(parsed.metadata["edge_backbones"]) == {"a": 2, "b": "é"}
+    # the converter's own entries survive; ours appears once
+    names = list(parsed.metadata)
+    assert names.count("edge_backbones") == 1
+    assert set(read_model_file(model_content).metadata) <= set(names)
+    assert parsed.op_histogram == read_model_file(model_content).op_histogram
+
+
+def test_write_artifact_and_sidecar(model_content, tmp_path):
+    path = str(tmp_path / "m.tflite")
+    size = tflite_metadata.write_artifact(path, model_content, {"mode": "x"})
+    assert os.path.getsize(path) == size
+    with open(tmp_path / "m.json") as f:
+        sidecar = json.load(f)
+    assert sidecar["mode"] == "x" and sidecar["size_bytes"] == size
+    assert sorted(os.listdir(tmp_path)) == ["m.json", "m.tflite"]
+
+
+def test_interrupted_write_keeps_the_good_artifact(
+    model_content, tmp_path, monkeypatch
+):
+    path = str(tmp_path / "m.tflite")
+    tflite_metadata.write_artifact(path, model_content, {"mode": "good"})
+    before = sorted(os.listdir(tmp_path)), open(path, "rb").read()
+    real_dumps = json.dumps
+
+    def dumps_then_die(obj, **kwargs):
+        if "sha256" in obj:  # the sidecar: after the model's temp file
+            raise KeyboardInterrupt
+        return real_dumps(obj, **kwargs)
+
+    monkeypatch.setattr(tflite_metadata.json, "dumps", dumps_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        tflite_metadata.write_artifact(path, model_content, {"mode": "bad"})
+    after = sorted(os.listdir(tmp_path)), open(path, "rb").read()
+    assert after == before  # no temp file left, same bytes
+    meta = json.loads(read_model_file(path).metadata["edge_backbones"])
+    assert meta == {"mode": "good"}

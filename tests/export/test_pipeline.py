@@ -1,0 +1,269 @@
+"""End to end on a tiny backbone: convert, verify, write, read back."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from edge_backbones.errors import FidelityError, WeightsNotFoundError
+from edge_backbones.export.graph import serving_model
+from edge_backbones.export.pipeline import export, parse_image_size
+from edge_backbones.runtime.edge_model import EdgeModel
+from edge_backbones.runtime.model_file import read_model_file
+
+SIZE = (32, 48)  # non-square on purpose
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_backbone, photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("artifacts")
+    records = export(
+        tiny_backbone,
+        image_size="32x48",
+        modes="fp32,int8,int8_mixed,int16x8",
+        targets="cpu,npu,gpu",
+        calibration=photos,
+        out=out,
+        thresholds={"int8": 0.99, "npu": 0.99, "int16x8": 0.995},
+    )
+    return {r.mode: r for r in records}, out
+
+
+def test_every_mode_written_with_metadata(exported):
+    records, out = exported
+    assert sorted(records) == [
+        "cpu", "fp32", "gpu", "int16x8", "int8", "int8_mixed", "npu"
+    ]  # fmt: skip
+    for mode, record in records.items():
+        name = f"tiny_backbone_32x48_{mode}.tflite"
+        assert os.path.basename(record.path) == name
+        embedded = json.loads(
+            read_model_file(record.path).metadata["edge_backbones"]
+        )
+        with open(record.path[: -len(".tflite")] + ".json") as f:
+            sidecar = json.load(f)
+        with open(record.path, "rb") as f:
+            content = f.read()
+        assert sidecar.pop("sha256") == hashlib.sha256(content).hexdigest()
+        assert sidecar.pop("size_bytes") == len(content) == record.size_bytes
+        assert sidecar == embedded
+        assert embedded["schema"] == "edge_backbones.tflite/1"
+        assert embedded["mode"] == mode
+        assert embedded["model"]["weights"] == "in-memory"
+        assert embedded["input"]["shape"] == [1, *SIZE, 3]
+        assert list(embedded["outputs"]) == ["P1", "P2"]
+        assert embedded["outputs"]["P2"]["shape"] == [1, 4, 6, 16]
+        assert embedded["outputs"]["P2"]["stride"] == 8
+        levels = embedded["fidelity"]["levels"]
+        assert set(levels) == {"P1", "P2"}
+        assert embedded["fidelity"]["images"] >= 1
+        assert embedded["graph"]["op_count"] == sum(
+            embedded["graph"]["op_histogram"].values()
+        )
+    # only artifacts and sidecars are left: no temp files, no SavedModel
+    assert sorted(os.listdir(out)) == sorted(
+        f"tiny_backbone_32x48_{m}.{ext}" for m in records
+        for ext in ("tflite", "json")
+    )  # fmt: skip
+
+
+def test_fidelity_ordering_and_gates(exported):
+    records, _ = exported
+
+    def worst(mode):
+        levels = records[mode].fidelity["levels"].values()
+        return min(level["cosine"] for level in levels)
+
+    assert worst("fp32") > 0.9999
+    # int16 activations are closer to float than int8 ones
+    assert worst("int16x8") > worst("int8")
+    # int8_mixed keeps attention, softmax and norms in float
+    assert worst("int8_mixed") > worst("int8")
+    # cpu: dynamic int8 (this tiny model's weights are too small to be
+    # quantized, so it is float)
+    assert worst("cpu") > worst("int8_mixed")
+    assert records["cpu"].metadata["recipe"] == "cpu"
+    assert records["int8_mixed"].metadata["recipe"] is None
+
+
+def test_gpu_recipe_is_checked_fp16(exported):
+    records, _ = exported
+    meta = records["gpu"].metadata
+    assert meta["recipe"] == "gpu" and meta["graph"]["gpu_compatible"] is True
+    assert "float16" in read_model_file(records["gpu"].path).tensor_types
+
+
+def test_npu_is_integer_end_to_end(exported):
+    records, _ = exported
+    npu = read_model_file(records["npu"].path)
+    assert "QUANTIZE" not in npu.op_histogram
+    assert "DEQUANTIZE" not in npu.op_histogram
+    assert not {"float32", "float16"} & set(npu.tensor_types)
+    meta = records["npu"].metadata
+    assert meta["input"]["dtype"] == "int8"
+    assert meta["input"]["quantization"]["scale"] > 0
+    assert all(o["dtype"] == "int8" for o in meta["outputs"].values())
+    # int8_mixed: every layer-norm op and the attention run in float,
+    # each float island bracketed by (de)quantize ops
+    mixed = records["int8_mixed"].metadata["graph"]["op_histogram"]
+    assert mixed["DEQUANTIZE"] > 2 * 4  # 4 layer norms + 4 matmuls ...
+
+
+def test_runtime_reads_the_artifact(exported, photos):
+    records, _ = exported
+    model = EdgeModel(records["int8"].path, num_threads=1)
+    assert model.metadata["mode"] == "int8"
+    photo = sorted(photos.glob("*.jpg"))[0]
+    out = model.predict([str(photo)])
+    assert out["P1"].shape == (1, 8, 12, 8)
+
+
+def test_failed_gate_writes_nothing_and_keeps_the_good_one(
+    tiny_backbone, photos, tmp_path
+):
+    good = export(tiny_backbone, image_size=SIZE, modes="fp32", out=tmp_path)
+    path = good[0].path
+    with open(path, "rb") as f:
+        before = f.read()
+    with pytest.raises(FidelityError, match="P1|P2") as info:
+        export(
+            tiny_backbone,
+            image_size=SIZE,
+            modes="fp32,int8",
+            calibration=photos,
+            out=tmp_path,
+            thresholds={"int8": 1.0},
+        )
+    assert "cosine" in str(info.value) and "--threshold int8" in str(info.value)
+    assert not os.path.exists(str(tmp_path / "tiny_backbone_32x48_int8.tflite"))
+    assert sorted(os.listdir(tmp_path)) == [
+        "tiny_backbone_32x48_fp32.json",
+        "tiny_backbone_32x48_fp32.tflite",
+    ]
+    with open(path, "rb") as f:
+        after = f.read()
+    # the rewritten fp32 artifact is equally good; the int8 one is absent
+    assert (
+        read_model_file(after).op_histogram
+        == read_model_file(before).op_histogram
+    )
+
+
+def test_pixels_in_graph_takes_raw_uint8(tiny_backbone, photos, tmp_path):
+    records = export(
+        tiny_backbone,
+        image_size=SIZE,
+        modes="int8_io",
+        calibration=photos,
+        out=tmp_path,
+        pixels_in_graph=True,
+        io_dtype="uint8",
+        thresholds={"int8_io": 0.95},
+    )
+    meta = records[0].metadata["input"]
+    assert meta["dtype"] == "uint8"
+    assert meta["preprocessing"]["pixels_in_graph"] is True
+    # raw pixels map onto the input tensor exactly
+    assert meta["quantization"]["scale"] == pytest.approx(1.0, abs=1e-6)
+    assert meta["quantization"]["zero_point"] == 0
+
+
+def test_min_cos_keeps_the_fastest_passing(tiny_backbone, photos, tmp_path):
+    records = export(
+        tiny_backbone,
+        image_size=SIZE,
+        modes="fp32,int8",
+        calibration=photos,
+        out=tmp_path,
+        min_cos=0.99999,
+        bench_runs=3,
+    )
+    # int8 cannot reach 0.99999 on this model; fp32 is the one kept
+    assert [r.mode for r in records] == ["fp32"]
+    assert records[0].latency_ms > 0
+    assert sorted(os.listdir(tmp_path)) == [
+        "tiny_backbone_32x48_fp32.json",
+        "tiny_backbone_32x48_fp32.tflite",
+    ]
+
+
+def test_preset_without_weights_needs_an_explicit_choice(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="--random-weights"):
+        export("mit_b0", image_size=64, out=tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(512, (512, 512)), ("384x640", (384, 640)), ((32, 48), (32, 48))],
+)
+def test_parse_image_size(value, expected):
+    assert parse_image_size(value) == expected
+
+
+def test_parse_image_size_rejects_garbage():
+    with pytest.raises(ValueError, match="384x640"):
+        parse_image_size("big")
+
+
+def test_layer_report_and_float_layers(tiny_backbone, photos, tmp_path):
+    records = export(
+        tiny_backbone,
+        image_size=SIZE,
+        modes="int8",
+        calibration=photos,
+        out=tmp_path,
+        layer_report=True,
+        float_layers=["block1_1/MatMul_1"],
+        thresholds={"int8": 0.95},
+    )
+    report = (tmp_path / "tiny_backbone_32x48_layers.csv").read_text()
+    assert "BATCH_MATMUL" in report and "rmse/scale" in report
+    # the named node runs in float: it is wrapped by (de)quantize ops
+    hist = records[0].metadata["graph"]["op_histogram"]
+    assert hist["DEQUANTIZE"] > 2
+
+
+def test_unknown_float_layer_is_an_error(tiny_backbone, tmp_path):
+    from edge_backbones.errors import ExportError
+
+    with pytest.raises(ExportError, match="no_such_layer"):
+        export(
+            tiny_backbone,
+            image_size=SIZE,
+            modes="fp32",
+            out=tmp_path,
+            float_layers=["no_such_layer"],
+        )
+
+
+def test_reference_matches_keras(tiny_backbone, exported):
+    # the fp32 artifact reproduces Keras on a fresh input, not only on the
+    # held-out photos the exporter used
+    records, _ = exported
+    model = EdgeModel(records["fp32"].path, num_threads=1)
+    x = np.random.default_rng(1).normal(size=(1, *SIZE, 3)).astype("float32")
+    got = model(x)
+    want = serving_model(tiny_backbone, SIZE)(x)
+    for name in ("P1", "P2"):
+        np.testing.assert_allclose(got[name], np.asarray(want[name]), atol=1e-4)
+
+
+def test_preset_with_config_overrides_and_random_weights(tmp_path):
+    from tests.export.test_cli import TINY_MIT
+
+    records = export(
+        "mit_b0",
+        image_size="32x64",
+        out=tmp_path,
+        random_weights=True,
+        config=TINY_MIT,
+        name="mit_tiny",
+    )
+    meta = records[0].metadata
+    assert meta["model"]["weights"] == "random"
+    assert meta["model"]["config"]["hidden_dims"] == [8, 16]
+    assert meta["model"]["config"]["image_shape"] == [32, 64, 3]
+    assert os.path.basename(records[0].path) == "mit_tiny_32x64_fp32.tflite"

@@ -1,0 +1,83 @@
+"""Recipe files and mode/target resolution."""
+
+import os
+
+import pytest
+
+from edge_backbones.errors import InputError
+from edge_backbones.export import recipes
+
+
+def test_resolve_plans():
+    plans = recipes.resolve_plans("fp32,int8", ["cpu"])
+    assert [p.mode for p in plans] == ["fp32", "int8", "cpu"]
+    # cpu is dynamic-range int8: no calibration photos needed
+    assert [p.calibrated for p in plans] == [False, True, False]
+    assert recipes.resolve_plans(["npu"], "npu")[0].integer_io
+    with pytest.raises(InputError, match="int4"):
+        recipes.resolve_plans("int4", ())
+    with pytest.raises(InputError, match="Nothing to export"):
+        recipes.resolve_plans((), ())
+
+
+def test_recipe_paths_are_relative_to_the_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    recipe = tmp_path / "sub" / "r.toml"
+    recipe.write_text(
+        '[model]\npreset = "mit_b0"\nrandom_weights = true\n'
+        "image_size = [64, 96]\n"
+        '[export]\nmodes = ["int8"]\ntargets = ["cpu"]\nout = "../out"\n'
+        '[calibration]\nsource = "../photos"\nmax_images = 4\n'
+        "[thresholds]\ncpu = 0.99\n"
+    )
+    kwargs = recipes.load_recipe(str(recipe))
+    assert kwargs == {
+        "model": "mit_b0",
+        "random_weights": True,
+        "image_size": [64, 96],
+        "modes": ["int8"],
+        "targets": ["cpu"],
+        "out": os.path.join(str(tmp_path / "sub"), "../out"),
+        "calibration": os.path.join(str(tmp_path / "sub"), "../photos"),
+        "max_images": 4,
+        "thresholds": {"cpu": 0.99},
+    }
+
+
+def test_several_models_share_the_sections(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[export]\nmodes = ["fp32"]\n'
+        '[[model]]\npreset = "mit_b0"\n'
+        '[[model]]\npreset = "sam_vit_base"\nname = "small"\n'
+        "config = { num_layers = 2 }\n"
+    )
+    first, second = recipes.load_recipes(str(recipe))
+    assert first == {"model": "mit_b0", "modes": ["fp32"]}
+    assert second == {
+        "model": "sam_vit_base",
+        "name": "small",
+        "config": {"num_layers": 2},
+        "modes": ["fp32"],
+    }
+    with pytest.raises(InputError, match="load_recipes"):
+        recipes.load_recipe(str(recipe))
+
+
+def test_recipe_typos_are_errors(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[model]\npreset = "mit_b0"\n[export]\nmode = ["x"]\n')
+    with pytest.raises(InputError, match="mode"):
+        recipes.load_recipe(str(recipe))
+
+
+def test_shipped_recipes_load(repo_root):
+    folder = repo_root / "export"
+    files = sorted(folder.glob("*.toml"))
+    assert files, "export/ ships at least one recipe"
+    for path in files:
+        for kwargs in recipes.load_recipes(str(path)):
+            assert kwargs["model"]
+            recipes.resolve_plans(
+                kwargs.get("modes", ()), kwargs.get("targets")
+            )

@@ -1,0 +1,63 @@
+"""Fidelity figures against hand-computed values, and the gate."""
+
+import numpy as np
+import pytest
+
+from edge_backbones.errors import FidelityError
+from edge_backbones.export import verify
+
+
+def test_identical_outputs():
+    ref = {"P1": np.arange(24, dtype=np.float32).reshape(2, 3, 4)}
+    fid = verify.compare(ref, ref)
+    assert fid == {
+        "images": 2,
+        "levels": {"P1": {"cosine": 1.0, "sqnr_db": float("inf"),
+                          "max_abs": 0.0}},
+    }  # fmt: skip
+
+
+def test_known_error():
+    # signal energy 4 * 1 per image, error energy 4 * 0.01: SQNR 20 dB
+    ref = {"P1": np.ones((2, 4), np.float32)}
+    out = {"P1": np.ones((2, 4), np.float32) + np.float32(0.1)}
+    fid = verify.compare(ref, out)["levels"]["P1"]
+    assert fid["sqnr_db"] == pytest.approx(10 * np.log10(1 / 0.01), abs=0.01)
+    assert fid["max_abs"] == pytest.approx(0.1, abs=1e-6)
+    # a constant offset along the signal keeps the direction: cosine 1
+    assert fid["cosine"] == pytest.approx(1.0)
+
+
+def test_cosine_is_the_worst_image():
+    ref = {"P1": np.array([[1.0, 0.0], [1.0, 0.0]])}
+    out = {"P1": np.array([[1.0, 0.0], [1.0, 1.0]])}
+    fid = verify.compare(ref, out)["levels"]["P1"]
+    assert fid["cosine"] == pytest.approx(1 / np.sqrt(2), abs=1e-6)
+
+
+def test_check_raises_with_figures():
+    fid = verify.compare(
+        {"P1": np.array([[1.0, 0.0]]), "P2": np.array([[1.0, 1.0]])},
+        {"P1": np.array([[0.0, 1.0]]), "P2": np.array([[1.0, 1.0]])},
+    )
+    with pytest.raises(FidelityError) as info:
+        verify.check(fid, 0.99, "int8", "m_int8.tflite")
+    message = str(info.value)
+    assert "P1: cosine 0.000000" in message and "P2" not in message
+    assert "--threshold int8=" in message
+    assert info.value.fidelity is fid
+    verify.check(fid, -1.0, "int8", "m_int8.tflite")  # passes
+
+
+def test_missing_level_and_shape_mismatch():
+    with pytest.raises(FidelityError, match="P2"):
+        verify.compare({"P1": np.ones((1, 2)), "P2": np.ones((1, 2))},
+                       {"P1": np.ones((1, 2))})  # fmt: skip
+    with pytest.raises(FidelityError, match="shape"):
+        verify.compare({"P1": np.ones((1, 2))}, {"P1": np.ones((1, 3))})
+
+
+def test_every_mode_and_target_has_a_threshold():
+    from edge_backbones.export.recipes import MODE_PLANS, TARGETS
+
+    assert set(verify.DEFAULT_MIN_COSINE) == set(MODE_PLANS) | set(TARGETS)
