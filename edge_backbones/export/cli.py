@@ -115,6 +115,10 @@ def add_parsers(subparsers):
 
 
 def _run(args):
+    import os
+
+    # TensorFlow's C++ start-up chatter is not export progress
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edge_backbones.errors import InputError
     from edge_backbones.export import recipes
 

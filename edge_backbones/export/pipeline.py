@@ -387,7 +387,14 @@ def export(
                     io_dtype, float_nodes, holdout_source,
                 )  # fmt: skip
             except FidelityError as exc:
-                _log(f"{plan.mode:<8} FAILED: {exc}")
+                if selecting and getattr(exc, "fidelity", None):
+                    name, worst = verify.worst(exc.fidelity)
+                    _log(
+                        f"{plan.mode:<8} rejected: cosine "
+                        f"{worst['cosine']:.4f} ({name}) < {gate}"
+                    )
+                else:
+                    _log(f"{plan.mode:<8} FAILED: {exc}")
                 failures.append((plan.mode, exc))
                 continue
             records.append(record)

@@ -263,7 +263,7 @@ def load_recipes(path):
     base = os.path.dirname(os.path.abspath(path))
 
     def local(value):
-        return value if os.path.isabs(value) else os.path.join(base, value)
+        return os.path.normpath(os.path.join(base, value))
 
     shared = dict(data.get("export", {}))
     if "out" in shared:

@@ -107,6 +107,11 @@ def _atomic_write(path, data, mode="wb"):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); an artifact gets the
+        # permissions any new file would get here
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         return tmp
     except BaseException:
         os.unlink(tmp)

@@ -35,6 +35,9 @@ def test_write_artifact_and_sidecar(model_content, tmp_path):
         sidecar = json.load(f)
     assert sidecar["mode"] == "x" and sidecar["size_bytes"] == size
     assert sorted(os.listdir(tmp_path)) == ["m.json", "m.tflite"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_interrupted_write_keeps_the_good_artifact(

@@ -37,8 +37,8 @@ def test_recipe_paths_are_relative_to_the_file(tmp_path):
         "image_size": [64, 96],
         "modes": ["int8"],
         "targets": ["cpu"],
-        "out": os.path.join(str(tmp_path / "sub"), "../out"),
-        "calibration": os.path.join(str(tmp_path / "sub"), "../photos"),
+        "out": os.path.join(str(tmp_path), "out"),
+        "calibration": os.path.join(str(tmp_path), "photos"),
         "max_images": 4,
         "thresholds": {"cpu": 0.99},
     }
