@@ -193,8 +193,9 @@ def preprocess(image, preprocessing, size):
     With `pixels_in_graph` the model normalizes inside its graph, so this
     returns the resized uint8 RGB pixels. Otherwise it returns float32
     `(pixels * scale - mean) / std`. With "longest_side_pad" the padding
-    (bottom/right) is zero in that output space, as Segment Anything pads
-    after normalizing.
+    (bottom/right) is zero after normalization, as Segment Anything pads:
+    in pixel space that is the mean pixel, so a model that normalizes in
+    its graph sees the same zeros.
     """
     spec = validate_preprocessing(preprocessing)
     height, width = _check_size(size)
@@ -204,15 +205,19 @@ def preprocess(image, preprocessing, size):
     )  # fmt: skip
     if spec["color_order"] == "BGR":
         pixels = np.ascontiguousarray(pixels[..., ::-1])
+    mean = np.asarray(spec["mean"], np.float32)
     if spec["pixels_in_graph"]:
         out = pixels
+        mean_pixel = np.clip(np.round(mean / spec["scale"]), 0, 255)
+        pad_value = mean_pixel.astype(out.dtype)
     else:
-        mean = np.asarray(spec["mean"], np.float32)
         std = np.asarray(spec["std"], np.float32)
         out = pixels.astype(np.float32) * np.float32(spec["scale"]) - mean
         out /= std
+        pad_value = 0
     if out.shape[:2] != (height, width):
-        padded = np.zeros((height, width, 3), out.dtype)
+        padded = np.empty((height, width, 3), out.dtype)
+        padded[...] = pad_value
         padded[: out.shape[0], : out.shape[1]] = out
         out = padded
     return out

@@ -91,6 +91,20 @@ def test_longest_side_pad_keeps_aspect_and_pads_bottom_right():
     assert not out[38:].any()
 
 
+def test_pixel_input_pads_with_the_mean_pixel():
+    spec = {
+        "resize": "longest_side_pad",
+        "pixels_in_graph": True,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }
+    out = preprocess(RGB, spec, (64, 64))
+    assert out.dtype == np.uint8
+    # (pad * scale - mean) / std is ~0 inside the model's graph too
+    np.testing.assert_array_equal(out[38:].reshape(-1, 3)[0], [124, 116, 104])
+    assert (out[38:] == out[38:].reshape(-1, 3)[0]).all()
+
+
 def test_pixels_in_graph_and_bgr_order():
     out = preprocess(RGB, {"pixels_in_graph": True}, (30, 50))
     assert out.dtype == np.uint8
