@@ -5,9 +5,9 @@ SHAPE/GATHER/PACK plumbing and dynamic tensors.
 """
 
 import os
-import shutil
 import tempfile
 
+from edge_backbones.atomic_io import staged_directory
 from edge_backbones.errors import require
 
 __all__ = ["INPUT_NAME", "serving_model", "write_saved_model", "float_tflite"]
@@ -75,17 +75,8 @@ def write_saved_model(model, path):
             tf.TensorSpec(spec.shape, spec.dtype, name=INPUT_NAME)
         ],
     )
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".savedmodel-", dir=parent)
-    try:
+    with staged_directory(path) as staging:
         archive.write_out(staging, verbose=False)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return path
 
 

@@ -13,11 +13,11 @@ in float (`--float-layers`).
 
 import csv
 import io
-import os
 import re
 
 import numpy as np
 
+from edge_backbones.atomic_io import write_file_atomic
 from edge_backbones.errors import ExportError, require
 
 __all__ = [
@@ -143,12 +143,8 @@ def format_layer_report(rows, top=10):
 
 def write_layer_report(rows, path):
     """Writes every row as CSV (atomically)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else [])
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_file_atomic(path, text.getvalue())

@@ -11,10 +11,10 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from edge_backbones.atomic_io import stage_file
 from edge_backbones.errors import require
 
 __all__ = [
@@ -97,27 +97,6 @@ def sidecar_path(path):
     return os.path.splitext(path)[0] + ".json"
 
 
-def _atomic_write(path, data, mode="wb"):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder
-    )
-    try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); an artifact gets the
-        # permissions any new file would get here
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        return tmp
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def write_artifact(path, model_content, metadata):
     """Writes `path` (.tflite with `metadata` embedded) and its sidecar.
 
@@ -126,19 +105,16 @@ def write_artifact(path, model_content, metadata):
     previous good artifact (or nothing) where this one belongs. Returns the
     final bytes' size.
     """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     content = embed_metadata(model_content, metadata)
     sidecar = {
         **metadata,
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }
-    model_tmp = _atomic_write(path, content)
+    model_tmp = stage_file(path, content)
     try:
-        json_tmp = _atomic_write(
-            sidecar_path(path),
-            json.dumps(sidecar, indent=2) + "\n",
-            mode="w",
+        json_tmp = stage_file(
+            sidecar_path(path), json.dumps(sidecar, indent=2) + "\n"
         )
     except BaseException:
         os.unlink(model_tmp)

@@ -19,11 +19,10 @@ import difflib
 import importlib
 import json
 import os
-import shutil
-import tempfile
 
 import keras
 
+from edge_backbones.atomic_io import staged_directory
 from edge_backbones.errors import (
     CheckpointError,
     UnknownPresetError,
@@ -389,10 +388,7 @@ class Backbone(keras.Model):
         """Writes config.json + model.weights.h5 to `path`, atomically."""
         from edge_backbones import __version__
 
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".preset-", dir=parent)
-        try:
+        with staged_directory(path) as staging:
             with open(os.path.join(staging, KERAS_CONFIG_FILE), "w") as f:
                 json.dump(
                     {
@@ -405,9 +401,3 @@ class Backbone(keras.Model):
                     indent=2,
                 )
             self.save_weights(os.path.join(staging, KERAS_WEIGHTS_FILE))
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            os.replace(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise

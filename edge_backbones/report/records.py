@@ -12,9 +12,9 @@ import importlib.metadata
 import json
 import os
 import platform
-import tempfile
 import uuid
 
+from edge_backbones.atomic_io import write_file_atomic
 from edge_backbones.errors import MetadataError
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "load_results",
     "new_run",
     "row_key",
-    "write_atomic",
     "write_json_atomic",
 ]
 
@@ -48,24 +47,8 @@ def utc_now():
     )
 
 
-def write_atomic(path, data):
-    """Writes text or bytes to `path` via a temporary file + rename, so a
-    reader (or a crash) never sees half a file."""
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=".report-", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(staging, path)
-    except BaseException:
-        if os.path.exists(staging):
-            os.unlink(staging)
-        raise
-
-
 def write_json_atomic(path, data):
-    write_atomic(path, json.dumps(data, indent=1) + "\n")
+    write_file_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def _cpu_info():

@@ -14,7 +14,7 @@ import io
 import json
 import os
 
-from edge_backbones.report.records import write_atomic
+from edge_backbones.atomic_io import write_file_atomic
 
 __all__ = ["render_markdown", "render_html", "render_csv", "write_report"]
 
@@ -374,10 +374,10 @@ def write_report(merged, out, figure=True):
 
         png = pareto_png(merged)
         paths["png"] = os.path.join(out, PNG_NAME)
-        write_atomic(paths["png"], png)
-    write_atomic(
+        write_file_atomic(paths["png"], png)
+    write_file_atomic(
         paths["md"], render_markdown(merged, PNG_NAME if png else None)
     )
-    write_atomic(paths["html"], render_html(merged, png))
-    write_atomic(paths["csv"], render_csv(merged))
+    write_file_atomic(paths["html"], render_html(merged, png))
+    write_file_atomic(paths["csv"], render_csv(merged))
     return paths
