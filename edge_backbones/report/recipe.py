@@ -108,7 +108,7 @@ def load_exports(path, default_out):
     base = os.path.dirname(os.path.abspath(path))
 
     def local(value):
-        return os.path.join(base, value)
+        return os.path.normpath(os.path.join(base, value))
 
     unknown = sorted(
         set(data) - {"model", "export", "calibration", "thresholds"}
