@@ -18,8 +18,10 @@ Targets:
   GELU, the residual ADDs and every op of the layer norms (in int8 their
   squared deviations lose most of their bits).
 - `npu` (Edge TPU / NNAPI): full int8, integer I/O, and the graph must hold
-  no float tensor and no QUANTIZE/DEQUANTIZE: an accelerator hands any of
-  those back to the CPU, splitting the graph.
+  no float tensor, no DEQUANTIZE and no QUANTIZE from float: an
+  accelerator hands any of those back to the CPU, splitting the graph. A
+  QUANTIZE between integer tensors (uint8 input to int8, a change of
+  scale) is an integer requantize and stays.
 - `gpu`: float16 weights, and the TFLite Analyzer's GPU check must pass.
 
 A TOML recipe (see export/*.toml):
@@ -78,7 +80,7 @@ class Plan:
     float_ops: tuple = ()
     float_layer_types: tuple = ()
     float_weight_ops: tuple = ()  # dynamic: ops whose weights stay float
-    forbid_ops: tuple = ()
+    forbid_float_handoffs: bool = False
     forbid_float_tensors: bool = False
     require_gpu_compatible: bool = False
 
@@ -116,10 +118,10 @@ TARGETS = {
     "npu": Plan(
         "npu",
         "int8",
-        "full int8, integer I/O, no float, no (de)quantize inside",
+        "full int8, integer I/O, no float tensor or float (de)quantize",
         recipe="npu",
         integer_io=True,
-        forbid_ops=("QUANTIZE", "DEQUANTIZE"),
+        forbid_float_handoffs=True,
         forbid_float_tensors=True,
     ),
     "gpu": Plan(
@@ -174,7 +176,7 @@ def check_graph(plan, content, gpu_compatible, gpu_warnings):
 
     parsed = read_model_file(content)
     found = {op: n for op, n in parsed.op_histogram.items()}
-    forbidden = {op: found[op] for op in plan.forbid_ops if op in found}
+    forbidden = parsed.float_handoffs if plan.forbid_float_handoffs else {}
     if forbidden:
         raise ExportError(
             f"The {plan.mode} graph holds {forbidden}: each one hands the "

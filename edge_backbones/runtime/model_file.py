@@ -140,6 +140,23 @@ class TFLiteModelFile:
         return dict(collections.Counter(self.ops).most_common())
 
     @property
+    def float_handoffs(self):
+        """Ops that move a tensor between float and integer, by name.
+
+        Every DEQUANTIZE, and each QUANTIZE whose input is float. A QUANTIZE
+        from an integer tensor is an integer requantize (e.g. uint8 input to
+        int8, or a change of scale), which integer-only accelerators run.
+        """
+        handoffs = collections.Counter()
+        for op, (inputs, _) in zip(self.ops, self.op_io, strict=True):
+            if op == "DEQUANTIZE" or (
+                op == "QUANTIZE"
+                and self.tensor_types[inputs[0]] in ("float32", "float16")
+            ):
+                handoffs[op] += 1
+        return dict(handoffs)
+
+    @property
     def max_tensor_rank(self):
         return max((len(s) for s in self.tensor_shapes), default=0)
 

@@ -111,6 +111,31 @@ def test_npu_is_integer_end_to_end(exported):
     assert mixed["DEQUANTIZE"] > 2 * 4  # 4 layer norms + 4 matmuls ...
 
 
+def test_npu_takes_camera_pixels(tiny_backbone, photos, tmp_path):
+    """uint8 RGB in, normalization in the graph, integer all the way."""
+    (record,) = export(
+        tiny_backbone,
+        image_size=SIZE,
+        targets="npu",
+        pixels_in_graph=True,
+        io_dtype="uint8",
+        calibration=photos,
+        out=tmp_path,
+        thresholds={"npu": 0.99},
+    )
+    graph = read_model_file(record.path)
+    assert graph.float_handoffs == {}
+    assert not {"float32", "float16"} & set(graph.tensor_types)
+    # uint8 pixels become int8 by an integer requantize, not via float
+    assert graph.op_histogram.get("QUANTIZE", 0) >= 1
+    assert record.metadata["input"]["dtype"] == "uint8"
+    model = EdgeModel(record.path, num_threads=1)
+    photo = sorted(photos.glob("*.jpg"))[0]
+    pixels = model.preprocess(str(photo))
+    assert pixels.dtype == np.uint8
+    assert model(pixels)["P2"].shape == (1, 4, 6, 16)
+
+
 def test_runtime_reads_the_artifact(exported, photos):
     records, _ = exported
     model = EdgeModel(records["int8"].path, num_threads=1)
