@@ -17,6 +17,7 @@ __all__ = [
     "InputError",
     "DelegateUnavailableError",
     "MissingDependencyError",
+    "ReportError",
 ]
 
 
@@ -62,6 +63,10 @@ class InputError(EdgeBackbonesError, ValueError):
 
 class DelegateUnavailableError(EdgeBackbonesError, ValueError):
     """A delegate that is unknown or failed to load (raised when strict)."""
+
+
+class ReportError(EdgeBackbonesError, RuntimeError):
+    """Some rows of a report could not be measured (the others were kept)."""
 
 
 class MissingDependencyError(EdgeBackbonesError, ImportError):

@@ -288,6 +288,14 @@ def load_recipes(path):
         preset = model["preset"]
         if os.path.isdir(local(preset)) and not os.path.isdir(preset):
             preset = local(preset)
+        if "config" in model and not (
+            model.get("name") and model.get("random_weights")
+        ):
+            raise InputError(
+                f"Recipe {path!r}: the [model] {preset!r} overrides its "
+                "architecture (config = ...), so no checkpoint fits it: give"
+                " it a name and random_weights = true."
+            )
         kwargs = {"model": preset}
         for key in ("random_weights", "image_size", "name", "config"):
             if key in model:

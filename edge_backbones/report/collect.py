@@ -21,9 +21,9 @@ import subprocess
 import sys
 
 from edge_backbones.errors import (
-    EdgeBackbonesError,
     FidelityError,
     ModelFileError,
+    ReportError,
 )
 from edge_backbones.report.macs import count_macs
 from edge_backbones.report.records import ResultFile, describe_device, new_run
@@ -35,7 +35,6 @@ from edge_backbones.runtime.metadata import (
 from edge_backbones.runtime.model_file import read_model_file
 
 __all__ = [
-    "ReportError",
     "collect_artifacts",
     "collect_recipe",
     "find_artifacts",
@@ -47,10 +46,6 @@ _MODE_ORDER = (
     *("fp32", "fp16", "gpu", "dynamic", "int16x8", "cpu", "int8"),
     *("int8_io", "npu"),
 )
-
-
-class ReportError(EdgeBackbonesError, RuntimeError):
-    """Some rows of a report could not be measured (the others were kept)."""
 
 
 def _log(message):

@@ -50,13 +50,14 @@ def test_several_models_share_the_sections(tmp_path):
         '[export]\nmodes = ["fp32"]\n'
         '[[model]]\npreset = "mit_b0"\n'
         '[[model]]\npreset = "sam_vit_base"\nname = "small"\n'
-        "config = { num_layers = 2 }\n"
+        "random_weights = true\nconfig = { num_layers = 2 }\n"
     )
     first, second = recipes.load_recipes(str(recipe))
     assert first == {"model": "mit_b0", "modes": ["fp32"]}
     assert second == {
         "model": "sam_vit_base",
         "name": "small",
+        "random_weights": True,
         "config": {"num_layers": 2},
         "modes": ["fp32"],
     }
