@@ -42,7 +42,12 @@ def stage_file(path, data):
 
 def write_file_atomic(path, data):
     """Writes `data` (str or bytes) to `path` via a temp file + rename."""
-    os.replace(stage_file(path, data), path)
+    staging = stage_file(path, data)
+    try:
+        os.replace(staging, path)
+    except BaseException:
+        os.unlink(staging)
+        raise
     return path
 
 

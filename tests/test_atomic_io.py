@@ -16,6 +16,15 @@ def test_file_replaced_whole_and_no_temp_left(tmp_path):
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~_umask()
 
 
+def test_failed_rename_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "taken"
+    target.mkdir()  # a file cannot replace a folder
+    (target / "inside").write_text("")
+    with pytest.raises(OSError):
+        write_file_atomic(target, "data")
+    assert os.listdir(tmp_path) == ["taken"]
+
+
 def test_failed_directory_write_keeps_the_old_one(tmp_path):
     path = tmp_path / "saved_model"
     with staged_directory(path) as staging:

@@ -63,6 +63,7 @@ def _render(paths, out, min_cos, figure_optional=False):
 
 def _run_report(args):
     from edge_backbones.report import collect
+    from edge_backbones.report.merge import check_min_cos
 
     if args.recipe is None and args.artifacts is None:
         print(
@@ -72,6 +73,8 @@ def _run_report(args):
             file=sys.stderr,
         )
         return 2
+    # before the timing, not after it: the budget is only used to render
+    check_min_cos(args.min_cos)
     common = {
         "out": args.out,
         "device_name": args.device_name,

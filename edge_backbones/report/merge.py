@@ -9,7 +9,12 @@ TensorFlow), and the fastest mode of each model that meets a cosine budget.
 from edge_backbones.errors import InputError, MetadataError
 from edge_backbones.report.records import load_results
 
-__all__ = ["DEFAULT_MIN_COS", "merge_results", "load_and_merge"]
+__all__ = [
+    "DEFAULT_MIN_COS",
+    "check_min_cos",
+    "merge_results",
+    "load_and_merge",
+]
 
 DEFAULT_MIN_COS = 0.999
 
@@ -58,13 +63,18 @@ def _mark_best(rows, min_cos):
         min(candidates, key=lambda r: r["latency_ms"]["median"])["best"] = True
 
 
-def merge_results(results, min_cos=DEFAULT_MIN_COS):
-    """Result dicts (one per device) -> {"devices", "runs", "rows", ...}."""
+def check_min_cos(min_cos):
+    """Raises InputError unless `min_cos` is a cosine budget in (0, 1]."""
     if not 0 < min_cos <= 1:  # also refuses NaN
         raise InputError(
             f"min_cos={min_cos!r} is not a cosine budget; pass a value in "
             "(0, 1], e.g. 0.999."
         )
+
+
+def merge_results(results, min_cos=DEFAULT_MIN_COS):
+    """Result dicts (one per device) -> {"devices", "runs", "rows", ...}."""
+    check_min_cos(min_cos)
     names = [r["device"]["name"] for r in results]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

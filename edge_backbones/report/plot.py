@@ -60,9 +60,13 @@ def _draw_device(ax, rows, color_of, min_cos):
     lines = {}
     for row in rows:
         if row["kind"] == "tflite" and row["min_cosine"] is not None:
-            key = (row["model"]["name"], row["threads"])
+            # one line per input size too: the modes of a model at two
+            # sizes are two trade-offs (and `best` is marked per size)
+            _, height, width, _ = row["input"]["shape"]
+            key = (row["model"]["name"], f"{height}x{width}", row["threads"])
             lines.setdefault(key, []).append(row)
-    for (model, threads), points in sorted(lines.items()):
+    sizes = {size for _, size, _ in lines}
+    for (model, size, threads), points in sorted(lines.items()):
         points.sort(key=lambda r: r["latency_ms"]["median"])
         color = color_of[model]
         ax.plot(
@@ -70,7 +74,8 @@ def _draw_device(ax, rows, color_of, min_cos):
             [_clip(p["min_cosine"]) for p in points],
             color=color,
             alpha=0.6,
-            label=f"{model}, {threads} thr",
+            label=f"{model}{f' @{size}' if len(sizes) > 1 else ''}, "
+            f"{threads} thr",
             linestyle="-" if threads == 1 else "--",
         )
         for point in points:

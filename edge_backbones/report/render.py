@@ -77,7 +77,7 @@ def _input_label(row):
 def _latency_table(rows):
     headers = [
         *("model", "mode", "input", "threads", "median ms", "p5 ms"),
-        *("p95 ms", "size MB", "peak RSS MB", "GMAC/s", "min cos"),
+        *("p95 ms", "size MB", "peak RSS MiB", "GMAC/s", "min cos"),
         *("min SQNR dB", "x fp32 tflite", "x Keras TF", "delegate", "run"),
     ]
     body = []

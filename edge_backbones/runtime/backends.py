@@ -23,6 +23,12 @@ _MODULES = {
     "tf": "tensorflow.lite.python.interpreter",
 }
 BACKENDS = tuple(_MODULES)
+# name -> the pip package that provides it
+_PACKAGES = {
+    "litert": "ai-edge-litert",
+    "tflite_runtime": "tflite-runtime",
+    "tf": "tensorflow",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +77,14 @@ def load_backend(name=None):
                 stacklevel=3,
             )
         return Backend(candidate, module)
+    if name is not None:
+        # the caller asked for this one: installing another would not help
+        raise MissingDependencyError(
+            f"The {name!r} interpreter backend is not installed "
+            f"({errors[name]}). Install it with: pip install "
+            f"{_PACKAGES[name]}, or pass backend=None to use the first "
+            f"installed of {list(BACKENDS)}."
+        )
     tried = "; ".join(f"{key}: {exc}" for key, exc in errors.items())
     raise MissingDependencyError(
         f"No TFLite interpreter is installed (tried {tried}). Install LiteRT "

@@ -76,6 +76,7 @@ def _heatmap_png(image, outputs, path):
     import cv2
     import numpy as np
 
+    from edge_backbones.atomic_io import write_file_atomic
     from edge_backbones.errors import InputError
 
     def panel(rgb, label, interpolation):
@@ -106,7 +107,7 @@ def _heatmap_png(image, outputs, path):
     picture = cv2.hconcat(spaced)
     _, encoded = cv2.imencode(".png", picture)
     try:
-        encoded.tofile(path)
+        write_file_atomic(path, encoded.tobytes())
     except OSError as exc:
         raise InputError(
             f"Cannot write the PNG to {path!r} ({exc}). Check that the "
@@ -161,6 +162,7 @@ def _run(args):
 
 
 def _bench(args):
+    from edge_backbones.atomic_io import write_file_atomic
     from edge_backbones.runtime.bench import benchmark, format_table
 
     results = []
@@ -189,10 +191,8 @@ def _bench(args):
             },
             "results": results,
         }
-        parent = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(parent, exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(document, f, indent=2)
+        # a write cut short must not leave half a file where a good one was
+        write_file_atomic(args.json, json.dumps(document, indent=2))
         print(f"wrote {args.json}")
     return 0
 

@@ -122,17 +122,23 @@ class CompiledModelEngine:
         with _CapturedStderr() as captured:
             # our own environment, so a failed one is torn down (and logs
             # its teardown) while stderr is still captured
-            environment = Environment.create(
-                runtime_path=os.path.dirname(compiled_model.__file__)
-            )
             try:
-                self._model = compiled_model.CompiledModel.from_file(
-                    model_path, environment=environment, options=options
+                environment = Environment.create(
+                    runtime_path=os.path.dirname(compiled_model.__file__)
                 )
-                failure = None
             except RuntimeError as exc:
-                failure = exc
-                environment.close()
+                # no accelerator runtime at all: as unusable as a failed
+                # compile, so the caller's fallback applies
+                environment, failure = None, exc
+            else:
+                try:
+                    self._model = compiled_model.CompiledModel.from_file(
+                        model_path, environment=environment, options=options
+                    )
+                    failure = None
+                except RuntimeError as exc:
+                    failure = exc
+                    environment.close()
             del environment
         if failure is not None:
             details = "; ".join(_native_errors(captured.text)) or str(failure)

@@ -26,8 +26,6 @@ _OPERATOR_OPCODE_INDEX, _OPERATOR_INPUTS, _OPERATOR_OUTPUTS = 0, 1, 2
 _TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_NAME = 0, 1, 3
 _METADATA_NAME, _METADATA_BUFFER = 0, 1
 _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
-# the value of the "placeholder for deprecated builtin code" in schema v3a
-_PLACEHOLDER_FOR_GREATER_OP_CODES = 127
 
 TENSOR_TYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64",
@@ -37,11 +35,22 @@ TENSOR_TYPES = {
 }  # fmt: skip
 
 
+# the ops this package reads by name (MAC counts, float handoffs), for a
+# runtime whose interpreter package ships no schema module
+_KNOWN_BUILTINS = {
+    3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE",
+    9: "FULLY_CONNECTED", 114: "QUANTIZE", 126: "BATCH_MATMUL",
+}  # fmt: skip
+
+
 def builtin_op_name(code):
-    """The BuiltinOperator name of `code`, from the installed schema."""
+    """The BuiltinOperator name of `code`, from the installed schema.
+
+    Never from TensorFlow's copy of the schema: importing it would import
+    TensorFlow into the TF-free runtime.
+    """
     for module in ("ai_edge_litert.schema_py_generated",
-                   "tflite_runtime.schema_py_generated",
-                   "tensorflow.lite.python.schema_py_generated"):  # fmt: skip
+                   "tflite_runtime.schema_py_generated"):  # fmt: skip
         try:
             schema = __import__(module, fromlist=["BuiltinOperator"])
         except ImportError:
@@ -52,7 +61,7 @@ def builtin_op_name(code):
             if not key.startswith("_")
         }
         return names.get(code, f"BUILTIN_{code}")
-    return f"BUILTIN_{code}"
+    return _KNOWN_BUILTINS.get(code, f"BUILTIN_{code}")
 
 
 class _Table:

@@ -31,8 +31,9 @@ _COLOR_ORDERS = ("RGB", "BGR")
 def load_image(image):
     """A path or an array -> a uint8 RGB array of shape (H, W, 3).
 
-    Files are decoded by OpenCV as stored (BGR, grayscale, BGRA, 8 or 16
-    bit) and converted to 8-bit RGB; an alpha channel is dropped. Arrays are
+    Files are decoded by OpenCV (BGR or grayscale, 8 or 16 bit), turned
+    upright by their EXIF orientation as any viewer shows them, and
+    converted to 8-bit RGB; an alpha channel is dropped. Arrays are
     taken as RGB (H, W, 3), grayscale (H, W) or (H, W, 1), or RGBA
     (H, W, 4), in uint8 (or uint16, scaled down to 8 bits).
     """
@@ -58,8 +59,17 @@ def _decode_file(path):
         )
     # imread does not understand non-ASCII paths on every platform;
     # decoding the bytes does
-    data = np.fromfile(path, dtype=np.uint8)
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(
+            f"Cannot read the image {path!r} ({exc}). Check that the file "
+            "is readable by this user."
+        ) from exc
+    # not IMREAD_UNCHANGED: it ignores EXIF orientation, so a phone's
+    # portrait photo would reach the model on its side
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+    decoded = cv2.imdecode(data, flags) if data.size else None
     if decoded is None:
         raise InputError(
             f"OpenCV cannot decode {path!r} ({data.size} bytes): not an "
@@ -113,8 +123,20 @@ def validate_preprocessing(preprocessing):
         "scale": 1.0 / 255.0,
         "mean": [0.0, 0.0, 0.0],
         "std": [1.0, 1.0, 1.0],
-        **preprocessing,
     }
+    # a misspelt key would silently leave its default in force
+    unknown = sorted(set(preprocessing) - set(spec))
+    if unknown:
+        raise MetadataError(
+            f"Unknown preprocessing key(s) {unknown}; the keys are "
+            f"{list(spec)}. Check the spelling."
+        )
+    spec.update(preprocessing)
+    if not isinstance(spec["pixels_in_graph"], bool):
+        raise MetadataError(
+            "Preprocessing pixels_in_graph must be true or false; got "
+            f"{spec['pixels_in_graph']!r}."
+        )
     for key, allowed in (
         ("color_order", _COLOR_ORDERS),
         ("resize", RESIZE_POLICIES),

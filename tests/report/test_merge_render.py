@@ -92,6 +92,8 @@ def test_merge_cli_writes_every_format(device_results, tmp_path):
     markdown = (out / "report.md").read_text()
     assert "## Device: laptop" in markdown and "## Device: pi" in markdown
     assert "min cos >= 0.99 " in markdown
+    # peak RSS is read in KiB and divided by 1024: MiB, unlike size's MB
+    assert "| peak RSS MiB |" in markdown and "size MB" in markdown
     for run in merged["runs"]:
         assert run["command"] is None or run["command"] in markdown
         assert markdown.count(f"| {run['run_id']} |") == sum(
@@ -139,3 +141,54 @@ def test_figure_without_matplotlib_names_the_extra(device_results, monkeypatch):
     # the tables do not need it
     assert "<table>" in render_html(merged)
     assert render_csv(merged).count("\n") == len(merged["rows"]) + 1
+
+
+def test_bad_budget_is_refused_before_anything_is_timed(
+    tmp_path, monkeypatch, capsys
+):
+    from edge_backbones.report import collect
+
+    def timed(*args, **kwargs):
+        raise AssertionError("timed rows before checking --min-cos")
+
+    monkeypatch.setattr(collect, "collect_artifacts", timed)
+    argv = ["report", "--artifacts", str(tmp_path), "--out", str(tmp_path)]
+    # 99.9 is a percentage, not a cosine
+    assert main([*argv, "--min-cos", "99.9"]) == 2
+    assert "min_cos=99.9 is not a cosine budget" in capsys.readouterr().err
+
+
+def test_figure_draws_one_line_per_input_size(device_results):
+    import copy
+
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from edge_backbones.report.plot import _draw_device
+
+    merged = load_and_merge(device_results)
+    rows = [
+        r
+        for r in merged["rows"]
+        if r["device"] == "pi" and r["kind"] == "tflite"
+    ]
+    # the same model and modes, also timed at another input size
+    larger = copy.deepcopy(rows)
+    for row in larger:
+        row["input"]["shape"] = [1, 128, 128, 3]
+        row["latency_ms"]["median"] *= 4
+    fig, ax = plt.subplots()
+    try:
+        _draw_device(ax, rows + larger, {"mit_tiny": "C0"}, 0.5)
+        polylines = [
+            line
+            for line in ax.get_lines()
+            if line.get_label().startswith("mit_tiny")
+        ]
+        labels = sorted(line.get_label() for line in polylines)
+    finally:
+        plt.close(fig)
+    assert labels == ["mit_tiny @128x128, 1 thr", "mit_tiny @64x64, 1 thr"]
+    for line in polylines:
+        assert len(line.get_xdata()) == len(rows)

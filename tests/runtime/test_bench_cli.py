@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_backbones.errors import ModelFileError
+from edge_backbones.errors import InputError, ModelFileError
 from edge_backbones.runtime import cli
 from edge_backbones.runtime.bench import benchmark, format_table
 
@@ -73,3 +73,44 @@ def test_cli_errors_are_typed(tmp_path):
         _run_cli(["run", str(tmp_path / "none.tflite"), "x.jpg"])
     with pytest.raises(SystemExit):
         _run_cli(["bench", "m.tflite", "--threads", "0"])
+
+
+def test_cli_bench_json_is_replaced_whole_or_not_at_all(
+    tiny, tmp_path, monkeypatch
+):
+    out = tmp_path / "bench.json"
+    out.write_text('{"results": ["an earlier run"]}')
+    model = str(tiny["paths"]["f32"])
+
+    def unserializable(*args, **kwargs):
+        # a result that cannot be written, as a full disk would leave it
+        return {"latency_ms": object()}
+
+    monkeypatch.setattr(
+        "edge_backbones.runtime.bench.benchmark", unserializable
+    )
+    monkeypatch.setattr(
+        "edge_backbones.runtime.bench.format_table", lambda results: ""
+    )
+    with pytest.raises(TypeError):
+        _run_cli(["bench", model, "--json", str(out)])
+    assert json.loads(out.read_text()) == {"results": ["an earlier run"]}
+    assert os.listdir(tmp_path) == ["bench.json"]
+
+
+def test_cli_run_png_is_replaced_whole_or_not_at_all(
+    tiny, tmp_path, monkeypatch
+):
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    png = tmp_path / "levels.png"
+    png.write_bytes(b"an earlier picture")
+
+    def failing_replace(src, dst):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(InputError, match="Cannot write the PNG"):
+        _run_cli(["run", str(tiny["paths"]["f32_meta"]), str(image),
+                  "--save-png", str(png)])  # fmt: skip
+    assert png.read_bytes() == b"an earlier picture"

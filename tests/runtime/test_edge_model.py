@@ -383,3 +383,42 @@ def test_gpu_uses_litert_accelerator_or_says_why_not(tiny, monkeypatch):
 def test_options_for_the_cpu_paths_are_refused(tiny):
     with pytest.raises(DelegateUnavailableError, match="options go to"):
         EdgeModel(tiny["paths"]["f32"], delegates=[("xnnpack", {"n": 1})])
+
+
+def test_a_missing_requested_backend_names_its_own_package(monkeypatch):
+    from edge_backbones.errors import MissingDependencyError
+    from edge_backbones.runtime import load_backend
+
+    monkeypatch.setitem(sys.modules, "tflite_runtime", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    with pytest.raises(MissingDependencyError) as caught:
+        load_backend("tflite_runtime")
+    message = str(caught.value)
+    # LiteRT is installed here: "no TFLite interpreter is installed" and
+    # "pip install ai-edge-litert" would both be wrong
+    assert "pip install tflite-runtime" in message
+    assert "backend=None" in message
+    assert "No TFLite interpreter is installed" not in message
+
+
+def test_gpu_runtime_that_cannot_start_falls_back(tiny, monkeypatch):
+    environment = pytest.importorskip("ai_edge_litert.environment")
+    monkeypatch.delenv("EDGE_BACKBONES_GPU_DELEGATE", raising=False)
+
+    def no_runtime(*args, **kwargs):
+        raise RuntimeError("Failed to create LiteRT environment")
+
+    monkeypatch.setattr(environment.Environment, "create", no_runtime)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = EdgeModel(tiny["paths"]["f32"], delegates=("gpu", "xnnpack"))
+    fallbacks = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, DelegateFallbackWarning)
+    ]
+    assert model.active_delegate == "xnnpack"
+    assert len(fallbacks) == 1
+    assert "Failed to create LiteRT environment" in fallbacks[0]
+    with pytest.raises(DelegateUnavailableError, match="GPU accelerator"):
+        EdgeModel(tiny["paths"]["f32"], delegates=("gpu",), strict=True)

@@ -33,6 +33,20 @@ def test_load_image_converts_files_to_rgb(tmp_path):
     )
 
 
+def test_load_image_turns_photos_upright_by_exif(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = 255  # left half white, as the sensor stored it
+    exif = image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "portrait.jpg"
+    image.fromarray(stored).save(path, exif=exif.tobytes(), quality=95)
+    upright = load_image(path)
+    # shown upright, the stored left half is the top half
+    assert upright.shape == (40, 20, 3)
+    assert upright[:18].min() > 200 and upright[22:].max() < 50
+
+
 def test_load_image_arrays():
     np.testing.assert_array_equal(load_image(RGB), RGB)
     rgba = np.concatenate([RGB, RGB[..., :1]], axis=-1)
@@ -68,6 +82,17 @@ def test_load_image_rejects_bad_files(tmp_path):
     truncated.write_bytes(good.read_bytes()[:20])
     with pytest.raises(InputError, match="cannot decode"):
         load_image(truncated)
+
+
+def test_load_image_unreadable_file_is_an_input_error(tmp_path, monkeypatch):
+    path = _write(tmp_path / "locked.png", RGB)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(np, "fromfile", denied)
+    with pytest.raises(InputError, match="Permission denied"):
+        load_image(path)
 
 
 def test_stretch_normalizes_per_channel():
@@ -123,6 +148,9 @@ def test_pixels_in_graph_and_bgr_order():
         {"std": [1.0, 0.0, 1.0]},
         {"scale": -1},
         {"color_order": "BGRA"},
+        # a typo must not leave std at its default of 1
+        {"mean": [0.5, 0.5, 0.5], "stdev": [0.2, 0.2, 0.2]},
+        {"pixels_in_graph": "false"},
     ],
 )
 def test_bad_preprocessing_specs(spec):
