@@ -14,6 +14,7 @@ its debug model and lets the `cpu`, `npu` and `int8` artifacts share one
 calibration, which is most of the conversion time.
 """
 
+import collections
 import contextlib
 import io
 import os
@@ -93,6 +94,18 @@ class Converter:
                     "ignore", message=".*tf.lite.Interpreter is deprecated"
                 )
                 return converter.convert()
+        except RuntimeError as exc:
+            if "Select TensorFlow op" not in str(exc):
+                raise
+            # calibration runs the graph in TF's TFLite interpreter, which
+            # has no Flex delegate: allow_flex cannot help here
+            raise ExportError(
+                f"{what}: calibration runs the graph in the TFLite "
+                "interpreter, which cannot run its select-TF (Flex) ops, so "
+                "calibrated modes (int8, int8_io, int8_mixed, int16x8, npu) "
+                "cannot be exported even with allow_flex. Fix the layer that"
+                " emits them, or export float / dynamic modes only."
+            ) from exc
         except ConverterError as exc:
             message = str(exc)
             flex = _flex_ops(message)
@@ -215,6 +228,10 @@ class Converter:
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
+        if self.allow_flex:  # as in every other mode
+            converter.target_spec.supported_ops.append(
+                tf.lite.OpsSet.SELECT_TF_OPS
+            )
         return self._run(converter, "int16x8 conversion")
 
 
@@ -231,6 +248,11 @@ def dequantize_weights(model_content, op_names):
 
     model = flatbuffer_utils.convert_bytearray_to_object(model_content)
     wanted = {getattr(schema.BuiltinOperator, name) for name in op_names}
+    # the converter deduplicates equal buffers: two weights that quantize
+    # to the same int8 bytes (with different scales) share one
+    users = collections.Counter(
+        t.buffer for subgraph in model.subgraphs for t in subgraph.tensors
+    )
     changed = 0
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
@@ -256,7 +278,14 @@ def dequantize_weights(model_content, op_names):
                 shape[quant.quantizedDimension] = scale.size
             zero = np.asarray(quant.zeroPoint, np.float32).reshape(shape)
             values = (values - zero) * scale.reshape(shape)
-            buffer.data = np.frombuffer(values.tobytes(), np.uint8)
+            data = np.frombuffer(values.tobytes(), np.uint8)
+            if users[tensor.buffer] > 1:
+                # others still read the int8 bytes: this tensor gets its own
+                users[tensor.buffer] -= 1
+                buffer = schema.BufferT()
+                model.buffers.append(buffer)
+                tensor.buffer = len(model.buffers) - 1
+            buffer.data = data
             tensor.type = schema.TensorType.FLOAT32
             tensor.quantization = None
             changed += 1

@@ -9,6 +9,7 @@ each artifact ends with one line: mode, path, size, time, fidelity.
 """
 
 import dataclasses
+import numbers
 import os
 import shutil
 import sys
@@ -19,6 +20,7 @@ import numpy as np
 
 from edge_backbones.errors import (
     CalibrationError,
+    ExportError,
     FidelityError,
     InputError,
     WeightsNotFoundError,
@@ -72,10 +74,15 @@ def parse_image_size(value):
     """512, "512", "384x640", (384, 640) -> (height, width)."""
     if isinstance(value, str):
         parts = value.lower().replace(",", "x").split("x")
-    elif isinstance(value, int):
+    elif isinstance(value, bool):
+        parts = []
+    elif isinstance(value, numbers.Integral):
         parts = [value, value]
     else:
-        parts = list(value)
+        try:
+            parts = list(value)
+        except TypeError:  # 512.0, None: not a size
+            parts = []
     if len(parts) == 1:
         parts = parts * 2
     try:
@@ -88,6 +95,24 @@ def parse_image_size(value):
             "'384x640' (height x width) or (384, 640)."
         )
     return height, width
+
+
+def _check_options(thresholds, io_dtype):
+    """InputError for a threshold of no mode or an I/O type of no plan."""
+    from edge_backbones.export.convert import INT8_IO_DTYPES
+
+    unknown = sorted(set(thresholds or {}) - set(verify.DEFAULT_MIN_COSINE))
+    if unknown:
+        raise InputError(
+            f"thresholds name no mode or target: {unknown}; use "
+            f"{sorted(verify.DEFAULT_MIN_COSINE)} (e.g. --threshold "
+            "int8=0.98)."
+        )
+    if io_dtype not in INT8_IO_DTYPES:
+        raise InputError(
+            f"io_dtype={io_dtype!r} is not an integer I/O type; int8_io and "
+            f"npu take {list(INT8_IO_DTYPES)} (--io-dtype)."
+        )
 
 
 def load_backbone(
@@ -313,6 +338,7 @@ def export(
     """
     started = time.perf_counter()
     size = parse_image_size(image_size)
+    _check_options(thresholds, io_dtype)
     if modes is None and not targets:
         modes = SELECTION_CANDIDATES if min_cos is not None else ("fp32",)
     plans = recipes_lib.resolve_plans(modes, targets)
@@ -320,6 +346,18 @@ def export(
         model, random_weights, size, config, seed
     )
     model_name = name or model_name
+    # "a,b" as in the CLI, never a string iterated character by character
+    float_layers = recipes_lib._names(float_layers)
+    if out_features is not None:
+        out_features = recipes_lib._names(out_features)
+        levels = [info.name for info in backbone.feature_info]
+        unknown = [n for n in out_features if n not in levels]
+        if unknown or not out_features:
+            raise InputError(
+                f"out_features={out_features} names unknown level(s) "
+                f"{unknown}; {model_name} has {levels} (e.g. "
+                f"--out-features {','.join(levels[-2:])})."
+            )
     gates = {**verify.DEFAULT_MIN_COSINE, **(thresholds or {})}
     preprocessing = _preprocessing(backbone, pixels_in_graph)
     needs_calibration = any(p.calibrated for p in plans)
@@ -386,13 +424,19 @@ def export(
                     backbone, base_metadata, gate, final, work, num_threads,
                     io_dtype, float_nodes, holdout_source,
                 )  # fmt: skip
-            except FidelityError as exc:
+            except ExportError as exc:  # FidelityError is one
+                if not selecting and not isinstance(exc, FidelityError):
+                    raise
+                # choosing: a candidate whose graph is refused (or that
+                # fails to convert) loses, and the others still compete
                 if selecting and getattr(exc, "fidelity", None):
                     name, worst = verify.worst(exc.fidelity)
                     _log(
                         f"{plan.mode:<8} rejected: cosine "
                         f"{worst['cosine']:.4f} ({name}) < {gate}"
                     )
+                elif selecting:
+                    _log(f"{plan.mode:<8} rejected: {exc}")
                 else:
                     _log(f"{plan.mode:<8} FAILED: {exc}")
                 failures.append((plan.mode, exc))
@@ -441,8 +485,11 @@ def _holdout(calib, preprocessing, size):
         images = list(calib.arrays("holdout", preprocessing, size))
         if not images:
             raise CalibrationError(
-                "The held-out split is empty, so nothing can verify the "
-                "artifacts. Give more photos or a larger holdout_fraction."
+                f"The held-out split of {getattr(calib, 'source', calib)!r}"
+                " is empty, so nothing can verify the artifacts. Mark some "
+                'photos "holdout" in its manifest.json (a manifest\'s split '
+                "wins over holdout_fraction), or give a CalibrationSet "
+                "holdout paths."
             )
         return [np.asarray(i, np.float32) for i in images]
     # no photos: float modes are still checked, on smooth random images in
@@ -570,20 +617,28 @@ def _select(records, failures, min_cos, out, num_threads, runs):
                 verdict,
             )
         )
+    reasons = []
     for mode, exc in failures:
-        cosine = verify.worst(exc.fidelity)[1]["cosine"] if getattr(
-            exc, "fidelity", None
-        ) else float("nan")  # fmt: skip
-        rows.append(
-            (mode, f"{cosine:.4f}", "-", "-", f"rejected: below {min_cos}")
-        )
+        if getattr(exc, "fidelity", None):
+            level, figures = verify.worst(exc.fidelity)
+            cosine, verdict = figures["cosine"], f"rejected: below {min_cos}"
+            reasons.append(f"{mode}: cosine {cosine:.4f} ({level})")
+        else:
+            reason = " ".join(str(exc).split())[:60]
+            cosine, verdict = float("nan"), f"rejected: {reason}"
+            reasons.append(f"{mode}: {exc}")
+        rows.append((mode, f"{cosine:.4f}", "-", "-", verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         _log("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     if best is None:
+        # per-mode thresholds do not apply here: min_cos is every gate
         raise FidelityError(
             f"No candidate reached cosine {min_cos}: "
-            + " | ".join(str(exc) for _, exc in failures)
+            + " | ".join(reasons)
+            + ". Nothing was written. Lower --min-cos (min_cos), add "
+            "candidates (--modes / --target), or keep the lossy layers in "
+            "float (--float-layers, see --layer-report)."
         )
     final = os.path.join(out, os.path.basename(best.path))
     for suffix in (".json", ".tflite"):

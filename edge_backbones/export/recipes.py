@@ -255,7 +255,18 @@ def load_recipes(path):
                 f"are {sorted(_RECIPE_KEYS)}."
             )
         allowed = _RECIPE_KEYS[section]
-        for table in value if isinstance(value, list) else [value]:
+        tables = value if isinstance(value, list) else [value]
+        if (
+            not tables
+            or (isinstance(value, list) and section != "model")
+            or not all(isinstance(table, dict) for table in tables)
+        ):
+            raise InputError(
+                f"Recipe {path!r}: [{section}] must be a table"
+                + (" (or [[model]] tables)" if section == "model" else "")
+                + f"; got {value!r}. See export/README.md for the layout."
+            )
+        for table in tables:
             unknown = sorted(set(table) - allowed) if allowed else []
             if unknown:
                 raise InputError(
@@ -286,7 +297,7 @@ def load_recipes(path):
                 "or a checkpoint folder)."
             )
         preset = model["preset"]
-        if os.path.isdir(local(preset)) and not os.path.isdir(preset):
+        if os.path.isdir(local(preset)):  # a folder beside the recipe
             preset = local(preset)
         if "config" in model and not (
             model.get("name") and model.get("random_weights")

@@ -34,7 +34,8 @@ SCHEMA = "edge_backbones.tflite/1"
 def embed_metadata(model_content, metadata, name=METADATA_NAME):
     """`model_content` with `metadata` (a dict, as UTF-8 JSON) embedded.
 
-    An entry of the same name is replaced, so re-embedding is idempotent.
+    An entry of the same name is replaced, buffer and all, so re-embedding
+    is idempotent (the old payload is not left behind in the file).
     """
     require("tensorflow", "export")
     from tensorflow.lite.python import schema_py_generated as schema
@@ -43,12 +44,17 @@ def embed_metadata(model_content, metadata, name=METADATA_NAME):
     model = flatbuffer_utils.convert_bytearray_to_object(model_content)
     payload = json.dumps(metadata, sort_keys=False).encode("utf-8")
     entries = [m for m in (model.metadata or []) if _name(m) != name]
-    buffer = schema.BufferT()
+    ours = [m for m in (model.metadata or []) if _name(m) == name]
+    if ours:
+        entry = ours[0]
+        buffer = model.buffers[entry.buffer]
+    else:
+        buffer = schema.BufferT()
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers) - 1
     buffer.data = np.frombuffer(payload, dtype=np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = name
-    entry.buffer = len(model.buffers) - 1
     model.metadata = [*entries, entry]
     return flatbuffer_utils.convert_object_to_bytearray(model)
 
@@ -119,6 +125,15 @@ def write_artifact(path, model_content, metadata):
     except BaseException:
         os.unlink(model_tmp)
         raise
-    os.replace(model_tmp, path)
-    os.replace(json_tmp, sidecar_path(path))
+    try:
+        os.replace(model_tmp, path)
+    except BaseException:
+        os.unlink(model_tmp)
+        os.unlink(json_tmp)
+        raise
+    try:
+        os.replace(json_tmp, sidecar_path(path))
+    except BaseException:
+        os.unlink(json_tmp)
+        raise
     return len(content)

@@ -68,10 +68,15 @@ def compare(reference, candidate):
             flat_out, axis=1
         )
         dots = np.sum(flat_ref * flat_out, axis=1)
-        cosines = np.where(norms > 0, dots / np.maximum(norms, 1e-30), 1.0)
+        # 1 only where both maps are zero; a zero map against a non-zero
+        # one gives 0, and NaN/inf outputs stay NaN (and fail `check`)
+        both_zero = ~np.any(flat_ref, axis=1) & ~np.any(flat_out, axis=1)
+        with np.errstate(invalid="ignore"):
+            cosines = np.where(both_zero, 1.0, dots / np.maximum(norms, 1e-30))
         error = np.sum((ref - out) ** 2)
         signal = np.sum(ref**2)
-        sqnr = 10 * np.log10(signal / error) if error > 0 else float("inf")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sqnr = 10 * np.log10(signal / error) if error != 0 else float("inf")
         levels[name] = {
             "cosine": round(float(np.min(cosines)), 6),
             "sqnr_db": round(float(sqnr), 2),
@@ -81,8 +86,13 @@ def compare(reference, candidate):
 
 
 def worst(fidelity):
-    """(level name, its figures) with the lowest cosine."""
-    return min(fidelity["levels"].items(), key=lambda kv: kv[1]["cosine"])
+    """(level name, its figures) with the lowest cosine (NaN first)."""
+
+    def key(item):
+        cosine = item[1]["cosine"]
+        return cosine if cosine == cosine else float("-inf")
+
+    return min(fidelity["levels"].items(), key=key)
 
 
 def format_fidelity(fidelity):
@@ -97,7 +107,8 @@ def check(fidelity, min_cosine, mode, what):
     failing = {
         name: figures
         for name, figures in fidelity["levels"].items()
-        if figures["cosine"] < min_cosine
+        # `not >=`: a NaN cosine (non-finite outputs) fails too
+        if not figures["cosine"] >= min_cosine
     }
     if failing:
         table = "; ".join(

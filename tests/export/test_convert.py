@@ -51,3 +51,65 @@ def test_flex_ops_fail_unless_allowed(tmp_path):
         Converter(saved).fp32()
     allowed = read_model_file(Converter(saved, allow_flex=True).fp32())
     assert any(op.startswith("CUSTOM:Flex") for op in allowed.ops)
+
+
+def test_calibrated_modes_with_flex_ops_are_a_clear_error(tmp_path):
+    import numpy as np
+
+    saved = write_saved_model(
+        serving_model(_ErfBackbone(), (8, 8)), tmp_path / "sm"
+    )
+
+    def dataset():
+        for seed in range(2):
+            x = np.random.default_rng(seed).normal(size=(1, 8, 8, 3))
+            yield {"images": x.astype(np.float32)}
+
+    converter = Converter(saved, dataset, allow_flex=True)
+    # calibration cannot run Flex ops: allow_flex is no way out
+    for convert in (converter.int8, converter.int16x8):
+        with pytest.raises(ExportError, match="even with allow_flex"):
+            convert()
+
+
+def test_dequantize_weights_with_a_shared_buffer():
+    """Two depthwise weights with equal int8 bytes share one buffer."""
+    import numpy as np
+    import tensorflow as tf
+
+    from edge_backbones.export.convert import dequantize_weights
+    from edge_backbones.runtime.backends import load_backend
+
+    # k and 2k quantize (per channel) to the same int8 bytes, which the
+    # converter deduplicates into one buffer; their scales differ
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 128, 1))
+    kernel = kernel.astype(np.float32)
+
+    class Model(tf.Module):
+        @tf.function(
+            input_signature=[tf.TensorSpec((1, 8, 8, 128), tf.float32)]
+        )
+        def run(self, x):
+            for k in (kernel, 2 * kernel):
+                x = tf.nn.depthwise_conv2d(x, k, [1, 1, 1, 1], "SAME")
+            return {"out": x}
+
+    model = Model()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [model.run.get_concrete_function()], model
+    )
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    content = converter.convert()
+    assert read_model_file(content).tensor_types.count("int8") == 2
+    floats = dequantize_weights(content, ["DEPTHWISE_CONV_2D"])
+    assert "int8" not in read_model_file(floats).tensor_types
+    interpreter = load_backend().Interpreter(model_content=floats)
+    interpreter.allocate_tensors()
+    x = np.random.default_rng(1).normal(size=(1, 8, 8, 128))
+    x = x.astype(np.float32)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    want = model.run(tf.constant(x))["out"].numpy()
+    # int8-rounded weights: within 2% of the float result's range
+    assert np.abs(got - want).max() < 0.02 * np.abs(want).max()

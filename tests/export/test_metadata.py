@@ -25,6 +25,9 @@ def test_embed_is_readable_without_tensorflow_and_idempotent(model_content):
     assert names.count("edge_backbones") == 1
     assert set(read_model_file(model_content).metadata) <= set(names)
     assert parsed.op_histogram == read_model_file(model_content).op_histogram
+    # the replaced payload is gone: embedding again does not grow the file
+    third = tflite_metadata.embed_metadata(second, {"a": 2, "b": "é"})
+    assert len(third) == len(second)
 
 
 def test_write_artifact_and_sidecar(model_content, tmp_path):
@@ -60,3 +63,15 @@ def test_interrupted_write_keeps_the_good_artifact(
     assert after == before  # no temp file left, same bytes
     meta = json.loads(read_model_file(path).metadata["edge_backbones"])
     assert meta == {"mode": "good"}
+
+
+def test_failed_move_leaves_no_temp_file(model_content, tmp_path, monkeypatch):
+    path = str(tmp_path / "m.tflite")
+
+    def refuse(src, dst):
+        raise PermissionError(f"cannot replace {dst}")
+
+    monkeypatch.setattr(tflite_metadata.os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        tflite_metadata.write_artifact(path, model_content, {"mode": "x"})
+    assert os.listdir(tmp_path) == []

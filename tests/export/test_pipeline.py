@@ -7,7 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from edge_backbones.errors import FidelityError, WeightsNotFoundError
+from edge_backbones.errors import (
+    CalibrationError,
+    FidelityError,
+    InputError,
+    WeightsNotFoundError,
+)
 from edge_backbones.export.graph import serving_model
 from edge_backbones.export.pipeline import export, parse_image_size
 from edge_backbones.runtime.edge_model import EdgeModel
@@ -214,6 +219,48 @@ def test_min_cos_keeps_the_fastest_passing(tiny_backbone, photos, tmp_path):
     ]
 
 
+def test_min_cos_rejects_a_refused_graph_and_keeps_choosing(
+    tiny_backbone, tmp_path, monkeypatch
+):
+    from edge_backbones.errors import ExportError
+    from edge_backbones.export import pipeline
+
+    real_check = pipeline.recipes_lib.check_graph
+
+    def refuse_gpu(plan, *args):
+        if plan.mode == "gpu":
+            raise ExportError("The gpu graph failed the GPU check.")
+        return real_check(plan, *args)
+
+    monkeypatch.setattr(pipeline.recipes_lib, "check_graph", refuse_gpu)
+    records = export(
+        tiny_backbone,
+        image_size=SIZE,
+        modes="fp32",
+        targets="gpu",
+        out=tmp_path,
+        min_cos=0.99,
+        bench_runs=2,
+    )
+    assert [r.mode for r in records] == ["fp32"]
+
+
+def test_min_cos_failure_names_the_min_cos_fix(tiny_backbone, photos, tmp_path):
+    with pytest.raises(FidelityError, match="int8: cosine") as info:
+        export(
+            tiny_backbone,
+            image_size=SIZE,
+            modes="int8",
+            calibration=photos,
+            out=tmp_path,
+            min_cos=0.99999,
+        )
+    # per-mode thresholds are not the gate when choosing
+    assert "--threshold" not in str(info.value)
+    assert "--min-cos" in str(info.value)
+    assert not list(tmp_path.glob("*.tflite"))
+
+
 def test_preset_without_weights_needs_an_explicit_choice(tmp_path):
     with pytest.raises(WeightsNotFoundError, match="--random-weights"):
         export("mit_b0", image_size=64, out=tmp_path)
@@ -231,6 +278,56 @@ def test_parse_image_size(value, expected):
 def test_parse_image_size_rejects_garbage():
     with pytest.raises(ValueError, match="384x640"):
         parse_image_size("big")
+
+
+@pytest.mark.parametrize("value", [512.0, None, True])
+def test_parse_image_size_rejects_non_sizes_with_a_typed_error(value):
+    with pytest.raises(InputError, match="384x640"):
+        parse_image_size(value)
+
+
+def test_parse_image_size_takes_numpy_integers():
+    assert parse_image_size(np.int64(64)) == (64, 64)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        # a typo in a threshold's mode must not be silently ignored
+        ({"modes": "fp32", "thresholds": {"fp23": 0.5}}, "fp23"),
+        # float I/O is not an int8_io / npu artifact
+        ({"modes": "int8_io", "io_dtype": "float32"}, "io_dtype"),
+    ],
+)
+def test_bad_options_fail_before_any_work(tiny_backbone, tmp_path, kwargs,
+                                          match):  # fmt: skip
+    with pytest.raises(InputError, match=match):
+        export(tiny_backbone, image_size=SIZE, out=tmp_path, **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
+def test_manifest_without_holdout_says_how_to_fix(
+    tiny_backbone, photos, tmp_path
+):
+    import shutil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    entries = []
+    for path in sorted(photos.glob("*.jpg"))[:2]:
+        shutil.copy(path, folder / path.name)
+        entries.append(
+            {"file": path.name, "split": "calibration", "license": "x"}
+        )
+    (folder / "manifest.json").write_text(json.dumps({"photos": entries}))
+    with pytest.raises(CalibrationError, match='"holdout" in its manifest'):
+        export(
+            tiny_backbone,
+            image_size=SIZE,
+            modes="fp32",
+            calibration=folder,
+            out=tmp_path / "out",
+        )
 
 
 def test_layer_report_and_float_layers(tiny_backbone, photos, tmp_path):
@@ -262,6 +359,22 @@ def test_unknown_float_layer_is_an_error(tiny_backbone, tmp_path):
             out=tmp_path,
             float_layers=["no_such_layer"],
         )
+
+
+def test_comma_separated_names_like_the_cli(tiny_backbone, tmp_path):
+    from edge_backbones.errors import ExportError
+
+    (record,) = export(
+        tiny_backbone, image_size=SIZE, modes="fp32", out=tmp_path,
+        out_features="P2",
+    )  # fmt: skip
+    assert list(record.metadata["outputs"]) == ["P2"]
+    with pytest.raises(InputError, match="P9"):
+        export(tiny_backbone, image_size=SIZE, out=tmp_path,
+               out_features=["P9"])  # fmt: skip
+    with pytest.raises(ExportError, match="'no_such_layer'"):
+        export(tiny_backbone, image_size=SIZE, out=tmp_path,
+               float_layers="no_such_layer")  # fmt: skip
 
 
 def test_reference_matches_keras(tiny_backbone, exported):

@@ -82,3 +82,31 @@ def test_shipped_recipes_load(repo_root):
             recipes.resolve_plans(
                 kwargs.get("modes", ()), kwargs.get("targets")
             )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'model = "mit_b0"\n',  # a string where a table belongs
+        "model = []\n",  # no model at all
+        '[[export]]\nmodes = ["fp32"]\n[model]\npreset = "mit_b0"\n',
+    ],
+)
+def test_sections_that_are_not_tables_are_errors(tmp_path, text):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(text)
+    with pytest.raises(InputError, match="must be a table"):
+        recipes.load_recipes(str(recipe))
+
+
+def test_checkpoint_folder_beside_the_recipe_wins_over_cwd(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "recipes" / "ckpt").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "ckpt").mkdir(parents=True)
+    recipe = tmp_path / "recipes" / "r.toml"
+    recipe.write_text('[model]\npreset = "ckpt"\n')
+    # run from a folder that happens to hold a folder of the same name
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    kwargs = recipes.load_recipe(str(recipe))
+    assert kwargs["model"] == str(tmp_path / "recipes" / "ckpt")

@@ -61,3 +61,18 @@ def test_every_mode_and_target_has_a_threshold():
     from edge_backbones.export.recipes import MODE_PLANS, TARGETS
 
     assert set(verify.DEFAULT_MIN_COSINE) == set(MODE_PLANS) | set(TARGETS)
+
+
+@pytest.mark.parametrize("broken", [0.0, np.nan, np.inf])
+def test_zero_or_non_finite_output_fails_the_gate(broken):
+    # an artifact that outputs zeros or NaN must not pass as cosine 1
+    ref = {"P1": np.ones((2, 4)), "P2": np.ones((2, 4))}
+    out = {"P1": np.full((2, 4), broken), "P2": np.ones((2, 4))}
+    fid = verify.compare(ref, out)
+    assert not fid["levels"]["P1"]["cosine"] >= 0.5
+    assert verify.worst(fid)[0] == "P1"
+    with pytest.raises(FidelityError, match="P1"):
+        verify.check(fid, 0.5, "int8", "m_int8.tflite")
+    # both maps all zero is a perfect match
+    zeros = {"P1": np.zeros((2, 4))}
+    assert verify.compare(zeros, zeros)["levels"]["P1"]["cosine"] == 1.0
