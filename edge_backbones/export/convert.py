@@ -25,16 +25,12 @@ import warnings
 from edge_backbones.errors import ExportError, require
 
 __all__ = [
-    "MODES",
     "INT8_IO_DTYPES",
     "Converter",
     "dequantize_weights",
     "gpu_compatibility",
 ]
 
-MODES = ("fp32", "fp16", "dynamic", "int8", "int8_io", "int16x8")
-# modes that need a representative dataset
-CALIBRATED_MODES = ("int8", "int8_io", "int16x8")
 INT8_IO_DTYPES = ("int8", "uint8")
 
 

@@ -41,7 +41,7 @@ SELECTION_CANDIDATES = ("fp32", "fp16", "int8", "int8_mixed", "cpu")
 
 @dataclasses.dataclass
 class ArtifactRecord:
-    """One exported artifact (or, with `path` None, a rejected candidate)."""
+    """One exported, verified artifact."""
 
     mode: str
     path: str | None
@@ -50,7 +50,6 @@ class ArtifactRecord:
     fidelity: dict | None
     metadata: dict
     latency_ms: float | None = None
-    error: str | None = None
 
     def summary(self):
         """The one line printed when the artifact is done."""
