@@ -7,20 +7,9 @@ import platform
 import shlex
 import sys
 
+from edge_backbones.runtime.cli import thread_counts
+
 __all__ = ["add_parsers"]
-
-
-def _threads(text):
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(
-            f"--threads {text!r}: give thread counts >= 1, comma separated, "
-            "e.g. 1,4."
-        )
-    return values
 
 
 def _count(minimum):
@@ -126,7 +115,7 @@ def add_parsers(subparsers):
     )
     report.add_argument(
         "--threads",
-        type=_threads,
+        type=thread_counts,
         default=sorted({1, os.cpu_count() or 1}),
         help="comma-separated thread counts (default: 1,<cores>)",
     )

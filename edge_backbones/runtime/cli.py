@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 
-__all__ = ["add_parsers"]
+__all__ = ["add_parsers", "thread_counts"]
 
 # height in pixels of each panel of the --save-png picture
 _PANEL_HEIGHT = 256
@@ -21,7 +21,8 @@ def _csv(text):
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
-def _threads(text):
+def thread_counts(text):
+    """argparse type: "1,2,4" -> [1, 2, 4], each >= 1."""
     try:
         values = [int(v) for v in _csv(text)]
     except ValueError:
@@ -228,7 +229,7 @@ def add_parsers(subparsers):
         "runs; prints a table and optionally writes JSON.",
     )
     bench.add_argument("models", nargs="+", help=".tflite files")
-    bench.add_argument("--threads", type=_threads, default=[1])
+    bench.add_argument("--threads", type=thread_counts, default=[1])
     bench.add_argument("--runs", type=int, default=50)
     bench.add_argument("--warmup", type=int, default=5)
     bench.add_argument("--json", metavar="PATH", help="write results here")
