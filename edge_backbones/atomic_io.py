@@ -3,14 +3,74 @@
 Each write goes to a temporary name in the destination's own folder (so the
 final rename never crosses file systems) and replaces the destination only
 once complete. Standard library only: the runtime and reports use it too.
+
+Every JSON the package writes goes through `dumps_json`: strict JSON (RFC
+8259) has no NaN or Infinity, and a reader in another language (or
+`json.loads(text, parse_constant=...)` that refuses them) must parse it.
 """
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
 
-__all__ = ["stage_file", "write_file_atomic", "staged_directory"]
+__all__ = [
+    "dumps_json",
+    "loads_json_strict",
+    "stage_file",
+    "write_file_atomic",
+    "write_json_atomic",
+    "staged_directory",
+]
+
+
+def dumps_json(data, indent=None, default=None):
+    """`data` as strict JSON text; a ValueError naming the key path if a
+    float in it is NaN or infinite (a bug in the writer: it must map such
+    values to null, with a flag saying why, before writing). `default` is
+    `json.dumps`'s hook for objects JSON has no type for."""
+    try:
+        return json.dumps(
+            data, indent=indent, allow_nan=False, default=default
+        )
+    except ValueError as exc:
+        raise ValueError(
+            f"Refusing to write non-strict JSON ({exc}) at "
+            f"{_non_finite_path(data) or '?'}: JSON has no NaN/Infinity. "
+            "Map the value to null (with a flag) before writing."
+        ) from exc
+
+
+def _non_finite_path(value, path="$"):
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    items = ()
+    if isinstance(value, dict):
+        items = ((f"{path}.{k}", v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    for where, item in items:
+        found = _non_finite_path(item, where)
+        if found:
+            return found
+    return None
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def loads_json_strict(text):
+    """Parses JSON, refusing the NaN/Infinity extensions Python allows."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def write_json_atomic(path, data, indent=1, default=None):
+    """Writes `data` as strict JSON (plus a newline) to `path` atomically."""
+    text = dumps_json(data, indent=indent, default=default)
+    return write_file_atomic(path, text + "\n")
 
 
 def stage_file(path, data):

@@ -14,6 +14,7 @@ __all__ = [
     "FidelityError",
     "ModelFileError",
     "MetadataError",
+    "IntegrityError",
     "InputError",
     "DelegateUnavailableError",
     "MissingDependencyError",
@@ -55,6 +56,10 @@ class ModelFileError(EdgeBackbonesError, ValueError):
 
 class MetadataError(EdgeBackbonesError, ValueError):
     """Model metadata that is missing, malformed or disagrees with the model."""
+
+
+class IntegrityError(ModelFileError, MetadataError):
+    """A model file whose bytes differ from the hash recorded at export."""
 
 
 class InputError(EdgeBackbonesError, ValueError):

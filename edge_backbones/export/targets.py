@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from edge_backbones.atomic_io import write_json_atomic
+
 # modes of our MiT-B0 export, and the ViTDet ones
 _MIT_MODES = ("fp32", "int8", "int8_mixed", "int16x8")
 _MIT_TARGETS = ("cpu", "npu")
@@ -201,7 +203,9 @@ def _time_all(rows, args):
 
 
 def _worst(fidelity, key):
-    return min(level[key] for level in fidelity["levels"].values())
+    # an exact level has sqnr_db None (see verify); printed as inf here
+    values = [level[key] for level in fidelity["levels"].values()]
+    return min((v for v in values if v is not None), default=float("inf"))
 
 
 def _find(rows, model, mode):
@@ -372,26 +376,24 @@ def main(argv=None):
             rows = json.load(f)
     else:
         rows = _convert_all(args)
-        with open(rows_path, "w") as f:
-            json.dump(rows, f, indent=2, default=str)
+        write_json_atomic(rows_path, rows, indent=2, default=str)
     _time_all(rows, args)
     checks = _checks(rows)
     table = _table(rows, checks)
     print(table)
-    with open(os.path.join(args.out, "targets.json"), "w") as f:
-        json.dump(
-            {
-                "args": {k: v for k, v in vars(args).items()
-                         if k != "calibration_arrays"},
-                "rows": rows,
-                "checks": checks,
-                "seconds": time.perf_counter() - started,
-                "load_average": os.getloadavg(),
-            },
-            f,
-            indent=2,
-            default=str,
-        )  # fmt: skip
+    write_json_atomic(
+        os.path.join(args.out, "targets.json"),
+        {
+            "args": {k: v for k, v in vars(args).items()
+                     if k != "calibration_arrays"},
+            "rows": rows,
+            "checks": checks,
+            "seconds": time.perf_counter() - started,
+            "load_average": os.getloadavg(),
+        },
+        indent=2,
+        default=str,
+    )  # fmt: skip
     return 0
 
 

@@ -4,18 +4,25 @@ The JSON (schema `edge_backbones.tflite/1`, see the README's metadata
 contract) goes into the model's `metadata` list under the name
 `edge_backbones`, which `runtime.model_file.read_model_file` reads without
 TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
-`size_bytes` of the final file.
+`size_bytes` of the final file. The embedded JSON starts with
+`content_sha256`, the hash `EdgeModel` checks on load (see
+`runtime.metadata`).
 """
 
 import datetime
 import hashlib
-import json
 import os
 
 import numpy as np
 
-from edge_backbones.atomic_io import stage_file
+from edge_backbones.atomic_io import dumps_json, stage_file
 from edge_backbones.errors import require
+from edge_backbones.runtime.metadata import (
+    DIGEST_KEY,
+    content_sha256,
+    digest_span,
+)
+from edge_backbones.runtime.model_file import read_model_file
 
 __all__ = [
     "METADATA_NAME",
@@ -35,14 +42,33 @@ def embed_metadata(model_content, metadata, name=METADATA_NAME):
     """`model_content` with `metadata` (a dict, as UTF-8 JSON) embedded.
 
     An entry of the same name is replaced, buffer and all, so re-embedding
-    is idempotent (the old payload is not left behind in the file).
+    is idempotent (the old payload is not left behind in the file). Under
+    our own name the JSON starts with `content_sha256`: the sha256 of the
+    returned bytes with that digest's 64 digits read as "0"s.
     """
+    content = _embed(model_content, metadata, name)
+    if name != METADATA_NAME:
+        return content
+    span = digest_span(read_model_file(content))
+    digest = content_sha256(content, span)
+    content = bytearray(content)
+    content[span[0] : span[1]] = digest.encode("ascii")
+    return bytes(content)
+
+
+def _embed(model_content, metadata, name):
     require("tensorflow", "export")
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(model_content)
-    payload = json.dumps(metadata, sort_keys=False).encode("utf-8")
+    if name == METADATA_NAME:
+        # the digest goes first, as zeros until the file is complete
+        metadata = {
+            DIGEST_KEY: "0" * 64,
+            **{k: v for k, v in metadata.items() if k != DIGEST_KEY},
+        }
+    payload = dumps_json(metadata).encode("utf-8")
     entries = [m for m in (model.metadata or []) if _name(m) != name]
     ours = [m for m in (model.metadata or []) if _name(m) == name]
     if ours:
@@ -66,8 +92,6 @@ def _name(entry):
 
 def graph_summary(model_content, gpu_compatible=None):
     """The metadata's "graph" block: op count and histogram, max rank."""
-    from edge_backbones.runtime.model_file import read_model_file
-
     parsed = read_model_file(model_content)
     return {
         "op_count": parsed.op_count,
@@ -120,7 +144,7 @@ def write_artifact(path, model_content, metadata):
     model_tmp = stage_file(path, content)
     try:
         json_tmp = stage_file(
-            sidecar_path(path), json.dumps(sidecar, indent=2) + "\n"
+            sidecar_path(path), dumps_json(sidecar, indent=2) + "\n"
         )
     except BaseException:
         os.unlink(model_tmp)

@@ -3,7 +3,11 @@
 Both run on held-out photos (never used for calibration). Per level:
 - `cosine`: the lowest, over images, of the cosine similarity between the
   flattened reference and exported feature maps (one bad image shows);
-- `sqnr_db`: 10 log10(sum ref^2 / sum (ref - out)^2) over all images;
+- `sqnr_db`: 10 log10(sum ref^2 / sum (ref - out)^2) over all images.
+  An exact match has no error, so no finite SQNR: it is written as
+  `sqnr_db: null` with `exact: true` (JSON has no Infinity, and any cap
+  would be a number nobody measured, which readers would compare with
+  real ones). Levels that are not exact carry no `exact` key;
 - `max_abs`: the largest absolute difference.
 
 Default minimum cosine per mode (the gate an artifact must pass; override
@@ -27,7 +31,13 @@ import numpy as np
 
 from edge_backbones.errors import FidelityError
 
-__all__ = ["DEFAULT_MIN_COSINE", "compare", "check", "format_fidelity"]
+__all__ = [
+    "DEFAULT_MIN_COSINE",
+    "compare",
+    "check",
+    "format_fidelity",
+    "min_sqnr",
+]
 
 DEFAULT_MIN_COSINE = {
     "fp32": 0.9999,
@@ -73,16 +83,34 @@ def compare(reference, candidate):
         both_zero = ~np.any(flat_ref, axis=1) & ~np.any(flat_out, axis=1)
         with np.errstate(invalid="ignore"):
             cosines = np.where(both_zero, 1.0, dots / np.maximum(norms, 1e-30))
-        error = np.sum((ref - out) ** 2)
-        signal = np.sum(ref**2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sqnr = 10 * np.log10(signal / error) if error != 0 else float("inf")
         levels[name] = {
             "cosine": round(float(np.min(cosines)), 6),
-            "sqnr_db": round(float(sqnr), 2),
+            **_sqnr(ref, out),
             "max_abs": round(float(np.max(np.abs(ref - out))), 6),
         }
     return {"images": int(images or 0), "levels": levels}
+
+
+def _sqnr(ref, out):
+    """{"sqnr_db": dB} or, on an exact match, {"sqnr_db": None, "exact":
+    True}. NaN or -inf (non-finite outputs, an all-zero reference) stay as
+    they are: such a level fails `check`, so it is never written."""
+    error = np.sum((ref - out) ** 2)
+    if error == 0:
+        return {"sqnr_db": None, "exact": True}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sqnr = 10 * np.log10(np.sum(ref**2) / error)
+    return {"sqnr_db": round(float(sqnr), 2)}
+
+
+def min_sqnr(fidelity):
+    """The lowest SQNR over levels; None if every level matches exactly."""
+    values = [
+        level["sqnr_db"]
+        for level in fidelity["levels"].values()
+        if level.get("sqnr_db") is not None
+    ]
+    return min(values) if values else None
 
 
 def worst(fidelity):
@@ -98,8 +126,9 @@ def worst(fidelity):
 def format_fidelity(fidelity):
     """`cos 0.9991 (P1) sqnr 27.1 dB`: the worst level's figures."""
     name, figures = worst(fidelity)
-    sqnr = min(level["sqnr_db"] for level in fidelity["levels"].values())
-    return f"cos {figures['cosine']:.4f} ({name}) sqnr {sqnr:.1f} dB"
+    sqnr = min_sqnr(fidelity)
+    sqnr = "exact" if sqnr is None else f"{sqnr:.1f} dB"
+    return f"cos {figures['cosine']:.4f} ({name}) sqnr {sqnr}"
 
 
 def check(fidelity, min_cosine, mode, what):
@@ -112,7 +141,8 @@ def check(fidelity, min_cosine, mode, what):
     }
     if failing:
         table = "; ".join(
-            f"{name}: cosine {f['cosine']:.6f}, SQNR {f['sqnr_db']} dB, "
+            f"{name}: cosine {f['cosine']:.6f}, SQNR "
+            f"{'exact' if f.get('exact') else str(f['sqnr_db']) + ' dB'}, "
             f"max abs {f['max_abs']}"
             for name, f in failing.items()
         )

@@ -399,5 +399,6 @@ class Backbone(keras.Model):
                     },
                     f,
                     indent=2,
+                    allow_nan=False,  # strict JSON, as every file we write
                 )
             self.save_weights(os.path.join(staging, KERAS_WEIGHTS_FILE))

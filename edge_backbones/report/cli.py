@@ -9,7 +9,7 @@ import sys
 
 from edge_backbones.runtime.cli import thread_counts
 
-__all__ = ["add_parsers"]
+__all__ = ["add_parsers", "check_out_folder"]
 
 
 def _count(minimum):
@@ -31,11 +31,45 @@ def _command_line():
     return shlex.join(["edge-backbones", *sys.argv[1:]])
 
 
+def check_out_folder(out, inputs=()):
+    """Raises InputError unless `out` can be (or is) a writable folder that
+    is none of the `inputs` files; checked before any work is done."""
+    from edge_backbones.errors import InputError
+
+    out_real = os.path.realpath(out)
+    for path in inputs:
+        if os.path.realpath(path) == out_real:
+            raise InputError(
+                f"--out {out!r} is one of the input files; --out is the "
+                "folder the report is written to. Pass a folder, e.g. "
+                f"--out {os.path.join(os.path.dirname(out) or '.', 'merged')}."
+            )
+    existing = out_real
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if existing == out_real and not os.path.isdir(out_real):
+        raise InputError(
+            f"--out {out!r} is a file, not a folder. Pass a folder to write "
+            "the report into (it is created if missing)."
+        )
+    if not os.path.isdir(existing):
+        raise InputError(
+            f"--out {out!r} cannot be created: {existing!r} is a file. Pass "
+            "another folder."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(
+            f"--out {out!r}: {existing!r} is not writable by this user. "
+            "Pass a folder you can write to."
+        )
+
+
 def _render(paths, out, min_cos, figure_optional=False):
     from edge_backbones.errors import MissingDependencyError
     from edge_backbones.report.merge import load_and_merge
     from edge_backbones.report.render import write_report
 
+    check_out_folder(out, paths)
     merged = load_and_merge(paths, min_cos)
     try:
         written = write_report(merged, out)
@@ -62,8 +96,10 @@ def _run_report(args):
             file=sys.stderr,
         )
         return 2
-    # before the timing, not after it: the budget is only used to render
+    # before the timing, not after it: the budget and the folder are only
+    # used once the rows are measured
     check_min_cos(args.min_cos)
+    check_out_folder(args.out)
     common = {
         "out": args.out,
         "device_name": args.device_name,
@@ -73,10 +109,20 @@ def _run_report(args):
         "resume": args.resume,
         "command": _command_line(),
     }
-    if args.artifacts is not None:
-        result = collect.collect_artifacts(args.artifacts, **common)
-    else:
-        result = collect.collect_recipe(args.recipe, **common)
+    from edge_backbones.errors import ReportError
+
+    try:
+        if args.artifacts is not None:
+            result = collect.collect_artifacts(args.artifacts, **common)
+        else:
+            result = collect.collect_recipe(args.recipe, **common)
+    except ReportError as exc:
+        # the rows that were measured still make a report, which lists
+        # the failed ones; the command still fails
+        if getattr(exc, "result_path", None) is None:
+            raise
+        _render([exc.result_path], args.out, args.min_cos, True)
+        raise
     print(result)
     return _render([result], args.out, args.min_cos, figure_optional=True)
 

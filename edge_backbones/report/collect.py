@@ -20,13 +20,21 @@ import os
 import subprocess
 import sys
 
+from edge_backbones.atomic_io import dumps_json
 from edge_backbones.errors import (
     FidelityError,
+    MetadataError,
     ModelFileError,
     ReportError,
 )
 from edge_backbones.report.macs import count_macs
-from edge_backbones.report.records import ResultFile, describe_device, new_run
+from edge_backbones.report.records import (
+    ResultFile,
+    describe_device,
+    finite_fidelity,
+    new_run,
+    row_key,
+)
 from edge_backbones.runtime.metadata import (
     METADATA_NAME,
     file_sha256,
@@ -39,6 +47,7 @@ __all__ = [
     "collect_recipe",
     "find_artifacts",
     "result_path",
+    "scan_artifacts",
 ]
 
 # fp32 first: the baseline the other modes of a model are compared with
@@ -61,12 +70,15 @@ def _order(artifact):
 
 def _artifact(path):
     """An exported model's path, metadata, hash and MAC count (None, with a
-    note on stderr, if it carries no metadata)."""
+    note on stderr, if it carries no metadata). A file that cannot be read
+    (corrupt, bit-flipped, incomplete metadata) raises a ModelFileError or
+    MetadataError."""
     parsed = read_model_file(path)
     metadata = read_metadata(path, parsed)
     if metadata is None:
         _log(f"skipping {path}: no {METADATA_NAME!r} metadata")
         return None
+    _check_report_fields(path, metadata)
     return {
         "path": path,
         "metadata": metadata,
@@ -75,31 +87,77 @@ def _artifact(path):
     }
 
 
-def find_artifacts(folder):
-    """Every .tflite under `folder` that carries our metadata, fp32 first.
+def _check_report_fields(path, metadata):
+    """The metadata fields a report row is built from must be there."""
+    model = metadata.get("model")
+    problem = None
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        problem = "no 'model' object with a 'name'"
+    elif not isinstance(metadata.get("mode"), str):
+        problem = "no 'mode'"
+    elif not isinstance(metadata["input"].get("shape"), list) or len(
+        metadata["input"]["shape"]
+    ) != 4:
+        problem = "no 4-D 'input.shape'"
+    if problem:
+        raise MetadataError(
+            f"The metadata of {path!r} has {problem}, which a report row "
+            "needs (model name, mode, input size). It was edited or written "
+            "by another tool: export the model again with edge_backbones."
+        )
 
-    Files without the metadata are skipped with a note on stderr: their
-    model, mode and fidelity would be guesses.
-    """
+
+def scan_artifacts(folder):
+    """(artifacts, failures) under `folder`: every .tflite that carries our
+    metadata, fp32 first, and [(path, reason)] for those that cannot be
+    read. Hidden folders (an export's `.export-*` work folder left by a
+    killed export, `.git`, ...) are not looked into."""
     if not os.path.isdir(folder):
         raise ModelFileError(
             f"--artifacts {str(folder)!r} is not a folder. Pass the folder "
             "`edge-backbones export` wrote its .tflite files to."
         )
-    artifacts = []
-    for root, _, files in os.walk(folder):
+    artifacts, failures = [], []
+    for root, dirs, files in os.walk(folder):
+        hidden = sorted(d for d in dirs if d.startswith("."))
+        for name in hidden:
+            _log(f"ignoring hidden folder {os.path.join(root, name)}")
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.endswith(".tflite"):
-                artifact = _artifact(os.path.join(root, name))
-                if artifact is not None:
-                    artifacts.append(artifact)
+            if not name.endswith(".tflite") or name.startswith("."):
+                continue
+            path = os.path.join(root, name)
+            try:
+                artifact = _artifact(path)
+            except (ModelFileError, MetadataError) as exc:
+                _log(f"FAILED: {path}: {exc}")
+                failures.append((path, f"{type(exc).__name__}: {exc}"))
+                continue
+            if artifact is not None:
+                artifacts.append(artifact)
+    return sorted(artifacts, key=_order), failures
+
+
+def find_artifacts(folder):
+    """Every readable .tflite under `folder` with our metadata, fp32 first.
+
+    Files without the metadata are skipped with a note on stderr: their
+    model, mode and fidelity would be guesses; unreadable ones too (see
+    `scan_artifacts`). None at all is a ModelFileError.
+    """
+    artifacts, failures = scan_artifacts(folder)
+    _require_some(artifacts, failures, folder)
+    return artifacts
+
+
+def _require_some(artifacts, failures, folder):
     if not artifacts:
+        reasons = "".join(f" {path}: {why}." for path, why in failures)
         raise ModelFileError(
-            f"No .tflite with {METADATA_NAME!r} metadata under "
-            f"{str(folder)!r}. Export models there first with "
+            f"No .tflite with {METADATA_NAME!r} metadata could be read "
+            f"under {str(folder)!r}.{reasons} Export models there first with "
             "`edge-backbones export`."
         )
-    return sorted(artifacts, key=_order)
 
 
 def _model_record(meta):
@@ -132,7 +190,7 @@ def _tflite_row(artifact, threads, out):
         },
         "threads": threads,
         "macs": artifact["macs"],
-        "fidelity": {**fidelity, "source": "artifact metadata"}
+        "fidelity": {**finite_fidelity(fidelity), "source": "artifact metadata"}
         if fidelity
         else None,
     }
@@ -181,7 +239,7 @@ def _run_worker(job):
     """
     quiet = job["kind"] == "keras"
     proc = subprocess.run(
-        [sys.executable, "-m", "edge_backbones.report.worker", json.dumps(job)],
+        [sys.executable, "-m", "edge_backbones.report.worker", dumps_json(job)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if quiet else None,
         text=True,
@@ -190,12 +248,43 @@ def _run_worker(job):
     lines = proc.stdout.strip().splitlines()
     if proc.returncode or not lines:
         if quiet:
-            sys.stderr.write(proc.stderr)
+            sys.stderr.write(proc.stderr or "")
+        code = proc.returncode
+        how = f"was killed by signal {-code}" if code < 0 else (
+            f"exited with code {code}"
+        )  # fmt: skip
         raise ReportError(
-            f"the {job['kind']} timing process exited with code "
-            f"{proc.returncode} (its error is above)."
+            f"the {job['kind']} timing process {how} (its error is above)."
         )
-    return json.loads(lines[-1])
+    return _parse_timing(lines[-1], job)
+
+
+# what a worker's result must hold for a row (see `_measure`)
+_TIMING_KEYS = ("backend", "delegate", "fully_delegated", "init_ms",
+                "latency_ms", "peak_rss_mb")  # fmt: skip
+
+
+def _parse_timing(line, job):
+    """The worker's last stdout line -> its result; ReportError if it is
+    not the JSON object a worker writes (something else printed last)."""
+    try:
+        timing = json.loads(line)
+    except ValueError:
+        timing = None
+    missing = (
+        None
+        if not isinstance(timing, dict)
+        else [k for k in _TIMING_KEYS if k not in timing]
+    )
+    if missing is None or missing or "median" not in timing["latency_ms"]:
+        raise ReportError(
+            f"the {job['kind']} timing process ended with {line[:200]!r}, "
+            "not its JSON result"
+            + (f" (missing {missing})" if missing else "")
+            + ". Something else wrote to its stdout: run the row alone "
+            "with `edge-backbones bench` to see it."
+        )
+    return timing
 
 
 def _measure(results, plan, runs, warmup):
@@ -216,6 +305,7 @@ def _measure(results, plan, runs, warmup):
         except ReportError as exc:
             _log(f"{label}: FAILED: {exc}")
             failures.append(label)
+            results.fail(label, str(exc), key=row_key(row))
             continue
         median_s = timing["latency_ms"]["median"] / 1e3
         row = results.add(
@@ -252,6 +342,7 @@ def _collect(
     keras,
     source,
     *,
+    unreadable=(),
     out,
     device_name,
     threads,
@@ -280,14 +371,20 @@ def _collect(
         new_run(command, settings),
         resume=resume,
     )
-    failures = _measure(results, plan, runs, warmup)
+    for what, reason in unreadable:
+        results.fail(os.path.relpath(what, out), reason)
+    failures = [what for what, _ in unreadable]
+    failures += _measure(results, plan, runs, warmup)
     results.finish()
     if failures:
-        raise ReportError(
-            f"{len(failures)} row(s) failed: {failures}. The other rows are "
-            f"in {results.path}; fix the cause (see above) and run again "
-            "with --resume to time only the missing rows."
+        error = ReportError(
+            f"{len(failures)} artifact(s) or row(s) failed: {failures}. The "
+            f"other rows are in {results.path}; fix the cause (see above) "
+            "and run again with --resume to time only the missing rows."
         )
+        # the caller can still render what was measured
+        error.result_path = results.path
+        raise error
     return results.path
 
 
@@ -305,12 +402,17 @@ def collect_artifacts(
     """Times every artifact under `folder`; returns the result file's path.
 
     No TensorFlow: fidelity comes from each artifact's metadata, and the
-    fp32 artifact (when there is one) is the baseline.
+    fp32 artifact (when there is one) is the baseline. A file that cannot
+    be read is listed as failed in the result file (with its reason); the
+    others are timed, and a ReportError (with `result_path`) says so last.
     """
+    artifacts, unreadable = scan_artifacts(folder)
+    _require_some(artifacts, unreadable, folder)
     return _collect(
-        find_artifacts(folder),
+        artifacts,
         False,
         {"artifacts": os.path.abspath(folder)},
+        unreadable=unreadable,
         out=out,
         device_name=device_name,
         threads=threads,

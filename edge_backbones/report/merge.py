@@ -7,7 +7,7 @@ TensorFlow), and the fastest mode of each model that meets a cosine budget.
 """
 
 from edge_backbones.errors import InputError, MetadataError
-from edge_backbones.report.records import load_results
+from edge_backbones.report.records import check_row, load_results
 
 __all__ = [
     "DEFAULT_MIN_COS",
@@ -27,6 +27,14 @@ def _min_level(fidelity, metric):
     return min(values) if values else None
 
 
+def _all_exact(fidelity):
+    """True if every level matched the reference exactly (no SQNR)."""
+    levels = (fidelity or {}).get("levels") or {}
+    return bool(levels) and all(
+        level.get("exact") for level in levels.values()
+    )
+
+
 def _size_key(row):
     return (row["model"]["name"], tuple(row["input"]["shape"]))
 
@@ -40,6 +48,7 @@ def _derive(device, row, fp32, keras):
         "device": device["name"],
         "min_cosine": _min_level(row.get("fidelity"), "cosine"),
         "min_sqnr_db": _min_level(row.get("fidelity"), "sqnr_db"),
+        "sqnr_exact": _all_exact(row.get("fidelity")),
         "speedup_vs_fp32": base_fp32 / median if base_fp32 else None,
         "speedup_vs_keras": base_keras / median if base_keras else None,
         "meets_budget": False,
@@ -86,6 +95,8 @@ def merge_results(results, min_cos=DEFAULT_MIN_COS):
     rows = []
     for result in results:
         device = result["device"]
+        for index, row in enumerate(result["rows"]):
+            check_row(f"the results of {device['name']}", index, row)
         fp32, keras = {}, {}
         for row in result["rows"]:
             key = (*_size_key(row), row["threads"])

@@ -14,13 +14,15 @@ import os
 import platform
 import uuid
 
-from edge_backbones.atomic_io import write_file_atomic
+from edge_backbones.atomic_io import write_json_atomic
 from edge_backbones.errors import MetadataError
 
 __all__ = [
     "SCHEMA",
     "ResultFile",
+    "check_row",
     "describe_device",
+    "finite_fidelity",
     "load_results",
     "new_run",
     "row_key",
@@ -47,8 +49,21 @@ def utc_now():
     )
 
 
-def write_json_atomic(path, data):
-    write_file_atomic(path, json.dumps(data, indent=1) + "\n")
+def finite_fidelity(fidelity):
+    """`fidelity` with an infinite SQNR as `sqnr_db: null, exact: true`.
+
+    Artifacts and result files written before JSON was strict hold
+    `Infinity` for an exact match; rewriting it would be invalid JSON.
+    """
+    if not fidelity or not isinstance(fidelity.get("levels"), dict):
+        return fidelity
+    levels = {}
+    for name, level in fidelity["levels"].items():
+        sqnr = level.get("sqnr_db") if isinstance(level, dict) else None
+        if isinstance(sqnr, float) and sqnr == float("inf"):
+            level = {**level, "sqnr_db": None, "exact": True}
+        levels[name] = level
+    return {**fidelity, "levels": levels}
 
 
 def _cpu_info():
@@ -134,7 +149,7 @@ def load_results(path):
             f"No report result file at {str(path)!r}. Produce one with "
             "`edge-backbones report --device-name NAME --out DIR`."
         ) from exc
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UTF-8 errors
         raise MetadataError(
             f"{str(path)!r} is not readable JSON ({exc}). Run the report "
             "again, or pass a file it wrote."
@@ -152,7 +167,54 @@ def load_results(path):
                 f"{str(path)!r} has no {field!r}; it was cut or edited. Run "
                 "the report again."
             )
+    if not isinstance(data["rows"], list):
+        raise MetadataError(
+            f"{str(path)!r}: 'rows' is a {type(data['rows']).__name__}, not "
+            "a list; it was edited. Run the report again."
+        )
+    for index, row in enumerate(data["rows"]):
+        check_row(path, index, row)
+    data["rows"] = [
+        {**row, "fidelity": finite_fidelity(row.get("fidelity"))}
+        for row in data["rows"]
+    ]
     return data
+
+
+# row field -> the keys it must hold (None: any value)
+_ROW_FIELDS = {
+    "run_id": None,
+    "kind": None,
+    "mode": None,
+    "threads": None,
+    "model": ("name",),
+    "input": ("shape",),
+    "latency_ms": ("median", "p5", "p95", "mean", "std", "runs"),
+}
+
+
+def check_row(path, index, row):
+    """A MetadataError naming the row and the missing field, if any."""
+    problem = None
+    if not isinstance(row, dict):
+        problem = f"is a {type(row).__name__}, not an object"
+    else:
+        for field, keys in _ROW_FIELDS.items():
+            value = row.get(field)
+            if value is None:
+                problem = f"has no {field!r}"
+            elif keys and (
+                not isinstance(value, dict) or any(k not in value for k in keys)
+            ):
+                problem = f"has a {field!r} without all of {list(keys)}"
+            if problem:
+                break
+    if problem:
+        raise MetadataError(
+            f"{str(path)!r}: row {index} {problem}; the file was cut or "
+            "edited by hand. Delete that row (or the file) and run "
+            "`edge-backbones report ... --resume` to time it again."
+        )
 
 
 class ResultFile:
@@ -190,6 +252,19 @@ class ResultFile:
         self._done.add(row_key(row))
         self.save()
         return row
+
+    def fail(self, what, reason, key=None):
+        """Records in this run that `what` (an artifact or row label) failed
+        and why; `key` (a row key) lets a later --resume run that times
+        the row hide the failure."""
+        self.run.setdefault("failures", []).append(
+            {
+                "what": what,
+                "reason": reason,
+                "key": None if key is None else list(key),
+            }
+        )
+        self.save()
 
     def finish(self):
         self.run["finished"] = utc_now()

@@ -11,10 +11,10 @@ import csv
 import datetime
 import html
 import io
-import json
 import os
 
-from edge_backbones.atomic_io import write_file_atomic
+from edge_backbones.atomic_io import dumps_json, write_file_atomic
+from edge_backbones.report.records import row_key as _row_key
 
 __all__ = ["render_markdown", "render_html", "render_csv", "write_report"]
 
@@ -24,7 +24,8 @@ _CSV_COLUMNS = """
     input_height input_width input_dtype threads backend delegate
     fully_delegated cpu_ops latency_median_ms latency_p5_ms latency_p95_ms
     latency_mean_ms latency_std_ms latency_runs init_ms size_bytes
-    peak_rss_mb macs gmacs_per_s min_cosine min_sqnr_db fidelity_images
+    peak_rss_mb macs gmacs_per_s min_cosine min_sqnr_db sqnr_exact
+    fidelity_images
     fidelity_levels speedup_vs_fp32 speedup_vs_keras
     meets_budget best artifact sha256 cpu_model os runtime
 """.split()
@@ -41,6 +42,11 @@ def _fmt(value, digits=2):
 def _cos(value):
     # cosines live near 1: six decimals separate 0.9990 from 0.9999
     return "-" if value is None else f"{value:.6f}"
+
+
+def _sqnr(row):
+    # every level exact: no finite SQNR exists (see export.verify)
+    return "exact" if row.get("sqnr_exact") else _fmt(row["min_sqnr_db"], 1)
 
 
 def _runtime(device):
@@ -99,7 +105,7 @@ def _latency_table(rows):
                 _fmt(row.get("peak_rss_mb"), 1),
                 _fmt(row.get("gmacs_per_s")),
                 "reference" if is_keras else _cos(row["min_cosine"]),
-                "reference" if is_keras else _fmt(row["min_sqnr_db"], 1),
+                "reference" if is_keras else _sqnr(row),
                 _fmt(row["speedup_vs_fp32"]),
                 _fmt(row["speedup_vs_keras"]),
                 _delegate_label(row),
@@ -129,7 +135,9 @@ def _fidelity_table(rows):
                     _input_label(row),
                     level,
                     _cos(values.get("cosine")),
-                    _fmt(values.get("sqnr_db"), 1),
+                    "exact"
+                    if values.get("exact")
+                    else _fmt(values.get("sqnr_db"), 1),
                     _fmt(values.get("max_abs"), 4),
                     _fmt(fidelity.get("images")),
                     fidelity.get("source", "-"),
@@ -176,6 +184,15 @@ def _device_blocks(device, runs, rows):
                     f"Not in the table (failed export): {' | '.join(failures)}",
                 )
             )
+        failed = _unresolved_failures(run, rows)
+        if failed:
+            blocks.append(
+                (
+                    "p",
+                    "Not in the table (FAILED in this run): "
+                    + " | ".join(f"{f['what']}: {f['reason']}" for f in failed),
+                )
+            )
     blocks.append(("table", *_latency_table(rows)))
     fidelity = _fidelity_table(rows)
     if fidelity[1]:
@@ -184,6 +201,22 @@ def _device_blocks(device, runs, rows):
             ("table", *fidelity),
         ]
     return blocks
+
+
+def _unresolved_failures(run, rows):
+    """The run's failures that no row (e.g. from a --resume) has since
+    measured."""
+    measured = {_row_key(row) for row in rows}
+    paths = {(row.get("artifact") or {}).get("path") for row in rows}
+
+    def resolved(failure):
+        key = failure.get("key")
+        if key is None:  # an unreadable artifact: resolved once timed
+            return failure["what"] in paths
+        key = tuple(tuple(p) if isinstance(p, list) else p for p in key)
+        return key in measured
+
+    return [f for f in run.get("failures", []) if not resolved(f)]
 
 
 def _blocks(merged, png_name):
@@ -316,7 +349,7 @@ def _csv_record(row, devices):
         "backend": row.get("backend"),
         "delegate": row.get("delegate"),
         "fully_delegated": row.get("fully_delegated"),
-        "cpu_ops": json.dumps(row["cpu_ops"]) if row.get("cpu_ops") else None,
+        "cpu_ops": dumps_json(row["cpu_ops"]) if row.get("cpu_ops") else None,
         "latency_median_ms": latency["median"],
         "latency_p5_ms": latency["p5"],
         "latency_p95_ms": latency["p95"],
@@ -330,8 +363,9 @@ def _csv_record(row, devices):
         "gmacs_per_s": row.get("gmacs_per_s"),
         "min_cosine": row["min_cosine"],
         "min_sqnr_db": row["min_sqnr_db"],
+        "sqnr_exact": row.get("sqnr_exact", False),
         "fidelity_images": fidelity.get("images"),
-        "fidelity_levels": json.dumps(fidelity.get("levels"))
+        "fidelity_levels": dumps_json(fidelity.get("levels"))
         if fidelity
         else None,
         "speedup_vs_fp32": row["speedup_vs_fp32"],

@@ -81,4 +81,6 @@ def run_job(job):
 
 if __name__ == "__main__":
     result = run_job(json.loads(sys.argv[1]))
-    sys.stdout.write("\n" + json.dumps(result) + "\n")
+    from edge_backbones.atomic_io import dumps_json
+
+    sys.stdout.write("\n" + dumps_json(result) + "\n")

@@ -8,14 +8,20 @@ in. A sidecar is only trusted when its hash matches the model file.
 
 import hashlib
 import json
+import mmap
 import os
 
-from edge_backbones.errors import MetadataError
+from edge_backbones.errors import IntegrityError, MetadataError
 
 __all__ = [
+    "DIGEST_KEY",
+    "DIGEST_PREFIX",
     "METADATA_NAME",
     "SCHEMA",
+    "content_sha256",
+    "digest_span",
     "file_sha256",
+    "load_metadata",
     "read_metadata",
     "sidecar_path",
     "validate_metadata",
@@ -24,36 +30,144 @@ __all__ = [
 METADATA_NAME = "edge_backbones"
 SCHEMA = "edge_backbones.tflite/1"
 
+# The embedded metadata records a sha256 of the whole .tflite, taken with
+# the 64 hex digits of that very digest read as "0"s: every byte (weights,
+# graph, quantization parameters, the rest of the metadata) is covered, it
+# costs one pass over the file, and no FlatBuffer needs rebuilding to check
+# it. The digest is the first key of the JSON, so its digits sit at a fixed
+# offset from the payload's start; the exporter writes it there.
+DIGEST_KEY = "content_sha256"
+DIGEST_PREFIX = b'{"' + DIGEST_KEY.encode() + b'": "'
+_DIGEST_DIGITS = 64
+_ZERO_DIGITS = b"0" * _DIGEST_DIGITS
+
 
 def sidecar_path(model_path):
     """`x.tflite` -> `x.json`."""
     return os.path.splitext(os.fspath(model_path))[0] + ".json"
 
 
-def read_metadata(model_path, model_file):
+def digest_span(model_file):
+    """(start, end) in the file of the recorded digest's hex digits, or
+    None if the embedded metadata records none (older exports)."""
+    payload = model_file.metadata.get(METADATA_NAME)
+    if payload is None or not payload.startswith(DIGEST_PREFIX):
+        return None
+    if len(payload) < len(DIGEST_PREFIX) + _DIGEST_DIGITS:
+        return None
+    start = model_file.metadata_spans[METADATA_NAME][0] + len(DIGEST_PREFIX)
+    return start, start + _DIGEST_DIGITS
+
+
+def content_sha256(data, span):
+    """Hex sha256 of `data` (bytes-like) with `span` read as "0" digits."""
+    start, end = span
+    digest = hashlib.sha256()
+    with memoryview(data) as view:
+        digest.update(view[:start])
+        digest.update(_ZERO_DIGITS)
+        digest.update(view[end:])
+    return digest.hexdigest()
+
+
+def _file_content_sha256(path, span):
+    # mmap: a 300 MB model is hashed without a second copy in memory
+    with open(path, "rb") as f, mmap.mmap(
+        f.fileno(), 0, access=mmap.ACCESS_READ
+    ) as data:
+        return content_sha256(data, span)
+
+
+def read_metadata(model_path, model_file, verify=True):
     """The metadata dict of `model_path`, or None if it has none.
 
     `model_file` is the parsed file (`model_file.read_model_file`), whose
-    embedded entries are looked at first.
+    embedded entries are looked at first. With `verify`, the hash the
+    metadata records is checked first (see `load_metadata`).
+    """
+    return load_metadata(model_path, model_file, verify)[0]
+
+
+def load_metadata(model_path, model_file, verify=True):
+    """(metadata or None, which integrity check ran).
+
+    The check is "embedded-sha256" (the digest in the embedded metadata),
+    "sidecar-sha256" (the sidecar's `sha256` of the file, for models whose
+    embedded metadata records no digest, or that have only a sidecar),
+    "none recorded", or "skipped" (`verify=False`). A mismatch raises
+    IntegrityError; a sidecar that cannot be read, MetadataError.
     """
     embedded = model_file.metadata.get(METADATA_NAME)
+    span = digest_span(model_file)
+    sidecar = None
+    if embedded is None or (verify and span is None):
+        sidecar = _read_sidecar(model_path)
+    integrity = "skipped"
+    if verify:
+        integrity = _verify(model_path, model_file, span, sidecar)
     if embedded is not None:
-        return _parse(embedded, f"the metadata embedded in {model_path!r}")
-    sidecar = sidecar_path(model_path)
-    if not os.path.isfile(sidecar):
-        return None
-    with open(sidecar, "rb") as f:
-        metadata = _parse(f.read(), f"the sidecar {sidecar!r}")
-    expected = metadata.get("sha256")
-    if expected is not None:
-        actual = file_sha256(model_path)
-        if actual != expected:
-            raise MetadataError(
-                f"The sidecar {sidecar!r} describes another build: its sha256"
-                f" is {expected} but {model_path!r} hashes to {actual}. "
-                "Export again, or delete the stale sidecar."
+        where = f"the metadata embedded in {model_path!r}"
+        return _parse(embedded, where), integrity
+    return (None if sidecar is None else sidecar[1]), integrity
+
+
+def _verify(model_path, model_file, span, sidecar):
+    if span is not None:
+        payload = model_file.metadata[METADATA_NAME]
+        offset = len(DIGEST_PREFIX)
+        recorded = payload[offset : offset + _DIGEST_DIGITS]
+        recorded = recorded.decode("ascii", errors="replace")
+        actual = _file_content_sha256(model_path, span)
+        if actual != recorded:
+            raise IntegrityError(
+                f"{model_path!r} is not the file that was exported: its "
+                f"content hashes to {actual}, but its metadata recorded "
+                f"{recorded} (a bad copy, a flipped bit on disk, or an "
+                "edit). Copy or export it again; verify_integrity=False "
+                "skips this check."
             )
-    return metadata
+        return "embedded-sha256"
+    embedded = model_file.metadata.get(METADATA_NAME) or b""
+    if b'"' + DIGEST_KEY.encode() + b'"' in embedded:
+        raise IntegrityError(
+            f"The metadata of {model_path!r} records a {DIGEST_KEY} but "
+            "not as its first key, where the exporter writes it: the "
+            "metadata was rewritten or damaged. Export the model again."
+        )
+    if sidecar is None or sidecar[1].get("sha256") is None:
+        return "none recorded"
+    path, metadata = sidecar
+    actual = file_sha256(model_path)
+    if actual != metadata["sha256"]:
+        raise IntegrityError(
+            f"The sidecar {path!r} describes another build: its sha256 is "
+            f"{metadata['sha256']} but {model_path!r} hashes to {actual}. "
+            "Copy the model again if it was damaged; if the sidecar is "
+            "stale, export again or delete it."
+        )
+    return "sidecar-sha256"
+
+
+def _read_sidecar(model_path):
+    """(path, parsed sidecar) or None if there is none."""
+    sidecar = sidecar_path(model_path)
+    if not os.path.lexists(sidecar):
+        return None
+    if os.path.isdir(sidecar):
+        raise MetadataError(
+            f"The sidecar path {sidecar!r} is a folder, not the model's "
+            "metadata. Rename or remove that folder (the model's sidecar "
+            "is <stem>.json beside it)."
+        )
+    try:
+        with open(sidecar, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise MetadataError(
+            f"Cannot read the sidecar {sidecar!r} ({exc}). Make it "
+            "readable, or remove it if the model embeds its metadata."
+        ) from exc
+    return sidecar, _parse(data, f"the sidecar {sidecar!r}")
 
 
 def file_sha256(path):

@@ -138,6 +138,8 @@ class TFLiteModelFile:
     # per op in `ops`: (input, output) tensor indices into `tensor_shapes`
     # (-1 = an omitted optional input); lets callers count MACs from shapes
     op_io: list = dataclasses.field(default_factory=list)
+    # name -> (start, end) byte offsets of each metadata entry in the file
+    metadata_spans: dict = dataclasses.field(default_factory=dict)
 
     @property
     def op_count(self):
@@ -240,14 +242,17 @@ def _parse(buf):
                 TENSOR_TYPES.get(tensor.scalar(_TENSOR_TYPE, "b"), "unknown")
             )
     buffers = model.tables(_MODEL_BUFFERS)
-    metadata = {}
+    metadata, spans = {}, {}
     for entry in model.tables(_MODEL_METADATA):
         buffer = buffers[entry.scalar(_METADATA_BUFFER, "I")]
         offset = buffer.scalar(_BUFFER_OFFSET, "Q")
         if offset > 1:  # large models keep buffers after the FlatBuffer
-            size = buffer.scalar(_BUFFER_SIZE, "Q")
-            data = buf[offset : offset + size]
+            start, size = offset, buffer.scalar(_BUFFER_SIZE, "Q")
         else:
-            data = buffer.bytes(_BUFFER_DATA)
-        metadata[entry.string(_METADATA_NAME)] = data
-    return TFLiteModelFile(ops, shapes, types, metadata, op_io)
+            start, size = buffer.vector(_BUFFER_DATA)
+        if start + size > len(buf):
+            raise IndexError(f"metadata buffer ends past the file's end")
+        name = entry.string(_METADATA_NAME)
+        metadata[name] = bytes(buf[start : start + size])
+        spans[name] = (start, start + size)
+    return TFLiteModelFile(ops, shapes, types, metadata, op_io, spans)
