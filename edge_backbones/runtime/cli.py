@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 
-__all__ = ["add_parsers", "thread_counts"]
+__all__ = ["add_parsers", "check_output_path", "thread_counts"]
 
 # height in pixels of each panel of the --save-png picture
 _PANEL_HEIGHT = 256
@@ -48,6 +48,42 @@ def _json_dict(text):
             f"--preprocessing must be a JSON object; got {text!r}."
         )
     return value
+
+
+def check_output_path(flag, path, models, suffix):
+    """Raises InputError if writing `path` would destroy a model or its
+    sidecar, or cannot work (a folder; an unwritable parent). Checked
+    before any model runs."""
+    from edge_backbones.errors import InputError
+    from edge_backbones.runtime.metadata import sidecar_path
+
+    real = os.path.realpath(path)
+    for model in models:
+        stem = os.path.splitext(model)[0]
+        suggestion = f"e.g. {flag} {stem}{suffix}"
+        if real == os.path.realpath(model):
+            raise InputError(
+                f"{flag} {path!r} is the model file itself; writing there "
+                f"would destroy it. Pass another name, {suggestion}."
+            )
+        if real == os.path.realpath(sidecar_path(model)):
+            raise InputError(
+                f"{flag} {path!r} is the sidecar of {model!r} (its "
+                "metadata and sha256, written at export); writing there "
+                f"would replace it. Pass another name, {suggestion}."
+            )
+    if os.path.isdir(real):
+        raise InputError(
+            f"{flag} {path!r} is a folder; pass a file name, "
+            f"e.g. {os.path.join(path, 'results' + suffix)}."
+        )
+    parent = os.path.dirname(real)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(
+            f"{flag} {path!r}: the folder {parent!r} does not exist or is "
+            "not writable by this user. Pass a path in a folder you can "
+            "write to."
+        )
 
 
 def _add_model_options(parser):
@@ -121,6 +157,8 @@ def _run(args):
 
     from edge_backbones.runtime import EdgeModel, load_image
 
+    if args.save_png:
+        check_output_path("--save-png", args.save_png, [args.model], ".png")
     model = EdgeModel(
         args.model,
         delegates=args.delegates,
@@ -163,9 +201,12 @@ def _run(args):
 
 
 def _bench(args):
-    from edge_backbones.atomic_io import write_file_atomic
+    from edge_backbones.atomic_io import dumps_json, write_file_atomic
+    from edge_backbones.errors import InputError
     from edge_backbones.runtime.bench import benchmark, format_table
 
+    if args.json:
+        check_output_path("--json", args.json, args.models, ".bench.json")
     results = []
     for model in args.models:
         for threads in args.threads:
@@ -193,7 +234,13 @@ def _bench(args):
             "results": results,
         }
         # a write cut short must not leave half a file where a good one was
-        write_file_atomic(args.json, json.dumps(document, indent=2))
+        try:
+            write_file_atomic(args.json, dumps_json(document, indent=2))
+        except OSError as exc:
+            raise InputError(
+                f"Cannot write --json {args.json!r} ({exc}). Pass a path "
+                "in a folder you can write to."
+            ) from exc
         print(f"wrote {args.json}")
     return 0
 

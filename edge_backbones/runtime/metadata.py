@@ -35,9 +35,13 @@ SCHEMA = "edge_backbones.tflite/1"
 # graph, quantization parameters, the rest of the metadata) is covered, it
 # costs one pass over the file, and no FlatBuffer needs rebuilding to check
 # it. The digest is the first key of the JSON, so its digits sit at a fixed
-# offset from the payload's start; the exporter writes it there.
+# offset from the payload's start; the exporter writes it there. Exports
+# from before the digest start with the schema instead; a payload that
+# starts with neither was damaged (a flipped bit in the key itself must
+# not pass for an old export) or rewritten by another tool.
 DIGEST_KEY = "content_sha256"
 DIGEST_PREFIX = b'{"' + DIGEST_KEY.encode() + b'": "'
+_LEGACY_PREFIX = b'{"schema": "' + SCHEMA.encode() + b'"'
 _DIGEST_DIGITS = 64
 _ZERO_DIGITS = b"0" * _DIGEST_DIGITS
 
@@ -127,12 +131,14 @@ def _verify(model_path, model_file, span, sidecar):
                 "skips this check."
             )
         return "embedded-sha256"
-    embedded = model_file.metadata.get(METADATA_NAME) or b""
-    if b'"' + DIGEST_KEY.encode() + b'"' in embedded:
+    embedded = model_file.metadata.get(METADATA_NAME)
+    if embedded is not None and not embedded.startswith(_LEGACY_PREFIX):
         raise IntegrityError(
-            f"The metadata of {model_path!r} records a {DIGEST_KEY} but "
-            "not as its first key, where the exporter writes it: the "
-            "metadata was rewritten or damaged. Export the model again."
+            f"The metadata embedded in {model_path!r} starts with "
+            f"{embedded[:24]!r}, not with its {DIGEST_KEY} (nor, as older "
+            "exports, with its schema): it was damaged or rewritten by "
+            "another tool. Copy or export the model again; "
+            "verify_integrity=False skips this check."
         )
     if sidecar is None or sidecar[1].get("sha256") is None:
         return "none recorded"

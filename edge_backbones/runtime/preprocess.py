@@ -69,7 +69,10 @@ def _decode_file(path):
     # not IMREAD_UNCHANGED: it ignores EXIF orientation, so a phone's
     # portrait photo would reach the model on its side
     flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
-    decoded = cv2.imdecode(data, flags) if data.size else None
+    try:
+        decoded = cv2.imdecode(data, flags) if data.size else None
+    except cv2.error:  # some codecs raise on malformed data instead
+        decoded = None
     if decoded is None:
         raise InputError(
             f"OpenCV cannot decode {path!r} ({data.size} bytes): not an "
@@ -91,6 +94,11 @@ def _to_uint8(array):
 
 
 def _to_rgb(array, channel_order, where):
+    if array.ndim in (2, 3) and 0 in array.shape[:2]:
+        raise InputError(
+            f"{where} is empty (shape {array.shape}); an image needs at "
+            "least one pixel. Check how it was cropped or decoded."
+        )
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim == 2:

@@ -7,6 +7,7 @@ import pytest
 
 from edge_backbones.export import tflite_metadata
 from edge_backbones.export.graph import float_tflite
+from edge_backbones.runtime.metadata import content_sha256, digest_span
 from edge_backbones.runtime.model_file import read_model_file
 
 
@@ -19,7 +20,12 @@ def test_embed_is_readable_without_tensorflow_and_idempotent(model_content):
     first = tflite_metadata.embed_metadata(model_content, {"a": 1})
     second = tflite_metadata.embed_metadata(first, {"a": 2, "b": "é"})
     parsed = read_model_file(second)
-    assert json.loads(parsed.metadata["edge_backbones"]) == {"a": 2, "b": "é"}
+    meta = json.loads(parsed.metadata["edge_backbones"])
+    # the content digest goes first, and is the file's (digits as zeros)
+    assert list(meta)[0] == "content_sha256"
+    span = digest_span(parsed)
+    assert meta.pop("content_sha256") == content_sha256(second, span)
+    assert meta == {"a": 2, "b": "é"}
     # the converter's own entries survive; ours appears once
     names = list(parsed.metadata)
     assert names.count("edge_backbones") == 1
@@ -49,20 +55,20 @@ def test_interrupted_write_keeps_the_good_artifact(
     path = str(tmp_path / "m.tflite")
     tflite_metadata.write_artifact(path, model_content, {"mode": "good"})
     before = sorted(os.listdir(tmp_path)), open(path, "rb").read()
-    real_dumps = json.dumps
+    real_dumps = tflite_metadata.dumps_json
 
     def dumps_then_die(obj, **kwargs):
         if "sha256" in obj:  # the sidecar: after the model's temp file
             raise KeyboardInterrupt
         return real_dumps(obj, **kwargs)
 
-    monkeypatch.setattr(tflite_metadata.json, "dumps", dumps_then_die)
+    monkeypatch.setattr(tflite_metadata, "dumps_json", dumps_then_die)
     with pytest.raises(KeyboardInterrupt):
         tflite_metadata.write_artifact(path, model_content, {"mode": "bad"})
     after = sorted(os.listdir(tmp_path)), open(path, "rb").read()
     assert after == before  # no temp file left, same bytes
     meta = json.loads(read_model_file(path).metadata["edge_backbones"])
-    assert meta == {"mode": "good"}
+    assert meta["mode"] == "good"
 
 
 def test_failed_move_leaves_no_temp_file(model_content, tmp_path, monkeypatch):

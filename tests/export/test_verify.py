@@ -3,18 +3,27 @@
 import numpy as np
 import pytest
 
+from edge_backbones.atomic_io import dumps_json, loads_json_strict
 from edge_backbones.errors import FidelityError
 from edge_backbones.export import verify
 
 
 def test_identical_outputs():
     ref = {"P1": np.arange(24, dtype=np.float32).reshape(2, 3, 4)}
-    fid = verify.compare(ref, ref)
+    out = {"P1": ref["P1"] + np.float32(0.5)}
+    fid = verify.compare(ref, {"P1": ref["P1"]})
+    # no error, no finite SQNR: null plus a flag, never Infinity
     assert fid == {
         "images": 2,
-        "levels": {"P1": {"cosine": 1.0, "sqnr_db": float("inf"),
+        "levels": {"P1": {"cosine": 1.0, "sqnr_db": None, "exact": True,
                           "max_abs": 0.0}},
     }  # fmt: skip
+    assert loads_json_strict(dumps_json(fid)) == fid
+    assert verify.format_fidelity(fid) == "cos 1.0000 (P1) sqnr exact"
+    # one exact level among others: the minimum is the measured one
+    both = verify.compare({**ref, "P2": ref["P1"]}, {**out, "P2": ref["P1"]})
+    assert verify.min_sqnr(both) == both["levels"]["P1"]["sqnr_db"]
+    assert "exact" not in both["levels"]["P1"]
 
 
 def test_known_error():
