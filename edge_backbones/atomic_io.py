@@ -32,9 +32,7 @@ def dumps_json(data, indent=None, default=None):
     values to null, with a flag saying why, before writing). `default` is
     `json.dumps`'s hook for objects JSON has no type for."""
     try:
-        return json.dumps(
-            data, indent=indent, allow_nan=False, default=default
-        )
+        return json.dumps(data, indent=indent, allow_nan=False, default=default)
     except ValueError as exc:
         raise ValueError(
             f"Refusing to write non-strict JSON ({exc}) at "

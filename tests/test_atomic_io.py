@@ -72,9 +72,10 @@ def test_every_json_writer_goes_through_dumps_json():
     for path in package.rglob("*.py"):
         if path.name == "atomic_io.py":
             continue
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines, 1):
             if re.search(r"\bjson\.dumps?\(", line):
-                context = path.read_text().splitlines()[number - 1 : number + 12]
+                context = lines[number - 1 : number + 12]
                 if not any("allow_nan=False" in c for c in context):
                     offenders.append(f"{path.relative_to(package)}:{number}")
     assert offenders == []

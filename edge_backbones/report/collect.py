@@ -95,9 +95,10 @@ def _check_report_fields(path, metadata):
         problem = "no 'model' object with a 'name'"
     elif not isinstance(metadata.get("mode"), str):
         problem = "no 'mode'"
-    elif not isinstance(metadata["input"].get("shape"), list) or len(
-        metadata["input"]["shape"]
-    ) != 4:
+    elif (
+        not isinstance(metadata["input"].get("shape"), list)
+        or len(metadata["input"]["shape"]) != 4
+    ):
         problem = "no 4-D 'input.shape'"
     if problem:
         raise MetadataError(

@@ -30,9 +30,7 @@ def _min_level(fidelity, metric):
 def _all_exact(fidelity):
     """True if every level matched the reference exactly (no SQNR)."""
     levels = (fidelity or {}).get("levels") or {}
-    return bool(levels) and all(
-        level.get("exact") for level in levels.values()
-    )
+    return bool(levels) and all(level.get("exact") for level in levels.values())
 
 
 def _size_key(row):

@@ -76,9 +76,10 @@ def content_sha256(data, span):
 
 def _file_content_sha256(path, span):
     # mmap: a 300 MB model is hashed without a second copy in memory
-    with open(path, "rb") as f, mmap.mmap(
-        f.fileno(), 0, access=mmap.ACCESS_READ
-    ) as data:
+    with (
+        open(path, "rb") as f,
+        mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data,
+    ):
         return content_sha256(data, span)
 
 

@@ -251,7 +251,7 @@ def _parse(buf):
         else:
             start, size = buffer.vector(_BUFFER_DATA)
         if start + size > len(buf):
-            raise IndexError(f"metadata buffer ends past the file's end")
+            raise IndexError("metadata buffer ends past the file's end")
         name = entry.string(_METADATA_NAME)
         metadata[name] = bytes(buf[start : start + size])
         spans[name] = (start, start + size)

@@ -101,19 +101,23 @@ def test_worker_output_that_is_not_a_result(contents, tmp_path, monkeypatch):
     out = tmp_path / "out"
     with pytest.raises(ReportError, match="1 artifact") as info:
         collect.collect_artifacts(str(folder), str(out), "dev", runs=1)
-    failure, = _strict(info.value.result_path)["runs"][0]["failures"]
+    (failure,) = _strict(info.value.result_path)["runs"][0]["failures"]
     assert "'not json', not its JSON result" in failure["reason"]
     with pytest.raises(ReportError):
         collect.collect_artifacts(str(folder), str(out), "dev", runs=1)
-    failure, = _strict(info.value.result_path)["runs"][0]["failures"]
+    (failure,) = _strict(info.value.result_path)["runs"][0]["failures"]
     assert "missing ['delegate'" in failure["reason"]
 
 
 def test_old_artifact_with_infinite_sqnr_reports_exact(contents, tmp_path):
     folder = tmp_path / "artifacts"
-    exact = {"images": 2, "levels": {
-        "P1": {"cosine": 1.0, "sqnr_db": float("inf"), "max_abs": 0.0},
-        "P2": {"cosine": 1.0, "sqnr_db": float("inf"), "max_abs": 0.0}}}
+    exact = {
+        "images": 2,
+        "levels": {
+            "P1": {"cosine": 1.0, "sqnr_db": float("inf"), "max_abs": 0.0},
+            "P2": {"cosine": 1.0, "sqnr_db": float("inf"), "max_abs": 0.0},
+        },
+    }
     folder.mkdir()
     tiny.write_legacy_artifact(
         str(folder / "old_fp32.tflite"),
@@ -122,15 +126,14 @@ def test_old_artifact_with_infinite_sqnr_reports_exact(contents, tmp_path):
     )
     out = tmp_path / "out"
     assert _report(folder, out) == 0
-    row, = _strict(out / "dev.json")["rows"]
+    (row,) = _strict(out / "dev.json")["rows"]
     assert row["fidelity"]["levels"]["P1"]["sqnr_db"] is None
     assert row["fidelity"]["levels"]["P1"]["exact"] is True
     markdown = (out / "report.md").read_text()
     assert "| tiny | fp32 | 32x32 | P1 | 1.000000 | exact |" in markdown
     header, line = (out / "report.csv").read_text().splitlines()
-    assert dict(zip(header.split(","), line.split(",")))["sqnr_exact"] == (
-        "True"
-    )
+    columns = dict(zip(header.split(","), line.split(","), strict=True))
+    assert columns["sqnr_exact"] == "True"
 
 
 @pytest.fixture(scope="module")

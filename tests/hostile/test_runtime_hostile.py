@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import cv2
 import numpy as np
@@ -26,6 +27,7 @@ from edge_backbones.errors import (
     ModelFileError,
 )
 from edge_backbones.runtime import EdgeModel
+from edge_backbones.runtime.model_file import read_model_file
 from tests.hostile import tiny_artifacts as tiny
 from tests.runtime.conftest import SIZE
 
@@ -138,8 +140,14 @@ def _assert_refused(results):
 def test_bit_flips_never_run_silently(models, tmp_path):
     data = open(models["f32"], "rb").read()
     rng = np.random.default_rng(0)
+    # the "content_sha256" key itself: a damaged key must not pass for an
+    # export from before the digest (which the runtime loads unchecked)
+    start = read_model_file(models["f32"]).metadata_spans["edge_backbones"][0]
+    key = [start + 2, start + 9, start + 15]
     # spread over the file, plus the first and last bytes
-    positions = sorted({0, len(data) - 1, *rng.integers(0, len(data), 40)})
+    positions = sorted(
+        {0, len(data) - 1, *key, *rng.integers(0, len(data), 40)}
+    )
     paths = []
     for position in positions:
         flipped = bytearray(data)
@@ -363,9 +371,20 @@ def test_concurrent_predict_is_bit_identical_to_serial(models):
     model = EdgeModel(models["int8"])
     images = _rgb_images(16, seed=3)
     serial = [model.predict(image) for image in images]
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        for _ in range(3):  # several rounds: races are not every-time
+    interpreter = model._engine.interpreter
+    real_invoke = interpreter.invoke
+
+    def slow_invoke():
+        # a slower device: the GIL is free while the result waits, the
+        # moment another thread could set its input over this one's
+        real_invoke()
+        time.sleep(0.002)
+
+    for slow in (False, True):
+        if slow:
+            interpreter.invoke = slow_invoke
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
             parallel = list(pool.map(model.predict, images))
-            for one, other in zip(serial, parallel, strict=True):
-                for name in one:
-                    np.testing.assert_array_equal(one[name], other[name])
+        for one, other in zip(serial, parallel, strict=True):
+            for name in one:
+                np.testing.assert_array_equal(one[name], other[name])
