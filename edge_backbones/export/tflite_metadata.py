@@ -11,6 +11,7 @@ TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
 
 import datetime
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -137,7 +138,8 @@ def write_artifact(path, model_content, metadata):
     """
     content = embed_metadata(model_content, metadata)
     sidecar = {
-        **metadata,
+        # the embedded JSON as written, content_sha256 first
+        **json.loads(read_model_file(content).metadata[METADATA_NAME]),
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }

@@ -41,7 +41,7 @@ SCHEMA = "edge_backbones.tflite/1"
 # not pass for an old export) or rewritten by another tool.
 DIGEST_KEY = "content_sha256"
 DIGEST_PREFIX = b'{"' + DIGEST_KEY.encode() + b'": "'
-_LEGACY_PREFIX = b'{"schema": "' + SCHEMA.encode() + b'"'
+_LEGACY_PREFIX = b'{"schema": "'
 _DIGEST_DIGITS = 64
 _ZERO_DIGITS = b"0" * _DIGEST_DIGITS
 
@@ -134,6 +134,8 @@ def _verify(model_path, model_file, span, sidecar):
         return "embedded-sha256"
     embedded = model_file.metadata.get(METADATA_NAME)
     if embedded is not None and not embedded.startswith(_LEGACY_PREFIX):
+        # not JSON, or another schema: that error says more
+        _parse(embedded, f"the metadata embedded in {model_path!r}")
         raise IntegrityError(
             f"The metadata embedded in {model_path!r} starts with "
             f"{embedded[:24]!r}, not with its {DIGEST_KEY} (nor, as older "

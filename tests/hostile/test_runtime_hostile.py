@@ -364,6 +364,22 @@ def test_bench_json_refuses_the_sidecar_and_the_model(models, tmp_path, capsys):
     assert "is a folder" in capsys.readouterr().err
 
 
+def test_bench_json_in_a_read_only_folder(models, tmp_path, monkeypatch,
+                                          capsys):  # fmt: skip
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # root may write anywhere, so the denial is simulated
+    monkeypatch.setattr(
+        os, "access",
+        lambda p, mode: p != str(locked) and real_access(p, mode),
+    )  # fmt: skip
+    target = str(locked / "r.json")
+    assert cli_main(["bench", str(models["f32"]), "--json", target]) == 2
+    err = capsys.readouterr().err
+    assert "InputError" in err and "not writable" in err and "locked" in err
+
+
 # -- many threads, one model --------------------------------------------------
 
 
