@@ -42,7 +42,7 @@ JUNIT_API="$JAVA_LIBS/junit-jupiter-api.jar:$JAVA_LIBS/opentest4j.jar:$JAVA_LIBS
 say "compiling :core main"
 "$KOTLINC" -jvm-target 17 -nowarn -d "$WORK/core.jar" $(find "$CORE/main" -name '*.kt' | sort)
 say "compiling :core tests"
-"$KOTLINC" -jvm-target 17 -nowarn -cp "$WORK/core.jar:$JUNIT_API" -d "$WORK/core-tests.jar" \
+"$KOTLINC" -jvm-target 17 -nowarn -Xfriend-paths="$WORK/core.jar" -cp "$WORK/core.jar:$JUNIT_API" -d "$WORK/core-tests.jar" \
     $(find "$CORE/test" -name '*.kt' | sort)
 
 say "running :core tests"
