@@ -218,9 +218,7 @@ def _write_preprocessing(writer, rgb):
         for height, width in _PREPROCESS_SIZES:
             stem = f"preprocess/{case}_{height}x{width}"
             writer.array(stem, preprocess(rgb, spec, (height, width)))
-            cases.append(
-                {"array": stem, "spec": spec, "size": [height, width]}
-            )
+            cases.append({"array": stem, "spec": spec, "size": [height, width]})
     return cases
 
 
