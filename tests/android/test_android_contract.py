@@ -63,6 +63,9 @@ def _quantization(spec):
 )
 def test_sidecar_matches_the_signature(artifacts, kind):
     model = EdgeModel(artifacts[kind], num_threads=1)
+    # ModelMetadata.kt's SIGNATURE_KEY: the app binds buffers in it
+    interpreter = model.backend.Interpreter(model_path=artifacts[kind])
+    assert list(interpreter.get_signature_list()) == ["serving_default"]
     meta = _sidecar(artifacts[kind])
     declared = meta["input"]
     spec = model.input_spec

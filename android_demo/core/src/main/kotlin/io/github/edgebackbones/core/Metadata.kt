@@ -3,6 +3,9 @@ package io.github.edgebackbones.core
 /** The schema of the sidecar JSON `edge-backbones export` writes beside a model. */
 const val METADATA_SCHEMA = "edge_backbones.tflite/1"
 
+/** The SignatureDef every exported model has; inputs and outputs are bound by name in it. */
+const val SIGNATURE_KEY = "serving_default"
+
 /** Element types the exporter writes, by their numpy names. */
 enum class DType(val jsonName: String, val byteSize: Int, val min: Int, val max: Int) {
     FLOAT32("float32", 4, 0, 0),
