@@ -52,6 +52,6 @@ java -Dgoldens="$GOLDENS" -jar "$JAVA_LIBS/junit-platform-console-standalone.jar
     --fail-if-no-tests
 
 say "Python side: contract and merge of the Kotlin-written device JSON"
-EDGE_BACKBONES_ANDROID_GOLDENS="$GOLDENS" python -m pytest -q -p no:cacheprovider \
+EDGE_BACKBONES_ANDROID_GOLDENS="$GOLDENS" python -m pytest -q \
     tests/android -m android
 say "done"

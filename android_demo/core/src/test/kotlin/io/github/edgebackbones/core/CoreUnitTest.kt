@@ -67,9 +67,9 @@ class MetadataTest {
     @Test
     fun quantizesAndDequantizesByName() {
         val m = ModelMetadata.parse(sidecar("{}"))
-        val q = Tensors.quantize(floatArrayOf(0f, 1.24f, -100f, 100f, 0.25f), m.input)
-        // x / 0.5 - 3, rounded half to even, clipped to int8
-        assertEquals(listOf<Byte>(-3, -1, -128, 127, -2), q.values.toList())
+        val q = Tensors.quantize(floatArrayOf(0f, 1.24f, -100f, 100f, 0.25f, 1.75f), m.input)
+        // x / 0.5 - 3, rounded half to even (numpy's rint: 0.5 -> 0), clipped to int8
+        assertEquals(listOf<Byte>(-3, -1, -128, 127, -2, 0), q.values.toList())
         val pyramid = Tensors.pyramid(
             mapOf(
                 "P1" to RawTensor.Floats(floatArrayOf(1f, 2f, 3f, 4f)),
