@@ -131,4 +131,6 @@ def test_report_merge_takes_the_phone_json(artifacts, tmp_path):
     assert main(["report", "merge", laptop, phone, "--out", str(out)]) == 0
     markdown = (out / "report.md").read_text()
     assert "Device: pixel-test" in markdown and "Device: laptop" in markdown
+    # a phone has no Python; its runtime is LiteRT's Android artifact
     assert "Python None" not in markdown
+    assert "Runtime: com.google.ai.edge.litert:litert 2.3.0." in markdown
