@@ -51,7 +51,12 @@ def _sqnr(row):
 
 def _runtime(device):
     versions = device.get("versions", {})
-    for dist in ("ai-edge-litert", "tflite-runtime"):
+    # the last one is what android_demo's device JSON records
+    for dist in (
+        "ai-edge-litert",
+        "tflite-runtime",
+        "com.google.ai.edge.litert:litert",
+    ):
         if dist in versions:
             return f"{dist} {versions[dist]}"
     return "unknown runtime"
@@ -158,8 +163,10 @@ def _device_blocks(device, runs, rows):
             "p",
             f"CPU: {cpu['model']} ({cpu['logical_cores']} logical cores"
             f"{', board ' + cpu['board'] if cpu.get('board') else ''}). "
-            f"OS: {system['platform']}. Python {device['python']}. "
-            f"Runtime: {_runtime(device)}.",
+            f"OS: {system['platform']}. "
+            # a phone's device JSON (android_demo) has no Python
+            + (f"Python {device['python']}. " if device.get("python") else "")
+            + f"Runtime: {_runtime(device)}.",
         ),
         ("p", f"Versions: {versions}."),
         ("p", "Weights: " + "; ".join(weights) + "."),
