@@ -27,7 +27,10 @@ if [ ! -f "$JAVA_LIBS/junit-platform-console-standalone.jar" ]; then
         apt-get update -q >/dev/null && apt-get install -y -q junit5 >/dev/null
     }
 fi
-command -v java >/dev/null || { echo "android stage: no java (install openjdk-17-jre-headless)"; exit 1; }
+if ! command -v java >/dev/null; then
+    say "installing openjdk-17-jre-headless (Debian)"
+    apt-get install -y -q openjdk-17-jre-headless >/dev/null
+fi
 KOTLINC="$KOTLIN_HOME/bin/kotlinc"
 "$KOTLINC" -version 2>&1 | tail -1
 
