@@ -18,7 +18,8 @@ import platform
 import numpy as np
 
 from edge_backbones.atomic_io import stage_file, write_file_atomic
-from edge_backbones.errors import InputError
+from edge_backbones.errors import InputError, ModelFileError
+from edge_backbones.runtime.backends import load_backend
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.metadata import read_metadata
 from edge_backbones.runtime.model_file import read_model_file
@@ -36,6 +37,7 @@ __all__ = [
     "save_arrays",
     "save_run",
     "verdict",
+    "verified_on",
     "where_am_i",
 ]
 
@@ -67,6 +69,22 @@ def where_am_i():
     }
 
 
+def verified_on(model):
+    """Where an `EdgeModel` ran: the `verified_on` block of an artifact.
+
+    TFLite's int8 kernels round differently on ARM and x86, so an int8
+    artifact's fidelity holds for the architecture and runtime that
+    measured it (docs/raspberry_pi.md).
+    """
+    here = where_am_i()
+    return {
+        "arch": here["arch"],
+        "emulated": here["emulated"],
+        "runtime": f"{model.backend.name} {model.backend.version}",
+        "delegate": model.active_delegate,
+    }
+
+
 def holdout_inputs(paths, calibration, count=4):
     """{model name: (count, H, W, C)} float32 held-out photos, preprocessed
     with each model's own metadata."""
@@ -94,18 +112,25 @@ def run_artifacts(paths, inputs, backend=None, delegates=DELEGATES):
     """Runs every artifact through each delegate on its model's inputs.
 
     Returns {"info": {...}, "outputs": {"stem/delegate/level": array}};
-    one thread, so thread partitioning cannot change the sums' order.
+    one thread, so thread partitioning cannot change the sums' order. An
+    artifact this interpreter cannot load (an op version newer than it
+    knows) is listed in info["unloadable"] with the reason.
     """
-    outputs, artifacts, used = {}, {}, None
+    outputs, artifacts, unloadable = {}, {}, {}
+    used = load_backend(backend)
     for path in paths:
         metadata = _metadata(path)
         stem = os.path.splitext(os.path.basename(path))[0]
         batch = inputs[metadata["model"]["name"]]
+        try:
+            EdgeModel(path, ("cpu",), backend=used.name)
+        except ModelFileError as exc:
+            unloadable[stem] = str(exc)
+            continue
         for delegate in delegates:
             model = EdgeModel(
-                path, (delegate,), num_threads=1, strict=True, backend=backend
+                path, (delegate,), num_threads=1, strict=True, backend=used.name
             )
-            used = model.backend
             results = [model(x) for x in batch]
             for level in model.output_names:
                 outputs[_key(stem, delegate, level)] = np.stack(
@@ -125,6 +150,7 @@ def run_artifacts(paths, inputs, backend=None, delegates=DELEGATES):
         "backend_version": used.version,
         "delegates": list(delegates),
         "artifacts": artifacts,
+        "unloadable": unloadable,
     }
     return {"info": info, "outputs": outputs}
 
@@ -201,8 +227,14 @@ def _level_figures(ref, out, scale, fp32_ref, fp32_out):
 def compare(reference, device):
     """Rows: artifact x delegate, per level figures vs `reference` and
     the device's fidelity (cosine vs the fp32 artifact of the same model,
-    same delegate, run on the device)."""
-    artifacts = reference["info"]["artifacts"]
+    same delegate, run on the device). Artifacts the device could not load
+    are left out (see device["info"]["unloadable"])."""
+    skipped = device["info"].get("unloadable", {})
+    artifacts = {
+        stem: artifact
+        for stem, artifact in reference["info"]["artifacts"].items()
+        if stem not in skipped
+    }
     fp32 = {a["model"]: s for s, a in artifacts.items() if a["mode"] == "fp32"}
     rows = []
     for stem, artifact in artifacts.items():
@@ -218,7 +250,7 @@ def compare(reference, device):
                     )
                 base = fp32.get(artifact["model"])
                 fp32_ref = fp32_out = None
-                if base is not None and base != stem:
+                if base not in (None, stem):
                     base_key = _key(base, delegate, level)
                     fp32_ref = reference["outputs"][base_key]
                     fp32_out = device["outputs"][base_key]

@@ -63,6 +63,13 @@ def table_rows(ref, name):
             f"| {_fidelity(levels, 'reference_fidelity')} "
             f"| {parity.verdict(row)[0]} |"
         )
+    for stem, reason in info.get("unloadable", {}).items():
+        model, mode = stem.rsplit("_", 2)[0], stem.rsplit("_", 1)[1]
+        why = reason.split(":", 2)[-1].split(".")[0].strip()
+        lines.append(
+            f"| {model} | {mode} | {cpu} | {backend} | - | cannot load "
+            f"| - | - | - | - | {why} |"
+        )
     return rows, lines
 
 

@@ -100,6 +100,24 @@ exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
 INNER
 }
 
+# pip for the Pi, run on the host: it resolves and unpacks aarch64 cp311
+# wheels for bookworm's glibc 2.36 (pip 23 takes no glibc range, so every
+# manylinux_2_x tag up to 2.36 is listed) without emulating pip itself
+pi_pip() {  # TARGET_VENV ARGS...
+  local venv="$1"; shift
+  local platforms=(--platform manylinux2014_aarch64)
+  for glibc in $(seq 17 36); do
+    platforms+=(--platform "manylinux_2_${glibc}_aarch64")
+  done
+  python3 -m pip install -q --disable-pip-version-check \
+    --target "$ROOT/opt/$venv/lib/python3.11/site-packages" \
+    --python-version 3.11 --implementation cp --abi cp311 \
+    "${platforms[@]}" --only-binary=:all: "$@" 2>&1 \
+    | grep -v -e "dependency resolver does not" -e "requires numpy" -e "Location " \
+        -e "Running pip as the 'root'" || true
+  [ "${PIPESTATUS[0]}" = 0 ]
+}
+
 build_venv() {  # NAME PACKAGES
   local name="$1" packages="$2" stamp="$ROOT/opt/$1/.packages"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$packages" ]; then
@@ -107,23 +125,20 @@ build_venv() {  # NAME PACKAGES
   fi
   log "venv /opt/$name: $packages"
   rm -rf "$ROOT/opt/$name"
-  run_in cortex-a72 /usr/bin/python3 -m venv "/opt/$name"
+  # the venv itself is made by the Pi's python (its paths and symlinks)
+  run_in cortex-a72 /usr/bin/python3 -m venv --without-pip "/opt/$name"
   # shellcheck disable=SC2086 # one word per requirement
-  run_in cortex-a72 "/opt/$name/bin/pip" install -q --only-binary=:all: \
-    $packages
+  pi_pip "$name" $packages
   echo "$packages" >"$stamp"
 }
 
 install_wheel() {  # WHEEL: our package, runtime dependencies only
-  local wheel="$1" base; base=$(basename "$wheel")
-  mkdir -p "$ROOT/opt/wheels"; cp "$wheel" "$ROOT/opt/wheels/$base"
-  for name in litert tflite; do
-    run_in cortex-a72 "/opt/$name/bin/pip" install -q --no-deps \
-      --force-reinstall "/opt/wheels/$base"
-  done
-  # the core install pulls its runtime dependencies itself (no --no-deps)
-  run_in cortex-a72 /opt/litert/bin/pip install -q --only-binary=:all: \
-    "/opt/wheels/$base"
+  # the core install resolves its own runtime dependencies for aarch64:
+  # whatever it pulls is what a Pi gets (no TensorFlow: tests/device)
+  pi_pip litert --upgrade "$1"
+  # tflite-runtime needs numpy<2, which ai-edge-litert's dependencies
+  # refuse: that venv takes our package without its dependencies
+  pi_pip tflite --upgrade --no-deps "$1"
 }
 
 main() {

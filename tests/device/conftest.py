@@ -35,12 +35,20 @@ def device_ref():
 
 @pytest.fixture(scope="session")
 def device_rows(device_ref):
-    """`parity.compare` rows of this machine against the x86 run."""
+    """`parity.compare` rows of this machine against the x86 run, by
+    (artifact, delegate), plus "unloadable": {artifact: reason}. The run is
+    saved as EDGE_BACKBONES_DEVICE_RUN (if set) beside the x86 one, for
+    `scripts/pi/compare.py table`."""
     from edge_backbones.runtime import parity
 
     inputs = parity.load_arrays(device_ref / "inputs.npz")
     paths = [str(p) for p in artifact_paths()]
     run = parity.run_artifacts(paths, inputs, backend=BACKEND)
+    name = os.environ.get("EDGE_BACKBONES_DEVICE_RUN")
+    if name:
+        parity.save_run(device_ref, name, run)
     reference = parity.load_run(device_ref, "x86")
     rows = parity.compare(reference, run)
-    return {(row["artifact"], row["delegate"]): row for row in rows}
+    by_key = {(row["artifact"], row["delegate"]): row for row in rows}
+    by_key["unloadable"] = run["info"]["unloadable"]
+    return by_key

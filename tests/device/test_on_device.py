@@ -32,7 +32,7 @@ def test_no_tensorflow_in_the_runtime_install(device_ref):
 def test_edge_model_runs_on_the_named_backend(device_ref):
     from edge_backbones.runtime import EdgeModel, load_backend
 
-    path = artifact_paths()[0]
+    path = next(p for p in artifact_paths() if p.stem.endswith("_fp32"))
     model = EdgeModel(path, backend=BACKEND)
     assert model.backend.name == BACKEND
     package = {"litert": "ai_edge_litert", "tflite_runtime": "tflite_runtime"}
@@ -46,6 +46,13 @@ def test_edge_model_runs_on_the_named_backend(device_ref):
 def test_outputs_match_x86_within_bounds(device_rows, artifact, delegate):
     from edge_backbones.runtime import parity
 
+    if artifact in device_rows["unloadable"]:
+        # only the frozen tflite-runtime may lack an op version, and the
+        # error must say so and name the fix
+        reason = device_rows["unloadable"][artifact]
+        assert BACKEND == "tflite_runtime", reason
+        assert "version" in reason and "backend='litert'" in reason
+        return
     row = device_rows[(artifact, delegate)]
     kind, problems = parity.verdict(row)
     assert not problems, problems
@@ -61,6 +68,8 @@ def test_int8_fidelity_is_measured_here_and_meets_the_gate(
     from edge_backbones.runtime import parity, read_metadata
     from edge_backbones.runtime.model_file import read_model_file
 
+    if artifact in device_rows["unloadable"]:
+        return  # checked in test_outputs_match_x86_within_bounds
     row = device_rows[(artifact, delegate)]
     assert row["mode"] not in parity.FLOAT_MODES
     path = os.path.join(device_ref, "artifacts", f"{artifact}.tflite")
