@@ -36,6 +36,7 @@ host_mirror() {
 ensure_binfmt() {
   command -v qemu-aarch64-static >/dev/null && command -v debootstrap >/dev/null \
     || { log "installing qemu-user-static, binfmt-support, debootstrap";
+         apt-get update -q >/dev/null
          DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
            qemu-user-static binfmt-support debootstrap >/dev/null; }
   if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
