@@ -14,6 +14,8 @@ emulation, and each artifact's mode and output scales). numpy only.
 import json
 import os
 import platform
+import subprocess
+import sys
 
 import numpy as np
 
@@ -108,13 +110,53 @@ def _key(stem, delegate, level):
     return f"{stem}/{delegate}/{level}"
 
 
-def run_artifacts(paths, inputs, backend=None, delegates=DELEGATES):
+def _cannot_run(path, backend, isolate):
+    """Why `backend` cannot run `path` (None if it can).
+
+    With `isolate`, one zero input first runs in a child process, so an
+    interpreter that crashes on a graph (tflite-runtime 2.14 does on our
+    full-int8 ones) is reported instead of killing the caller.
+    """
+    if isolate:
+        probe = (
+            "import sys, numpy as np\n"
+            "from edge_backbones.runtime import EdgeModel\n"
+            "from edge_backbones.errors import ModelFileError\n"
+            "try:\n"
+            "    m = EdgeModel(sys.argv[1], backend=sys.argv[2])\n"
+            "except ModelFileError:\n"
+            "    sys.exit(0)  # the parent reports the error itself\n"
+            "m(np.zeros(m.input_spec.shape, np.float32))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe, path, backend],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode < 0:
+            return (
+                f"the {backend} interpreter crashed running it (signal "
+                f"{-done.returncode}); run it with ai-edge-litert "
+                "(backend='litert')"
+            )
+    try:
+        EdgeModel(path, ("cpu",), backend=backend)
+    except ModelFileError as exc:
+        return str(exc)
+    return None
+
+
+def run_artifacts(
+    paths, inputs, backend=None, delegates=DELEGATES, isolate=False
+):
     """Runs every artifact through each delegate on its model's inputs.
 
     Returns {"info": {...}, "outputs": {"stem/delegate/level": array}};
     one thread, so thread partitioning cannot change the sums' order. An
     artifact this interpreter cannot load (an op version newer than it
-    knows) is listed in info["unloadable"] with the reason.
+    knows, or with `isolate`, one that crashes it) is listed in
+    info["unloadable"] with the reason.
     """
     outputs, artifacts, unloadable = {}, {}, {}
     used = load_backend(backend)
@@ -122,10 +164,9 @@ def run_artifacts(paths, inputs, backend=None, delegates=DELEGATES):
         metadata = _metadata(path)
         stem = os.path.splitext(os.path.basename(path))[0]
         batch = inputs[metadata["model"]["name"]]
-        try:
-            EdgeModel(path, ("cpu",), backend=used.name)
-        except ModelFileError as exc:
-            unloadable[stem] = str(exc)
+        reason = _cannot_run(path, used.name, isolate)
+        if reason:
+            unloadable[stem] = reason
             continue
         for delegate in delegates:
             model = EdgeModel(

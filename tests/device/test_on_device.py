@@ -51,7 +51,8 @@ def test_outputs_match_x86_within_bounds(device_rows, artifact, delegate):
         # error must say so and name the fix
         reason = device_rows["unloadable"][artifact]
         assert BACKEND == "tflite_runtime", reason
-        assert "version" in reason and "backend='litert'" in reason
+        assert "backend='litert'" in reason
+        assert "op for builtin opcode" in reason or "crashed" in reason
         return
     row = device_rows[(artifact, delegate)]
     kind, problems = parity.verdict(row)
