@@ -243,7 +243,8 @@ def _min_cosine(a, b):
     both_zero = (norms == 0) & ~np.any(a - b, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         cosines = np.where(both_zero, 1.0, np.sum(a * b, axis=1) / norms)
-    return float(np.min(cosines))
+    # rounding can put a cosine a hair above 1
+    return float(np.min(np.clip(cosines, -1.0, 1.0)))
 
 
 def _level_figures(ref, out, scale, fp32_ref, fp32_out):
