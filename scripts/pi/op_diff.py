@@ -8,6 +8,10 @@ where the kernels round differently.
 
     python scripts/pi/op_diff.py dump REF ARTIFACT_STEM NAME [--kernels ref]
     python scripts/pi/op_diff.py diff REF NAME_A NAME_B [--all]
+    python scripts/pi/op_diff.py cut REF ARTIFACT_STEM NAME T1,T2,...
+        XNNPACK keeps no intermediates, so the graph is cut instead: one
+        copy per tensor index T whose only output is T, run with XNNPACK;
+        saved as a dump `diff` compares (tensor indices from `dump`)
 """
 
 import argparse
@@ -63,6 +67,46 @@ def dump(args):
     return 0
 
 
+def _input(ref, path):
+    model = EdgeModel(path, ("cpu",), num_threads=1)
+    x = parity.load_arrays(ref / "inputs.npz")[model.metadata["model"]["name"]]
+    return model._to_input(x[0])  # noqa: SLF001 - the exact input bytes
+
+
+def _cut(content, tensor):
+    """The model in `content` with tensor `tensor` as its only output."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(content)
+    model.subgraphs[0].outputs = [tensor]
+    model.signatureDefs = []
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def cut(args):
+    path = args.ref / "artifacts" / f"{args.stem}.tflite"
+    x = _input(args.ref, path)
+    backend = load_backend(args.backend)
+    tensors, order = {}, []
+    for tensor in (int(t) for t in args.tensors.split(",")):
+        cut_path = args.ref / f"cut_{args.stem}_{tensor}.tflite"
+        if not cut_path.exists():  # made on the host: the device has no
+            cut_path.write_bytes(_cut(path.read_bytes(), tensor))  # tools
+        interpreter = backend.Interpreter(
+            model_path=str(cut_path), num_threads=1
+        )
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        tensors[f"t{tensor}"] = interpreter.get_tensor(
+            interpreter.get_output_details()[0]["index"]
+        )
+        order.append({"op": "cut", "index": tensor, "outputs": [tensor]})
+    parity.save_arrays(args.ref / f"ops_{args.name}.npz", tensors)
+    (args.ref / f"ops_{args.name}.json").write_text(json.dumps(order))
+    return 0
+
+
 def diff(args):
     order = json.loads((args.ref / f"ops_{args.a}.json").read_text())
     a = parity.load_arrays(args.ref / f"ops_{args.a}.npz")
@@ -97,6 +141,13 @@ def main(argv=None):
     dump_parser.add_argument("--backend", default=None)
     dump_parser.add_argument("--image", type=int, default=0)
     dump_parser.set_defaults(func=dump)
+    cut_parser = commands.add_parser("cut")
+    cut_parser.add_argument("ref", type=pathlib.Path)
+    cut_parser.add_argument("stem")
+    cut_parser.add_argument("name")
+    cut_parser.add_argument("tensors")
+    cut_parser.add_argument("--backend", default=None)
+    cut_parser.set_defaults(func=cut)
     diff_parser = commands.add_parser("diff")
     diff_parser.add_argument("ref", type=pathlib.Path)
     diff_parser.add_argument("a")
