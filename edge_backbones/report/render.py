@@ -161,8 +161,8 @@ def _thermal_notes(device, rows):
     notes = []
     if device.get("emulated"):
         notes.append(
-            f"Emulated ({device['emulated']}): latencies are the "
-            "emulator's, not a Pi's speed; fidelity figures are real."
+            f"Emulated ({device['emulated']}): latencies and GMAC/s "
+            "are the emulator's, not a Pi's speed."
         )
     throttled = []
     for row in rows:
