@@ -563,6 +563,9 @@ def _export_one(
     input_meta, output_meta = _io_metadata(
         runtime_model, backbone, preprocessing
     )
+    from edge_backbones.runtime.parity import verified_on
+
+    verified = verified_on(runtime_model)
     del runtime_model
     os.unlink(candidate)
     metadata = {
@@ -576,6 +579,7 @@ def _export_one(
             "min_cosine": gate,
             "holdout": holdout_source,
         },
+        "verified_on": verified,
         "graph": graph,
         "versions": tflite_metadata.versions(),
         "created": tflite_metadata.utc_now(),

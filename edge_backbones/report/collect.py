@@ -35,6 +35,7 @@ from edge_backbones.report.records import (
     new_run,
     row_key,
 )
+from edge_backbones.report.thermal import snapshot
 from edge_backbones.runtime.metadata import (
     METADATA_NAME,
     file_sha256,
@@ -191,7 +192,13 @@ def _tflite_row(artifact, threads, out):
         },
         "threads": threads,
         "macs": artifact["macs"],
-        "fidelity": {**finite_fidelity(fidelity), "source": "artifact metadata"}
+        "fidelity": {
+            **finite_fidelity(fidelity),
+            "source": "artifact metadata",
+            # where that fidelity was measured: int8 kernels round
+            # differently on ARM and x86 (docs/raspberry_pi.md)
+            "verified_on": meta.get("verified_on"),
+        }
         if fidelity
         else None,
     }
@@ -321,6 +328,8 @@ def _measure(results, plan, runs, warmup):
                 "latency_ms": timing["latency_ms"],
                 "peak_rss_mb": timing["peak_rss_mb"],
                 "gmacs_per_s": row["macs"] / median_s / 1e9,
+                # read right after the timing: a throttled board shows here
+                "thermal": snapshot(),
             }
         )
         latency = row["latency_ms"]

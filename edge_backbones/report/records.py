@@ -101,9 +101,19 @@ def _versions():
 
 
 def describe_device(name):
-    """Who measures: the device name given by the user, CPU, OS, versions."""
+    """Who measures: the device name given by the user, CPU, OS, versions.
+
+    `emulated` names the emulator when the run is not on real hardware
+    (EDGE_BACKBONES_EMULATED, which scripts/pi/rootfs.sh sets to e.g.
+    "qemu-user cortex-a72"): its latencies are then no device's speed.
+    `thermal` is the temperature/throttling reading at the start.
+    """
+    from edge_backbones.report.thermal import snapshot
+
     return {
         "name": name,
+        "emulated": os.environ.get("EDGE_BACKBONES_EMULATED") or None,
+        "thermal": snapshot(),
         "cpu": _cpu_info(),
         "os": {
             "system": platform.system(),

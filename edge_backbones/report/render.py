@@ -85,10 +85,15 @@ def _input_label(row):
     return f"{height}x{width}"
 
 
-def _latency_table(rows):
+_EMULATED = " (emulated, not Pi speed)"
+
+
+def _latency_table(rows, emulated=False):
+    ms = _EMULATED if emulated else ""
     headers = [
-        *("model", "mode", "input", "threads", "median ms", "p5 ms"),
-        *("p95 ms", "size MB", "peak RSS MiB", "GMAC/s", "min cos"),
+        *("model", "mode", "input", "threads", f"median ms{ms}"),
+        *(f"p5 ms{ms}", f"p95 ms{ms}", "size MB", "peak RSS MiB"),
+        *("GMAC/s", "min cos"),
         *("min SQNR dB", "x fp32 tflite", "x Keras TF", "delegate", "run"),
     ]
     body = []
@@ -123,7 +128,7 @@ def _latency_table(rows):
 def _fidelity_table(rows):
     headers = [
         *("model", "mode", "input", "level", "cosine", "SQNR dB"),
-        *("max abs", "images", "source"),
+        *("max abs", "images", "source", "verified on"),
     ]
     body, seen = [], set()
     for row in rows:
@@ -146,9 +151,50 @@ def _fidelity_table(rows):
                     _fmt(values.get("max_abs"), 4),
                     _fmt(fidelity.get("images")),
                     fidelity.get("source", "-"),
+                    _verified_label(fidelity.get("verified_on")),
                 ]
             )
     return headers, body
+
+
+def _verified_label(verified_on):
+    if not verified_on:
+        return "-"
+    label = (
+        f"{verified_on.get('arch')} {verified_on.get('runtime')} "
+        f"{verified_on.get('delegate')}"
+    )
+    if verified_on.get("emulated"):
+        label += f" ({verified_on['emulated']})"
+    return label
+
+
+def _thermal_notes(device, rows):
+    """Sentences naming the rows timed while the board throttled."""
+    notes = []
+    if device.get("emulated"):
+        notes.append(
+            f"Emulated ({device['emulated']}): latencies and GMAC/s "
+            "are the emulator's, not a Pi's speed."
+        )
+    throttled = []
+    for row in rows:
+        reading = (row.get("thermal") or {}).get("throttled") or {}
+        if reading.get("now"):
+            throttled.append(
+                f"{row['model']['name']} {row['mode']} threads "
+                f"{row['threads']} ({', '.join(reading['now'])})"
+            )
+    if throttled:
+        notes.append("Throttled while timed: " + "; ".join(throttled) + ".")
+    temperatures = [
+        max(t.values())
+        for row in rows
+        if (t := (row.get("thermal") or {}).get("temperatures_c"))
+    ]
+    if temperatures:
+        notes.append(f"CPU temperature up to {max(temperatures):.1f} C.")
+    return [("p", note) for note in notes]
 
 
 def _device_blocks(device, runs, rows):
@@ -200,7 +246,10 @@ def _device_blocks(device, runs, rows):
                     + " | ".join(f"{f['what']}: {f['reason']}" for f in failed),
                 )
             )
-    blocks.append(("table", *_latency_table(rows)))
+    blocks += _thermal_notes(device, rows)
+    blocks.append(
+        ("table", *_latency_table(rows, bool(device.get("emulated"))))
+    )
     fidelity = _fidelity_table(rows)
     if fidelity[1]:
         blocks += [

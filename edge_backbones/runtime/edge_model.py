@@ -207,11 +207,19 @@ class EdgeModel:
                     f"The {spec.name!r} delegate ({library}) loaded but "
                     f"could not run this graph: {exc}"
                 ) from exc
+            fix = "Upgrade ai-edge-litert or export again."
+            if backend.name != "litert":
+                # tflite-runtime stopped at 2.14 (2023): newer converters
+                # write op versions it never learnt
+                fix = (
+                    f"{backend.name} {backend.version} predates ops this "
+                    "export uses; run it with ai-edge-litert "
+                    "(backend='litert')."
+                )
             raise ModelFileError(
                 f"The {backend.name} interpreter cannot load "
                 f"{self.model_path!r}: {exc}. Was it exported for a newer "
-                "runtime or with custom ops? Upgrade ai-edge-litert or "
-                "export again."
+                f"runtime or with custom ops? {fix}"
             ) from exc
         return InterpreterEngine(interpreter)
 

@@ -1,0 +1,356 @@
+"""Same artifact, two machines: do they compute the same outputs?
+
+An artifact verified on one machine (say the x86 laptop that exported it)
+is run on another (a Raspberry Pi, or an emulated one) on the same inputs,
+and the two sets of outputs are compared level by level. TFLite lets int8
+kernels round differently on ARM and x86, so integer modes may differ by a
+few quantization steps; float modes must agree to rounding.
+
+A run is saved as `<name>.npz` (outputs, one array per artifact x delegate
+x level) beside `<name>.json` (what ran where: architecture, CPU, backend,
+emulation, and each artifact's mode and output scales). numpy only.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+
+from edge_backbones.atomic_io import stage_file, write_file_atomic
+from edge_backbones.errors import InputError, ModelFileError
+from edge_backbones.runtime.backends import load_backend
+from edge_backbones.runtime.edge_model import EdgeModel
+from edge_backbones.runtime.metadata import read_metadata
+from edge_backbones.runtime.model_file import read_model_file
+
+__all__ = [
+    "DELEGATES",
+    "FLOAT_MODES",
+    "MAX_FLOAT_RELATIVE",
+    "MIN_INT_COSINE",
+    "compare",
+    "holdout_inputs",
+    "load_arrays",
+    "load_run",
+    "run_artifacts",
+    "save_arrays",
+    "save_run",
+    "verdict",
+    "verified_on",
+    "where_am_i",
+]
+
+# XNNPACK (the default CPU path) and the interpreter's own builtin kernels
+DELEGATES = ("xnnpack", "cpu")
+# modes whose kernels are float end to end; all others compute in integers
+FLOAT_MODES = ("fp32", "fp16", "gpu")
+# float: the same maths, another instruction set; integer: the bound when
+# ARM and x86 kernels round differently
+MAX_FLOAT_RELATIVE = 1e-5
+MIN_INT_COSINE = 0.999
+
+
+def where_am_i():
+    """Architecture, CPU and emulation of this process, for a run record."""
+    cpu = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                cpu.setdefault(key.strip().lower(), value.strip())
+    except OSError:
+        pass
+    return {
+        "arch": platform.machine(),
+        "cpu": cpu.get("model name") or cpu.get("model") or cpu.get("cpu part"),
+        "emulated": os.environ.get("EDGE_BACKBONES_EMULATED") or None,
+        "python": platform.python_version(),
+    }
+
+
+def verified_on(model):
+    """Where an `EdgeModel` ran: the `verified_on` block of an artifact.
+
+    TFLite's int8 kernels round differently on ARM and x86, so an int8
+    artifact's fidelity holds for the architecture and runtime that
+    measured it (docs/raspberry_pi.md).
+    """
+    here = where_am_i()
+    return {
+        "arch": here["arch"],
+        "emulated": here["emulated"],
+        "runtime": f"{model.backend.name} {model.backend.version}",
+        "delegate": model.active_delegate,
+    }
+
+
+def holdout_inputs(paths, calibration, count=4):
+    """{model name: (count, H, W, C)} float32 held-out photos, preprocessed
+    with each model's own metadata."""
+    from edge_backbones.export.calibration import load_calibration_set
+
+    photos = load_calibration_set(calibration).holdout[:count]
+    inputs = {}
+    for path in paths:
+        name = _metadata(path)["model"]["name"]
+        if name not in inputs:
+            model = EdgeModel(path)
+            inputs[name] = np.stack([model.preprocess(p) for p in photos])
+    return inputs
+
+
+def _metadata(path):
+    return read_metadata(path, read_model_file(path)) or {}
+
+
+def _key(stem, delegate, level):
+    return f"{stem}/{delegate}/{level}"
+
+
+def _cannot_run(path, backend, isolate):
+    """Why `backend` cannot run `path` (None if it can).
+
+    With `isolate`, one zero input first runs in a child process, so an
+    interpreter that crashes on a graph (tflite-runtime 2.14 does on our
+    full-int8 ones) is reported instead of killing the caller.
+    """
+    if isolate:
+        probe = (
+            "import sys, numpy as np\n"
+            "from edge_backbones.runtime import EdgeModel\n"
+            "from edge_backbones.errors import ModelFileError\n"
+            "try:\n"
+            "    m = EdgeModel(sys.argv[1], backend=sys.argv[2])\n"
+            "except ModelFileError:\n"
+            "    sys.exit(0)  # the parent reports the error itself\n"
+            "m(np.zeros(m.input_spec.shape, np.float32))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe, path, backend],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode < 0:
+            return (
+                f"the {backend} interpreter crashed running it (signal "
+                f"{-done.returncode}); run it with ai-edge-litert "
+                "(backend='litert')"
+            )
+    try:
+        EdgeModel(path, ("cpu",), backend=backend)
+    except ModelFileError as exc:
+        return str(exc)
+    return None
+
+
+def run_artifacts(
+    paths, inputs, backend=None, delegates=DELEGATES, isolate=False
+):
+    """Runs every artifact through each delegate on its model's inputs.
+
+    Returns {"info": {...}, "outputs": {"stem/delegate/level": array}};
+    one thread, so thread partitioning cannot change the sums' order. An
+    artifact this interpreter cannot load (an op version newer than it
+    knows, or with `isolate`, one that crashes it) is listed in
+    info["unloadable"] with the reason.
+    """
+    outputs, artifacts, unloadable = {}, {}, {}
+    used = load_backend(backend)
+    for path in paths:
+        metadata = _metadata(path)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        batch = inputs[metadata["model"]["name"]]
+        reason = _cannot_run(path, used.name, isolate)
+        if reason:
+            unloadable[stem] = reason
+            continue
+        for delegate in delegates:
+            model = EdgeModel(
+                path, (delegate,), num_threads=1, strict=True, backend=used.name
+            )
+            results = [model(x) for x in batch]
+            for level in model.output_names:
+                outputs[_key(stem, delegate, level)] = np.stack(
+                    [r[level][0] for r in results]
+                )
+        artifacts[stem] = {
+            "model": metadata["model"]["name"],
+            "mode": metadata["mode"],
+            "levels": {
+                level: (spec.quantization or {}).get("scale")
+                for level, spec in model.output_specs.items()
+            },
+        }
+    info = {
+        **where_am_i(),
+        "backend": used.name,
+        "backend_version": used.version,
+        "delegates": list(delegates),
+        "artifacts": artifacts,
+        "unloadable": unloadable,
+    }
+    return {"info": info, "outputs": outputs}
+
+
+def save_arrays(path, arrays):
+    path = os.fspath(path)
+    staging = stage_file(path, b"")
+    try:
+        with open(staging, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(staging, path)
+    except BaseException:
+        os.unlink(staging)
+        raise
+
+
+def load_arrays(path):
+    with np.load(os.fspath(path)) as data:
+        return {key: data[key] for key in data.files}
+
+
+def save_run(folder, name, run):
+    save_arrays(os.path.join(folder, f"{name}.npz"), run["outputs"])
+    write_file_atomic(
+        os.path.join(folder, f"{name}.json"),
+        json.dumps(run["info"], indent=1) + "\n",
+    )
+
+
+def load_run(folder, name):
+    json_path = os.path.join(folder, f"{name}.json")
+    if not os.path.isfile(json_path):
+        raise InputError(
+            f"No run {name!r} in {os.fspath(folder)!r} ({json_path} is "
+            "missing). Record it first with parity.run_artifacts + save_run."
+        )
+    with open(json_path) as f:
+        info = json.load(f)
+    return {
+        "info": info,
+        "outputs": load_arrays(os.path.join(folder, f"{name}.npz")),
+    }
+
+
+def _min_cosine(a, b):
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    both_zero = (norms == 0) & ~np.any(a - b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosines = np.where(both_zero, 1.0, np.sum(a * b, axis=1) / norms)
+    # rounding can put a cosine a hair above 1
+    return float(np.min(np.clip(cosines, -1.0, 1.0)))
+
+
+def _level_figures(ref, out, scale, fp32_ref, fp32_out):
+    diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+    peak = float(np.max(np.abs(ref))) or 1.0
+    figures = {
+        "exact": bool(np.array_equal(ref, out)),
+        "max_abs": float(np.max(diff)),
+        "max_relative": float(np.max(diff)) / peak,
+        "differing": float(np.mean(diff > 0)),
+        "cosine": _min_cosine(ref, out),
+        # quantization steps apart (outputs dequantized with `scale`)
+        "max_steps": None if scale is None else int(round(diff.max() / scale)),
+    }
+    if fp32_out is not None:
+        # each machine's own int8 error: against its own fp32 outputs
+        figures["fidelity"] = _min_cosine(fp32_out, out)
+        figures["reference_fidelity"] = _min_cosine(fp32_ref, ref)
+    return figures
+
+
+def compare(reference, device):
+    """Rows: artifact x delegate, per level figures vs `reference` and
+    the device's fidelity (cosine vs the fp32 artifact of the same model,
+    same delegate, run on the device). Artifacts the device could not load
+    are left out (see device["info"]["unloadable"])."""
+    skipped = device["info"].get("unloadable", {})
+    artifacts = {
+        stem: artifact
+        for stem, artifact in reference["info"]["artifacts"].items()
+        if stem not in skipped
+    }
+    fp32 = {a["model"]: s for s, a in artifacts.items() if a["mode"] == "fp32"}
+    rows = []
+    for stem, artifact in artifacts.items():
+        for delegate in device["info"]["delegates"]:
+            levels = {}
+            for level, scale in artifact["levels"].items():
+                key = _key(stem, delegate, level)
+                if key not in device["outputs"]:
+                    raise InputError(
+                        f"The device run has no output {key!r}; it ran "
+                        f"{sorted(device['info']['artifacts'])}. Run the "
+                        "same artifacts on both machines."
+                    )
+                base = fp32.get(artifact["model"])
+                fp32_ref = fp32_out = None
+                if base not in (None, stem):
+                    base_key = _key(base, delegate, level)
+                    fp32_ref = reference["outputs"][base_key]
+                    fp32_out = device["outputs"][base_key]
+                levels[level] = _level_figures(
+                    reference["outputs"][key],
+                    device["outputs"][key],
+                    scale,
+                    fp32_ref,
+                    fp32_out,
+                )
+            rows.append(
+                {
+                    "artifact": stem,
+                    "model": artifact["model"],
+                    "mode": artifact["mode"],
+                    "delegate": delegate,
+                    "levels": levels,
+                }
+            )
+    return rows
+
+
+def verdict(row):
+    """(how `row` from `compare` is within bounds, [reasons it is not]).
+
+    Float modes must agree to MAX_FLOAT_RELATIVE of each level's peak.
+    Integer modes are "exact", or within MIN_INT_COSINE, or else "within
+    int8 error": on every level the two machines disagree less than the
+    reference machine's int8 output disagrees with its own fp32 output
+    (1 - cosine(device, reference) <= 1 - fidelity on the reference), so
+    the rounding difference is smaller than the quantization error itself.
+    """
+    problems, kinds = [], set()
+    for level, figures in row["levels"].items():
+        where = f"{row['artifact']} {row['delegate']} {level}"
+        if row["mode"] in FLOAT_MODES:
+            kinds.add("exact" if figures["exact"] else "float rounding")
+            if figures["max_relative"] > MAX_FLOAT_RELATIVE:
+                problems.append(
+                    f"{where}: float outputs differ by "
+                    f"{figures['max_relative']:.2e} of the level's peak "
+                    f"(bound {MAX_FLOAT_RELATIVE:g})"
+                )
+        elif figures["exact"]:
+            kinds.add("exact")
+        elif figures["cosine"] >= MIN_INT_COSINE:
+            kinds.add(f"cosine >= {MIN_INT_COSINE}")
+        elif "reference_fidelity" in figures and (
+            1 - figures["cosine"] <= 1 - figures["reference_fidelity"]
+        ):
+            kinds.add("within int8 error")
+        else:
+            problems.append(
+                f"{where}: integer outputs differ (cosine "
+                f"{figures['cosine']:.5f} < {MIN_INT_COSINE}, and more "
+                "than the int8 error on the reference machine)"
+            )
+    order = ("within int8 error", f"cosine >= {MIN_INT_COSINE}")
+    order += ("float rounding", "exact")
+    kind = next((k for k in order if k in kinds), "exact")
+    return ("OUT OF BOUNDS" if problems else kind), problems

@@ -1,0 +1,79 @@
+"""The runtime-only install on the device computes what x86 computes."""
+
+import importlib.util
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from tests.device.conftest import BACKEND, artifact_paths
+
+ROWS = [
+    (path.stem, delegate)
+    for path in artifact_paths()
+    for delegate in ("xnnpack", "cpu")
+] or [("no artifacts", "none")]
+INT_ROWS = [r for r in ROWS if not r[0].endswith("_fp32")]
+
+
+def test_no_tensorflow_in_the_runtime_install(device_ref):
+    for package in ("tensorflow", "keras", "tf_keras"):
+        assert importlib.util.find_spec(package) is None, package
+    import edge_backbones.runtime  # noqa: F401
+
+    assert "tensorflow" not in sys.modules
+    # the installed wheel, not a source tree on sys.path
+    import edge_backbones
+
+    assert "site-packages" in edge_backbones.__file__
+
+
+def test_edge_model_runs_on_the_named_backend(device_ref):
+    from edge_backbones.runtime import EdgeModel, load_backend
+
+    path = next(p for p in artifact_paths() if p.stem.endswith("_fp32"))
+    model = EdgeModel(path, backend=BACKEND)
+    assert model.backend.name == BACKEND
+    package = {"litert": "ai_edge_litert", "tflite_runtime": "tflite_runtime"}
+    assert model.backend.module.__name__.startswith(package[BACKEND])
+    assert load_backend(BACKEND).version == model.backend.version != "?"
+    out = model(np.zeros(model.input_spec.shape, np.float32))
+    assert set(out) == set(model.metadata["outputs"])
+
+
+@pytest.mark.parametrize("artifact,delegate", ROWS)
+def test_outputs_match_x86_within_bounds(device_rows, artifact, delegate):
+    from edge_backbones.runtime import parity
+
+    if artifact in device_rows["unloadable"]:
+        # only the frozen tflite-runtime may lack an op version, and the
+        # error must say so and name the fix
+        reason = device_rows["unloadable"][artifact]
+        assert BACKEND == "tflite_runtime", reason
+        assert "backend='litert'" in reason
+        assert "op for builtin opcode" in reason or "crashed" in reason
+        return
+    row = device_rows[(artifact, delegate)]
+    kind, problems = parity.verdict(row)
+    assert not problems, problems
+    if row["mode"] in parity.FLOAT_MODES:
+        for figures in row["levels"].values():
+            assert figures["max_relative"] <= parity.MAX_FLOAT_RELATIVE
+
+
+@pytest.mark.parametrize("artifact,delegate", INT_ROWS)
+def test_int8_fidelity_is_measured_here_and_meets_the_gate(
+    device_rows, device_ref, artifact, delegate
+):
+    from edge_backbones.runtime import parity, read_metadata
+    from edge_backbones.runtime.model_file import read_model_file
+
+    if artifact in device_rows["unloadable"]:
+        return  # checked in test_outputs_match_x86_within_bounds
+    row = device_rows[(artifact, delegate)]
+    assert row["mode"] not in parity.FLOAT_MODES
+    path = os.path.join(device_ref, "artifacts", f"{artifact}.tflite")
+    gate = read_metadata(path, read_model_file(path))["fidelity"]["min_cosine"]
+    for figures in row["levels"].values():
+        assert figures["fidelity"] >= gate, (figures["fidelity"], gate)
