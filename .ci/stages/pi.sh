@@ -15,10 +15,10 @@ step() { echo "[pi] +$(($(date +%s) - started))s $*"; }
 WORK="${EDGE_BACKBONES_PI_WORK:-$(mktemp -d /tmp/edge_backbones_pi.XXXXXX)}"
 export EDGE_BACKBONES_PI_WORK="$WORK" PYTHONPATH="$PWD"
 export TF_CPP_MIN_LOG_LEVEL=2
-pi() { scripts/pi/rootfs.sh run "$@"; }
+pi() { benchmarks/pi/rootfs.sh run "$@"; }
 
 step "arm64 rootfs and venvs (cached in ${EDGE_BACKBONES_CACHE:-~/.cache/edge_backbones})"
-scripts/pi/rootfs.sh build
+benchmarks/pi/rootfs.sh build
 
 step "our wheel, built from a copy (no build/ left in the checkout)"
 rm -rf "$WORK/src" "$WORK/wheel" && mkdir -p "$WORK/src"
@@ -26,14 +26,14 @@ cp -r pyproject.toml README.md edge_backbones "$WORK/src/"
 python -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/wheel" \
   "$WORK/src"
 wheel=$(ls "$WORK"/wheel/edge_backbones-*.whl)
-scripts/pi/rootfs.sh install "$wheel"
+benchmarks/pi/rootfs.sh install "$wheel"
 
 step "tiny artifacts exported on x86, x86 outputs recorded"
-python scripts/pi/make_artifacts.py "$WORK/ref" 2>"$WORK/export.log" \
+python benchmarks/pi/make_artifacts.py "$WORK/ref" 2>"$WORK/export.log" \
   || { tail -30 "$WORK/export.log"; exit 1; }
 # the tests and scripts, not the package: the rootfs imports the wheel
 rm -rf "$WORK/repo" && mkdir -p "$WORK/repo"
-cp -r tests scripts pyproject.toml "$WORK/repo/"
+cp -r tests benchmarks pyproject.toml "$WORK/repo/"
 
 failed=()
 for cpu in cortex-a72 cortex-a76; do
@@ -76,7 +76,7 @@ print("[pi] merged report:", report / "merged" / "report.md")
 PY
 
 step "ARM vs x86, every artifact x delegate"
-python scripts/pi/compare.py table "$WORK/ref" litert_cortex-a72 \
+python benchmarks/pi/compare.py table "$WORK/ref" litert_cortex-a72 \
   litert_cortex-a76 tflite_runtime_cortex-a72 tflite_runtime_cortex-a76 \
   --out "$WORK/parity.md"
 

@@ -104,7 +104,7 @@ def describe_device(name):
     """Who measures: the device name given by the user, CPU, OS, versions.
 
     `emulated` names the emulator when the run is not on real hardware
-    (EDGE_BACKBONES_EMULATED, which scripts/pi/rootfs.sh sets to e.g.
+    (EDGE_BACKBONES_EMULATED, which benchmarks/pi/rootfs.sh sets to e.g.
     "qemu-user cortex-a72"): its latencies are then no device's speed.
     `thermal` is the temperature/throttling reading at the start.
     """

@@ -1,7 +1,7 @@
 """Device tests: the runtime on another machine, against x86 outputs.
 
 They run where the package is installed runtime-only (the emulated Pi of
-`.ci/stages/pi.sh`, or a real Pi) on the folder `scripts/pi/make_artifacts.py`
+`.ci/stages/pi.sh`, or a real Pi) on the folder `benchmarks/pi/make_artifacts.py`
 wrote on x86, named by EDGE_BACKBONES_DEVICE_REF; EDGE_BACKBONES_DEVICE_BACKEND
 names the interpreter package under test (litert or tflite_runtime).
 Without that folder they skip: only the stage (or a user) can provide it.
@@ -38,7 +38,7 @@ def device_rows(device_ref):
     """`parity.compare` rows of this machine against the x86 run, by
     (artifact, delegate), plus "unloadable": {artifact: reason}. The run is
     saved as EDGE_BACKBONES_DEVICE_RUN (if set) beside the x86 one, for
-    `scripts/pi/compare.py table`."""
+    `benchmarks/pi/compare.py table`."""
     from edge_backbones.runtime import parity
 
     inputs = parity.load_arrays(device_ref / "inputs.npz")

@@ -2,9 +2,9 @@
 # An emulated Raspberry Pi (64-bit Raspberry Pi OS = Debian bookworm arm64)
 # on an x86 Linux machine, for running the runtime on ARM kernels.
 #
-#   scripts/pi/rootfs.sh build             # rootfs + the two venvs (cached)
-#   scripts/pi/rootfs.sh install WHEEL     # our wheel into both venvs
-#   scripts/pi/rootfs.sh run CPU VENV CMD… # CMD inside, CPU = cortex-a72|a76
+#   benchmarks/pi/rootfs.sh build             # rootfs + the two venvs (cached)
+#   benchmarks/pi/rootfs.sh install WHEEL     # our wheel into both venvs
+#   benchmarks/pi/rootfs.sh run CPU VENV CMD… # CMD inside, CPU = cortex-a72|a76
 #
 # Runs as root (debootstrap, chroot, mounts). The root filesystem is built
 # without emulating dpkg: debootstrap --foreign downloads the .debs and the

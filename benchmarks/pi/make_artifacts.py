@@ -8,7 +8,7 @@ Runs on the x86 host (needs the `export` extra). Writes into OUT:
 - `x86.npz` + `x86.json`: every artifact's outputs on those inputs, through
   each delegate, on this machine (the reference the Pi is compared with).
 
-    python scripts/pi/make_artifacts.py OUT
+    python benchmarks/pi/make_artifacts.py OUT
 """
 
 import argparse
@@ -98,7 +98,7 @@ def main(argv=None):
     parity.save_run(args.out, "x86", run)
     write_file_atomic(
         os.fspath(args.out / "README.txt"),
-        "Made by scripts/pi/make_artifacts.py; see its docstring.\n",
+        "Made by benchmarks/pi/make_artifacts.py; see its docstring.\n",
     )
     print(f"{len(paths)} artifacts, x86 outputs in {args.out}")
 

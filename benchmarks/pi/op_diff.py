@@ -6,9 +6,9 @@ fuses the graph and keeps no intermediates), saves them, and compares two
 saved dumps in execution order: the first ops whose outputs differ are
 where the kernels round differently.
 
-    python scripts/pi/op_diff.py dump REF ARTIFACT_STEM NAME [--kernels ref]
-    python scripts/pi/op_diff.py diff REF NAME_A NAME_B [--all]
-    python scripts/pi/op_diff.py cut REF ARTIFACT_STEM NAME T1,T2,...
+    python benchmarks/pi/op_diff.py dump REF ARTIFACT_STEM NAME [--kernels ref]
+    python benchmarks/pi/op_diff.py diff REF NAME_A NAME_B [--all]
+    python benchmarks/pi/op_diff.py cut REF ARTIFACT_STEM NAME T1,T2,...
         XNNPACK keeps no intermediates, so the graph is cut instead: one
         copy per tensor index T whose only output is T, run with XNNPACK;
         saved as a dump `diff` compares (tensor indices from `dump`)

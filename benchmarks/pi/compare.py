@@ -3,11 +3,11 @@
 Runtime only (numpy + a TFLite interpreter), so it runs inside the
 emulated Pi as on a real one. REF is the folder `make_artifacts.py` wrote.
 
-    python scripts/pi/compare.py run REF NAME [--backend tflite_runtime]
+    python benchmarks/pi/compare.py run REF NAME [--backend tflite_runtime]
         runs every artifact through XNNPACK and the builtin kernels, saves
         REF/NAME.npz + .json, prints the comparison with REF/x86 and exits
         1 if any output is out of bounds (see runtime.parity.check)
-    python scripts/pi/compare.py table REF NAME... [--out FILE.md]
+    python benchmarks/pi/compare.py table REF NAME... [--out FILE.md]
         the Markdown table of several saved runs against x86
 """
 

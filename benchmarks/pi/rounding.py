@@ -10,7 +10,7 @@ two ways TFLite kernels do:
   RoundingDivideByPOT, ties upward).
 Prints how often each matches each machine's output.
 
-    python scripts/pi/rounding.py REF OP_INDEX [--stem S] [--a A --b B]
+    python benchmarks/pi/rounding.py REF OP_INDEX [--stem S] [--a A --b B]
 """
 
 import argparse
