@@ -392,9 +392,15 @@ def export(
             _log(f"calibration: {len(arrays)} images")
             dataset = _representative_dataset(arrays, preprocessing, _log)
         converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
-        if layer_report:
+        integer_converter = _integer_converter(
+            plans, serving, work, dataset, allow_flex
+        )
+        if layer_report:  # the graph the full-int8 artifacts convert
             _report_layers(
-                converter, holdout, out, f"{model_name}_{size[0]}x{size[1]}"
+                integer_converter or converter,
+                holdout,
+                out,
+                f"{model_name}_{size[0]}x{size[1]}",
             )
         float_nodes = ()
         if float_layers:
@@ -417,9 +423,12 @@ def export(
             gate = min_cos if selecting else gates[plan.mode]
             stem = f"{model_name}_{size[0]}x{size[1]}_{plan.mode}"
             final = os.path.join(work if selecting else out, stem + ".tflite")
+            plan_converter = (
+                integer_converter if plan.integer_layer_norm else converter
+            )
             try:
                 record = _export_one(
-                    plan, converter, holdout, reference, preprocessing,
+                    plan, plan_converter, holdout, reference, preprocessing,
                     backbone, base_metadata, gate, final, work, num_threads,
                     io_dtype, float_nodes, holdout_source,
                 )  # fmt: skip
@@ -505,6 +514,25 @@ def _holdout(calib, preprocessing, size):
         )
         for s in small
     ]
+
+
+def _integer_converter(plans, serving, work, dataset, allow_flex):
+    """A Converter of the graph traced with integer layer norms, or None.
+
+    Full-int8 plans convert this second SavedModel (see
+    `models.layers.integer_layer_norm`); the float and mixed ones keep the
+    plain graph, which XNNPACK runs whole.
+    """
+    if not any(plan.integer_layer_norm for plan in plans):
+        return None
+    from edge_backbones.export.graph import write_saved_model
+    from edge_backbones.models.layers import integer_layer_norm
+
+    with integer_layer_norm():
+        saved = write_saved_model(
+            serving, os.path.join(work, "saved_model_integer_layer_norm")
+        )
+    return Converter(saved, dataset, allow_flex=allow_flex, log=_log)
 
 
 def _reference(serving, holdout):

@@ -4,10 +4,38 @@ Each is built from TFLite builtins that XNNPACK and the int16x8 quantizer
 accept, and keeps every tensor at rank <= 4.
 """
 
+import contextlib
+
 import keras
 from keras import ops
 
-__all__ = ["EdgeLayerNormalization"]
+__all__ = ["EdgeLayerNormalization", "integer_layer_norm"]
+
+# read when a layer is traced: see `integer_layer_norm`
+_INTEGER_FORM = {"on": False}
+# TFLite fuses x * rsqrt(max(sum(x^2), eps)) into L2_NORMALIZATION only
+# when eps is small; 1e-4 is below its limit for every width we export
+_L2_EPSILON_LIMIT = 1e-4
+
+
+@contextlib.contextmanager
+def integer_layer_norm():
+    """Layer norms traced inside lower to TFLite's L2_NORMALIZATION.
+
+    LayerNorm(x) = sqrt(C) * c / ||c|| * gamma + beta with c = x - mean(x):
+    the same maths (up to where eps matters, variance < ~1e-7), but the
+    int8 L2_NORMALIZATION kernel sums the squares of the int8 input in
+    int32 per token, where the plain form quantizes the squared deviations
+    and their mean per tensor, so tokens of small variance round to 0 and
+    rsqrt saturates at 1/sqrt(eps). XNNPACK has no L2_NORMALIZATION
+    kernel, so only full-int8 graphs are traced this way.
+    """
+    previous = _INTEGER_FORM["on"]
+    _INTEGER_FORM["on"] = True
+    try:
+        yield
+    finally:
+        _INTEGER_FORM["on"] = previous
 
 
 @keras.saving.register_keras_serializable(package="edge_backbones")
@@ -37,10 +65,24 @@ class EdgeLayerNormalization(keras.layers.Layer):
     def call(self, x):
         mean = ops.mean(x, axis=-1, keepdims=True)
         centered = x - mean
+        if _INTEGER_FORM["on"]:
+            return self._l2_normalized(centered)
         variance = ops.mean(centered * centered, axis=-1, keepdims=True)
         return centered * ops.rsqrt(variance + self.epsilon) * self.gamma + (
             self.beta
         )
+
+    def _l2_normalized(self, centered):
+        import tensorflow as tf
+
+        dim = centered.shape[-1]
+        # rank 2: a rank-changing reshape keeps the converter from fusing
+        # the SUB into SQUARED_DIFFERENCE, which would hide the pattern
+        rows = ops.reshape(centered, (-1, dim))
+        epsilon = min(dim * self.epsilon, _L2_EPSILON_LIMIT)
+        unit = tf.math.l2_normalize(rows, axis=-1, epsilon=epsilon)
+        unit = tf.reshape(unit, tf.shape(centered))
+        return unit * (self.gamma * dim**0.5) + self.beta
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}

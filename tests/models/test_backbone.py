@@ -6,7 +6,10 @@ import pytest
 
 from edge_backbones.errors import CheckpointError, UnknownPresetError
 from edge_backbones.models.backbone import Backbone, FeatureInfo
-from edge_backbones.models.layers import EdgeLayerNormalization
+from edge_backbones.models.layers import (
+    EdgeLayerNormalization,
+    integer_layer_norm,
+)
 from tests.models.backbone_harness import (
     run_backbone_test,
     run_edge_graph_test,
@@ -53,6 +56,20 @@ def test_layer_norm_matches_keras():
     ref.set_weights([gamma, beta])
     ours.set_weights([gamma, beta])
     np.testing.assert_allclose(ours(x), ref(x), atol=1e-5)
+
+
+def test_integer_layer_norm_form_is_the_same_maths():
+    # the L2_NORMALIZATION form the full-int8 graphs are traced with
+    x = np.random.default_rng(1).normal(3.0, 2.0, (2, 5, 7)).astype("float32")
+    norm = EdgeLayerNormalization(epsilon=1e-5)
+    norm.build(x.shape)
+    gamma = np.linspace(0.5, 1.5, 7, dtype="float32")
+    norm.set_weights([gamma, np.linspace(-1, 1, 7, dtype="float32")])
+    plain = np.asarray(norm(x))
+    with integer_layer_norm():
+        l2_form = np.asarray(norm(x))
+    np.testing.assert_allclose(l2_form, plain, rtol=1e-5, atol=5e-5)
+    np.testing.assert_allclose(np.asarray(norm(x)), plain)  # flag restored
 
 
 def test_pyramid_contract():
