@@ -600,6 +600,7 @@ def _export_one(
         **base_metadata,
         "mode": plan.mode,
         "recipe": plan.recipe,
+        **({"recipe_reason": plan.reason} if plan.reason else {}),
         "input": input_meta,
         "outputs": output_meta,
         "fidelity": {

@@ -2,7 +2,16 @@
 files that pin a whole export (model, size, modes, calibration, gates).
 
 Targets:
-- `cpu` (XNNPACK): dynamic-range int8. Weights are int8 (per channel) and
+- `cpu` (XNNPACK), chosen by the exporting CPU's features (`cpu_plan`;
+  the choice and its reason are in the artifact's metadata): where the CPU
+  has int8 dot-product instructions (x86 VNNI / AMX, ARM dotprod / i8mm),
+  dynamic-range int8; elsewhere float16 weights, because there dynamic
+  int8 is slower than fp32 (issue 10: 1.17x at 1 thread, 1.25x at 2 on an
+  AVX2-only EPYC) while fp16 weights run at fp32 speed (XNNPACK widens
+  them once at load) in half the size. On this AVX-512 VNNI EPYC, MiT-B0
+  @256, 5 interleaved rounds on a shared machine: dynamic int8 0.68x
+  fp32 at 1 thread, 0.78x at 2; fp16 weights 0.98x / 0.94x.
+  Dynamic-range int8: weights are int8 (per channel) and
   XNNPACK quantizes each FULLY_CONNECTED / CONV_2D input per row at run
   time (its QD8 kernels), so no activation range is fixed by calibration.
   DEPTHWISE_CONV_2D has no fast hybrid kernel in XNNPACK (it falls to the
@@ -55,11 +64,14 @@ import os
 from edge_backbones.errors import ExportError, InputError, require
 
 __all__ = [
+    "FAST_INT8_CPU_FLAGS",
     "MIXED_FLOAT_LAYERS",
     "MIXED_FLOAT_OPS",
     "Plan",
     "MODE_PLANS",
     "TARGETS",
+    "cpu_plan",
+    "host_cpu_flags",
     "resolve_plans",
     "check_graph",
     "load_recipe",
@@ -86,6 +98,7 @@ class Plan:
     forbid_float_handoffs: bool = False
     forbid_float_tensors: bool = False
     require_gpu_compatible: bool = False
+    reason: str = ""  # why this recipe (the cpu target's CPU check)
     # trace layer norms as L2_NORMALIZATION (models.layers.
     # integer_layer_norm): for graphs whose layer norms run in int8
     integer_layer_norm: bool = False
@@ -148,6 +161,67 @@ TARGETS = {
 }
 
 
+# /proc/cpuinfo flags of int8 dot-product instructions XNNPACK's dynamic
+# int8 (QD8) kernels use: x86 AVX-512 VNNI, AVX-VNNI, AMX; ARM dotprod,
+# i8mm
+FAST_INT8_CPU_FLAGS = (
+    "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm",
+)  # fmt: skip
+
+
+def host_cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """This CPU's feature flags (x86 `flags`, ARM `Features`), or None.
+
+    None where /proc/cpuinfo does not exist (macOS, Windows).
+    """
+    try:
+        with open(cpuinfo) as f:
+            text = f.read()
+    except OSError:
+        return None
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return flags
+
+
+def cpu_plan(flags=None):
+    """The `cpu` target's plan for a CPU with `flags` (default: this one).
+
+    Dynamic-range int8 where the CPU has an int8 dot product
+    (`FAST_INT8_CPU_FLAGS`), float16 weights elsewhere; the plan's
+    `reason` names the flags that decided, for the metadata.
+    """
+    import platform
+
+    if flags is None:
+        flags = host_cpu_flags()
+    machine = platform.machine() or "unknown machine"
+    if flags is None:
+        found, known = [], "its flags are unknown (no /proc/cpuinfo)"
+    else:
+        found = sorted(set(flags) & set(FAST_INT8_CPU_FLAGS))
+        known = f"{machine} flags include " + ", ".join(found or ["none"])
+        known += f" of {list(FAST_INT8_CPU_FLAGS)}"
+    if found:
+        return dataclasses.replace(
+            TARGETS["cpu"],
+            reason=f"dynamic int8: the CPU has int8 dot products ({known})",
+        )
+    return dataclasses.replace(
+        TARGETS["cpu"],
+        base="fp16",
+        description="float16 weights, float compute (no fast int8 here)",
+        float_weight_ops=(),
+        reason=(
+            "float16 weights: no int8 dot product on this CPU, where "
+            f"dynamic int8 runs slower than fp32 ({known})"
+        ),
+    )
+
+
 def _names(value):
     if value is None:
         return []
@@ -160,7 +234,9 @@ def resolve_plans(modes, targets):
     """The plans for `modes` + `targets` (lists or comma-separated)."""
     plans = []
     for name in _names(modes):
-        if name in TARGETS:
+        if name == "cpu":
+            plans.append(cpu_plan())
+        elif name in TARGETS:
             plans.append(TARGETS[name])
         elif name in MODE_PLANS:
             plans.append(MODE_PLANS[name])
@@ -174,7 +250,7 @@ def resolve_plans(modes, targets):
             raise InputError(
                 f"Unknown target {name!r}; targets are {list(TARGETS)}."
             )
-        plans.append(TARGETS[name])
+        plans.append(cpu_plan() if name == "cpu" else TARGETS[name])
     unique = list(dict.fromkeys(plans))
     if not unique:
         raise InputError(

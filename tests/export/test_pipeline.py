@@ -15,6 +15,7 @@ from edge_backbones.errors import (
     InputError,
     WeightsNotFoundError,
 )
+from edge_backbones.export import recipes, verify
 from edge_backbones.export.graph import serving_model
 from edge_backbones.export.pipeline import export, parse_image_size
 from edge_backbones.runtime.edge_model import EdgeModel
@@ -100,6 +101,10 @@ def test_fidelity_ordering_and_gates(exported):
     # quantized, so it is float)
     assert worst("cpu") > worst("int8_mixed")
     assert records["cpu"].metadata["recipe"] == "cpu"
+    # the CPU check that chose the cpu recipe is recorded
+    assert records["cpu"].metadata["recipe_reason"] == (
+        recipes.cpu_plan().reason
+    )
     assert records["int8_mixed"].metadata["recipe"] is None
 
 
@@ -108,6 +113,18 @@ def test_gpu_recipe_is_checked_fp16(exported):
     meta = records["gpu"].metadata
     assert meta["recipe"] == "gpu" and meta["graph"]["gpu_compatible"] is True
     assert "float16" in read_model_file(records["gpu"].path).tensor_types
+
+
+def test_cpu_target_is_fp16_weights_without_int8_dot_products(
+    tiny_backbone, tmp_path, monkeypatch
+):
+    # an AVX2-only CPU: dynamic int8 would be slower than fp32 there
+    monkeypatch.setattr(recipes, "host_cpu_flags", lambda: {"avx2", "fma"})
+    (record,) = export(tiny_backbone, image_size=SIZE, targets="cpu",
+                       out=tmp_path)  # fmt: skip
+    assert "float16 weights" in record.metadata["recipe_reason"]
+    assert "float16" in read_model_file(record.path).tensor_types
+    assert verify.worst(record.fidelity)[1]["cosine"] >= 0.999
 
 
 def test_npu_is_integer_end_to_end(exported):

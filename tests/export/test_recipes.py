@@ -11,13 +11,50 @@ from edge_backbones.export import recipes
 def test_resolve_plans():
     plans = recipes.resolve_plans("fp32,int8", ["cpu"])
     assert [p.mode for p in plans] == ["fp32", "int8", "cpu"]
-    # cpu is dynamic-range int8: no calibration photos needed
+    # cpu (dynamic int8 or fp16 weights): no calibration photos needed
     assert [p.calibrated for p in plans] == [False, True, False]
     assert recipes.resolve_plans(["npu"], "npu")[0].integer_io
     with pytest.raises(InputError, match="int4"):
         recipes.resolve_plans("int4", ())
     with pytest.raises(InputError, match="Nothing to export"):
         recipes.resolve_plans((), ())
+
+
+@pytest.mark.parametrize(
+    "flags, base, named",
+    [
+        ({"avx2", "fma", "avx512_vnni"}, "dynamic", "avx512_vnni"),
+        ({"avx2", "avx_vnni"}, "dynamic", "avx_vnni"),
+        ({"fp", "asimd", "asimddp"}, "dynamic", "asimddp"),  # Cortex-A76
+        ({"avx2", "fma", "f16c"}, "fp16", "none"),  # AVX2-only EPYC
+        ({"fp", "asimd"}, "fp16", "none"),  # Cortex-A72
+    ],
+)
+def test_cpu_target_follows_the_int8_dot_product(flags, base, named):
+    plan = recipes.cpu_plan(flags)
+    assert (plan.mode, plan.recipe, plan.base) == ("cpu", "cpu", base)
+    assert f"flags include {named} of" in plan.reason
+    # fp16 weights keep every op's weights as they are
+    assert plan.float_weight_ops == (
+        ("DEPTHWISE_CONV_2D",) if base == "dynamic" else ()
+    )
+
+
+def test_host_cpu_flags_reads_x86_and_arm_cpuinfo(tmp_path):
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_vnni\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp\n")
+    assert recipes.host_cpu_flags(x86) == {"fpu", "avx2", "avx512_vnni"}
+    assert recipes.host_cpu_flags(arm) == {"fp", "asimd", "asimddp"}
+    assert recipes.host_cpu_flags(tmp_path / "missing") is None
+
+
+def test_cpu_target_without_cpuinfo_is_fp16(monkeypatch):
+    monkeypatch.setattr(recipes, "host_cpu_flags", lambda: None)
+    (plan,) = recipes.resolve_plans((), "cpu")
+    assert plan.base == "fp16"
+    assert "unknown" in plan.reason
 
 
 def test_recipe_paths_are_relative_to_the_file(tmp_path):
