@@ -1,4 +1,5 @@
-"""`edge-backbones`: one command per job (export, run, bench, report).
+"""`edge-backbones`: one command per job (export, run, bench, report,
+compile).
 
 Each area registers its own subcommand from a small `cli` module that imports
 nothing heavy at import time, so `run` and `bench` work on a device with only
@@ -17,6 +18,7 @@ _COMMAND_MODULES = (
     "edge_backbones.export.cli",
     "edge_backbones.runtime.cli",
     "edge_backbones.report.cli",
+    "edge_backbones.npu.cli",
 )
 
 

@@ -19,6 +19,8 @@ __all__ = [
     "DelegateUnavailableError",
     "MissingDependencyError",
     "ReportError",
+    "SdkUnavailableError",
+    "CompileError",
 ]
 
 
@@ -72,6 +74,14 @@ class DelegateUnavailableError(EdgeBackbonesError, ValueError):
 
 class ReportError(EdgeBackbonesError, RuntimeError):
     """Some rows of a report could not be measured (the others were kept)."""
+
+
+class SdkUnavailableError(EdgeBackbonesError, RuntimeError):
+    """A vendor NPU SDK that this machine lacks and cannot install."""
+
+
+class CompileError(EdgeBackbonesError, RuntimeError):
+    """A vendor compiler plugin failed on a model (ahead-of-time compile)."""
 
 
 class MissingDependencyError(EdgeBackbonesError, ImportError):

@@ -28,6 +28,7 @@ from edge_backbones.runtime.engines import (
 )
 from edge_backbones.runtime.metadata import load_metadata, validate_metadata
 from edge_backbones.runtime.model_file import read_model_file
+from edge_backbones.runtime.npu_engines import open_npu_engine
 from edge_backbones.runtime.preprocess import (
     preprocess,
     validate_preprocessing,
@@ -126,7 +127,14 @@ class EdgeModel:
                 "('gpu', 'xnnpack')."
             )
         specs = delegates_lib.parse_delegates(delegates)
-        self._engine, self.active_delegate = self._open(specs, strict)
+        # an NPU-compiled artifact runs in its vendor's x86 simulation
+        npu_engine = open_npu_engine(
+            self.model_path, self.metadata, num_threads
+        )
+        if npu_engine is not None:
+            self._engine, self.active_delegate = npu_engine, npu_engine.name
+        else:
+            self._engine, self.active_delegate = self._open(specs, strict)
         self._bind_signature()
         if self.metadata is not None:
             validate_metadata(self.metadata, self.input_spec, self.output_specs)

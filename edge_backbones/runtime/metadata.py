@@ -18,6 +18,7 @@ __all__ = [
     "DIGEST_PREFIX",
     "METADATA_NAME",
     "SCHEMA",
+    "SCHEMA_COMPILED",
     "content_sha256",
     "digest_span",
     "file_sha256",
@@ -29,6 +30,9 @@ __all__ = [
 
 METADATA_NAME = "edge_backbones"
 SCHEMA = "edge_backbones.tflite/1"
+# an artifact compiled ahead of time for an NPU: /1 plus a `compiled` block
+# (SoC, plugin and SDK versions, ops per partition); see edge_backbones.npu
+SCHEMA_COMPILED = "edge_backbones.tflite/2"
 
 # The embedded metadata records a sha256 of the whole .tflite, taken with
 # the 64 hex digits of that very digest read as "0"s: every byte (weights,
@@ -196,10 +200,11 @@ def _parse(data, where):
             f"{where} is not valid UTF-8 JSON ({exc}). Export the model "
             "again with edge_backbones."
         ) from exc
-    if not isinstance(metadata, dict) or metadata.get("schema") != SCHEMA:
+    schemas = (SCHEMA, SCHEMA_COMPILED)
+    if not isinstance(metadata, dict) or metadata.get("schema") not in schemas:
         got = metadata.get("schema") if isinstance(metadata, dict) else None
         raise MetadataError(
-            f"{where} has schema {got!r}; this runtime reads {SCHEMA!r}. "
+            f"{where} has schema {got!r}; this runtime reads {schemas}. "
             "Export the model again, or upgrade edge_backbones."
         )
     for key in ("input", "outputs"):

@@ -1,0 +1,85 @@
+"""Compiled artifact vs its source: the NPU's simulated numerics on photos.
+
+Runs the compiled file in its vendor's x86 simulation and the exported
+artifact it came from on LiteRT's CPU (XNNPACK), on the same preprocessed
+photos, and compares them level by level with the exporter's metrics. The
+figures describe arithmetic only: the simulator's timings are not a
+device's.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from edge_backbones.errors import CalibrationError
+from edge_backbones.export.verify import compare, worst
+from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
+
+__all__ = ["NumericsCheck", "check_numerics", "image_paths"]
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def image_paths(folder, max_images):
+    """The first `max_images` photos of `folder`, sorted by name."""
+    if not os.path.isdir(folder):
+        raise CalibrationError(
+            f"--images {folder!r} is not a folder. Pass a folder of photos, "
+            "e.g. calibration/."
+        )
+    paths = sorted(
+        os.path.join(folder, n)
+        for n in os.listdir(folder)
+        if n.lower().endswith(_IMAGE_SUFFIXES)
+    )[:max_images]
+    if not paths:
+        raise CalibrationError(
+            f"No photos ({', '.join(_IMAGE_SUFFIXES)}) in {folder!r}."
+        )
+    return paths
+
+
+@dataclasses.dataclass
+class NumericsCheck:
+    path: str
+    backend: str
+    fidelity: dict  # export.verify.compare's dict, vs LiteRT CPU int8
+
+    @property
+    def worst_cosine(self):
+        return worst(self.fidelity)[1]["cosine"]
+
+    def record(self):
+        """The metadata entry: what ran, against what, and the figures."""
+        return {
+            **self.fidelity,
+            "label": NPU_NUMERICS_LABEL,
+            "backend": self.backend,
+            "reference": "source artifact on LiteRT CPU (XNNPACK)",
+        }
+
+    def summary(self):
+        level, figures = worst(self.fidelity)
+        return (
+            f"{os.path.basename(self.path)}: {NPU_NUMERICS_LABEL} on "
+            f"{self.backend} vs LiteRT CPU int8: cos {figures['cosine']:.5f}"
+            f" ({level}), sqnr {figures['sqnr_db']:.1f} dB over "
+            f"{self.fidelity['images']} images"
+        )
+
+
+def _outputs(model, inputs):
+    runs = [model(x) for x in inputs]
+    return {n: np.concatenate([r[n] for r in runs]) for n in runs[0]}
+
+
+def check_numerics(compiled_path, source_path, images, max_images=4):
+    """Compares the compiled file (simulated) with the source on the CPU."""
+    from edge_backbones.runtime.edge_model import EdgeModel
+
+    simulated = EdgeModel(compiled_path)
+    cpu = EdgeModel(source_path, delegates=("xnnpack",))
+    inputs = [cpu.preprocess(p) for p in image_paths(images, max_images)]
+    fidelity = compare(_outputs(cpu, inputs), _outputs(simulated, inputs))
+    return NumericsCheck(compiled_path, simulated._engine.backend, fidelity)
