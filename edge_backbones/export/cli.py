@@ -52,6 +52,13 @@ def add_parsers(subparsers):
     parser.add_argument(
         "--target", "--targets", dest="targets", help="cpu,npu,gpu recipes."
     )
+    parser.add_argument(
+        "--soc",
+        dest="socs",
+        help="With --target npu: compile it for these SoCs (SM8650,SM8750 "
+        "or intel-cpu) and gate on the simulated NPU numerics; needs the "
+        "npu extra.",
+    )
     parser.add_argument("--calibration", help="A folder of photos.")
     parser.add_argument("--out", help="Output folder (default artifacts/).")
     parser.add_argument(
@@ -156,6 +163,7 @@ def _export(args, kwargs):
         "num_threads": args.num_threads,
         "allow_flex": args.allow_flex,
         "out_features": args.out_features,
+        "socs": args.socs,
     }
     kwargs.update({k: v for k, v in flags.items() if v is not None})
     if args.threshold:

@@ -296,6 +296,7 @@ def export(
     layer_report=False,
     name=None,
     config=None,
+    socs=None,
 ):
     """Exports `model` in each of `modes` and `targets`; verified artifacts.
 
@@ -329,6 +330,9 @@ def export(
         name: the artifacts' name stem (default: the preset or folder name).
         config: architecture overrides for a preset (e.g. a smaller
             ViTDet); with trained weights they must still fit them.
+        socs: with target npu, SoCs ("SM8650,SM8750", "intel-cpu") to
+            compile the npu artifact for (`edge_backbones.npu`); each
+            compiled file is gated on its simulated numerics vs float.
 
     Returns:
         A list of `ArtifactRecord`, one per written artifact. Raises
@@ -341,6 +345,7 @@ def export(
     if modes is None and not targets:
         modes = SELECTION_CANDIDATES if min_cos is not None else ("fp32",)
     plans = recipes_lib.resolve_plans(modes, targets)
+    npu_socs = _npu_socs(socs, [p.mode for p in plans], min_cos)
     backbone, model_name, weights = load_backbone(
         model, random_weights, size, config, seed
     )
@@ -455,6 +460,7 @@ def export(
             return _select(
                 records, failures, min_cos, out, num_threads, bench_runs
             )
+        records += _compile_npu(records, npu_socs, holdout, reference, gates)
         if failures:
             raise FidelityError(
                 " | ".join(str(exc) for _, exc in failures)
@@ -465,6 +471,44 @@ def export(
         return records
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _npu_socs(socs, modes, min_cos):
+    if not socs:
+        return []
+    if min_cos is not None:
+        raise InputError(
+            "socs (--soc) compiles the npu artifact; it does not combine "
+            "with min_cos (--min-cos), which keeps one artifact."
+        )
+    from edge_backbones.npu.export_gate import check_socs
+
+    return check_socs(socs, modes)
+
+
+def _compile_npu(records, socs, holdout, reference, gates):
+    """ArtifactRecords of the npu artifact compiled for each of `socs`."""
+    if not socs:
+        return []
+    from edge_backbones.npu.export_gate import compile_verified
+
+    compiled = []
+    for source in [r for r in records if r.mode == "npu"]:
+        started = time.perf_counter()
+        for path, fidelity, metadata in compile_verified(
+            source, socs, holdout, reference, gates["npu"], _log
+        ):
+            compiled.append(
+                ArtifactRecord(
+                    mode=f"npu@{metadata['compiled']['soc']}",
+                    path=path,
+                    size_bytes=os.path.getsize(path),
+                    seconds=time.perf_counter() - started,
+                    fidelity=fidelity,
+                    metadata=metadata,
+                )
+            )
+    return compiled
 
 
 def _report_layers(converter, holdout, out, stem):

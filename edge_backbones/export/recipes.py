@@ -295,6 +295,7 @@ _RECIPE_KEYS = {
     "export": {
         "modes", "targets", "out", "float_layers", "pixels_in_graph",
         "io_dtype", "min_cos", "out_features", "allow_flex", "num_threads",
+        "socs",
     },
     "calibration": {"source", "max_images", "holdout_fraction", "seed"},
     "thresholds": None,

@@ -27,6 +27,7 @@ from edge_backbones.errors import (
     ModelFileError,
     ReportError,
 )
+from edge_backbones.report.deployment import deployment_fields
 from edge_backbones.report.macs import count_macs
 from edge_backbones.report.records import (
     ResultFile,
@@ -175,10 +176,15 @@ def _model_record(meta):
 def _tflite_row(artifact, threads, out):
     meta = artifact["metadata"]
     fidelity = meta.get("fidelity")
+    deployment = deployment_fields(meta)
+    mode = meta["mode"]
+    if deployment:
+        mode = f"{mode}@{deployment['soc']}"
     return {
         "kind": "tflite",
         "model": _model_record(meta),
-        "mode": meta["mode"],
+        "mode": mode,
+        "deployment": deployment,
         "recipe": meta.get("recipe"),
         "input": {
             "shape": meta["input"]["shape"],
@@ -194,7 +200,7 @@ def _tflite_row(artifact, threads, out):
         "macs": artifact["macs"],
         "fidelity": {
             **finite_fidelity(fidelity),
-            "source": "artifact metadata",
+            "source": fidelity.get("label", "artifact metadata"),
             # where that fidelity was measured: int8 kernels round
             # differently on ARM and x86 (docs/raspberry_pi.md)
             "verified_on": meta.get("verified_on"),

@@ -7,6 +7,7 @@ TensorFlow), and the fastest mode of each model that meets a cosine budget.
 """
 
 from edge_backbones.errors import InputError, MetadataError
+from edge_backbones.report.deployment import is_simulated
 from edge_backbones.report.records import check_row, load_results
 
 __all__ = [
@@ -59,7 +60,8 @@ def _mark_best(rows, min_cos):
     whose minimum cosine meets `min_cos`."""
     groups = {}
     for row in rows:
-        if row["kind"] != "tflite":
+        if row["kind"] != "tflite" or is_simulated(row):
+            # a simulator's timing is not a device's: never "fastest"
             continue
         cosine = row["min_cosine"]
         row["meets_budget"] = cosine is not None and cosine >= min_cos

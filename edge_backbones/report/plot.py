@@ -10,6 +10,7 @@ extra), imported here only, with the Agg backend so no display is needed.
 import io
 
 from edge_backbones.errors import require
+from edge_backbones.report.deployment import is_simulated
 
 __all__ = ["pareto_png"]
 
@@ -59,7 +60,11 @@ def _draw_device(ax, rows, color_of, min_cos):
 
     lines = {}
     for row in rows:
-        if row["kind"] == "tflite" and row["min_cosine"] is not None:
+        if (
+            row["kind"] == "tflite"
+            and row["min_cosine"] is not None
+            and not is_simulated(row)  # not a device's latency
+        ):
             # one line per input size too: the modes of a model at two
             # sizes are two trade-offs (and `best` is marked per size)
             _, height, width, _ = row["input"]["shape"]

@@ -14,6 +14,7 @@ import io
 import os
 
 from edge_backbones.atomic_io import dumps_json, write_file_atomic
+from edge_backbones.report.deployment import deployment_table, is_simulated
 from edge_backbones.report.records import row_key as _row_key
 
 __all__ = ["render_markdown", "render_html", "render_csv", "write_report"]
@@ -77,6 +78,8 @@ def _delegate_label(row):
     elif row.get("fully_delegated") is False:
         left = sum((row.get("cpu_ops") or {}).values())
         coverage = f" (partial: {left} ops on CPU)" if left else " (partial)"
+    if is_simulated(row):
+        coverage += " — simulated: not device speed"
     return f"{row.get('delegate') or 'none'}{coverage}"
 
 
@@ -250,6 +253,10 @@ def _device_blocks(device, runs, rows):
     blocks.append(
         ("table", *_latency_table(rows, bool(device.get("emulated"))))
     )
+    blocks += [
+        ("h3", f"Deployment per artifact ({device['name']})"),
+        ("table", *deployment_table(rows)),
+    ]
     fidelity = _fidelity_table(rows)
     if fidelity[1]:
         blocks += [

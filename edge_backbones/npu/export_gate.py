@@ -1,0 +1,104 @@
+"""`export --target npu --soc SM8650`: compile, then gate on the NPU's numerics.
+
+The `npu` artifact is verified on LiteRT's CPU like every other one; with
+SoCs given, each compiled file is then run in its vendor's x86 simulation on
+the same held-out photos and compared with the same Keras float outputs.
+Below the `npu` gate it fails with the figures and nothing is written for
+that SoC. The metadata's `fidelity` is then the simulated one (labelled
+"NPU numerics (simulated)"); `compiled.numerics_vs_cpu_int8` compares the
+simulation with the CPU run of the source artifact.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+from edge_backbones.errors import InputError
+from edge_backbones.export import verify
+from edge_backbones.npu.compile import (
+    compile_model,
+    compiled_name,
+    write_compiled,
+)
+from edge_backbones.npu.sdk import toolchain_for
+from edge_backbones.npu.socs import parse_socs
+from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
+
+__all__ = ["check_socs", "compile_verified"]
+
+
+def check_socs(socs, targets):
+    """Parsed SoCs, each with its SDK checked; before any slow work."""
+    if not socs:
+        return []
+    if "npu" not in (targets or ()):
+        raise InputError(
+            f"--soc {socs} compiles the npu artifact, but the targets are "
+            f"{list(targets or ())}. Add --target npu."
+        )
+    parsed = parse_socs(socs if isinstance(socs, str) else ",".join(socs))
+    for soc in parsed:
+        toolchain_for(soc)
+    return parsed
+
+
+def _outputs(model, inputs):
+    runs = [model(x) for x in inputs]
+    return {n: np.concatenate([r[n] for r in runs]) for n in runs[0]}
+
+
+def _simulate(compiled, meta, source_path, holdout):
+    """Simulated outputs and the source's CPU outputs on `holdout`."""
+    from edge_backbones.runtime.edge_model import EdgeModel
+
+    with tempfile.TemporaryDirectory(prefix="edge_backbones_npu_") as work:
+        staged = os.path.join(work, "compiled.tflite")
+        write_compiled(staged, compiled, meta)
+        model = EdgeModel(staged)
+        simulated, backend = _outputs(model, holdout), model._engine.backend
+        del model
+    cpu = _outputs(EdgeModel(source_path), holdout)
+    return simulated, cpu, backend
+
+
+def compile_verified(source, socs, holdout, reference, gate, log):
+    """Compiles the npu artifact `source` (an ArtifactRecord) per SoC.
+
+    Returns [(path, fidelity vs float, metadata)] for the files written
+    beside the source.
+    """
+    written = []
+    for soc in socs:
+        compiled, meta, record = compile_model(source.path, soc, log)
+        simulated, cpu, backend = _simulate(
+            compiled, meta, source.path, holdout
+        )
+        fidelity = verify.compare(reference, simulated)
+        name = compiled_name(source.path, soc)
+        verify.check(fidelity, gate, f"npu@{soc.name}", name)
+        vs_cpu = verify.compare(cpu, simulated)
+        meta["fidelity"] = {
+            **fidelity,
+            "min_cosine": gate,
+            "holdout": source.metadata["fidelity"]["holdout"],
+            "label": NPU_NUMERICS_LABEL,
+            "backend": backend,
+        }
+        meta["compiled"]["numerics_vs_cpu_int8"] = {
+            **vs_cpu,
+            "label": NPU_NUMERICS_LABEL,
+            "backend": backend,
+            "reference": "source artifact on LiteRT CPU (XNNPACK)",
+        }
+        path = os.path.join(os.path.dirname(source.path), name)
+        write_compiled(path, compiled, meta)
+        log(
+            f"npu@{soc.name} {path}  {record.ops_on_npu}/{record.ops_total} "
+            f"ops on the NPU in {record.partitions} partition(s), "
+            f"{record.compile_seconds:.1f} s; {NPU_NUMERICS_LABEL} on "
+            f"{backend}: {verify.format_fidelity(fidelity)} vs float, cos "
+            f"{verify.worst(vs_cpu)[1]['cosine']:.5f} vs CPU int8"
+        )
+        written.append((path, fidelity, meta))
+    return written
