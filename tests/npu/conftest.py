@@ -1,0 +1,44 @@
+"""NPU fixtures: a tiny `npu` artifact and the skip for a missing extra.
+
+Tests that compile or simulate need the `npu` extra (onnxruntime-qnn,
+openvino, onnx); without it they skip saying so. `.ci/stages/npu.sh`
+installs the extra and runs them, plus the `npu_stage` checks on real
+backbones.
+"""
+
+import importlib.util
+
+import pytest
+
+_NPU_MODULES = ("onnxruntime_qnn", "openvino", "onnx", "onnxruntime")
+MISSING = [m for m in _NPU_MODULES if importlib.util.find_spec(m) is None]
+
+needs_npu_extra = pytest.mark.skipif(
+    bool(MISSING),
+    reason=f"the npu extra is not installed (missing {MISSING}): "
+    'pip install -e ".[npu]", or run .ci/stages/npu.sh',
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_npu(tmp_path_factory, calibration_dir):
+    """A tiny backbone exported as a verified `npu` artifact (int8 I/O)."""
+    import keras
+
+    from edge_backbones.export.pipeline import export
+    from tests.export.tiny_backbone import TinyBackbone
+
+    keras.utils.set_random_seed(0)
+    out = tmp_path_factory.mktemp("tiny_npu")
+    (record,) = export(
+        TinyBackbone(dim=8, image_shape=(32, 32, 3)),
+        image_size=32,
+        targets="npu",
+        calibration=str(calibration_dir),
+        out=str(out),
+        name="tiny",
+        max_images=8,
+        # random weights on a toy: only a broken conversion falls this low
+        thresholds={"npu": 0.95},
+    )
+    return record.path
