@@ -152,6 +152,24 @@ def _heatmap_png(image, outputs, path):
         ) from exc
 
 
+def _print_npu_numerics(compiled, fidelity):
+    """What a compiled artifact's simulated run stands for, and its figures."""
+    from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
+
+    print(
+        f"compiled  for {compiled['soc']} ({compiled['accelerator']}); "
+        f"{NPU_NUMERICS_LABEL}: the vendor's x86 simulation, not device speed"
+    )
+    for what, figures in (
+        ("vs float", fidelity),
+        ("vs CPU int8", compiled.get("numerics_vs_cpu_int8")),
+    ):
+        if figures:
+            worst = min(v["cosine"] for v in figures["levels"].values())
+            print(f"fidelity  {what}: min cosine {worst:.6f} over "
+                  f"{figures['images']} images (at compile time)")  # fmt: skip
+
+
 def _run(args):
     import numpy as np
 
@@ -176,6 +194,9 @@ def _run(args):
         f"runs on   {model.active_delegate} (fully delegated: "
         f"{model.fully_delegated}), backend {model.backend.name}"
     )
+    compiled = (model.metadata or {}).get("compiled")
+    if compiled:
+        _print_npu_numerics(compiled, model.metadata.get("fidelity"))
     if model.cpu_ops:
         counts = collections.Counter(model.cpu_ops).most_common()
         print(

@@ -43,6 +43,9 @@ def test_the_payload_is_rewritten_in_place(model_content):
     # strict JSON: the padding is whitespace only
     json.loads(parsed.metadata["edge_backbones"].decode())
     assert parsed.ops == read_model_file(model_content).ops
+    # a shorter payload later (update_metadata) leaves nothing of the longer
+    shorter = patch_metadata(patched, META)
+    assert read_metadata("x.tflite", read_model_file(shorter)) == META
 
 
 def test_metadata_larger_than_the_reservation_is_refused(model_content):
