@@ -168,6 +168,7 @@ def _compiled_block(soc, toolchain, stats, cpu_ops, seconds, source):
         "soc": soc.name,
         "vendor": VENDORS[soc.vendor].label,
         "accelerator": soc.accelerator,
+        "x86_run": soc.x86_run,
         "plugin": {
             "ai_edge_litert": package_metadata.version("ai-edge-litert")
         },

@@ -48,6 +48,15 @@ class Soc:
             return "OpenVINO CPU"
         return VENDORS[self.vendor].accelerator
 
+    @property
+    def x86_run(self):
+        """How its compiled file runs on x86: "simulator" or "native".
+
+        QNN's HTP backend simulates the Hexagon NPU (numerics only, slow);
+        OpenVINO's CPU device is the real thing for `intel-cpu`.
+        """
+        return "native" if self.graph_backend == "cpu" else "simulator"
+
     def litert_target(self):
         """The `ai_edge_litert.aot` Target object for this SoC."""
         module = _target_module(self.vendor)

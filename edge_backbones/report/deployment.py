@@ -4,8 +4,9 @@ Per artifact: the backend that ran it (XNNPACK, a GPU driver, QNN HTP
 simulated, OpenVINO CPU), whether the accelerator took the whole graph, the
 ops left off it by kind, and its fidelity against the float model. An
 NPU-compiled artifact (`edge-backbones compile`) runs here in its vendor's
-x86 simulation: its fidelity is "NPU numerics (simulated)", and its timing
-is the simulator's, never a device's, so it never competes for "fastest".
+x86 simulation: its fidelity is "NPU numerics (simulated)". A QNN HTP
+simulator's timing is never a device's, so it never competes for "fastest"
+and is not plotted; OpenVINO's CPU device (`intel-cpu`) is timed for real.
 """
 
 __all__ = ["deployment_fields", "deployment_table", "is_simulated"]
@@ -37,7 +38,8 @@ def deployment_fields(metadata):
         "ops_total": sum(p["ops_total"] for p in partitions),
         "partitions": sum(p["partitions"] for p in partitions),
         "cpu_op_kinds": cpu_ops,
-        "simulated": True,
+        # a simulator's timing is not a device's (OpenVINO CPU is real)
+        "simulated": compiled.get("x86_run", "simulator") == "simulator",
         "label": _NPU_NUMERICS_LABEL,
     }
 
