@@ -6,7 +6,10 @@ the same held-out photos and compared with the same Keras float outputs.
 Below the `npu` gate it fails with the figures and nothing is written for
 that SoC. The metadata's `fidelity` is then the simulated one (labelled
 "NPU numerics (simulated)"); `compiled.numerics_vs_cpu_int8` compares the
-simulation with the CPU run of the source artifact.
+simulation with the CPU (XNNPACK) run of the source artifact, and
+`compiled.cpu_reference_kernels` LiteRT's reference kernels with both: the
+spread between two CPU implementations of the same int8 graph, against
+which the simulator's distance is judged.
 """
 
 import os
@@ -59,7 +62,12 @@ def _simulate(compiled, meta, source_path, holdout):
         simulated, backend = _outputs(model, holdout), model._engine.backend
         del model
     cpu = _outputs(EdgeModel(source_path), holdout)
-    return simulated, cpu, backend
+    # LiteRT's reference kernels: a second CPU implementation of the same
+    # int8 graph, to show how far two correct engines already disagree
+    reference_kernels = _outputs(
+        EdgeModel(source_path, delegates=("cpu",)), holdout
+    )
+    return simulated, cpu, reference_kernels, backend
 
 
 def compile_verified(source, socs, holdout, reference, gate, log):
@@ -71,7 +79,7 @@ def compile_verified(source, socs, holdout, reference, gate, log):
     written = []
     for soc in socs:
         compiled, meta, record = compile_model(source.path, soc, log)
-        simulated, cpu, backend = _simulate(
+        simulated, cpu, reference_kernels, backend = _simulate(
             compiled, meta, source.path, holdout
         )
         fidelity = verify.compare(reference, simulated)
@@ -90,6 +98,10 @@ def compile_verified(source, socs, holdout, reference, gate, log):
             "label": NPU_NUMERICS_LABEL,
             "backend": backend,
             "reference": "source artifact on LiteRT CPU (XNNPACK)",
+        }
+        meta["compiled"]["cpu_reference_kernels"] = {
+            "vs_float": verify.compare(reference, reference_kernels),
+            "vs_cpu_int8": verify.compare(cpu, reference_kernels),
         }
         path = os.path.join(os.path.dirname(source.path), name)
         write_compiled(path, compiled, meta)
