@@ -80,3 +80,32 @@ def test_a_compiled_file_is_not_compiled_again(compiled, tmp_path):
 
     with pytest.raises(MetadataError, match="already compiled"):
         compile_artifact(compiled["SM8650"].path, "SM8750", str(tmp_path))
+
+
+def test_export_gate_refuses_and_writes_nothing(tiny_npu, tmp_path):
+    """A compiled file below the gate vs float is not written."""
+    import os
+    import shutil
+    import types
+
+    from edge_backbones.errors import FidelityError
+    from edge_backbones.npu.export_gate import compile_verified
+    from edge_backbones.npu.socs import parse_socs
+    from edge_backbones.runtime.edge_model import EdgeModel
+
+    source = tmp_path / "tiny_npu.tflite"
+    shutil.copy(tiny_npu, source)
+    model = EdgeModel(str(source))
+    rng = np.random.default_rng(1)
+    holdout = [rng.normal(0, 1, model.input_spec.shape[1:]).astype(np.float32)
+               for _ in range(2)]  # fmt: skip
+    # a float "reference" the int8 model cannot match: cosine ~0
+    reference = {
+        name: rng.normal(0, 1, (2, *spec.shape[1:]))
+        for name, spec in model.output_specs.items()
+    }
+    record = types.SimpleNamespace(path=str(source), metadata=model.metadata)
+    with pytest.raises(FidelityError, match="npu@SM8650"):
+        compile_verified(record, parse_socs("SM8650"), holdout, reference,
+                         0.9, lambda message: None)  # fmt: skip
+    assert sorted(os.listdir(tmp_path)) == ["tiny_npu.tflite"]

@@ -49,3 +49,12 @@ def test_the_stand_in_sdk_module_lives_only_inside_the_compile():
 
         assert ai_edge_litert_sdk_qualcomm.path_to_sdk_libs() == "/a:/b"
     assert sys.modules.get(name) is before
+
+
+def test_compile_cli_exits_2_with_the_sdk_error(tmp_path, capsys):
+    from edge_backbones.cli import main
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"not read: the SoC is checked first")
+    assert main(["compile", str(model), "--soc", "MT6991"]) == 2
+    assert "SdkUnavailableError" in capsys.readouterr().err
