@@ -18,6 +18,7 @@ Engines follow `runtime.engines.CompiledModelEngine`: bind(), run(), invoke().
 """
 
 import os
+import re
 
 from edge_backbones.errors import DelegateUnavailableError, require
 from edge_backbones.runtime.engines import CompiledModelEngine
@@ -61,8 +62,9 @@ def _dispatch_op(model, model_path):
 
 def _qnn_name(tensor_name):
     # LiteRT's Qualcomm plugin names QNN graph tensors after the TFLite
-    # tensors with every character outside [A-Za-z0-9] replaced by "_"
-    return "".join(c if c.isalnum() else "_" for c in tensor_name)
+    # tensors with each run of characters outside [A-Za-z0-9_] replaced by
+    # one "_" ("tfl.quantize" -> "tfl_quantize", "MatMul;;x" -> "MatMul_x")
+    return re.sub(r"[^A-Za-z0-9_]+", "_", tensor_name)
 
 
 _QNN_PROVIDER_REGISTERED = []

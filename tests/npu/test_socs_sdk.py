@@ -58,3 +58,16 @@ def test_compile_cli_exits_2_with_the_sdk_error(tmp_path, capsys):
     model.write_bytes(b"not read: the SoC is checked first")
     assert main(["compile", str(model), "--soc", "MT6991"]) == 2
     assert "SdkUnavailableError" in capsys.readouterr().err
+
+
+def test_qnn_tensor_names_follow_the_plugin():
+    # names read back from a compiled context binary (ViTDet, SM8650)
+    from edge_backbones.runtime.npu_engines import _qnn_name
+
+    assert _qnn_name("tfl.quantize") == "tfl_quantize"
+    assert _qnn_name("StatefulPartitionedCall:01") == (
+        "StatefulPartitionedCall_01"
+    )
+    assert _qnn_name("s_1/b0_attention_1/MatMul;;s_1/transpose_1") == (
+        "s_1_b0_attention_1_MatMul_s_1_transpose_1"
+    )
