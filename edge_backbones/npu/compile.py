@@ -15,25 +15,29 @@ payload in place afterwards (trailing spaces are valid JSON).
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
 import time
 from importlib import metadata as package_metadata
 
-from edge_backbones.atomic_io import stage_file
+from edge_backbones.atomic_io import dumps_json, stage_file
 from edge_backbones.errors import CompileError, MetadataError
 from edge_backbones.npu.sdk import toolchain_for
 from edge_backbones.npu.socs import VENDORS, parse_socs
 from edge_backbones.runtime.metadata import (
+    DIGEST_KEY,
+    DIGEST_PREFIX,
     METADATA_NAME,
     SCHEMA,
     SCHEMA_COMPILED,
+    content_sha256,
     file_sha256,
     read_metadata,
     sidecar_path,
 )
-from edge_backbones.runtime.model_file import metadata_spans, read_model_file
+from edge_backbones.runtime.model_file import read_model_file
 
 __all__ = [
     "CompiledArtifact",
@@ -86,7 +90,8 @@ def with_reserved_metadata(content, meta, reserve=_RESERVE):
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
-    payload = json.dumps(meta).encode("utf-8") + b" " * reserve
+    payload = dumps_json(without_integrity(meta)).encode("utf-8")
+    payload += b" " * reserve
     entries = [m for m in model.metadata or [] if m.name != b"edge_backbones"]
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(payload, dtype=np.uint8)
@@ -99,23 +104,40 @@ def with_reserved_metadata(content, meta, reserve=_RESERVE):
 
 
 def patch_metadata(content, meta):
-    """`content` with our metadata payload overwritten in place by `meta`."""
-    spans = metadata_spans(content)
+    """`content` with our metadata payload overwritten in place by `meta`.
+
+    As the exporter does, the JSON starts with `content_sha256`: the sha256
+    of the returned bytes with that digest's 64 digits read as "0"s, which
+    `EdgeModel` checks on load.
+    """
+    spans = read_model_file(content).metadata_spans
     if METADATA_NAME not in spans:
         raise MetadataError(
             "The compiled model lost the edge_backbones metadata entry; the "
             "vendor plugin did not keep the model's metadata list."
         )
-    start, size = spans[METADATA_NAME]
-    payload = json.dumps(meta, allow_nan=False).encode("utf-8")
-    if len(payload) > size:
+    start, end = spans[METADATA_NAME]
+    meta = {DIGEST_KEY: "0" * 64, **without_integrity(meta)}
+    payload = dumps_json(meta).encode("utf-8")
+    if len(payload) > end - start:
         raise MetadataError(
             f"The compiled metadata needs {len(payload)} bytes but "
-            f"{size} were reserved; raise _RESERVE in {__name__}."
+            f"{end - start} were reserved; raise _RESERVE in {__name__}."
         )
     out = bytearray(content)
-    out[start : start + size] = payload + b" " * (size - len(payload))
+    out[start:end] = payload + b" " * (end - start - len(payload))
+    digits = (start + len(DIGEST_PREFIX), start + len(DIGEST_PREFIX) + 64)
+    out[digits[0] : digits[1]] = content_sha256(out, digits).encode("ascii")
     return bytes(out)
+
+
+def without_integrity(meta):
+    """`meta` without the keys that describe one file's bytes."""
+    return {
+        k: v
+        for k, v in meta.items()
+        if k not in (DIGEST_KEY, "sha256", "size_bytes")
+    }
 
 
 def _source_metadata(path):
@@ -218,7 +240,7 @@ def compile_model(path, soc, log=print):
         "fidelity_cpu": meta.get("fidelity"),
     }
     final = {
-        **{k: v for k, v in meta.items() if k not in ("sha256", "size_bytes")},
+        **without_integrity(meta),
         "schema": SCHEMA_COMPILED,
         # vs the float model, in the vendor's simulation: set by a
         # verification (export --soc); the source's CPU figures are in
@@ -260,8 +282,7 @@ def update_metadata(path, updates):
     with open(path, "rb") as f:
         content = f.read()
     meta = read_metadata(path, read_model_file(content))
-    meta = {k: v for k, v in meta.items() if k not in ("sha256", "size_bytes")}
-    write_compiled(path, content, {**meta, **updates})
+    write_compiled(path, content, {**without_integrity(meta), **updates})
 
 
 def write_compiled(path, compiled, meta):
@@ -270,18 +291,17 @@ def write_compiled(path, compiled, meta):
     Both are staged beside `path` and moved into place together, so a
     failure leaves the previous good pair (or nothing).
     """
-    import hashlib
-
     content = patch_metadata(compiled, meta)
     sidecar = {
-        **meta,
+        # the embedded JSON as written, content_sha256 first
+        **json.loads(read_model_file(content).metadata[METADATA_NAME]),
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }
     model_tmp = stage_file(path, content)
     try:
         json_tmp = stage_file(
-            sidecar_path(path), json.dumps(sidecar, indent=2) + "\n"
+            sidecar_path(path), dumps_json(sidecar, indent=2) + "\n"
         )
     except BaseException:
         os.unlink(model_tmp)

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from edge_backbones.errors import MetadataError
+from edge_backbones.errors import IntegrityError, MetadataError
 from edge_backbones.npu.compile import patch_metadata, with_reserved_metadata
-from edge_backbones.runtime.metadata import read_metadata
-from edge_backbones.runtime.model_file import metadata_spans, read_model_file
+from edge_backbones.runtime.metadata import DIGEST_KEY, read_metadata
+from edge_backbones.runtime.model_file import read_model_file
 
 
 @pytest.fixture(scope="module")
@@ -29,23 +29,39 @@ META = {
 }
 
 
-def test_the_payload_is_rewritten_in_place(model_content):
+def _read(tmp_path, content):
+    path = tmp_path / "compiled.tflite"
+    path.write_bytes(content)
+    meta = read_metadata(str(path), read_model_file(str(path)))
+    return {k: v for k, v in meta.items() if k != DIGEST_KEY}
+
+
+def test_the_payload_is_rewritten_in_place(model_content, tmp_path):
     reserved = with_reserved_metadata(model_content, META, reserve=4096)
-    spans_before = metadata_spans(reserved)
+    spans_before = read_model_file(reserved).metadata_spans
     final = {**META, "compiled": {"soc": "SM8650", "ops_on_npu": 386}}
     patched = patch_metadata(reserved, final)
     # same size, same offsets: bytes after the FlatBuffer (NPU bytecode in
     # a compiled model) stay where their offsets say
     assert len(patched) == len(reserved)
-    assert metadata_spans(patched) == spans_before
     parsed = read_model_file(patched)
-    assert read_metadata("x.tflite", parsed) == final
+    assert parsed.metadata_spans == spans_before
+    assert _read(tmp_path, patched) == final
     # strict JSON: the padding is whitespace only
     json.loads(parsed.metadata["edge_backbones"].decode())
     assert parsed.ops == read_model_file(model_content).ops
     # a shorter payload later (update_metadata) leaves nothing of the longer
-    shorter = patch_metadata(patched, META)
-    assert read_metadata("x.tflite", read_model_file(shorter)) == META
+    assert _read(tmp_path, patch_metadata(patched, META)) == META
+
+
+def test_the_recorded_digest_catches_a_changed_byte(model_content, tmp_path):
+    patched = patch_metadata(
+        with_reserved_metadata(model_content, META, reserve=4096), META
+    )
+    damaged = bytearray(patched)
+    damaged[-1] ^= 1  # a weight byte, far from the metadata
+    with pytest.raises(IntegrityError, match="hashes to"):
+        _read(tmp_path, bytes(damaged))
 
 
 def test_metadata_larger_than_the_reservation_is_refused(model_content):

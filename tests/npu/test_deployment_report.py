@@ -18,14 +18,16 @@ COMPILED = {
 
 
 def _row(mode, median, cosine, sha, deployment=None, delegate="xnnpack"):
+    latency = dict.fromkeys(("p5", "p95", "mean", "std"), median)
     return {
+        "run_id": "r1",
         "kind": "tflite",
         "model": {"name": "mit_b0"},
         "mode": mode,
         "input": {"shape": [1, 128, 128, 3], "dtype": "int8"},
         "artifact": {"sha256": sha},
         "threads": 2,
-        "latency_ms": {"median": median},
+        "latency_ms": {**latency, "median": median, "runs": 3},
         "fidelity": {"levels": {"P1": {"cosine": cosine}}},
         "delegate": delegate,
         "fully_delegated": True,
