@@ -13,13 +13,17 @@ def _thresholds(values):
     for value in values or []:
         mode, _, number = value.partition("=")
         try:
-            out[mode.strip()] = float(number)
+            cosine = float(number)
         except ValueError:
+            cosine = None
+        if cosine is None or not 0 < cosine <= 1:
             from edge_backbones.errors import InputError
 
             raise InputError(
-                f"--threshold {value!r} is not MODE=COSINE (e.g. int8=0.98)."
-            ) from None
+                f"--threshold {value!r} is not MODE=COSINE with a minimum "
+                "cosine in (0, 1] (e.g. --threshold int8=0.98)."
+            )
+        out[mode.strip()] = cosine
     return out
 
 

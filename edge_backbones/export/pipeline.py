@@ -11,9 +11,7 @@ each artifact ends with one line: mode, path, size, time, fidelity.
 import dataclasses
 import numbers
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -26,8 +24,9 @@ from edge_backbones.errors import (
     WeightsNotFoundError,
     require,
 )
+from edge_backbones.export import memory, options, tflite_metadata, verify
 from edge_backbones.export import recipes as recipes_lib
-from edge_backbones.export import tflite_metadata, verify
+from edge_backbones.export import workspace as workspace_lib
 from edge_backbones.export.convert import Converter, gpu_compatibility
 
 __all__ = ["ArtifactRecord", "export", "parse_image_size", "load_backbone"]
@@ -112,6 +111,13 @@ def _check_options(thresholds, io_dtype):
             f"io_dtype={io_dtype!r} is not an integer I/O type; int8_io and "
             f"npu take {list(INT8_IO_DTYPES)} (--io-dtype)."
         )
+
+
+def _check_destinations(out, stems):
+    """InputError, before any work, if an artifact's place is taken."""
+    for stem in stems:
+        for suffix in (".tflite", ".json"):
+            workspace_lib.check_destination(os.path.join(out, stem + suffix))
 
 
 def load_backbone(
@@ -339,6 +345,7 @@ def export(
         FidelityError (after writing the others) if any artifact fell below
         its threshold; nothing is left where a failed artifact belongs.
     """
+    options.check_export(locals())  # first: the arguments as given
     started = time.perf_counter()
     size = parse_image_size(image_size)
     _check_options(thresholds, io_dtype)
@@ -346,10 +353,15 @@ def export(
         modes = SELECTION_CANDIDATES if min_cos is not None else ("fp32",)
     plans = recipes_lib.resolve_plans(modes, targets)
     npu_socs = _npu_socs(socs, [p.mode for p in plans], min_cos)
+    memory.check_input(size)
+    workspace_lib.prepare_out(out)  # a file or read-only `out` fails here
     backbone, model_name, weights = load_backbone(
         model, random_weights, size, config, seed
     )
     model_name = name or model_name
+    memory.check_backbone(backbone, size)
+    stems = [f"{model_name}_{size[0]}x{size[1]}_{p.mode}" for p in plans]
+    _check_destinations(out, stems)
     # "a,b" as in the CLI, never a string iterated character by character
     float_layers = recipes_lib._names(float_layers)
     if out_features is not None:
@@ -383,9 +395,8 @@ def export(
         f"{weights}) at {size[0]}x{size[1]}; {len(holdout)} held-out "
         f"images verify {[p.mode for p in plans]}"
     )
-    os.makedirs(out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".export-", dir=out)
-    try:
+    # every file is staged in a locked `.export-<pid>-*` folder in `out`
+    with workspace_lib.workspace(out) as work:
         serving = _serving(backbone, size, out_features, preprocessing)
         reference = _reference(serving, holdout)
         from edge_backbones.export.graph import write_saved_model
@@ -458,7 +469,7 @@ def export(
             _log(record.summary())
         if selecting:
             return _select(
-                records, failures, min_cos, out, num_threads, bench_runs
+                records, failures, min_cos, out, num_threads, bench_runs, work
             )
         records += _compile_npu(records, npu_socs, holdout, reference, gates)
         if failures:
@@ -469,8 +480,6 @@ def export(
             )
         _log(f"export: done in {time.perf_counter() - started:.1f} s")
         return records
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _npu_socs(socs, modes, min_cos):
@@ -620,6 +629,7 @@ def _export_one(
 ):  # fmt: skip
     started = time.perf_counter()
     _log(f"{plan.mode}: converting ({plan.description})")
+    workspace_lib.crash_point("converting")
     content = _convert(plan, converter, io_dtype, float_nodes, backbone)
     graph = tflite_metadata.graph_summary(content)
     compatible, warnings = gpu_compatibility(content)
@@ -629,6 +639,7 @@ def _export_one(
     with open(candidate, "wb") as f:
         f.write(content)
     _log(f"{plan.mode}: verifying on {len(holdout)} held-out images")
+    workspace_lib.crash_point("verifying")
     runtime_model, outputs = _run_tflite(candidate, holdout, num_threads)
     fidelity = verify.compare(reference, outputs)
     verify.check(fidelity, gate, plan.mode, os.path.basename(final))
@@ -657,7 +668,7 @@ def _export_one(
         "versions": tflite_metadata.versions(),
         "created": tflite_metadata.utc_now(),
     }
-    size_bytes = tflite_metadata.write_artifact(final, content, metadata)
+    size_bytes = tflite_metadata.write_artifact(final, content, metadata, work)
     return ArtifactRecord(
         mode=plan.mode,
         path=final,
@@ -668,7 +679,7 @@ def _export_one(
     )
 
 
-def _select(records, failures, min_cos, out, num_threads, runs):
+def _select(records, failures, min_cos, out, num_threads, runs, work):
     """Benchmarks the passing candidates; keeps the fastest one in `out`."""
     from edge_backbones.runtime.bench import benchmark
 
@@ -717,11 +728,11 @@ def _select(records, failures, min_cos, out, num_threads, runs):
             "float (--float-layers, see --layer-report)."
         )
     final = os.path.join(out, os.path.basename(best.path))
-    for suffix in (".json", ".tflite"):
-        os.replace(
-            os.path.splitext(best.path)[0] + suffix,
-            os.path.splitext(final)[0] + suffix,
-        )
+    # the pair moves together, as write_artifact's does
+    sidecar = tflite_metadata.sidecar_path
+    workspace_lib.commit(
+        work, [(sidecar(best.path), sidecar(final)), (best.path, final)]
+    )
     best.path = final
     _log(best.summary() + f"  {best.latency_ms:.1f} ms")
     return [best]

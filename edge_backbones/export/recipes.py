@@ -62,6 +62,7 @@ import dataclasses
 import os
 
 from edge_backbones.errors import ExportError, InputError, require
+from edge_backbones.export.options import RECIPE_KEYS, check, check_thresholds
 
 __all__ = [
     "FAST_INT8_CPU_FLAGS",
@@ -290,24 +291,28 @@ def check_graph(plan, content, gpu_compatible, gpu_warnings):
         )
 
 
-_RECIPE_KEYS = {
-    "model": {"preset", "random_weights", "image_size", "name", "config"},
-    "export": {
-        "modes", "targets", "out", "float_layers", "pixels_in_graph",
-        "io_dtype", "min_cos", "out_features", "allow_flex", "num_threads",
-        "socs",
-    },
-    "calibration": {"source", "max_images", "holdout_fraction", "seed"},
-    "thresholds": None,
-}  # fmt: skip
-
-
 def _tomllib():
     try:
         import tomllib
     except ImportError:  # Python 3.10
         tomllib = require("tomli", "export")
     return tomllib
+
+
+def _check_table(path, section, table, kinds):
+    """Unknown keys and values of the wrong type are InputErrors."""
+    where = f"Recipe {os.fspath(path)!r}: [{section}] "
+    if kinds is None:  # [thresholds]: any mode, each a cosine
+        check_thresholds(table, where)
+        return
+    unknown = sorted(set(table) - set(kinds))
+    if unknown:
+        raise InputError(
+            f"Recipe {path!r}: unknown key(s) {unknown} in "
+            f"[{section}]; known: {sorted(kinds)}."
+        )
+    for key, value in table.items():
+        check(kinds[key], value, key, where)
 
 
 def load_recipe(path):
@@ -340,12 +345,12 @@ def load_recipes(path):
     models = data.get("model", {})
     models = models if isinstance(models, list) else [models]
     for section, value in data.items():
-        if section not in _RECIPE_KEYS:
+        if section not in RECIPE_KEYS:
             raise InputError(
                 f"Recipe {path!r}: unknown section [{section}]; sections "
-                f"are {sorted(_RECIPE_KEYS)}."
+                f"are {sorted(RECIPE_KEYS)}."
             )
-        allowed = _RECIPE_KEYS[section]
+        allowed = RECIPE_KEYS[section]
         tables = value if isinstance(value, list) else [value]
         if (
             not tables
@@ -358,12 +363,7 @@ def load_recipes(path):
                 + f"; got {value!r}. See export/README.md for the layout."
             )
         for table in tables:
-            unknown = sorted(set(table) - allowed) if allowed else []
-            if unknown:
-                raise InputError(
-                    f"Recipe {path!r}: unknown key(s) {unknown} in "
-                    f"[{section}]; known: {sorted(allowed)}."
-                )
+            _check_table(path, section, table, allowed)
     base = os.path.dirname(os.path.abspath(path))
 
     def local(value):

@@ -9,6 +9,7 @@ TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
 `runtime.metadata`).
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -16,7 +17,7 @@ import os
 
 import numpy as np
 
-from edge_backbones.atomic_io import dumps_json, stage_file
+from edge_backbones.atomic_io import dumps_json
 from edge_backbones.errors import require
 from edge_backbones.runtime.metadata import (
     DIGEST_KEY,
@@ -128,14 +129,18 @@ def sidecar_path(path):
     return os.path.splitext(path)[0] + ".json"
 
 
-def write_artifact(path, model_content, metadata):
+def write_artifact(path, model_content, metadata, work=None):
     """Writes `path` (.tflite with `metadata` embedded) and its sidecar.
 
-    Both go to temporary files in the same folder first and are moved into
-    place only when both are complete, so an interrupted export leaves the
-    previous good artifact (or nothing) where this one belongs. Returns the
+    Both are written completely into the work folder `work` (by default a
+    fresh one beside `path`) and then moved into place together by
+    `workspace.commit`: after a failure or a kill at any point the
+    previous `.tflite` and `.json` are both as they were (a kill during the
+    two renames is undone by the next export into the folder). Returns the
     final bytes' size.
     """
+    from edge_backbones.export import workspace
+
     content = embed_metadata(model_content, metadata)
     sidecar = {
         # the embedded JSON as written, content_sha256 first
@@ -143,23 +148,24 @@ def write_artifact(path, model_content, metadata):
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }
-    model_tmp = stage_file(path, content)
-    try:
-        json_tmp = stage_file(
-            sidecar_path(path), dumps_json(sidecar, indent=2) + "\n"
+    with contextlib.ExitStack() as stack:
+        if work is None:
+            folder = os.path.dirname(os.path.abspath(path))
+            work = stack.enter_context(workspace.workspace(folder))
+        name = os.path.basename(path)
+        staged_model = workspace.stage(work, name, content)
+        staged_json = workspace.stage(
+            work,
+            os.path.basename(sidecar_path(path)),
+            dumps_json(sidecar, indent=2) + "\n",
         )
-    except BaseException:
-        os.unlink(model_tmp)
-        raise
-    try:
-        os.replace(model_tmp, path)
-    except BaseException:
-        os.unlink(model_tmp)
-        os.unlink(json_tmp)
-        raise
-    try:
-        os.replace(json_tmp, sidecar_path(path))
-    except BaseException:
-        os.unlink(json_tmp)
-        raise
+        try:
+            workspace.commit(
+                work,
+                [(staged_json, sidecar_path(path)), (staged_model, path)],
+            )
+        finally:
+            for staged in (staged_json, staged_model):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(staged)
     return len(content)

@@ -15,7 +15,6 @@ model and follows one contract:
 """
 
 import dataclasses
-import difflib
 import importlib
 import json
 import os
@@ -35,6 +34,7 @@ __all__ = [
     "from_preset",
     "list_presets",
     "register_presets",
+    "suggest",
 ]
 
 # Families whose import registers their presets; imported on first lookup so
@@ -106,6 +106,41 @@ def list_presets():
 def from_preset(preset, load_weights=True, **kwargs):
     """Builds any family's backbone from a preset name or a local folder."""
     return Backbone.from_preset(preset, load_weights=load_weights, **kwargs)
+
+
+# characters one is typed or read for another (o/0, l/1, ...): a cheap edit
+_LOOKALIKES = {frozenset(p) for p in ("o0", "O0", "l1", "I1", "i1", "s5")}
+_LOOKALIKE_COST = 0.25
+
+
+def _edit_distance(typed, name):
+    """Levenshtein distance where a look-alike substitution costs less."""
+    previous = [float(j) for j in range(len(name) + 1)]
+    for i, a in enumerate(typed, 1):
+        current = [float(i)]
+        for j, b in enumerate(name, 1):
+            swap = 0.0 if a == b else 1.0
+            if frozenset((a, b)) in _LOOKALIKES:
+                swap = _LOOKALIKE_COST
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + swap)
+            )
+        previous = current
+    return previous[-1]
+
+
+def suggest(typed, names, limit=3):
+    """The names closest to `typed` (at most `limit`), nearest first.
+
+    Edit distance with look-alike characters (`mit_bo` is `mit_b0`, not
+    `mit_b5`) beats difflib's ratio, which ties every `mit_b*` here.
+    """
+    scored = sorted((_edit_distance(typed, n), n) for n in names)
+    if not scored:
+        return []
+    best = scored[0][0]
+    cutoff = min(best + 0.5, max(1.0, len(typed) / 3))
+    return [name for score, name in scored[:limit] if score <= cutoff]
 
 
 def _hub_cache_dir():
@@ -198,6 +233,20 @@ class Backbone(keras.Model):
         ratio and pad bottom/right, as Segment Anything does).
         """
         raise NotImplementedError
+
+    def peak_activation_bytes(self, height, width):
+        """The largest float32 activation at batch 1 for this input size.
+
+        Export checks it against free memory before running anything.
+        This default, the largest pyramid level, is a lower bound;
+        families with attention estimate their score matrices, which
+        dominate at large sizes.
+        """
+        return max(
+            -(-height // info.stride) * -(-width // info.stride)
+            * info.channels * 4
+            for info in self._feature_info
+        )  # fmt: skip
 
     def select_features(self, out_indices=None, out_features=None):
         """Names of the levels picked by `out_indices` and/or `out_features`.
@@ -295,8 +344,9 @@ class Backbone(keras.Model):
         _ensure_registered()
         entry = _PRESETS.get(preset)
         if entry is None:
-            close = difflib.get_close_matches(preset, list(_PRESETS), n=3)
-            hint = f" Did you mean {close}?" if close else ""
+            close = suggest(preset, list(_PRESETS))
+            hint = f" Did you mean {' or '.join(map(repr, close))}?"
+            hint = hint if close else ""
             raise UnknownPresetError(
                 f"Unknown preset {preset!r} (and no such folder).{hint} "
                 f"Known presets: {sorted(cls.presets or _PRESETS)}."
@@ -342,6 +392,14 @@ class Backbone(keras.Model):
             raise CheckpointError(
                 f"{config_path!r} is not readable JSON ({exc})."
             ) from exc
+        if not isinstance(config, dict):
+            raise CheckpointError(
+                f"{config_path!r} holds a JSON {type(config).__name__} "
+                f"({str(config)[:60]}), not an object: it is not a "
+                "checkpoint config. A checkpoint folder holds the config.json"
+                " written with its weights (save_pretrained or "
+                "save_to_preset)."
+            )
         _ensure_registered()
         if "model_type" in config:
             for family in _FAMILIES:
@@ -367,11 +425,17 @@ class Backbone(keras.Model):
     @classmethod
     def _from_keras_preset(cls, path, config, load_weights, kwargs):
         by_name = {sub.__name__: sub for sub in _subclasses(Backbone)}
-        family = by_name.get(config["class_name"])
+        family = by_name.get(str(config["class_name"]))
         if family is None:
             raise CheckpointError(
                 f"{path!r} holds a {config['class_name']!r}; this package "
                 f"builds {sorted(by_name)}."
+            )
+        if not isinstance(config.get("config"), dict):
+            raise CheckpointError(
+                f"{path!r}: config.json's 'config' is "
+                f"{config.get('config')!r}, not an object of constructor "
+                "arguments; write the folder again with save_to_preset."
             )
         backbone = family.from_config({**config["config"], **kwargs})
         if load_weights:

@@ -222,7 +222,14 @@ def load_weights(backbone, folder):
     mismatched = []
     for key in set(mapping) & set(tensors):
         variable, convert = mapping[key]
-        value = convert(np.asarray(tensors[key], dtype="float32"))
+        raw = np.asarray(tensors[key], dtype="float32")
+        if raw.ndim != len(variable.shape):  # the layout swap needs it
+            mismatched.append(
+                f"{key}: checkpoint rank {raw.ndim} {tuple(raw.shape)}, "
+                f"model rank {len(variable.shape)} {tuple(variable.shape)}"
+            )
+            continue
+        value = convert(raw)
         if tuple(value.shape) != tuple(variable.shape):
             mismatched.append(
                 f"{key}: checkpoint {tuple(tensors[key].shape)} -> "

@@ -201,6 +201,21 @@ class MiTBackbone(Backbone):
         self.mlp_ratios = mlp_ratios
         self.include_rescaling = include_rescaling
 
+    def peak_activation_bytes(self, height, width):
+        """Largest float32 tensor at batch 1: per stage, the attention
+        scores (heads x tokens x tokens reduced by sr_ratio^2) or the MLP's
+        hidden tokens."""
+        largest, stride = 0, 1
+        for i in range(self.num_layers):
+            stride *= self.strides[i]
+            rows, columns = -(-height // stride), -(-width // stride)
+            sr = self.blockwise_sr_ratios[i]
+            keys = -(-rows // sr) * -(-columns // sr)
+            scores = self.blockwise_num_heads[i] * rows * columns * keys
+            hidden = rows * columns * self.hidden_dims[i] * self.mlp_ratios[i]
+            largest = max(largest, scores, hidden)
+        return 4 * largest
+
     @property
     def preprocessing(self):
         """How 0-255 RGB pixels become this model's float input."""

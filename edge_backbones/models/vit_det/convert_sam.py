@@ -329,6 +329,12 @@ def load_weights(backbone, path, checkpoint_image_shape=None):
                 f"{checkpoint_shape} for image size {image_shape[:2]}"
             )
             continue
+        if raw.ndim != len(variable.shape):  # the layout swap needs it
+            mismatched.append(
+                f"{prefix}{key}: checkpoint rank {raw.ndim} {raw.shape}, "
+                f"model rank {len(variable.shape)} {tuple(variable.shape)}"
+            )
+            continue
         value = transform(raw)
         if tuple(value.shape) != tuple(variable.shape):
             mismatched.append(

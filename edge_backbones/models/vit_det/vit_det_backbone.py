@@ -205,6 +205,20 @@ class ViTDetBackbone(Backbone):
         self.window_size = window_size
         self.layer_norm_epsilon = layer_norm_epsilon
 
+    def peak_activation_bytes(self, height, width):
+        """Largest float32 tensor at batch 1: the global blocks' attention
+        scores (heads x tokens^2), windowed scores, or the MLP's hidden
+        tokens."""
+        rows = -(-height // self.patch_size)
+        columns = -(-width // self.patch_size)
+        tokens = rows * columns
+        window = self.window_size or max(rows, columns)
+        windows = -(-rows // window) * -(-columns // window)
+        scores = self.num_heads * windows * window**4
+        if self.global_attention_layer_indices:
+            scores = max(scores, self.num_heads * tokens**2)
+        return 4 * max(scores, tokens * self.intermediate_dim)
+
     @property
     def preprocessing(self):
         """SAM's: longest side resized, padded bottom/right, ImageNet norm."""
