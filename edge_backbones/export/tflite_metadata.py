@@ -9,7 +9,6 @@ TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
 `runtime.metadata`).
 """
 
-import contextlib
 import datetime
 import hashlib
 import json
@@ -148,24 +147,7 @@ def write_artifact(path, model_content, metadata, work=None):
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }
-    with contextlib.ExitStack() as stack:
-        if work is None:
-            folder = os.path.dirname(os.path.abspath(path))
-            work = stack.enter_context(workspace.workspace(folder))
-        name = os.path.basename(path)
-        staged_model = workspace.stage(work, name, content)
-        staged_json = workspace.stage(
-            work,
-            os.path.basename(sidecar_path(path)),
-            dumps_json(sidecar, indent=2) + "\n",
-        )
-        try:
-            workspace.commit(
-                work,
-                [(staged_json, sidecar_path(path)), (staged_model, path)],
-            )
-        finally:
-            for staged in (staged_json, staged_model):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(staged)
+    workspace.write_pair(
+        path, content, dumps_json(sidecar, indent=2) + "\n", work
+    )
     return len(content)

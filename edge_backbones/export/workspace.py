@@ -47,6 +47,7 @@ __all__ = [
     "recover",
     "stage",
     "workspace",
+    "write_pair",
 ]
 
 PREFIX = ".export-"
@@ -170,6 +171,29 @@ def workspace(out):
 def stage(work, name, data):
     """Writes `data` completely (fsynced) into the work folder."""
     return stage_file(os.path.join(work, name), data)
+
+
+def write_pair(path, content, sidecar, work=None):
+    """Writes `path` and its `<stem>.json` sidecar together: all or none.
+
+    Both are staged completely in `work` (by default a fresh work folder
+    beside `path`), then `commit` moves them into place.
+    """
+    json_path = os.path.splitext(path)[0] + ".json"
+    with contextlib.ExitStack() as stack:
+        if work is None:
+            folder = os.path.dirname(os.path.abspath(path))
+            work = stack.enter_context(workspace(folder))
+        staged = [
+            stage(work, os.path.basename(json_path), sidecar),
+            stage(work, os.path.basename(path), content),
+        ]
+        try:
+            commit(work, list(zip(staged, [json_path, path], strict=True)))
+        finally:
+            for name in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
 
 
 def check_destination(final):

@@ -22,8 +22,9 @@ import tempfile
 import time
 from importlib import metadata as package_metadata
 
-from edge_backbones.atomic_io import dumps_json, stage_file
+from edge_backbones.atomic_io import dumps_json
 from edge_backbones.errors import CompileError, MetadataError
+from edge_backbones.export.workspace import write_pair
 from edge_backbones.npu.sdk import toolchain_for
 from edge_backbones.npu.socs import VENDORS, parse_socs
 from edge_backbones.runtime.metadata import (
@@ -35,7 +36,6 @@ from edge_backbones.runtime.metadata import (
     content_sha256,
     file_sha256,
     read_metadata,
-    sidecar_path,
 )
 from edge_backbones.runtime.model_file import read_model_file
 
@@ -288,8 +288,9 @@ def update_metadata(path, updates):
 def write_compiled(path, compiled, meta):
     """Writes the compiled model with `meta` patched in, and its sidecar.
 
-    Both are staged beside `path` and moved into place together, so a
-    failure leaves the previous good pair (or nothing).
+    Both are staged in a work folder beside `path` and moved into place
+    together (`export.workspace.write_pair`), so a failure leaves the
+    previous good pair (or nothing).
     """
     content = patch_metadata(compiled, meta)
     sidecar = {
@@ -298,16 +299,9 @@ def write_compiled(path, compiled, meta):
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }
-    model_tmp = stage_file(path, content)
-    try:
-        json_tmp = stage_file(
-            sidecar_path(path), dumps_json(sidecar, indent=2) + "\n"
-        )
-    except BaseException:
-        os.unlink(model_tmp)
-        raise
-    os.replace(model_tmp, path)
-    os.replace(json_tmp, sidecar_path(path))
+    # all or none, as the export's own artifacts (a kill is undone by the
+    # next export into the folder)
+    write_pair(path, content, dumps_json(sidecar, indent=2) + "\n")
 
 
 def compile_artifact(path, socs, out, log=print):
