@@ -19,7 +19,10 @@ import sys
 
 import numpy as np
 
-from edge_backbones.atomic_io import stage_file, write_file_atomic
+from edge_backbones.atomic_io import (
+    stage_file,
+    write_json_atomic,
+)
 from edge_backbones.errors import InputError, ModelFileError
 from edge_backbones.runtime.backends import load_backend
 from edge_backbones.runtime.edge_model import EdgeModel
@@ -215,10 +218,7 @@ def load_arrays(path):
 
 def save_run(folder, name, run):
     save_arrays(os.path.join(folder, f"{name}.npz"), run["outputs"])
-    write_file_atomic(
-        os.path.join(folder, f"{name}.json"),
-        json.dumps(run["info"], indent=1) + "\n",
-    )
+    write_json_atomic(os.path.join(folder, f"{name}.json"), run["info"])
 
 
 def load_run(folder, name):
