@@ -3,7 +3,8 @@
 They run where the package is installed runtime-only (the emulated Pi of
 `.ci/stages/pi.sh`, or a real Pi) on the folder that
 `benchmarks/pi/make_artifacts.py` wrote on x86, named by
-EDGE_BACKBONES_DEVICE_REF; EDGE_BACKBONES_DEVICE_BACKEND names the interpreter package under test (litert or tflite_runtime).
+EDGE_BACKBONES_DEVICE_REF; EDGE_BACKBONES_DEVICE_BACKEND names the
+interpreter package under test (litert or tflite_runtime).
 Without that folder they skip: only the stage (or a user) can provide it.
 """
 
