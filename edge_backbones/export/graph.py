@@ -23,6 +23,8 @@ def serving_model(backbone, image_size, out_features=None):
     time, so a backbone built for another size (or for any size) traces
     statically at this one.
     """
+    if hasattr(backbone, "serving_model"):  # a foreign_model.ForeignModel
+        return backbone.serving_model(image_size, out_features)
     keras = require("keras", "export")
     height, width = image_size
     images = keras.Input((height, width, 3), batch_size=1, name=INPUT_NAME)
