@@ -269,7 +269,11 @@ def _load(model):
     if os.path.isdir(path):
         return _load_saved_model(path), "saved_model"
     if not os.path.isfile(path):
-        raise CheckpointError(f"{path!r} does not exist.")
+        raise CheckpointError(
+            f"{path!r} is no file or folder. Level names and preprocessing "
+            "options apply to models of your own: a .keras or .h5 file, or "
+            "a SavedModel folder."
+        )
     if path.endswith(".keras"):
         keras = require("keras", "export")
         return keras.saving.load_model(path, compile=False), "keras"

@@ -168,3 +168,21 @@ def test_saved_model_signature_size_is_checked(tmp_path):
         "P2",
         "P3",
     }
+
+
+def test_cli_exports_a_keras_file_with_level_names(tmp_path, capsys):
+    from edge_backbones.cli import main
+
+    path = str(tmp_path / "mine.keras")
+    _keras3_pyramid().save(path)
+    out = tmp_path / "out"
+    code = main(
+        ["export", path, "--image-size", "64", "--out", str(out),
+         "--level-names", "P2,P3", "--preprocessing", "unit"]
+    )  # fmt: skip
+    assert code == 0
+    artifact = str(out / "mine_64x64_fp32.tflite")
+    assert capsys.readouterr().out.split() == [artifact]
+    model = EdgeModel(artifact)
+    assert model.metadata["input"]["preprocessing"]["scale"] == 1 / 255
+    assert set(model(np.zeros((1, *SIZE, 3)))) == {"P2", "P3"}
