@@ -79,7 +79,11 @@ class EdgeLayerNormalization(keras.layers.Layer):
             return self._l2_normalized(centered)
         variance = ops.mean(centered * centered, axis=-1, keepdims=True)
         normalized = centered * ops.rsqrt(variance + self.epsilon)
-        return ops.cast(normalized * self.gamma + self.beta, self.compute_dtype)
+        # Keras may still autocast reads of gamma/beta (a layer called
+        # outside a model under a mixed policy): cast them back explicitly.
+        gamma = ops.cast(self.gamma, "float32")
+        beta = ops.cast(self.beta, "float32")
+        return ops.cast(normalized * gamma + beta, self.compute_dtype)
 
     def _l2_normalized(self, centered):
         import tensorflow as tf

@@ -144,6 +144,19 @@ def test_mixed_float16_reaches_every_layer(cls, config, shape):
     assert restored.dtype_policy.name == "mixed_float16"
 
 
+def test_layer_norm_statistics_in_float32_under_float16():
+    from edge_backbones.models.layers import EdgeLayerNormalization
+
+    # float16 activations of a few hundred: their variance overflows float16
+    x = (_images((2, 3, 64), seed=1) * 150).astype("float16")
+    half = EdgeLayerNormalization(dtype="mixed_float16")
+    full = EdgeLayerNormalization()
+    out = half(x)
+    assert keras.backend.standardize_dtype(out.dtype) == "float16"
+    expected = _numpy(full(x.astype("float32")))
+    np.testing.assert_allclose(_numpy(out), expected, atol=1e-2)
+
+
 def test_global_dtype_policy_is_followed():
     keras.config.set_dtype_policy("mixed_float16")
     try:
