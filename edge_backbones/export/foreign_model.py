@@ -221,7 +221,7 @@ class ForeignModel:
                 "(sizes computed at run time); fixed-size layers avoid it."
             )
         rejected = [op for op in _INT16X8_REJECTS if op in histogram]
-        if rejected:
+        if rejected and plan.base in ("int8", "int16x8"):
             notes["int16x8_rejects"] = rejected
             log(
                 f"{plan.mode}: {rejected} in the graph (Keras' "
