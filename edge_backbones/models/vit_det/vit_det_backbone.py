@@ -60,7 +60,9 @@ class ViTDetBackbone(Backbone):
             global relative-position tables are stored for (SAM: 1024x1024).
             The model runs on any size divisible by `patch_size`; then the
             tables are interpolated (bicubic / linear, constant-folded on
-            export). Height and width may differ. Defaults to SAM's
+            export). Height and width may differ. It is also the model's
+            static input shape, so Keras' own `export()` traces at it;
+            calls at other sizes are still accepted. Defaults to SAM's
             (1024, 1024, 3); keras-hub's (None, None, 3) default has no
             size to store the tables for.
         patch_size: patch (and output stride) size.
