@@ -186,3 +186,18 @@ def test_cli_exports_a_keras_file_with_level_names(tmp_path, capsys):
     model = EdgeModel(artifact)
     assert model.metadata["input"]["preprocessing"]["scale"] == 1 / 255
     assert set(model(np.zeros((1, *SIZE, 3)))) == {"P2", "P3"}
+
+
+def test_report_times_a_foreign_artifact(tmp_path):
+    from edge_backbones.report.collect import collect_artifacts
+
+    artifacts = tmp_path / "artifacts"
+    model = ForeignModel(_keras3_pyramid(), level_names=["P2", "P3"])
+    export(model, image_size=SIZE, out=artifacts)
+    path = collect_artifacts(
+        artifacts, tmp_path / "report", "test-device", runs=2, warmup=1
+    )
+    with open(path) as f:
+        rows = json.load(f)["rows"]
+    assert [(r["kind"], r["mode"]) for r in rows] == [("tflite", "fp32")]
+    assert rows[0]["latency_ms"]["median"] > 0
