@@ -185,13 +185,13 @@ def _dense_layers(model):
 
 
 @pytest.mark.parametrize(
-    "cls, config, shape",
+    "cls, config, shape, mode, min_cosine",
     [
-        (MiTBackbone, MIT_TINY, (1, 64, 96, 3)),
-        (ViTDetBackbone, VIT_DET_TINY, (1, 32, 32, 3)),
+        (MiTBackbone, MIT_TINY, (1, 64, 96, 3), "int8", 0.99),
+        (MiTBackbone, MIT_TINY, (1, 64, 96, 3), "int4", 0.9),
+        (ViTDetBackbone, VIT_DET_TINY, (1, 32, 32, 3), "int8", 0.99),
     ],
 )
-@pytest.mark.parametrize("mode, min_cosine", [("int8", 0.99), ("int4", 0.9)])
 def test_quantize_reaches_every_dense_layer(
     cls, config, shape, mode, min_cosine, tmp_path
 ):
