@@ -32,8 +32,13 @@ class UnknownPresetError(EdgeBackbonesError, ValueError):
     """A preset name that no model family registers."""
 
 
-class WeightsNotFoundError(EdgeBackbonesError, FileNotFoundError):
-    """A preset's weights were asked for but are not on this disk."""
+class WeightsNotFoundError(EdgeBackbonesError, FileNotFoundError, ValueError):
+    """A preset's weights were asked for but are not on this disk.
+
+    A FileNotFoundError for code that catches missing files, and a ValueError
+    for code written for keras-cv / keras-hub, which raise ValueError when
+    weights cannot be loaded.
+    """
 
 
 class CheckpointError(EdgeBackbonesError, ValueError):

@@ -40,7 +40,10 @@ def add_parsers(subparsers):
     parser.add_argument(
         "model",
         nargs="?",
-        help="A preset (mit_b0, sam_vit_base, ...) or a checkpoint folder.",
+        help=(
+            "A preset (mit_b0, sam_vit_base, ...), a checkpoint folder, or a "
+            "model of your own: a .keras/.h5 file or a SavedModel folder."
+        ),
     )
     parser.add_argument(
         "--recipe",
@@ -122,7 +125,23 @@ def add_parsers(subparsers):
         default=None,
         help="Allow select-TF (Flex) ops; edge runtimes cannot run them.",
     )
+    _add_foreign_model_flags(parser)
     parser.set_defaults(func=_run)
+
+
+def _add_foreign_model_flags(parser):
+    # for models of your own (export/foreign_model.py)
+    parser.add_argument(
+        "--level-names",
+        help="Your model's outputs as pyramid levels, in output order "
+        "(e.g. P3,P4), when its outputs carry no usable names.",
+    )
+    parser.add_argument(
+        "--preprocessing",
+        choices=("raw", "unit", "symmetric", "imagenet"),
+        help="What your model takes: raw 0-255 (default), unit 0-1, "
+        "symmetric -1..1, or imagenet mean/std.",
+    )
 
 
 def _run(args):
@@ -178,6 +197,14 @@ def _export(args, kwargs):
     for key in ("float_layers", "out_features"):
         if isinstance(kwargs.get(key), str):
             kwargs[key] = [v for v in kwargs[key].split(",") if v]
+    if args.level_names or args.preprocessing:
+        from edge_backbones.export.foreign_model import ForeignModel
+
+        kwargs["model"] = ForeignModel(
+            kwargs["model"],
+            level_names=args.level_names and args.level_names.split(","),
+            preprocessing=args.preprocessing or "raw",
+        )
     records = pipeline.export(**kwargs)
     for record in records:
         print(record.path, file=sys.stdout)

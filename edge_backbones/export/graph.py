@@ -18,29 +18,18 @@ INPUT_NAME = "images"
 def serving_model(backbone, image_size, out_features=None):
     """A Keras model: `images` (1, H, W, 3) float32 -> {level: tensor}.
 
-    A backbone built for another fixed size is rebuilt from its config at
-    this size with the same weights (the layers read sizes at call time, so
-    the weights fit any size).
+    The backbone's own layers (and weights: quantized, mixed-precision or
+    not) are applied again to a fixed-size input; they read sizes at call
+    time, so a backbone built for another size (or for any size) traces
+    statically at this one.
     """
+    if hasattr(backbone, "serving_model"):  # a foreign_model.ForeignModel
+        return backbone.serving_model(image_size, out_features)
+    from edge_backbones.export.keras_quantized import float_equivalent
+
+    backbone = float_equivalent(backbone)  # Keras-quantized: see there
     keras = require("keras", "export")
     height, width = image_size
-    built_for = tuple(backbone.inputs[0].shape[1:3])
-    if built_for != (None, None) and built_for != (height, width):
-        config = backbone.get_config()
-        config["image_shape"] = (height, width, 3)
-        rebuilt = type(backbone).from_config(config)
-        try:
-            rebuilt.set_weights(backbone.get_weights())
-        except ValueError as exc:
-            from edge_backbones.errors import ExportError
-
-            raise ExportError(
-                f"{type(backbone).__name__} was built for {built_for} and "
-                f"its weights do not fit {(height, width)} ({exc}). Build "
-                "it at the export size: from_preset(..., image_shape="
-                f"({height}, {width}, 3))."
-            ) from exc
-        backbone = rebuilt
     images = keras.Input((height, width, 3), batch_size=1, name=INPUT_NAME)
     extractor = backbone.feature_extractor(out_features=out_features)
     # Re-apply the same layers to the fixed-size input (a flat graph) rather

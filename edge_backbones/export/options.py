@@ -170,14 +170,17 @@ def check_thresholds(thresholds, where=""):
 
 def check_export(arguments):
     """Checks `export()`'s keyword arguments (None keeps a default)."""
+    from edge_backbones.export.foreign_model import is_foreign
     from edge_backbones.models.backbone import Backbone
 
     model = arguments["model"]
-    if not isinstance(model, (str, os.PathLike, Backbone)):
+    if not (
+        isinstance(model, (str, os.PathLike, Backbone)) or is_foreign(model)
+    ):
         raise InputError(
             f"model = {model!r} ({type(model).__name__}) is not a preset "
-            "name, a checkpoint folder or a Backbone; give e.g. "
-            'model = "mit_b0".'
+            "name, a checkpoint folder, a Backbone or a Keras / tf-keras "
+            'model; give e.g. model = "mit_b0".'
         )
     calibration = arguments["calibration"]
     if not (

@@ -134,10 +134,20 @@ def load_backbone(
     are drawn from Keras' global generator seeded with `seed`, so the same
     command exports the same model (and the same fidelity figures).
     """
+    from edge_backbones.export import foreign_model
     from edge_backbones.models.backbone import Backbone
 
     if isinstance(model, Backbone):
         return model, model.name, "in-memory"
+    # any other Keras / tf-keras model, .keras/.h5 file or SavedModel
+    foreign = foreign_model.as_foreign(model, image_size or (512, 512))
+    if foreign is not None:
+        if random_weights or config:
+            raise InputError(
+                "random_weights and config build our presets; "
+                f"{foreign.name!r} is a model of your own with its weights."
+            )
+        return foreign, foreign.name, foreign.weights
     kwargs = dict(config or {})
     if random_weights:
         import keras
@@ -307,7 +317,9 @@ def export(
     """Exports `model` in each of `modes` and `targets`; verified artifacts.
 
     Args:
-        model: a preset name ("mit_b0"), a checkpoint folder, or a Backbone.
+        model: a preset name ("mit_b0"), a checkpoint folder, a Backbone,
+            or a model of your own (see `foreign_model.ForeignModel`): any
+            Keras 3 or tf-keras model, a .keras/.h5 file, a SavedModel.
         image_size: 512, "384x640" or (384, 640): the fixed input size.
         modes: any of fp32, fp16, dynamic, int8, int8_io, int16x8 (a list
             or "fp32,int8"). Default: fp32, or with `min_cos` and no
@@ -632,6 +644,8 @@ def _export_one(
     workspace_lib.crash_point("converting")
     content = _convert(plan, converter, io_dtype, float_nodes, backbone)
     graph = tflite_metadata.graph_summary(content)
+    if hasattr(backbone, "graph_notes"):  # a foreign_model.ForeignModel
+        graph["foreign_model"] = backbone.graph_notes(plan, content, _log)
     compatible, warnings = gpu_compatibility(content)
     graph["gpu_compatible"] = compatible
     recipes_lib.check_graph(plan, content, compatible, warnings)

@@ -24,6 +24,7 @@ import keras
 from edge_backbones.atomic_io import staged_directory
 from edge_backbones.errors import (
     CheckpointError,
+    InputError,
     UnknownPresetError,
     WeightsNotFoundError,
 )
@@ -44,6 +45,16 @@ _FAMILY_MODULES = ("edge_backbones.models.mit", "edge_backbones.models.vit_det")
 _PRESETS = {}
 # Backbone subclasses that can load a foreign (Hugging Face) checkpoint.
 _FAMILIES = []
+
+# Said when a preset's weights are missing: keras-cv users expect its
+# weightless presets to build random weights silently; ours never do.
+_KERAS_CV_NOTE = {
+    "mit": (
+        "(keras-cv's 'mit_b0' has no weights and builds a random model; "
+        "here every MiT preset names trained weights, and random weights "
+        "are built only when asked for with load_weights=False.)\n"
+    ),
+}
 
 KERAS_CONFIG_FILE = "config.json"
 KERAS_WEIGHTS_FILE = "model.weights.h5"
@@ -192,6 +203,99 @@ def _subclasses(cls):
         yield from _subclasses(sub)
 
 
+def _in_pyramid_order(picked, names, argument, value):
+    if not picked:
+        raise InputError(
+            f"{argument}={value!r} picks no level; give at least one of "
+            f"{names}, or None for all of them."
+        )
+    if len(set(picked)) != len(picked):
+        raise InputError(
+            f"{argument}={value!r} picks a level twice ({picked}); "
+            "list each level once."
+        )
+    ordered = [n for n in names if n in picked]
+    if picked != ordered:
+        raise InputError(
+            f"{argument}={value!r} is not in pyramid order (shallowest "
+            f"first); write the same levels as {ordered} (Hugging Face "
+            "refuses reordered selections too)."
+        )
+    return picked
+
+
+def _checked_indices(out_indices, names):
+    count = len(names)
+    if not isinstance(out_indices, (list, tuple)):
+        raise InputError(
+            f"out_indices={out_indices!r} must be a list or tuple of level "
+            f"indices, e.g. [{count - 1}] for the deepest level or "
+            f"{list(range(-2, 0))} for the last two (this backbone has "
+            f"levels 0..{count - 1}: {names})."
+        )
+    for index in out_indices:
+        # bool is an int subclass; True would silently mean level 1
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise InputError(
+                f"out_indices={list(out_indices)} has {index!r}, which is "
+                f"not an int level index (0..{count - 1} or -{count}..-1)."
+            )
+        if not -count <= index < count:
+            raise InputError(
+                f"out_indices={list(out_indices)} has {index}, but this "
+                f"backbone has levels 0..{count - 1} ({names})."
+            )
+    positive = [index % count for index in out_indices]
+    picked = [names[i] for i in positive]
+    _in_pyramid_order(picked, names, "out_indices", list(out_indices))
+    return positive
+
+
+def _checked_features(out_features, names):
+    if not isinstance(out_features, (list, tuple)):
+        raise InputError(
+            f"out_features={out_features!r} must be a list of level names "
+            f"such as {names[-1:]}; this backbone has {names}."
+        )
+    unknown = [n for n in out_features if n not in names]
+    if unknown:
+        raise InputError(
+            f"out_features={list(out_features)} names unknown level(s) "
+            f"{unknown}; this backbone has {names}."
+        )
+    return _in_pyramid_order(
+        list(out_features), names, "out_features", list(out_features)
+    )
+
+
+class ModelInputs(list):
+    """`Backbone.inputs`: a one-element list Keras' trees read as its tensor.
+
+    keras-hub documents `keras.Model(inputs=backbone.inputs,
+    outputs=backbone.pyramid_outputs)`. With a plain list, that model
+    expects `[images]` and warns when called on one array. Registered as a
+    tree node that rebuilds to the bare tensor, the new model's input
+    structure is the backbone's own (one tensor), while indexing
+    (`backbone.inputs[0]`) works as on any list.
+    """
+
+
+def _register_model_inputs():
+    try:
+        import optree
+    except ImportError:  # other tree backends: Keras only warns
+        return
+    optree.register_pytree_node(
+        ModelInputs,
+        lambda inputs: (list(inputs), None, None),
+        lambda _, children: children[0] if len(children) == 1 else children,
+        namespace="keras",
+    )
+
+
+_register_model_inputs()
+
+
 class Backbone(keras.Model):
     """Base class of the package's backbones (a Keras functional model).
 
@@ -208,6 +312,31 @@ class Backbone(keras.Model):
             for name, entry in _PRESETS.items()
             if issubclass(entry["class"], cls)
         }
+
+    def __init__(self, *args, dtype=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # keras.Model drops `dtype` for functional models; the families
+        # give it to every layer and it is recorded here for get_config().
+        if dtype is not None:
+            self.dtype_policy = keras.dtype_policies.get(dtype)
+
+    @property
+    def inputs(self):
+        return ModelInputs(super().inputs)
+
+    def _accept_any_size(self):
+        """Lets calls on any height and width through Keras' input check.
+
+        For families whose weights fit every size (the layers read sizes at
+        call time) but whose static input carries the size they were built
+        for; the check on rank and channels stays.
+        """
+        shape = self.inputs[0].shape
+        self.input_spec = [
+            keras.InputSpec(
+                ndim=len(shape), axes={-1: shape[-1]}, name=self.inputs[0].name
+            )
+        ]
 
     def _set_pyramid(self, pyramid_outputs, feature_info):
         names = [info.name for info in feature_info]
@@ -251,63 +380,71 @@ class Backbone(keras.Model):
     def select_features(self, out_indices=None, out_features=None):
         """Names of the levels picked by `out_indices` and/or `out_features`.
 
-        `out_indices` index `feature_info` (0 = shallowest; negative counts
-        from the deepest), as in timm; `out_features` are level names, as in
-        Hugging Face `AutoBackbone`. Given both, they must pick the same
-        levels. Neither picks every level.
+        Follows Hugging Face's `verify_out_features_out_indices`:
+        `out_indices` (a list or tuple of ints, 0 = shallowest, negative
+        counts from the deepest, as in timm) and `out_features` (a list or
+        tuple of level names, as in `AutoBackbone`) must be non-empty, free
+        of duplicates and in pyramid order; given both, they must pick the
+        same levels. Anything else is an InputError. Neither picks every
+        level (Hugging Face's default is the last stage only). timm's
+        "an int n means the last n levels" is not supported: an int is
+        refused with the list to write instead.
         """
         names = [info.name for info in self._feature_info]
-        picked_by_index = None
+        by_index = None
         if out_indices is not None:
-            picked_by_index = []
-            for index in out_indices:
-                if not isinstance(index, int) or not (
-                    -len(names) <= index < len(names)
-                ):
-                    raise ValueError(
-                        f"out_indices={list(out_indices)} has {index!r}, "
-                        f"but this backbone has levels 0..{len(names) - 1} "
-                        f"({names})."
-                    )
-                picked_by_index.append(names[index])
-        picked_by_name = None
+            by_index = [names[i] for i in _checked_indices(out_indices, names)]
+        by_name = None
         if out_features is not None:
-            unknown = [n for n in out_features if n not in names]
-            if unknown:
-                raise ValueError(
-                    f"out_features={list(out_features)} names unknown "
-                    f"level(s) {unknown}; this backbone has {names}."
-                )
-            picked_by_name = list(out_features)
-        if picked_by_index is not None and picked_by_name is not None:
-            if set(picked_by_index) != set(picked_by_name):
-                raise ValueError(
-                    f"out_indices={list(out_indices)} picks "
-                    f"{picked_by_index} but out_features="
-                    f"{list(out_features)}: give one, or make them agree."
-                )
-        picked = picked_by_name or picked_by_index
-        if picked is None:
-            return names
-        if len(set(picked)) != len(picked):
-            raise ValueError(f"Levels picked twice: {picked}.")
-        return [n for n in names if n in picked]
+            by_name = _checked_features(out_features, names)
+        if by_index is not None and by_name is not None and by_index != by_name:
+            raise InputError(
+                f"out_indices={list(out_indices)} picks {by_index} but "
+                f"out_features={list(out_features)}: give one, or make "
+                "them agree."
+            )
+        picked = by_name if by_name is not None else by_index
+        return names if picked is None else picked
 
     def feature_extractor(self, out_indices=None, out_features=None):
         """A Keras model from this backbone's input to a dict of levels."""
         names = self.select_features(out_indices, out_features)
         # `self.input` (one tensor, not a list) so that calling the
         # extractor on one array matches its input structure.
-        return keras.Model(
+        extractor = keras.Model(
             self.input,
             {name: self.pyramid_outputs[name] for name in names},
             name=f"{self.name}_features",
         )
+        if hasattr(self, "_manual_input_spec"):  # see _accept_any_size
+            extractor.input_spec = self.input_spec
+        return extractor
 
     def get_config(self):
         # Subclasses return their constructor arguments; Functional's config
         # (the layer graph) is not ours to serialize.
-        return {"name": self.name, "trainable": self.trainable}
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self._policy_for_config()),
+        }
+
+    def _policy_for_config(self):
+        """The dtype policy, or a DTypePolicyMap once layers are quantized.
+
+        As in keras-hub: `quantize("int8")` sets quantized policies layer by
+        layer; recorded per layer path, the config rebuilds those layers
+        quantized (every family passes `dtype` to every layer), so a
+        quantized backbone round-trips through `.keras` and presets.
+        """
+        policy = self.dtype_policy
+        if isinstance(policy, keras.dtype_policies.DTypePolicyMap):
+            return policy
+        quantized = keras.dtype_policies.DTypePolicyMap(default_policy=policy)
+        for layer in self._flatten_layers(include_self=False):
+            if layer.quantization_mode is not None:
+                quantized[layer.path] = layer.dtype_policy
+        return quantized if len(quantized) else policy
 
     @classmethod
     def from_config(cls, config):
@@ -347,6 +484,14 @@ class Backbone(keras.Model):
             close = suggest(preset, list(_PRESETS))
             hint = f" Did you mean {' or '.join(map(repr, close))}?"
             hint = hint if close else ""
+            stem = preset.removesuffix("_imagenet")
+            if stem != preset and stem in _PRESETS:
+                # keras-cv's trained MiT presets carry this suffix
+                hint = (
+                    f" keras-cv's {preset!r} is this package's {stem!r} "
+                    "(ImageNet-1k weights): call from_preset"
+                    f"({stem!r})."
+                )
             raise UnknownPresetError(
                 f"Unknown preset {preset!r} (and no such folder).{hint} "
                 f"Known presets: {sorted(cls.presets or _PRESETS)}."
@@ -367,8 +512,11 @@ class Backbone(keras.Model):
         looked = "\n  ".join(candidates)
         repo = entry["metadata"].get("hf_repo", "its checkpoint")
         raise WeightsNotFoundError(
-            f"The weights of preset {preset!r} are not on this disk "
-            f"(nothing is downloaded). Looked in:\n  {looked}\n"
+            f"Preset {preset!r} is the trained checkpoint {repo!r} "
+            f"({entry['metadata']['description']}), and load_weights=True "
+            "(the default) asked for its weights, which are not on this "
+            f"disk (nothing is downloaded). Looked in:\n  {looked}\n"
+            f"{_KERAS_CV_NOTE.get(entry['metadata'].get('path'), '')}"
             f"Fix: put the Hugging Face checkpoint {repo!r} (config.json + "
             f"model.safetensors) in the first folder, or load a folder "
             f"directly with {target.__name__}.from_preset('/path/to/folder'),"

@@ -9,7 +9,11 @@ import contextlib
 import keras
 from keras import ops
 
-__all__ = ["EdgeLayerNormalization", "integer_layer_norm"]
+__all__ = [
+    "EdgeLayerNormalization",
+    "integer_layer_norm",
+    "softmax_float32",
+]
 
 # read when a layer is traced: see `integer_layer_norm`
 _INTEGER_FORM = {"on": False}
@@ -52,6 +56,8 @@ class EdgeLayerNormalization(keras.layers.Layer):
     def __init__(self, epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = epsilon
+        # gamma and beta stay float32 under mixed precision (see call)
+        self.autocast = False
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -63,14 +69,21 @@ class EdgeLayerNormalization(keras.layers.Layer):
         )
 
     def call(self, x):
+        # Statistics in float32 whatever the policy, as Keras'
+        # LayerNormalization computes them: a float16 variance overflows.
+        # Under float32 both casts are no-ops and emit nothing.
+        x = ops.cast(x, "float32")
         mean = ops.mean(x, axis=-1, keepdims=True)
         centered = x - mean
         if _INTEGER_FORM["on"]:
             return self._l2_normalized(centered)
         variance = ops.mean(centered * centered, axis=-1, keepdims=True)
-        return centered * ops.rsqrt(variance + self.epsilon) * self.gamma + (
-            self.beta
-        )
+        normalized = centered * ops.rsqrt(variance + self.epsilon)
+        # Keras may still autocast reads of gamma/beta (a layer called
+        # outside a model under a mixed policy): cast them back explicitly.
+        gamma = ops.cast(self.gamma, "float32")
+        beta = ops.cast(self.beta, "float32")
+        return ops.cast(normalized * gamma + beta, self.compute_dtype)
 
     def _l2_normalized(self, centered):
         import tensorflow as tf
@@ -86,3 +99,13 @@ class EdgeLayerNormalization(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def softmax_float32(logits, compute_dtype):
+    """Softmax over the last axis computed in float32, cast to the policy's.
+
+    Attention under a float16 policy: exponentials of float16 logits lose
+    the small weights; keras-hub's attention layers softmax in float32 too.
+    """
+    weights = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+    return ops.cast(weights, compute_dtype)

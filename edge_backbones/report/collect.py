@@ -373,7 +373,10 @@ def _collect(
 ):
     plan = []
     for artifact in artifacts:
-        if keras and artifact["metadata"]["mode"] == "fp32":
+        # a model of your own (export/foreign_model.py) has no config to
+        # rebuild its Keras baseline from; its .tflite rows are measured
+        foreign = "format" in artifact["metadata"]["model"].get("config", {})
+        if keras and artifact["metadata"]["mode"] == "fp32" and not foreign:
             plan += [(_keras_row(artifact, n), artifact) for n in threads]
         plan += [(_tflite_row(artifact, n, out), artifact) for n in threads]
     settings = {

@@ -16,7 +16,9 @@ IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
-def _mit_block(x, hidden_dim, num_heads, sr_ratio, mlp_dim, drop_rate, name):
+def _mit_block(
+    x, hidden_dim, num_heads, sr_ratio, mlp_dim, drop_rate, name, dtype=None
+):
     """One encoder block on a (batch, H, W, C) map: attention, Mix-FFN."""
 
     def drop_path(y, suffix):
@@ -25,27 +27,77 @@ def _mit_block(x, hidden_dim, num_heads, sr_ratio, mlp_dim, drop_rate, name):
         # Dropout with one mask value per sample is stochastic depth; like
         # any Dropout it is the identity, and emits no ops, at inference.
         return keras.layers.Dropout(
-            drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_{suffix}"
+            drop_rate,
+            noise_shape=(None, 1, 1, 1),
+            dtype=dtype,
+            name=f"{name}_{suffix}",
         )(y)
 
-    y = EdgeLayerNormalization(LAYER_NORM_EPSILON, name=f"{name}_norm1")(x)
-    y = MiTAttention(hidden_dim, num_heads, sr_ratio, name=f"{name}_attention")(
-        y
+    y = EdgeLayerNormalization(
+        LAYER_NORM_EPSILON, dtype=dtype, name=f"{name}_norm1"
+    )(x)
+    y = MiTAttention(
+        hidden_dim, num_heads, sr_ratio, dtype=dtype, name=f"{name}_attention"
+    )(y)
+    x = keras.layers.Add(dtype=dtype, name=f"{name}_add1")(
+        [x, drop_path(y, "drop_path1")]
     )
-    x = keras.layers.Add(name=f"{name}_add1")([x, drop_path(y, "drop_path1")])
-    y = EdgeLayerNormalization(LAYER_NORM_EPSILON, name=f"{name}_norm2")(x)
+    y = EdgeLayerNormalization(
+        LAYER_NORM_EPSILON, dtype=dtype, name=f"{name}_norm2"
+    )(x)
     # Mix-FFN. The map stays (batch, H, W, C) throughout, so the 3x3
     # depthwise convolution needs no reshape to or from tokens.
-    y = keras.layers.Dense(mlp_dim, name=f"{name}_mlp_fc1")(y)
+    y = keras.layers.Dense(mlp_dim, dtype=dtype, name=f"{name}_mlp_fc1")(y)
     y = keras.layers.DepthwiseConv2D(
-        3, padding="same", name=f"{name}_mlp_dwconv"
+        3, padding="same", dtype=dtype, name=f"{name}_mlp_dwconv"
     )(y)
     # Exact (erf) GELU, as SegFormer trains with; converts to one GELU op.
-    y = keras.layers.Activation("gelu", name=f"{name}_mlp_gelu")(y)
-    y = keras.layers.Dense(hidden_dim, name=f"{name}_mlp_fc2")(y)
-    return keras.layers.Add(name=f"{name}_add2")(
+    y = keras.layers.Activation("gelu", dtype=dtype, name=f"{name}_mlp_gelu")(y)
+    y = keras.layers.Dense(hidden_dim, dtype=dtype, name=f"{name}_mlp_fc2")(y)
+    return keras.layers.Add(dtype=dtype, name=f"{name}_add2")(
         [x, drop_path(y, "drop_path2")]
     )
+
+
+# keras-hub 0.18 renamed five arguments; both spellings are accepted and
+# get_config() echoes the 0.17 names (our presets, docs and every config we
+# have written use them).
+KERAS_HUB_RENAMED = {
+    "depths": "layerwise_depths",
+    "blockwise_num_heads": "layerwise_num_heads",
+    "blockwise_sr_ratios": "layerwise_sr_ratios",
+    "patch_sizes": "layerwise_patch_sizes",
+    "strides": "layerwise_strides",
+}
+
+
+def _canonical_arguments(kwargs, **given):
+    """The five renamed arguments under their 0.17 names, in that order.
+
+    Pops keras-hub >= 0.18 spellings from `kwargs`; giving both spellings of
+    one argument is an InputError (we would otherwise pick one silently).
+    """
+    from edge_backbones.errors import InputError
+
+    values = []
+    for old, new in KERAS_HUB_RENAMED.items():
+        value = given[old]
+        if new in kwargs:
+            renamed = kwargs.pop(new)
+            if value is not None:
+                raise InputError(
+                    f"MiTBackbone received both {old}={value!r} and "
+                    f"{new}={renamed!r}, two spellings of one argument "
+                    f"(keras-hub 0.17 and >= 0.18); pass only one."
+                )
+            value = renamed
+        if value is None:
+            raise TypeError(
+                f"MiTBackbone is missing {old!r} (keras-hub >= 0.18 "
+                f"spells it {new!r}); give one of them."
+            )
+        values.append(value)
+    return values
 
 
 def _check_per_stage(num_layers, **lists):
@@ -75,6 +127,12 @@ class MiTBackbone(Backbone):
     Hugging Face SegFormer weights load one to one (`from_preset(folder)`).
     With the standard patch sizes and strides, level `i` has
     `ceil(size / stride_i)` positions per side.
+
+    The five per-stage lists take keras-hub 0.17's names (below) or
+    keras-hub >= 0.18's (`layerwise_depths`, `layerwise_num_heads`,
+    `layerwise_sr_ratios`, `layerwise_patch_sizes`, `layerwise_strides`);
+    `get_config()` always echoes the 0.17 names, and configs written with
+    either spelling load.
 
     Args:
         depths: list of ints, transformer blocks per stage.
@@ -111,13 +169,13 @@ class MiTBackbone(Backbone):
 
     def __init__(
         self,
-        depths,
-        num_layers,
-        blockwise_num_heads,
-        blockwise_sr_ratios,
-        max_drop_path_rate,
-        patch_sizes,
-        strides,
+        depths=None,
+        num_layers=None,
+        blockwise_num_heads=None,
+        blockwise_sr_ratios=None,
+        max_drop_path_rate=None,
+        patch_sizes=None,
+        strides=None,
         image_shape=(None, None, 3),
         hidden_dims=None,
         mlp_ratios=None,
@@ -125,6 +183,26 @@ class MiTBackbone(Backbone):
         input_tensor=None,
         **kwargs,
     ):
+        (
+            depths,
+            blockwise_num_heads,
+            blockwise_sr_ratios,
+            patch_sizes,
+            strides,
+        ) = _canonical_arguments(
+            kwargs,
+            depths=depths,
+            blockwise_num_heads=blockwise_num_heads,
+            blockwise_sr_ratios=blockwise_sr_ratios,
+            patch_sizes=patch_sizes,
+            strides=strides,
+        )
+        if num_layers is None or max_drop_path_rate is None:
+            raise TypeError(
+                "MiTBackbone needs num_layers and max_drop_path_rate; "
+                f"received num_layers={num_layers!r}, "
+                f"max_drop_path_rate={max_drop_path_rate!r}."
+            )
         if mlp_ratios is None:
             mlp_ratios = [4] * num_layers
         _check_per_stage(
@@ -137,6 +215,8 @@ class MiTBackbone(Backbone):
             hidden_dims=hidden_dims,
             mlp_ratios=mlp_ratios,
         )
+        # Every layer gets the backbone's dtype policy (as in keras-hub).
+        dtype = kwargs.get("dtype")
         # === Functional model ===
         if input_tensor is None:
             images = keras.Input(shape=image_shape, name="images")
@@ -145,7 +225,9 @@ class MiTBackbone(Backbone):
             image_shape = tuple(input_tensor.shape[1:])
         x = images
         if include_rescaling:
-            x = keras.layers.Rescaling(1 / 255, name="rescaling")(x)
+            x = keras.layers.Rescaling(1 / 255, dtype=dtype, name="rescaling")(
+                x
+            )
         drop_rates = np.linspace(0.0, max_drop_path_rate, sum(depths))
         pyramid_outputs = {}
         feature_info = []
@@ -154,17 +236,22 @@ class MiTBackbone(Backbone):
         for i in range(num_layers):
             stage = f"stage{i + 1}"
             x = keras.layers.ZeroPadding2D(
-                patch_sizes[i] // 2, name=f"{stage}_patch_embed_pad"
+                patch_sizes[i] // 2,
+                dtype=dtype,
+                name=f"{stage}_patch_embed_pad",
             )(x)
             x = keras.layers.Conv2D(
                 hidden_dims[i],
                 patch_sizes[i],
                 strides=strides[i],
                 padding="valid",
+                dtype=dtype,
                 name=f"{stage}_patch_embed_proj",
             )(x)
             x = EdgeLayerNormalization(
-                LAYER_NORM_EPSILON, name=f"{stage}_patch_embed_norm"
+                LAYER_NORM_EPSILON,
+                dtype=dtype,
+                name=f"{stage}_patch_embed_norm",
             )(x)
             for j in range(depths[i]):
                 x = _mit_block(
@@ -174,11 +261,12 @@ class MiTBackbone(Backbone):
                     sr_ratio=blockwise_sr_ratios[i],
                     mlp_dim=hidden_dims[i] * mlp_ratios[i],
                     drop_rate=float(drop_rates[block_index]),
+                    dtype=dtype,
                     name=f"{stage}_block{j}",
                 )
                 block_index += 1
             x = EdgeLayerNormalization(
-                LAYER_NORM_EPSILON, name=f"{stage}_norm"
+                LAYER_NORM_EPSILON, dtype=dtype, name=f"{stage}_norm"
             )(x)
             total_stride *= strides[i]
             pyramid_outputs[f"P{i + 1}"] = x

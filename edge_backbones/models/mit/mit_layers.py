@@ -3,7 +3,10 @@
 import keras
 from keras import ops
 
-from edge_backbones.models.layers import EdgeLayerNormalization
+from edge_backbones.models.layers import (
+    EdgeLayerNormalization,
+    softmax_float32,
+)
 
 __all__ = ["MiTAttention"]
 
@@ -46,16 +49,30 @@ class MiTAttention(keras.layers.Layer):
         self.sr_ratio = sr_ratio
         self.head_dim = hidden_dim // num_heads
         self.scale = self.head_dim**-0.5
-        self.query = keras.layers.Dense(hidden_dim, name="query")
-        self.key = keras.layers.Dense(hidden_dim, name="key")
-        self.value = keras.layers.Dense(hidden_dim, name="value")
-        self.proj = keras.layers.Dense(hidden_dim, name="proj")
+        self.query = keras.layers.Dense(
+            hidden_dim, dtype=self.dtype_policy, name="query"
+        )
+        self.key = keras.layers.Dense(
+            hidden_dim, dtype=self.dtype_policy, name="key"
+        )
+        self.value = keras.layers.Dense(
+            hidden_dim, dtype=self.dtype_policy, name="value"
+        )
+        self.proj = keras.layers.Dense(
+            hidden_dim, dtype=self.dtype_policy, name="proj"
+        )
         if sr_ratio > 1:
             self.reduction = keras.layers.Conv2D(
-                hidden_dim, sr_ratio, strides=sr_ratio, name="reduction"
+                hidden_dim,
+                sr_ratio,
+                strides=sr_ratio,
+                dtype=self.dtype_policy,
+                name="reduction",
             )
             self.reduction_norm = EdgeLayerNormalization(
-                LAYER_NORM_EPSILON, name="reduction_norm"
+                LAYER_NORM_EPSILON,
+                dtype=self.dtype_policy,
+                name="reduction_norm",
             )
 
     def build(self, input_shape):
@@ -88,7 +105,7 @@ class MiTAttention(keras.layers.Layer):
         # instead of a transpose of the transposed heads.
         k = self._heads(self.key(kv), (0, 2, 3, 1))
         v = self._heads(self.value(kv), (0, 2, 1, 3))
-        attention = ops.softmax(ops.matmul(q, k), axis=-1)
+        attention = softmax_float32(ops.matmul(q, k), self.compute_dtype)
         out = ops.transpose(ops.matmul(attention, v), (0, 2, 1, 3))
         out = ops.reshape(out, (batch, height, width, channels))
         return self.proj(out)

@@ -60,7 +60,9 @@ class ViTDetBackbone(Backbone):
             global relative-position tables are stored for (SAM: 1024x1024).
             The model runs on any size divisible by `patch_size`; then the
             tables are interpolated (bicubic / linear, constant-folded on
-            export). Height and width may differ. Defaults to SAM's
+            export). Height and width may differ. It is also the model's
+            static input shape, so Keras' own `export()` traces at it;
+            calls at other sizes are still accepted. Defaults to SAM's
             (1024, 1024, 3); keras-hub's (None, None, 3) default has no
             size to store the tables for.
         patch_size: patch (and output stride) size.
@@ -122,68 +124,93 @@ class ViTDetBackbone(Backbone):
         grid = (image_shape[0] // patch_size, image_shape[1] // patch_size)
         global_attention_layer_indices = list(global_attention_layer_indices)
 
+        # Every layer gets the backbone's dtype policy (as in keras-hub).
+        dtype = kwargs.get("dtype")
         # === Functional model ===
-        # Spatially dynamic input: layers read sizes at call time, so the
-        # same weights trace again at any fixed size for export.
-        images = keras.Input((None, None, image_shape[2]), name="images")
+        # A static input, so Keras' own export (`export(format="litert")`)
+        # traces at this size; calls at other sizes are still accepted (see
+        # `_accept_any_size`): layers read sizes at call time.
+        images = keras.Input(image_shape, name="images")
         x = keras.layers.Conv2D(
             hidden_size,
             patch_size,
             strides=patch_size,
+            dtype=dtype,
             name="patch_embedding",
         )(images)
         if use_abs_pos:
-            x = ViTDetPositionEmbedding(grid, name="position_embedding")(x)
+            x = ViTDetPositionEmbedding(
+                grid, dtype=dtype, name="position_embedding"
+            )(x)
         for i in range(num_layers):
             windowed = i not in global_attention_layer_indices
             shortcut = x
             x = EdgeLayerNormalization(
-                epsilon=layer_norm_epsilon, name=f"block{i}_norm1"
+                epsilon=layer_norm_epsilon, dtype=dtype, name=f"block{i}_norm1"
             )(x)
             tokens = x
             if windowed:
                 x = ViTDetWindowPartition(
-                    window_size, name=f"block{i}_window_partition"
+                    window_size, dtype=dtype, name=f"block{i}_window_partition"
                 )(x)
             x = ViTDetAttention(
                 num_heads,
                 use_bias=use_bias,
                 use_rel_pos=use_rel_pos,
                 rel_pos_size=(window_size, window_size) if windowed else grid,
+                dtype=dtype,
                 name=f"block{i}_attention",
             )(x)
             if windowed:
                 x = ViTDetWindowUnpartition(
-                    window_size, name=f"block{i}_window_unpartition"
+                    window_size,
+                    dtype=dtype,
+                    name=f"block{i}_window_unpartition",
                 )([x, tokens])
-            x = keras.layers.Add(name=f"block{i}_attention_residual")(
-                [shortcut, x]
-            )
+            x = keras.layers.Add(
+                dtype=dtype, name=f"block{i}_attention_residual"
+            )([shortcut, x])
             shortcut = x
             x = EdgeLayerNormalization(
-                epsilon=layer_norm_epsilon, name=f"block{i}_norm2"
+                epsilon=layer_norm_epsilon, dtype=dtype, name=f"block{i}_norm2"
             )(x)
-            x = keras.layers.Dense(intermediate_dim, name=f"block{i}_mlp_fc1")(
-                x
+            x = keras.layers.Dense(
+                intermediate_dim, dtype=dtype, name=f"block{i}_mlp_fc1"
+            )(x)
+            x = keras.layers.Activation(
+                "gelu", dtype=dtype, name=f"block{i}_mlp_gelu"
+            )(x)
+            x = keras.layers.Dense(
+                hidden_size, dtype=dtype, name=f"block{i}_mlp_fc2"
+            )(x)
+            x = keras.layers.Add(dtype=dtype, name=f"block{i}_mlp_residual")(
+                [shortcut, x]
             )
-            x = keras.layers.Activation("gelu", name=f"block{i}_mlp_gelu")(x)
-            x = keras.layers.Dense(hidden_size, name=f"block{i}_mlp_fc2")(x)
-            x = keras.layers.Add(name=f"block{i}_mlp_residual")([shortcut, x])
         x = keras.layers.Conv2D(
-            num_output_channels, 1, use_bias=False, name="neck_conv1"
+            num_output_channels,
+            1,
+            use_bias=False,
+            dtype=dtype,
+            name="neck_conv1",
         )(x)
-        x = EdgeLayerNormalization(epsilon=NECK_EPSILON, name="neck_norm1")(x)
+        x = EdgeLayerNormalization(
+            epsilon=NECK_EPSILON, dtype=dtype, name="neck_norm1"
+        )(x)
         x = keras.layers.Conv2D(
             num_output_channels,
             3,
             padding="same",
             use_bias=False,
+            dtype=dtype,
             name="neck_conv2",
         )(x)
-        x = EdgeLayerNormalization(epsilon=NECK_EPSILON, name="neck_norm2")(x)
+        x = EdgeLayerNormalization(
+            epsilon=NECK_EPSILON, dtype=dtype, name="neck_norm2"
+        )(x)
         # Keras would derive "vi_t_det_backbone" from the class name.
         kwargs.setdefault("name", "vit_det_backbone")
         super().__init__(inputs=images, outputs=x, **kwargs)
+        self._accept_any_size()
 
         level = f"P{round(math.log2(patch_size))}"
         self._set_pyramid(

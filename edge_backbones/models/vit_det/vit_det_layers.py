@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from edge_backbones.models.layers import softmax_float32
+
 __all__ = [
     "ViTDetAttention",
     "ViTDetPositionEmbedding",
@@ -337,7 +339,7 @@ class ViTDetAttention(keras.layers.Layer):
             logits = self._add_relative_positions(
                 logits, queries, height, width
             )
-        weights = ops.softmax(logits, axis=-1)
+        weights = softmax_float32(logits, self.compute_dtype)
         x = ops.reshape(
             ops.matmul(weights, values), (-1, heads, tokens, head_dim)
         )
