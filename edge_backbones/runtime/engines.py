@@ -16,6 +16,7 @@ import tempfile
 import numpy as np
 
 from edge_backbones.errors import DelegateUnavailableError
+from edge_backbones.runtime import gpu_probe
 from edge_backbones.runtime.delegates import delegation_summary
 
 __all__ = ["InterpreterEngine", "CompiledModelEngine", "accelerator_available"]
@@ -104,6 +105,17 @@ class CompiledModelEngine:
     """A LiteRT CompiledModel on one hardware accelerator ("gpu"/"cpu")."""
 
     def __init__(self, model_path, accelerator, num_threads=None):
+        self.device = None
+        if accelerator == "gpu":
+            # never load the GPU accelerator into this process unless a
+            # child process showed that it works (see gpu_probe)
+            verdict = gpu_probe.gpu_verdict()
+            if not verdict.usable:
+                raise DelegateUnavailableError(
+                    "LiteRT's GPU accelerator is not usable here (no GPU "
+                    f"adapter: {verdict.reason})."
+                )
+            self.device = verdict.device
         from ai_edge_litert import compiled_model
         from ai_edge_litert.environment import Environment
         from ai_edge_litert.hardware_accelerator import HardwareAccelerator
