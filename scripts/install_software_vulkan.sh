@@ -15,6 +15,8 @@
 #   dpkg-deb -x; its plain library dependencies (LLVM 15, xcb, wayland)
 #   are apt-installed if missing. Debian 12's own lavapipe (Mesa 22.3)
 #   lacks features the accelerator needs ("No adapters found").
+# lavapipe-22: that Debian 12 lavapipe, privately: the unusable driver the
+#   GPU fallback is tested against (tests/runtime/test_gpu_probe.py).
 #
 # Both are software renderers: their timings are never GPU speeds.
 # Idempotent: an installed driver is kept. Needs: npm + node, or apt-get.
@@ -57,8 +59,8 @@ install_swiftshader() {
   rm -rf "$dest" && mkdir -p "$(dirname "$dest")" && mv "$work/out" "$dest"
 }
 
-install_lavapipe() {
-  local work apt_opts lib icd
+install_lavapipe() {  # suite: bookworm-backports (Mesa 25) or bookworm
+  local suite="$1" work apt_opts lib icd
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' RETURN
   missing=""
@@ -70,18 +72,19 @@ install_lavapipe() {
     apt-get install -y -q --no-install-recommends $missing >/dev/null
   fi
   mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
-    "http://deb.debian.org/debian bookworm-backports main" \
-    >"$work/sources.list"
+  # a private apt list: the system's sources and state stay untouched
+  for list_suite in bookworm "$suite"; do
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
+      "http://deb.debian.org/debian $list_suite main"
+  done | sort -u >"$work/sources.list"
   apt_opts=(-o "Dir::Etc::SourceList=$work/sources.list"
     -o "Dir::Etc::SourceParts=/nonexistent" -o "Dir::State::Lists=$work/lists"
     -o "Dir::Cache=$work/cache" -o "APT::Sandbox::User=root")
-  log "apt-get download $LAVAPIPE_DEBS (bookworm-backports) + libvulkan1"
+  log "apt-get download $LAVAPIPE_DEBS ($suite) + libvulkan1"
   apt-get "${apt_opts[@]}" update -q >/dev/null
-  (cd "$work" && apt-get "${apt_opts[@]}" download -q $LAVAPIPE_DEBS \
-    >/dev/null)
-  (cd "$work" && apt-get -o "APT::Sandbox::User=root" download -q \
-    libvulkan1 >/dev/null)
+  # shellcheck disable=SC2046  # one word per package
+  (cd "$work" && apt-get "${apt_opts[@]}" download -q libvulkan1 \
+    $(printf '%s/'"$suite"' ' $LAVAPIPE_DEBS) >/dev/null)
   mkdir -p "$work/root"
   for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
   lib="$dest/usr/lib/x86_64-linux-gnu"
@@ -107,8 +110,12 @@ if [ -f "$dest/env.sh" ]; then
 else
   case "$driver" in
     swiftshader) install_swiftshader ;;
-    lavapipe) install_lavapipe ;;
-    *) log "unknown driver '$driver'; use swiftshader or lavapipe"; exit 2 ;;
+    lavapipe) install_lavapipe bookworm-backports ;;
+    lavapipe-22) install_lavapipe bookworm ;;
+    *)
+      log "unknown driver '$driver'; use swiftshader, lavapipe or lavapipe-22"
+      exit 2
+      ;;
   esac
   log "$driver installed in $dest ($((SECONDS - started)) s)"
 fi
