@@ -29,7 +29,8 @@ from edge_backbones.runtime import DelegateFallbackWarning, EdgeModel
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     model = EdgeModel(sys.argv[1], delegates=("gpu", "xnnpack"))
-model(np.zeros(model.input_spec.shape, np.float32))
+x = np.arange(16, dtype=np.float32).reshape(model.input_spec.shape)
+assert np.array_equal(model(x)["y"], 2 * x)  # the graph is y = x + x
 print(json.dumps({
     "active": model.active_delegate,
     "fallbacks": [str(w.message) for w in caught
@@ -56,14 +57,23 @@ def _no_driver_env():
     return {"VK_ICD_FILENAMES": missing, "VK_DRIVER_FILES": missing}
 
 
+@pytest.fixture(scope="module")
+def add_model(tmp_path_factory):
+    """The probe's own one-op graph (y = x + x), built without TensorFlow."""
+    pytest.importorskip("ai_edge_litert")
+    path = tmp_path_factory.mktemp("add") / "add.tflite"
+    path.write_bytes(gpu_probe._probe_model())
+    return path
+
+
 @pytest.mark.parametrize("setup", ["this machine's", "loader, no driver"])
-def test_trying_the_gpu_with_tensorflow_loaded_exits_cleanly(tiny, setup):
+def test_trying_the_gpu_with_tensorflow_loaded_exits_cleanly(add_model, setup):
     env = dict(os.environ)
     env.pop("EDGE_BACKBONES_GPU_DELEGATE", None)
     if setup == "loader, no driver":
         env.update(_no_driver_env())
     result = subprocess.run(
-        [sys.executable, "-c", _TRY_GPU_WITH_TENSORFLOW, tiny["paths"]["f32"]],
+        [sys.executable, "-c", _TRY_GPU_WITH_TENSORFLOW, add_model],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -89,7 +99,7 @@ def _unusable(monkeypatch, reason="Vulkan featureX required"):
     monkeypatch.delenv("EDGE_BACKBONES_GPU_DELEGATE", raising=False)
 
 
-def test_an_unusable_gpu_is_never_loaded_in_process(tiny, monkeypatch):
+def test_an_unusable_gpu_is_never_loaded_in_process(add_model, monkeypatch):
     environment = pytest.importorskip("ai_edge_litert.environment")
     _unusable(monkeypatch)
 
@@ -99,7 +109,7 @@ def test_an_unusable_gpu_is_never_loaded_in_process(tiny, monkeypatch):
     monkeypatch.setattr(environment.Environment, "create", must_not_run)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = EdgeModel(tiny["paths"]["f32"], delegates=("gpu", "xnnpack"))
+        model = EdgeModel(add_model, delegates=("gpu", "xnnpack"))
     fallbacks = [
         str(w.message)
         for w in caught
@@ -109,7 +119,7 @@ def test_an_unusable_gpu_is_never_loaded_in_process(tiny, monkeypatch):
     assert len(fallbacks) == 1
     assert "no GPU adapter: Vulkan featureX required" in fallbacks[0]
     with pytest.raises(DelegateUnavailableError, match="no GPU adapter"):
-        EdgeModel(tiny["paths"]["f32"], delegates=("gpu",), strict=True)
+        EdgeModel(add_model, delegates=("gpu",), strict=True)
 
 
 def test_the_verdict_is_probed_once_per_driver_setup(monkeypatch):
