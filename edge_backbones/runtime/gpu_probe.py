@@ -29,7 +29,8 @@ import threading
 __all__ = ["GpuVerdict", "gpu_verdict", "clear_cache", "PROBE_TIMEOUT_S"]
 
 # generous: a cold start of a software driver on a busy machine
-PROBE_TIMEOUT_S = float(os.environ.get("EDGE_BACKBONES_GPU_PROBE_TIMEOUT", 60))
+PROBE_TIMEOUT_S = 60.0
+_TIMEOUT_VARIABLE = "EDGE_BACKBONES_GPU_PROBE_TIMEOUT"
 _ENV_NAMES = ("LD_LIBRARY_PATH", "XDG_DATA_DIRS", "XDG_CONFIG_DIRS", "HOME")
 _ADAPTER = re.compile(
     r"Selected adapter: (?P<name>.*?), arch=.*adapterType=(?P<type>[^,\n]*)"
@@ -85,7 +86,26 @@ def clear_cache():
         _cache.clear()
 
 
+def _timeout_s():
+    text = os.environ.get(_TIMEOUT_VARIABLE)
+    if text is None:
+        return PROBE_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:  # also NaN
+        from edge_backbones.errors import InputError
+
+        raise InputError(
+            f"{_TIMEOUT_VARIABLE}={text!r} is not a number of seconds; set "
+            f"it to e.g. 120, or unset it for {PROBE_TIMEOUT_S:g}."
+        )
+    return seconds
+
+
 def _probe():
+    timeout = _timeout_s()
     package_root = os.path.dirname(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     )
@@ -100,13 +120,13 @@ def _probe():
             capture_output=True,
             text=True,
             errors="replace",
-            timeout=PROBE_TIMEOUT_S,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         return GpuVerdict(
             False,
-            f"the GPU probe did not finish in {PROBE_TIMEOUT_S:g} s (set "
-            "EDGE_BACKBONES_GPU_PROBE_TIMEOUT to wait longer)",
+            f"the GPU probe did not finish in {timeout:g} s (set "
+            f"{_TIMEOUT_VARIABLE} to wait longer)",
         )
     return _read_verdict(result.returncode, result.stdout, result.stderr)
 

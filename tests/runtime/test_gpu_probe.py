@@ -179,3 +179,11 @@ def test_a_working_probe_names_its_adapter():
     )
     assert verdict.usable and verdict.software
     assert verdict.device == "SwiftShader Device (Subzero) (software Vulkan)"
+
+
+def test_a_bad_probe_timeout_is_a_typed_error(monkeypatch):
+    from edge_backbones.errors import InputError
+
+    monkeypatch.setenv("EDGE_BACKBONES_GPU_PROBE_TIMEOUT", "soon")
+    with pytest.raises(InputError, match="'soon' is not a number"):
+        gpu_probe._probe()
