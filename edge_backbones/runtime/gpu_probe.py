@@ -12,24 +12,32 @@ accelerator and runs a one-op graph on it (with a timeout), and only a
 process whose probe succeeded ever loads the accelerator itself. A usable
 GPU was seen to tear down cleanly with TensorFlow loaded (SwiftShader).
 
+The child loads what the caller has loaded that is known to clash: when
+TensorFlow is imported here, the child imports it too before it tries the
+GPU. Mesa 25's lavapipe runs the accelerator in a TensorFlow-free process
+but segfaults while compiling shaders in one with TensorFlow loaded (both
+bring their own LLVM), so a TensorFlow-free probe would pass a driver that
+then kills the caller.
+
 The verdict is cached per process, keyed by the environment variables
-that choose the Vulkan driver, so each process pays for one probe (about
-two seconds). The child imports only the standard library, numpy and
-LiteRT.
+that choose the Vulkan driver and by whether TensorFlow is loaded, so each
+process pays for one probe (about two seconds; more with TensorFlow).
 """
 
 import dataclasses
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
 
 __all__ = ["GpuVerdict", "gpu_verdict", "clear_cache", "PROBE_TIMEOUT_S"]
 
-# generous: a cold start of a software driver on a busy machine
-PROBE_TIMEOUT_S = 60.0
+# generous: importing TensorFlow and a cold start of a software driver on
+# a busy machine
+PROBE_TIMEOUT_S = 120.0
 _TIMEOUT_VARIABLE = "EDGE_BACKBONES_GPU_PROBE_TIMEOUT"
 _ENV_NAMES = ("LD_LIBRARY_PATH", "XDG_DATA_DIRS", "XDG_CONFIG_DIRS", "HOME")
 _ADAPTER = re.compile(
@@ -61,8 +69,12 @@ class GpuVerdict:
         return self.adapter + (" (software Vulkan)" if self.software else "")
 
 
+def _tensorflow_loaded():
+    return "tensorflow" in sys.modules
+
+
 def _cache_key():
-    return tuple(
+    return _tensorflow_loaded(), tuple(
         sorted(
             (name, value)
             for name, value in os.environ.items()
@@ -111,7 +123,8 @@ def _probe():
     )
     code = (
         f"import sys; sys.path.insert(0, {package_root!r}); "
-        "from edge_backbones.runtime.gpu_probe import _child_main; "
+        + ("import tensorflow; " if _tensorflow_loaded() else "")
+        + "from edge_backbones.runtime.gpu_probe import _child_main; "
         "_child_main()"
     )
     try:
@@ -128,10 +141,15 @@ def _probe():
             f"the GPU probe did not finish in {timeout:g} s (set "
             f"{_TIMEOUT_VARIABLE} to wait longer)",
         )
-    return _read_verdict(result.returncode, result.stdout, result.stderr)
+    return _read_verdict(
+        result.returncode,
+        result.stdout,
+        result.stderr,
+        with_tensorflow=_tensorflow_loaded(),
+    )
 
 
-def _read_verdict(returncode, stdout, stderr):
+def _read_verdict(returncode, stdout, stderr, with_tensorflow=False):
     """The child's output -> GpuVerdict; a crash is a verdict too."""
     adapter = _ADAPTER.search(stderr)
     name, software = None, None
@@ -140,15 +158,16 @@ def _read_verdict(returncode, stdout, stderr):
         software = "software" in adapter["type"].lower()
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if returncode != 0 or not lines:
-        how = (
-            f"signal {-returncode}"
-            if returncode < 0
-            else f"exit code {returncode}"
-        )
+        how = f"exit code {returncode}"
+        if returncode < 0:
+            how = f"signal {-returncode}, {_signal_name(-returncode)}"
+        if with_tensorflow:
+            how += ", with TensorFlow loaded as in this process"
         reasons = _reasons(stderr) or [stderr.strip()[-300:] or "no output"]
         return GpuVerdict(
             False,
-            f"the GPU probe process failed ({how}): {'; '.join(reasons)}",
+            f"the GPU probe process died ({how}); its log: "
+            + "; ".join(reasons),
             name,
             software,
         )
@@ -157,6 +176,13 @@ def _read_verdict(returncode, stdout, stderr):
     if not found["usable"] and found.get("native"):
         reason = "; ".join(_reasons(stderr)) or reason
     return GpuVerdict(found["usable"], reason, name, software)
+
+
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
 
 
 def _reasons(log):

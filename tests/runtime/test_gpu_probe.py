@@ -155,7 +155,7 @@ def test_a_probe_that_crashes_or_hangs_is_a_no(monkeypatch):
         -6, '{"usable": true, "reason": "", "native": false}\n', log
     )
     assert not crashed.usable
-    assert "signal 6" in crashed.reason
+    assert "signal 6, SIGABRT" in crashed.reason
     assert "shaderUniform*ArrayDynamicIndexing required" in crashed.reason
     assert "No adapters found" in crashed.reason
     assert "INFO" not in crashed.reason
@@ -187,3 +187,28 @@ def test_a_bad_probe_timeout_is_a_typed_error(monkeypatch):
     monkeypatch.setenv("EDGE_BACKBONES_GPU_PROBE_TIMEOUT", "soon")
     with pytest.raises(InputError, match="'soon' is not a number"):
         gpu_probe._probe()
+
+
+def test_the_probe_loads_tensorflow_when_the_caller_has(monkeypatch):
+    # Mesa 25's lavapipe passes a TensorFlow-free probe, then segfaults
+    # compiling shaders in a process with TensorFlow loaded
+    codes = []
+
+    def child(args, **kwargs):
+        codes.append(args[-1])
+        return subprocess.CompletedProcess(args, -11, "", "")
+
+    monkeypatch.setattr(gpu_probe.subprocess, "run", child)
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    gpu_probe.clear_cache()
+    try:
+        without = gpu_probe.gpu_verdict()
+        monkeypatch.setitem(sys.modules, "tensorflow", object())
+        with_tf = gpu_probe.gpu_verdict()
+    finally:
+        gpu_probe.clear_cache()
+    assert len(codes) == 2  # a verdict without TensorFlow is not reused
+    assert "import tensorflow" not in codes[0]
+    assert "import tensorflow" in codes[1]
+    assert "TensorFlow loaded" not in without.reason
+    assert "SIGSEGV, with TensorFlow loaded" in with_tf.reason
