@@ -9,8 +9,9 @@ accelerator teardown then aborts the interpreter at exit
 (`free(): invalid pointer`, exit 134). Nothing Python can catch, and a
 hang in a driver would be as bad. So a short-lived child creates the
 accelerator and runs a one-op graph on it (with a timeout), and only a
-process whose probe succeeded ever loads the accelerator itself. A usable
-GPU was seen to tear down cleanly with TensorFlow loaded (SwiftShader).
+process whose probe succeeded ever loads the accelerator itself. The
+child exits normally, so an accelerator teardown that aborts it fails the
+probe too (SwiftShader tears down cleanly with TensorFlow loaded).
 
 The child loads what the caller has loaded that is known to clash: when
 TensorFlow is imported here, the child imports it too before it tries the
@@ -157,25 +158,27 @@ def _read_verdict(returncode, stdout, stderr, with_tensorflow=False):
         name = adapter["name"].strip()
         software = "software" in adapter["type"].lower()
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    if returncode != 0 or not lines:
-        how = f"exit code {returncode}"
-        if returncode < 0:
-            how = f"signal {-returncode}, {_signal_name(-returncode)}"
-        if with_tensorflow:
-            how += ", with TensorFlow loaded as in this process"
-        reasons = _reasons(stderr) or [stderr.strip()[-300:] or "no output"]
-        return GpuVerdict(
-            False,
-            f"the GPU probe process died ({how}); its log: "
-            + "; ".join(reasons),
-            name,
-            software,
-        )
-    found = json.loads(lines[-1])
-    reason = found["reason"]
-    if not found["usable"] and found.get("native"):
-        reason = "; ".join(_reasons(stderr)) or reason
-    return GpuVerdict(found["usable"], reason, name, software)
+    found = json.loads(lines[-1]) if lines else None
+    if found is not None and not found["usable"]:
+        # the child's own reason, even if its teardown then aborted
+        reason = found["reason"]
+        if found.get("native"):
+            reason = "; ".join(_reasons(stderr)) or reason
+        return GpuVerdict(False, reason, name, software)
+    if found is not None and returncode == 0:
+        return GpuVerdict(True, "", name, software)
+    how = f"exit code {returncode}"
+    if returncode < 0:
+        how = f"signal {-returncode}, {_signal_name(-returncode)}"
+    if with_tensorflow:
+        how += ", with TensorFlow loaded as in this process"
+    reasons = _reasons(stderr) or [stderr.strip()[-300:] or "no output"]
+    return GpuVerdict(
+        False,
+        f"the GPU probe process died ({how}); its log: " + "; ".join(reasons),
+        name,
+        software,
+    )
 
 
 def _signal_name(number):
@@ -268,7 +271,7 @@ def _run_on_gpu():
 
 
 def _child_main():
-    """The probe process: prints one JSON line, then leaves at once."""
+    """The probe process: prints one JSON line, then exits normally."""
     native = False
     try:
         usable, reason = _run_on_gpu()
@@ -280,7 +283,5 @@ def _child_main():
         usable, reason, native = False, str(exc).strip(), True
     print(json.dumps({"usable": usable, "reason": reason, "native": native}))
     sys.stdout.flush()
-    sys.stderr.flush()
-    # skip interpreter teardown: the verdict is out, and a driver's
-    # teardown has no business deciding this process's exit code
-    os._exit(0)
+    # the interpreter's normal exit follows on purpose: an accelerator
+    # teardown that aborts (exit 134) makes the parent's verdict a no

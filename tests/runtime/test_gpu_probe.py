@@ -159,6 +159,12 @@ def test_a_probe_that_crashes_or_hangs_is_a_no(monkeypatch):
     assert "shaderUniform*ArrayDynamicIndexing required" in crashed.reason
     assert "No adapters found" in crashed.reason
     assert "INFO" not in crashed.reason
+    # a child that said "no" and then aborted in teardown keeps its reason
+    refused = gpu_probe._read_verdict(
+        -6, '{"usable": false, "reason": "x", "native": true}\n', log
+    )
+    assert not refused.usable and "died" not in refused.reason
+    assert refused.reason.startswith("Vulkan shaderUniform*ArrayDynamic")
 
     def hang(*args, **kwargs):
         raise subprocess.TimeoutExpired(args[0], kwargs["timeout"])
