@@ -19,8 +19,8 @@ if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
   apt-get install -y -q --no-install-recommends nodejs npm >/dev/null
 fi
 say "installing Debian 12's lavapipe (privately) and SwiftShader"
-mesa22_env="$(scripts/install_software_vulkan.sh lavapipe-22 "$prefix")"
-swiftshader_env="$(scripts/install_software_vulkan.sh swiftshader "$prefix")"
+mesa22_env="$(benchmarks/gpu/install_software_vulkan.sh lavapipe-22 "$prefix")"
+swiftshader_env="$(benchmarks/gpu/install_software_vulkan.sh swiftshader "$prefix")"
 
 say "GPU fallback with TensorFlow loaded, on Debian 12's lavapipe"
 (

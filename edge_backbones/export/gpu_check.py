@@ -3,10 +3,10 @@
 The TFLite Analyzer calls almost every graph "GPU compatible"; the GPU
 delegate itself is stricter (no tensors above 4-D, no dynamic shapes, ...).
 When this machine has a usable GPU adapter (a real GPU, or a software
-Vulkan driver from `scripts/install_software_vulkan.sh`), the candidate
-runs on it through the runtime with `strict=True`: every op must be taken
-by the GPU (as the delegate's own log reports), and every level must pass
-the mode's fidelity gate there too. Without an adapter the check is
+Vulkan driver from `benchmarks/gpu/install_software_vulkan.sh`), the
+candidate runs on it through the runtime with `strict=True`: every op must
+be taken by the GPU (as the delegate's own log reports), and every level
+must pass the mode's fidelity gate there too. Without an adapter the check is
 recorded as not run, with the probe's reason.
 
 Timings on a software driver are never GPU speeds; only the fidelity and

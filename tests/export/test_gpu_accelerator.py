@@ -1,7 +1,7 @@
 """The `gpu` target on LiteRT's real GPU accelerator.
 
 These run only where a GPU adapter is usable: a real GPU, or a software
-Vulkan driver (`scripts/install_software_vulkan.sh`, then source its
+Vulkan driver (`benchmarks/gpu/install_software_vulkan.sh`, then source its
 env.sh). `.ci/stages/gpu.sh` installs SwiftShader and runs this file with
 it; elsewhere they skip and say so. Sizes stay small: a cold shader compile
 on a software driver can pass LiteRT's fixed 120 s buffer-lock timeout.
@@ -30,8 +30,8 @@ def gpu_adapter():
     if not verdict.usable:
         pytest.skip(
             f"no usable GPU adapter ({verdict.reason[:200]}); run "
-            "scripts/install_software_vulkan.sh and source its env.sh, as "
-            ".ci/stages/gpu.sh does"
+            "benchmarks/gpu/install_software_vulkan.sh and source its "
+            "env.sh, as .ci/stages/gpu.sh does"
         )
     return verdict
 

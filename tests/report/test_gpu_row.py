@@ -66,8 +66,8 @@ def test_report_times_gpu_artifacts_on_the_gpu(tmp_path):
     if not verdict.usable:
         pytest.skip(
             f"no usable GPU adapter ({verdict.reason[:200]}); run "
-            "scripts/install_software_vulkan.sh and source its env.sh, as "
-            ".ci/stages/gpu.sh does"
+            "benchmarks/gpu/install_software_vulkan.sh and source its "
+            "env.sh, as .ci/stages/gpu.sh does"
         )
     import edge_backbones
     from edge_backbones.models.backbone import Backbone

@@ -3,7 +3,7 @@
 # over Vulkan) can use on a machine without a GPU, into a private folder:
 # nothing system-wide changes, no other Vulkan user is affected.
 #
-#   scripts/install_software_vulkan.sh [swiftshader|lavapipe] [PREFIX]
+#   benchmarks/gpu/install_software_vulkan.sh [swiftshader|lavapipe] [PREFIX]
 #   source PREFIX/<driver>/env.sh      # then run Python in that shell
 #
 # swiftshader (default): Google's SwiftShader (computes in fp32) from the
