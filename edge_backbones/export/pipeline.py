@@ -24,7 +24,13 @@ from edge_backbones.errors import (
     WeightsNotFoundError,
     require,
 )
-from edge_backbones.export import memory, options, tflite_metadata, verify
+from edge_backbones.export import (
+    gpu_check,
+    memory,
+    options,
+    tflite_metadata,
+    verify,
+)
 from edge_backbones.export import recipes as recipes_lib
 from edge_backbones.export import workspace as workspace_lib
 from edge_backbones.export.convert import Converter, gpu_compatibility
@@ -657,6 +663,13 @@ def _export_one(
     runtime_model, outputs = _run_tflite(candidate, holdout, num_threads)
     fidelity = verify.compare(reference, outputs)
     verify.check(fidelity, gate, plan.mode, os.path.basename(final))
+    if plan.require_gpu_compatible:
+        _log(f"{plan.mode}: checking on LiteRT's GPU accelerator")
+        graph["gpu_run"] = gpu_check.run_on_gpu(
+            candidate, holdout, reference, gate, plan.mode,
+            os.path.basename(final), num_threads,
+        )  # fmt: skip
+        _log(f"{plan.mode}: GPU check: {graph['gpu_run']['status']}")
     input_meta, output_meta = _io_metadata(
         runtime_model, backbone, preprocessing
     )

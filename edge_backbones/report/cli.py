@@ -113,7 +113,9 @@ def _run_report(args):
 
     try:
         if args.artifacts is not None:
-            result = collect.collect_artifacts(args.artifacts, **common)
+            result = collect.collect_artifacts(
+                args.artifacts, gpu=args.gpu, **common
+            )
         else:
             result = collect.collect_recipe(args.recipe, **common)
     except ReportError as exc:
@@ -175,6 +177,13 @@ def add_parsers(subparsers):
         "--resume",
         action="store_true",
         help="keep the rows already in <out>/<device-name>.json and skip them",
+    )
+    report.add_argument(
+        "--gpu",
+        action="store_true",
+        help="with --artifacts: also run each gpu artifact on LiteRT's GPU "
+        "accelerator; the row names the adapter, and a software Vulkan "
+        "driver's timing is marked software, never shown as a GPU speed",
     )
     _add_min_cos(report)
     report.set_defaults(func=_run_report)

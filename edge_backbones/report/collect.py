@@ -210,6 +210,23 @@ def _tflite_row(artifact, threads, out):
     }
 
 
+def _gpu_row(artifact, threads, out):
+    """A `gpu` artifact on LiteRT's GPU accelerator. Its fidelity is the one
+    the export check measured on the GPU (absent if it did not run)."""
+    row = _tflite_row(artifact, threads, out)
+    gpu_run = artifact["metadata"].get("graph", {}).get("gpu_run") or {}
+    fidelity = None
+    if gpu_run.get("status") == "ran":
+        fidelity = {
+            "levels": {
+                name: {"cosine": cosine}
+                for name, cosine in gpu_run["cosine"].items()
+            },
+            "source": f"export check on {gpu_run['device']}",
+        }
+    return {**row, "kind": "gpu", "fidelity": fidelity}
+
+
 def _keras_row(artifact, threads):
     """The Keras baseline of the model and size of an fp32 artifact."""
     meta = artifact["metadata"]
@@ -233,7 +250,7 @@ def _job(row, artifact, runs, warmup):
         "runs": runs,
         "warmup": warmup,
     }
-    if row["kind"] == "tflite":
+    if row["kind"] in ("tflite", "gpu"):
         return {**job, "path": os.path.abspath(artifact["path"])}
     meta = artifact["metadata"]
     return {
@@ -339,6 +356,11 @@ def _measure(results, plan, runs, warmup):
                 else None,
                 # read right after the timing: a throttled board shows here
                 "thermal": snapshot(),
+                **{
+                    key: timing[key]
+                    for key in ("gpu_device", "software_driver")
+                    if key in timing
+                },
             }
         )
         latency = row["latency_ms"]
@@ -349,6 +371,20 @@ def _measure(results, plan, runs, warmup):
             + (f", {gmacs:.2f} GMAC/s" if gmacs is not None else "")
         )
     return failures
+
+
+def _gpu_usable():
+    from edge_backbones.runtime import gpu_probe
+
+    verdict = gpu_probe.gpu_verdict()
+    if not verdict.usable:
+        _log(f"no gpu rows: no GPU adapter ({verdict.reason})")
+    elif verdict.software:
+        _log(
+            f"gpu rows on {verdict.device}: a software driver, so their "
+            "timings are shown as software, never as GPU speeds"
+        )
+    return verdict.usable
 
 
 def result_path(out, device_name):
@@ -370,7 +406,10 @@ def _collect(
     warmup,
     resume,
     command,
+    gpu=False,
 ):
+    if gpu:
+        gpu = _gpu_usable()
     plan = []
     for artifact in artifacts:
         # a model of your own (export/foreign_model.py) has no config to
@@ -379,6 +418,9 @@ def _collect(
         if keras and artifact["metadata"]["mode"] == "fp32" and not foreign:
             plan += [(_keras_row(artifact, n), artifact) for n in threads]
         plan += [(_tflite_row(artifact, n, out), artifact) for n in threads]
+        if gpu and artifact["metadata"]["mode"] == "gpu":
+            # the GPU does not use the CPU thread count: one row
+            plan.append((_gpu_row(artifact, threads[0], out), artifact))
     settings = {
         "source": source,
         "threads": list(threads),
@@ -421,6 +463,7 @@ def collect_artifacts(
     warmup=5,
     resume=False,
     command=None,
+    gpu=False,
 ):
     """Times every artifact under `folder`; returns the result file's path.
 
@@ -428,6 +471,8 @@ def collect_artifacts(
     fp32 artifact (when there is one) is the baseline. A file that cannot
     be read is listed as failed in the result file (with its reason); the
     others are timed, and a ReportError (with `result_path`) says so last.
+    With `gpu`, each `gpu` artifact also gets a row on LiteRT's GPU
+    accelerator (when an adapter is usable) at its first thread count.
     """
     artifacts, unreadable = scan_artifacts(folder)
     _require_some(artifacts, unreadable, folder)
@@ -443,6 +488,7 @@ def collect_artifacts(
         warmup=warmup,
         resume=resume,
         command=command,
+        gpu=gpu,
     )
 
 

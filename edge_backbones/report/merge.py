@@ -42,6 +42,9 @@ def _derive(device, row, fp32, keras):
     median = row["latency_ms"]["median"]
     base_fp32 = fp32.get((*_size_key(row), row["threads"]))
     base_keras = keras.get((*_size_key(row), row["threads"]))
+    if row.get("software_driver"):
+        # a software GPU's time is no GPU speed: no speed-up is derived
+        base_fp32 = base_keras = None
     return {
         **row,
         "device": device["name"],

@@ -29,7 +29,10 @@ _CSV_COLUMNS = """
     fidelity_images
     fidelity_levels speedup_vs_fp32 speedup_vs_keras
     meets_budget best artifact sha256 cpu_model os runtime
+    gpu_device software_driver
 """.split()
+# stands in for the timings of a row run on a software GPU driver
+SOFTWARE = "software driver"
 
 
 def _fmt(value, digits=2):
@@ -66,6 +69,8 @@ def _runtime(device):
 def _mode_label(row):
     if row["kind"] == "keras":
         return "Keras fp32 (TF)"
+    if row["kind"] == "gpu":
+        return f"{row['mode']} on {row.get('gpu_device') or 'a GPU'}"
     return row["mode"] + (" ★" if row["best"] else "")
 
 
@@ -105,6 +110,8 @@ def _latency_table(rows, emulated=False):
         artifact = row.get("artifact") or {}
         size = artifact.get("size_bytes")
         is_keras = row["kind"] == "keras"
+        if row.get("software_driver"):
+            latency = {"median": SOFTWARE, "p5": SOFTWARE, "p95": SOFTWARE}
         body.append(
             [
                 row["model"]["name"],
@@ -116,7 +123,9 @@ def _latency_table(rows, emulated=False):
                 _fmt(latency["p95"]),
                 _fmt(size / 1e6 if size else None),
                 _fmt(row.get("peak_rss_mb"), 1),
-                _fmt(row.get("gmacs_per_s")),
+                SOFTWARE
+                if row.get("software_driver")
+                else _fmt(row.get("gmacs_per_s")),
                 "reference" if is_keras else _cos(row["min_cosine"]),
                 "reference" if is_keras else _sqnr(row),
                 _fmt(row["speedup_vs_fp32"]),
@@ -395,6 +404,10 @@ def _csv_record(row, devices):
     artifact = row.get("artifact") or {}
     fidelity = row.get("fidelity") or {}
     _, height, width, _ = row["input"]["shape"]
+    software = bool(row.get("software_driver"))
+    if software:
+        # no number that could be read as a GPU speed
+        latency = dict.fromkeys(latency)
     return {
         "device": row["device"],
         "run_id": row["run_id"],
@@ -423,7 +436,7 @@ def _csv_record(row, devices):
         "size_bytes": artifact.get("size_bytes"),
         "peak_rss_mb": row.get("peak_rss_mb"),
         "macs": row.get("macs"),
-        "gmacs_per_s": row.get("gmacs_per_s"),
+        "gmacs_per_s": None if software else row.get("gmacs_per_s"),
         "min_cosine": row["min_cosine"],
         "min_sqnr_db": row["min_sqnr_db"],
         "sqnr_exact": row.get("sqnr_exact", False),
@@ -440,6 +453,8 @@ def _csv_record(row, devices):
         "cpu_model": device["cpu"]["model"],
         "os": device["os"]["platform"],
         "runtime": _runtime(device),
+        "gpu_device": row.get("gpu_device"),
+        "software_driver": row.get("software_driver"),
     }
 
 

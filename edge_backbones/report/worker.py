@@ -75,8 +75,30 @@ def _keras(job):
     }
 
 
+def _gpu(job):
+    """A `gpu` artifact on LiteRT's GPU accelerator (strict), and on which
+    adapter: a software Vulkan driver's timing is no GPU speed."""
+    from edge_backbones.runtime import gpu_probe
+    from edge_backbones.runtime.bench import benchmark
+
+    result = benchmark(
+        job["path"],
+        runs=job["runs"],
+        warmup=job["warmup"],
+        delegates=("gpu",),
+        strict=True,
+    )
+    verdict = gpu_probe.gpu_verdict()
+    return {
+        **result,
+        "gpu_device": verdict.device,
+        "software_driver": verdict.software,
+    }
+
+
 def run_job(job):
-    return {"tflite": _tflite, "keras": _keras}[job["kind"]](job)
+    kinds = {"tflite": _tflite, "keras": _keras, "gpu": _gpu}
+    return kinds[job["kind"]](job)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Names, in the order a caller lists them (precedence):
 - "gpu", "nnapi", "edgetpu": external delegate libraries, found through an
   environment variable (`EDGE_BACKBONES_GPU_DELEGATE`, ...) or the usual
   library name. Unless that variable is set, "gpu" on LiteRT first tries
-  LiteRT's own GPU accelerator (`engines.CompiledModelEngine`);
+  LiteRT's own GPU accelerator (`engines.CompiledModelEngine`), which is
+  only loaded after a child process showed it works (`gpu_probe`);
 - a path to any delegate `.so` / `.dylib` / `.dll`.
 Each entry may be `(name_or_path, {option: value})`; the options go to the
 delegate library unchanged.

@@ -16,6 +16,7 @@ import tempfile
 import numpy as np
 
 from edge_backbones.errors import DelegateUnavailableError
+from edge_backbones.runtime import gpu_probe
 from edge_backbones.runtime.delegates import delegation_summary
 
 __all__ = ["InterpreterEngine", "CompiledModelEngine", "accelerator_available"]
@@ -74,6 +75,36 @@ def _native_errors(log):
     return lines
 
 
+_REFUSED_HEADER = "Following operations are not supported by GPU delegate:"
+_PARTITION = re.compile(
+    r"(\d+) operations will run on the GPU, and the remaining (\d+) "
+    r"operations? will run on the CPU"
+)
+
+
+def _gpu_partition(log):
+    """(ops on the GPU, ops on the CPU, refused-op lines) from the GPU log.
+
+    The delegate prints, only when it cannot take everything:
+        ERROR: Following operations are not supported by GPU delegate:
+        RESHAPE: Tensor dimensions must be less than 5. <node name>
+        6 operations will run on the GPU, and the remaining 5 ...
+    """
+    refused, gpu, cpu, listing = [], None, 0, False
+    for line in log.splitlines():
+        line = line.strip()
+        match = _PARTITION.search(line)
+        if match:
+            gpu, cpu, listing = int(match[1]), int(match[2]), False
+        elif _REFUSED_HEADER in line:
+            listing = True
+        elif listing and re.match(r"^[A-Z][A-Z0-9_]*: ", line):
+            refused.append(line)
+        else:
+            listing = False
+    return gpu, cpu, refused
+
+
 class _CapturedStderr:
     """Collects what native code writes to file descriptor 2.
 
@@ -104,6 +135,17 @@ class CompiledModelEngine:
     """A LiteRT CompiledModel on one hardware accelerator ("gpu"/"cpu")."""
 
     def __init__(self, model_path, accelerator, num_threads=None):
+        self.device = None
+        if accelerator == "gpu":
+            # never load the GPU accelerator into this process unless a
+            # child process showed that it works (see gpu_probe)
+            verdict = gpu_probe.gpu_verdict()
+            if not verdict.usable:
+                raise DelegateUnavailableError(
+                    "LiteRT's GPU accelerator is not usable here (no GPU "
+                    f"adapter: {verdict.reason})."
+                )
+            self.device = verdict.device
         from ai_edge_litert import compiled_model
         from ai_edge_litert.environment import Environment
         from ai_edge_litert.hardware_accelerator import HardwareAccelerator
@@ -147,7 +189,27 @@ class CompiledModelEngine:
                 f"compile the model: {details}."
             ) from failure
         self.fully_delegated = self._model.is_fully_accelerated()
-        self.cpu_ops = None  # CompiledModel does not list its CPU ops
+        # CompiledModel does not list its CPU ops
+        self.cpu_ops, self.fallback_report = None, None
+        if accelerator == "gpu":
+            self._read_gpu_partition(captured.text)
+
+    def _read_gpu_partition(self, log):
+        """What the GPU delegate left to the CPU, from its own log.
+
+        `is_fully_accelerated()` counts ops on the CPU accelerator as
+        accelerated: a graph whose 5-D RESHAPE/TRANSPOSE ran on XNNPACK
+        still reported True. The GPU delegate's log lists the ops it
+        refused and how many ops the CPU runs; that is the truth we keep.
+        """
+        gpu, cpu, refused = _gpu_partition(log)
+        self.fully_delegated = bool(self.fully_delegated) and cpu == 0
+        self.cpu_ops = [line.split(":")[0] for line in refused]
+        if cpu:
+            self.fallback_report = (
+                f"{gpu} ops run on the GPU and {cpu} on the CPU; the GPU "
+                f"refused: {'; '.join(refused) or 'no op named'}"
+            )
 
     def bind(self, signature_key, input_name, outputs):
         """`outputs`: [(name, shape, numpy dtype)] in the order to return."""

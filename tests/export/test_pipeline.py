@@ -18,6 +18,7 @@ from edge_backbones.errors import (
 from edge_backbones.export import recipes, verify
 from edge_backbones.export.graph import serving_model
 from edge_backbones.export.pipeline import export, parse_image_size
+from edge_backbones.runtime import gpu_probe
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.model_file import read_model_file
 
@@ -113,6 +114,18 @@ def test_gpu_recipe_is_checked_fp16(exported):
     meta = records["gpu"].metadata
     assert meta["recipe"] == "gpu" and meta["graph"]["gpu_compatible"] is True
     assert "float16" in read_model_file(records["gpu"].path).tensor_types
+    # the check ran on the GPU accelerator, or says why it could not
+    verdict = gpu_probe.gpu_verdict()
+    gpu_run = meta["graph"]["gpu_run"]
+    if verdict.usable:
+        assert gpu_run["status"] == "ran" and gpu_run["fully_delegated"]
+        assert gpu_run["device"] == verdict.device
+        assert min(gpu_run["cosine"].values()) >= 0.999
+    else:
+        assert gpu_run == {
+            "status": "not run: no GPU adapter",
+            "reason": verdict.reason,
+        }
 
 
 def test_cpu_target_is_fp16_weights_without_int8_dot_products(

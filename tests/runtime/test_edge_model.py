@@ -402,8 +402,13 @@ def test_a_missing_requested_backend_names_its_own_package(monkeypatch):
 
 
 def test_gpu_runtime_that_cannot_start_falls_back(tiny, monkeypatch):
+    # the probe passed, but the accelerator still fails in this process
     environment = pytest.importorskip("ai_edge_litert.environment")
+    from edge_backbones.runtime import gpu_probe
+
     monkeypatch.delenv("EDGE_BACKBONES_GPU_DELEGATE", raising=False)
+    usable = gpu_probe.GpuVerdict(True, "", "Test GPU", False)
+    monkeypatch.setattr(gpu_probe, "gpu_verdict", lambda: usable)
 
     def no_runtime(*args, **kwargs):
         raise RuntimeError("Failed to create LiteRT environment")
