@@ -63,6 +63,7 @@ import os
 
 from edge_backbones.errors import ExportError, InputError, require
 from edge_backbones.export.options import RECIPE_KEYS, check, check_thresholds
+from edge_backbones.runtime.cpuinfo import cpu_flags
 
 __all__ = [
     "FAST_INT8_CPU_FLAGS",
@@ -72,7 +73,6 @@ __all__ = [
     "MODE_PLANS",
     "TARGETS",
     "cpu_plan",
-    "host_cpu_flags",
     "resolve_plans",
     "check_graph",
     "load_recipe",
@@ -170,24 +170,6 @@ FAST_INT8_CPU_FLAGS = (
 )  # fmt: skip
 
 
-def host_cpu_flags(cpuinfo="/proc/cpuinfo"):
-    """This CPU's feature flags (x86 `flags`, ARM `Features`), or None.
-
-    None where /proc/cpuinfo does not exist (macOS, Windows).
-    """
-    try:
-        with open(cpuinfo) as f:
-            text = f.read()
-    except OSError:
-        return None
-    flags = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    return flags
-
-
 def cpu_plan(flags=None):
     """The `cpu` target's plan for a CPU with `flags` (default: this one).
 
@@ -198,7 +180,7 @@ def cpu_plan(flags=None):
     import platform
 
     if flags is None:
-        flags = host_cpu_flags()
+        flags = cpu_flags()
     machine = platform.machine() or "unknown machine"
     if flags is None:
         found, known = [], "its flags are unknown (no /proc/cpuinfo)"

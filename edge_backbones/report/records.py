@@ -16,6 +16,7 @@ import uuid
 
 from edge_backbones.atomic_io import write_json_atomic
 from edge_backbones.errors import MetadataError
+from edge_backbones.runtime.cpuinfo import read_cpuinfo
 
 __all__ = [
     "SCHEMA",
@@ -68,14 +69,7 @@ def finite_fidelity(fidelity):
 
 def _cpu_info():
     """CPU model, board, logical cores and feature flags (/proc/cpuinfo)."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip().lower(), value.strip())
-    except OSError:
-        pass
+    fields = read_cpuinfo() or {}
     # x86 names the CPU in "model name" ("model" is a number there); Arm
     # boards name the board in "Model" and the SoC in "Hardware"
     board = fields.get("model", "")

@@ -25,6 +25,7 @@ from edge_backbones.atomic_io import (
 )
 from edge_backbones.errors import InputError, ModelFileError
 from edge_backbones.runtime.backends import load_backend
+from edge_backbones.runtime.cpuinfo import read_cpuinfo
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.metadata import read_metadata
 from edge_backbones.runtime.model_file import read_model_file
@@ -58,14 +59,7 @@ MIN_INT_COSINE = 0.999
 
 def where_am_i():
     """Architecture, CPU and emulation of this process, for a run record."""
-    cpu = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                cpu.setdefault(key.strip().lower(), value.strip())
-    except OSError:
-        pass
+    cpu = read_cpuinfo() or {}
     return {
         "arch": platform.machine(),
         "cpu": cpu.get("model name") or cpu.get("model") or cpu.get("cpu part"),

@@ -132,7 +132,7 @@ def test_cpu_target_is_fp16_weights_without_int8_dot_products(
     tiny_backbone, tmp_path, monkeypatch
 ):
     # an AVX2-only CPU: dynamic int8 would be slower than fp32 there
-    monkeypatch.setattr(recipes, "host_cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(recipes, "cpu_flags", lambda: {"avx2", "fma"})
     (record,) = export(tiny_backbone, image_size=SIZE, targets="cpu",
                        out=tmp_path)  # fmt: skip
     assert "float16 weights" in record.metadata["recipe_reason"]

@@ -6,6 +6,7 @@ import pytest
 
 from edge_backbones.errors import InputError
 from edge_backbones.export import recipes
+from edge_backbones.runtime.cpuinfo import cpu_flags
 
 
 def test_resolve_plans():
@@ -40,18 +41,18 @@ def test_cpu_target_follows_the_int8_dot_product(flags, base, named):
     )
 
 
-def test_host_cpu_flags_reads_x86_and_arm_cpuinfo(tmp_path):
+def test_cpu_flags_reads_x86_and_arm_cpuinfo(tmp_path):
     x86 = tmp_path / "x86"
     x86.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_vnni\n")
     arm = tmp_path / "arm"
     arm.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp\n")
-    assert recipes.host_cpu_flags(x86) == {"fpu", "avx2", "avx512_vnni"}
-    assert recipes.host_cpu_flags(arm) == {"fp", "asimd", "asimddp"}
-    assert recipes.host_cpu_flags(tmp_path / "missing") is None
+    assert cpu_flags(x86) == {"fpu", "avx2", "avx512_vnni"}
+    assert cpu_flags(arm) == {"fp", "asimd", "asimddp"}
+    assert cpu_flags(tmp_path / "missing") is None
 
 
 def test_cpu_target_without_cpuinfo_is_fp16(monkeypatch):
-    monkeypatch.setattr(recipes, "host_cpu_flags", lambda: None)
+    monkeypatch.setattr(recipes, "cpu_flags", lambda: None)
     (plan,) = recipes.resolve_plans((), "cpu")
     assert plan.base == "fp16"
     assert "unknown" in plan.reason
