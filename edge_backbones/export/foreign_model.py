@@ -183,6 +183,12 @@ class ForeignModel:
             "levels": [info.as_dict() for info in self._levels or ()],
         }
 
+    def peak_activation_bytes(self, height, width):
+        """A lower bound (the largest output level): the graph is opaque."""
+        from edge_backbones.models.backbone import largest_level_bytes
+
+        return largest_level_bytes(self._levels, height, width)
+
     def count_params(self):
         if hasattr(self._loaded, "count_params"):
             return int(self._loaded.count_params())

@@ -33,6 +33,7 @@ __all__ = [
     "Backbone",
     "FeatureInfo",
     "from_preset",
+    "largest_level_bytes",
     "list_presets",
     "register_presets",
     "suggest",
@@ -296,6 +297,15 @@ def _register_model_inputs():
 _register_model_inputs()
 
 
+def largest_level_bytes(feature_info, height, width):
+    """Bytes of the largest float32 pyramid level at batch 1."""
+    return max(
+        -(-height // info.stride) * -(-width // info.stride)
+        * info.channels * 4
+        for info in feature_info
+    )  # fmt: skip
+
+
 class Backbone(keras.Model):
     """Base class of the package's backbones (a Keras functional model).
 
@@ -371,11 +381,7 @@ class Backbone(keras.Model):
         families with attention estimate their score matrices, which
         dominate at large sizes.
         """
-        return max(
-            -(-height // info.stride) * -(-width // info.stride)
-            * info.channels * 4
-            for info in self._feature_info
-        )  # fmt: skip
+        return largest_level_bytes(self._feature_info, height, width)
 
     def select_features(self, out_indices=None, out_features=None):
         """Names of the levels picked by `out_indices` and/or `out_features`.

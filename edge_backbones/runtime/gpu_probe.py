@@ -281,7 +281,8 @@ def _child_main():
         # LiteRT's exception names a source line; the reason is in the
         # native log on stderr, which the parent reads
         usable, reason, native = False, str(exc).strip(), True
-    print(json.dumps({"usable": usable, "reason": reason, "native": native}))
+    verdict = {"usable": usable, "reason": reason, "native": native}
+    print(json.dumps(verdict, allow_nan=False))
     sys.stdout.flush()
     # the interpreter's normal exit follows on purpose: an accelerator
     # teardown that aborts (exit 134) makes the parent's verdict a no
