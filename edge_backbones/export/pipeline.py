@@ -556,7 +556,13 @@ def _report_layers(converter, holdout, out, stem):
     path = quant_debug.write_layer_report(
         rows, os.path.join(out, stem + "_layers.csv")
     )
-    _log(quant_debug.format_layer_report(rows) + f"\n(all rows: {path})")
+    overlay = quant_debug.write_node_data(
+        rows, os.path.join(out, stem + "_layers.model_explorer.json")
+    )
+    _log(
+        quant_debug.format_layer_report(rows)
+        + f"\n(all rows: {path}; Model Explorer node data: {overlay})"
+    )
 
 
 def _holdout(calib, preprocessing, size):

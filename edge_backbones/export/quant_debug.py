@@ -9,15 +9,21 @@ clipping or a range too wide for 8 bits (softmax, attention scores).
 `match_nodes` turns names from that report (or any part of a tensor name,
 e.g. a Keras layer name) into the output tensor names the quantizer keeps
 in float (`--float-layers`).
+
+`write_node_data` writes the same `rmse/scale` as a Model Explorer
+(`ai-edge-model-explorer`) node-data overlay, so the error is painted on
+the graph: keys are op output tensor names, which Model Explorer matches
+against each TFLite node's `tensor_name`.
 """
 
 import csv
 import io
+import math
 import re
 
 import numpy as np
 
-from edge_backbones.atomic_io import write_file_atomic
+from edge_backbones.atomic_io import dumps_json, write_file_atomic
 from edge_backbones.errors import ExportError, require
 
 __all__ = [
@@ -26,6 +32,16 @@ __all__ = [
     "match_nodes",
     "layer_type_nodes",
     "write_layer_report",
+    "node_data",
+    "write_node_data",
+]
+
+# Model Explorer paints each node by where its value falls between the
+# smallest (stop 0) and the largest (stop 1) value in the overlay
+_GRADIENT = [
+    {"stop": 0, "bgColor": "#2e7d32"},
+    {"stop": 0.5, "bgColor": "#fdd835"},
+    {"stop": 1, "bgColor": "#c62828"},
 ]
 
 
@@ -148,3 +164,27 @@ def write_layer_report(rows, path):
     writer.writeheader()
     writer.writerows(rows)
     return write_file_atomic(path, text.getvalue())
+
+
+def node_data(rows):
+    """Model Explorer graph node data (its `GraphNodeData` JSON) of rows.
+
+    One result per op output tensor: {tensor name: {"value": rmse/scale}};
+    a tensor reported twice keeps its worst value.
+    """
+    results = {}
+    for row in rows:
+        name, value = row["tensor_name"], row["rmse/scale"]
+        if name and math.isfinite(value):  # strict JSON has no NaN
+            best = results.get(name, {"value": value})["value"]
+            results[name] = {"value": max(best, value)}
+    return {
+        "name": "int8 rmse/scale",
+        "results": results,
+        "gradient": _GRADIENT,
+    }
+
+
+def write_node_data(rows, path):
+    """Writes `node_data(rows)` as strict JSON (atomically)."""
+    return write_file_atomic(path, dumps_json(node_data(rows), indent=1))

@@ -222,12 +222,12 @@ def _run(args):
 
 
 def _bench(args):
-    from edge_backbones.atomic_io import dumps_json, write_file_atomic
-    from edge_backbones.errors import InputError
     from edge_backbones.runtime.bench import benchmark, format_table
 
     if args.json:
         check_output_path("--json", args.json, args.models, ".bench.json")
+    if args.op_profile:
+        return _op_profile(args)
     results = []
     for model in args.models:
         for threads in args.threads:
@@ -245,25 +245,53 @@ def _bench(args):
             )
     print(format_table(results))
     if args.json:
-        document = {
-            "host": {
-                "machine": platform.machine(),
-                "system": platform.platform(),
-                "python": platform.python_version(),
-                "cpu_count": os.cpu_count(),
-            },
-            "results": results,
-        }
-        # a write cut short must not leave half a file where a good one was
-        try:
-            write_file_atomic(args.json, dumps_json(document, indent=2))
-        except OSError as exc:
-            raise InputError(
-                f"Cannot write --json {args.json!r} ({exc}). Pass a path "
-                "in a folder you can write to."
-            ) from exc
-        print(f"wrote {args.json}")
+        _write_json(args.json, {"host": _host(), "results": results})
     return 0
+
+
+def _op_profile(args):
+    from edge_backbones.runtime.op_profile import format_op_profile, op_profile
+
+    profiles = []
+    for model in args.models:
+        for threads in args.threads:
+            profiles.append(
+                op_profile(
+                    model,
+                    num_threads=threads,
+                    runs=args.runs,
+                    warmup=args.warmup,
+                    top=args.top,
+                )
+            )
+            print(format_op_profile(profiles[-1]))
+    if args.json:
+        _write_json(args.json, {"host": _host(), "op_profiles": profiles})
+    return 0
+
+
+def _host():
+    return {
+        "machine": platform.machine(),
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def _write_json(path, document):
+    from edge_backbones.atomic_io import dumps_json, write_file_atomic
+    from edge_backbones.errors import InputError
+
+    # a write cut short must not leave half a file where a good one was
+    try:
+        write_file_atomic(path, dumps_json(document, indent=2))
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write --json {path!r} ({exc}). Pass a path "
+            "in a folder you can write to."
+        ) from exc
+    print(f"wrote {path}")
 
 
 def add_parsers(subparsers):
@@ -306,6 +334,19 @@ def add_parsers(subparsers):
         action="store_true",
         help="also time bare interpreter.invoke() calls on the same "
         "interpreter and report the wrapper/bare ratio",
+    )
+    bench.add_argument(
+        "--op-profile",
+        action="store_true",
+        help="time each op alone (a one-op model fed its real inputs) and "
+        "print the time per op type and the slowest ops, instead of the "
+        "whole-model benchmark; --delegates/--backend do not apply",
+    )
+    bench.add_argument(
+        "--top",
+        type=int,
+        default=10,
+        help="with --op-profile: how many of the slowest ops to list",
     )
     _add_model_options(bench)
     bench.set_defaults(func=_bench)
