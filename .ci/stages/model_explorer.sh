@@ -12,7 +12,7 @@ say() { echo "model_explorer stage: $* ($(($(date +%s) - started)) s)"; }
 if ! python -c "import model_explorer, ai_edge_model_explorer_adapter" \
     2>/dev/null; then
     say "installing the explorer extra (ai-edge-model-explorer)"
-    python -m pip install -q "ai-edge-model-explorer>=0.1.34"
+    python -m pip install -q -e ".[explorer]"
 fi
 say "running tests/export/test_model_explorer_overlay.py"
 log=$(mktemp)
