@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from edge_backbones.atomic_io import write_json_atomic
+from edge_backbones.export import verify
 
 # modes of our MiT-B0 export, and the ViTDet ones
 _MIT_MODES = ("fp32", "int8", "int8_mixed", "int16x8")
@@ -202,10 +203,10 @@ def _time_all(rows, args):
         del interpreter
 
 
-def _worst(fidelity, key):
+def _worst(fidelity, metric):
     # an exact level has sqnr_db None (see verify); printed as inf here
-    values = [level[key] for level in fidelity["levels"].values()]
-    return min((v for v in values if v is not None), default=float("inf"))
+    value = verify.min_level(fidelity, metric)
+    return float("inf") if value is None else value
 
 
 def _find(rows, model, mode):

@@ -154,6 +154,7 @@ def _heatmap_png(image, outputs, path):
 
 def _print_npu_numerics(compiled, fidelity):
     """What a compiled artifact's simulated run stands for, and its figures."""
+    from edge_backbones.export.verify import min_level
     from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
 
     print(
@@ -165,7 +166,7 @@ def _print_npu_numerics(compiled, fidelity):
         ("vs CPU int8", compiled.get("numerics_vs_cpu_int8")),
     ):
         if figures:
-            worst = min(v["cosine"] for v in figures["levels"].values())
+            worst = min_level(figures, "cosine")
             print(f"fidelity  {what}: min cosine {worst:.6f} over "
                   f"{figures['images']} images (at compile time)")  # fmt: skip
 
