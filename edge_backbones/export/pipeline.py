@@ -34,6 +34,7 @@ from edge_backbones.export import (
 from edge_backbones.export import recipes as recipes_lib
 from edge_backbones.export import workspace as workspace_lib
 from edge_backbones.export.convert import Converter, gpu_compatibility
+from edge_backbones.text import split_commas
 
 __all__ = ["ArtifactRecord", "export", "parse_image_size", "load_backbone"]
 
@@ -381,9 +382,9 @@ def export(
     stems = [f"{model_name}_{size[0]}x{size[1]}_{p.mode}" for p in plans]
     _check_destinations(out, stems)
     # "a,b" as in the CLI, never a string iterated character by character
-    float_layers = recipes_lib._names(float_layers)
+    float_layers = split_commas(float_layers)
     if out_features is not None:
-        out_features = recipes_lib._names(out_features)
+        out_features = split_commas(out_features)
         levels = [info.name for info in backbone.feature_info]
         unknown = [n for n in out_features if n not in levels]
         if unknown or not out_features:

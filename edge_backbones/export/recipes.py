@@ -64,6 +64,7 @@ import os
 from edge_backbones.errors import ExportError, InputError, require
 from edge_backbones.export.options import RECIPE_KEYS, check, check_thresholds
 from edge_backbones.runtime.cpuinfo import cpu_flags
+from edge_backbones.text import split_commas
 
 __all__ = [
     "FAST_INT8_CPU_FLAGS",
@@ -205,18 +206,10 @@ def cpu_plan(flags=None):
     )
 
 
-def _names(value):
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return list(value)
-
-
 def resolve_plans(modes, targets):
     """The plans for `modes` + `targets` (lists or comma-separated)."""
     plans = []
-    for name in _names(modes):
+    for name in split_commas(modes):
         if name == "cpu":
             plans.append(cpu_plan())
         elif name in TARGETS:
@@ -228,7 +221,7 @@ def resolve_plans(modes, targets):
                 f"Unknown mode {name!r}; modes are {list(MODE_PLANS)} and "
                 f"targets are {list(TARGETS)}."
             )
-    for name in _names(targets):
+    for name in split_commas(targets):
         if name not in TARGETS:
             raise InputError(
                 f"Unknown target {name!r}; targets are {list(TARGETS)}."

@@ -29,14 +29,14 @@ Paths are relative to the recipe file.
 import os
 
 from edge_backbones.export.recipes import load_recipes, resolve_plans
+from edge_backbones.text import split_commas
 
 __all__ = ["load_exports", "expected_stems"]
 
 
 def _with_fp32(kwargs):
     modes = kwargs.get("modes", ["fp32"])
-    if isinstance(modes, str):
-        modes = [m.strip() for m in modes.split(",") if m.strip()]
+    modes = split_commas(modes)
     kwargs["modes"] = ["fp32", *(m for m in modes if m != "fp32")]
     # a report compares every mode; export's min_cos would keep only one
     kwargs.pop("min_cos", None)
