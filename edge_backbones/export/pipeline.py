@@ -379,7 +379,7 @@ def export(
     )
     model_name = name or model_name
     memory.check_backbone(backbone, size)
-    stems = [f"{model_name}_{size[0]}x{size[1]}_{p.mode}" for p in plans]
+    stems = [recipes_lib.artifact_stem(model_name, size, p.mode) for p in plans]
     _check_destinations(out, stems)
     # "a,b" as in the CLI, never a string iterated character by character
     float_layers = split_commas(float_layers)
@@ -435,7 +435,7 @@ def export(
                 integer_converter or converter,
                 holdout,
                 out,
-                f"{model_name}_{size[0]}x{size[1]}",
+                recipes_lib.artifact_stem(model_name, size),
             )
         float_nodes = ()
         if float_layers:
@@ -456,7 +456,7 @@ def export(
         records, failures = [], []
         for plan in plans:
             gate = min_cos if selecting else gates[plan.mode]
-            stem = f"{model_name}_{size[0]}x{size[1]}_{plan.mode}"
+            stem = recipes_lib.artifact_stem(model_name, size, plan.mode)
             final = os.path.join(work if selecting else out, stem + ".tflite")
             plan_converter = (
                 integer_converter if plan.integer_layer_norm else converter

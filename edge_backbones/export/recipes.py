@@ -71,6 +71,7 @@ __all__ = [
     "MIXED_FLOAT_LAYERS",
     "MIXED_FLOAT_OPS",
     "Plan",
+    "artifact_stem",
     "MODE_PLANS",
     "TARGETS",
     "cpu_plan",
@@ -204,6 +205,14 @@ def cpu_plan(flags=None):
             f"dynamic int8 runs slower than fp32 ({known})"
         ),
     )
+
+
+def artifact_stem(name, size, mode=None):
+    """`mit_b0_512x512_int8`: the one file-name rule for the export's
+    artifacts (`.tflite`, `.json`) and the report that finds them; without
+    `mode`, the stem of the per-size files (`_layers.csv`)."""
+    stem = f"{name}_{size[0]}x{size[1]}"
+    return f"{stem}_{mode}" if mode else stem
 
 
 def resolve_plans(modes, targets):

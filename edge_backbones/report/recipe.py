@@ -28,7 +28,11 @@ Paths are relative to the recipe file.
 
 import os
 
-from edge_backbones.export.recipes import load_recipes, resolve_plans
+from edge_backbones.export.recipes import (
+    artifact_stem,
+    load_recipes,
+    resolve_plans,
+)
 from edge_backbones.text import split_commas
 
 __all__ = ["load_exports", "expected_stems"]
@@ -59,6 +63,6 @@ def expected_stems(kwargs):
     name = kwargs.get("name") or os.path.basename(
         os.path.normpath(os.fspath(kwargs["model"]))
     )
-    height, width = parse_image_size(kwargs.get("image_size", 512))
+    size = parse_image_size(kwargs.get("image_size", 512))
     plans = resolve_plans(kwargs.get("modes"), kwargs.get("targets"))
-    return [f"{name}_{height}x{width}_{plan.mode}" for plan in plans]
+    return [artifact_stem(name, size, plan.mode) for plan in plans]
