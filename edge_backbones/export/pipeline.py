@@ -34,7 +34,7 @@ from edge_backbones.export import (
 from edge_backbones.export import recipes as recipes_lib
 from edge_backbones.export import workspace as workspace_lib
 from edge_backbones.export.convert import Converter, gpu_compatibility
-from edge_backbones.text import split_commas
+from edge_backbones.text import megabytes, split_commas
 
 __all__ = ["ArtifactRecord", "export", "parse_image_size", "load_backbone"]
 
@@ -59,7 +59,7 @@ class ArtifactRecord:
 
     def summary(self):
         """The one line printed when the artifact is done."""
-        size = f"{self.size_bytes / 2**20:.2f} MB"
+        size = f"{megabytes(self.size_bytes):.2f} MB"
         figures = (
             verify.format_fidelity(self.fidelity)
             if self.fidelity
@@ -728,7 +728,7 @@ def _select(records, failures, min_cos, out, num_threads, runs, work):
                 record.mode,
                 f"{verify.worst(record.fidelity)[1]['cosine']:.4f}",
                 f"{record.latency_ms:.1f}",
-                f"{record.size_bytes / 2**20:.2f}",
+                f"{megabytes(record.size_bytes):.2f}",
                 verdict,
             )
         )

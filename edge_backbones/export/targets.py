@@ -25,6 +25,7 @@ import numpy as np
 
 from edge_backbones.atomic_io import write_json_atomic
 from edge_backbones.export import verify
+from edge_backbones.text import megabytes
 
 # modes of our MiT-B0 export, and the ViTDet ones
 _MIT_MODES = ("fp32", "int8", "int8_mixed", "int16x8")
@@ -97,8 +98,6 @@ def _stock(size, holdout, args):
     import keras
     import keras_hub
     import tensorflow as tf
-
-    from edge_backbones.export import verify
 
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.MiTBackbone(
@@ -278,7 +277,7 @@ def _table(rows, checks):
         hist = r["op_histogram"]
         lines.append(
             f"{r['model']:<22} {r['mode']:<8} "
-            f"{r['size_bytes'] / 2**20:>7.2f} {r['latency_ms']:>8.1f} "
+            f"{megabytes(r['size_bytes']):>7.2f} {r['latency_ms']:>8.1f} "
             f"{r['latency_ms'] / base.get(r['model'], np.nan):>7.2f} "
             f"{_worst(r['fidelity'], 'cosine'):>8.5f} "
             f"{_worst(r['fidelity'], 'sqnr_db'):>6.1f} "
