@@ -5,6 +5,8 @@ Imports nothing heavy until the command runs.
 
 import sys
 
+from edge_backbones.text import split_commas
+
 __all__ = ["add_parsers"]
 
 
@@ -196,13 +198,13 @@ def _export(args, kwargs):
         }
     for key in ("float_layers", "out_features"):
         if isinstance(kwargs.get(key), str):
-            kwargs[key] = [v for v in kwargs[key].split(",") if v]
+            kwargs[key] = split_commas(kwargs[key])
     if args.level_names or args.preprocessing:
         from edge_backbones.export.foreign_model import ForeignModel
 
         kwargs["model"] = ForeignModel(
             kwargs["model"],
-            level_names=args.level_names and args.level_names.split(","),
+            level_names=args.level_names and split_commas(args.level_names),
             preprocessing=args.preprocessing or "raw",
         )
     records = pipeline.export(**kwargs)

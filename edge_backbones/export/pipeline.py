@@ -34,6 +34,7 @@ from edge_backbones.export import (
 from edge_backbones.export import recipes as recipes_lib
 from edge_backbones.export import workspace as workspace_lib
 from edge_backbones.export.convert import Converter, gpu_compatibility
+from edge_backbones.text import megabytes, split_commas
 
 __all__ = ["ArtifactRecord", "export", "parse_image_size", "load_backbone"]
 
@@ -58,7 +59,7 @@ class ArtifactRecord:
 
     def summary(self):
         """The one line printed when the artifact is done."""
-        size = f"{self.size_bytes / 2**20:.2f} MB"
+        size = f"{megabytes(self.size_bytes):.2f} MB"
         figures = (
             verify.format_fidelity(self.fidelity)
             if self.fidelity
@@ -378,12 +379,12 @@ def export(
     )
     model_name = name or model_name
     memory.check_backbone(backbone, size)
-    stems = [f"{model_name}_{size[0]}x{size[1]}_{p.mode}" for p in plans]
+    stems = [recipes_lib.artifact_stem(model_name, size, p.mode) for p in plans]
     _check_destinations(out, stems)
     # "a,b" as in the CLI, never a string iterated character by character
-    float_layers = recipes_lib._names(float_layers)
+    float_layers = split_commas(float_layers)
     if out_features is not None:
-        out_features = recipes_lib._names(out_features)
+        out_features = split_commas(out_features)
         levels = [info.name for info in backbone.feature_info]
         unknown = [n for n in out_features if n not in levels]
         if unknown or not out_features:
@@ -434,7 +435,7 @@ def export(
                 integer_converter or converter,
                 holdout,
                 out,
-                f"{model_name}_{size[0]}x{size[1]}",
+                recipes_lib.artifact_stem(model_name, size),
             )
         float_nodes = ()
         if float_layers:
@@ -455,7 +456,7 @@ def export(
         records, failures = [], []
         for plan in plans:
             gate = min_cos if selecting else gates[plan.mode]
-            stem = f"{model_name}_{size[0]}x{size[1]}_{plan.mode}"
+            stem = recipes_lib.artifact_stem(model_name, size, plan.mode)
             final = os.path.join(work if selecting else out, stem + ".tflite")
             plan_converter = (
                 integer_converter if plan.integer_layer_norm else converter
@@ -733,7 +734,7 @@ def _select(records, failures, min_cos, out, num_threads, runs, work):
                 record.mode,
                 f"{verify.worst(record.fidelity)[1]['cosine']:.4f}",
                 f"{record.latency_ms:.1f}",
-                f"{record.size_bytes / 2**20:.2f}",
+                f"{megabytes(record.size_bytes):.2f}",
                 verdict,
             )
         )

@@ -64,12 +64,14 @@ import os
 from edge_backbones.errors import ExportError, InputError, require
 from edge_backbones.export.options import RECIPE_KEYS, check, check_thresholds
 from edge_backbones.runtime.cpuinfo import cpu_flags
+from edge_backbones.text import split_commas
 
 __all__ = [
     "FAST_INT8_CPU_FLAGS",
     "MIXED_FLOAT_LAYERS",
     "MIXED_FLOAT_OPS",
     "Plan",
+    "artifact_stem",
     "MODE_PLANS",
     "TARGETS",
     "cpu_plan",
@@ -205,18 +207,18 @@ def cpu_plan(flags=None):
     )
 
 
-def _names(value):
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return list(value)
+def artifact_stem(name, size, mode=None):
+    """`mit_b0_512x512_int8`: the one file-name rule for the export's
+    artifacts (`.tflite`, `.json`) and the report that finds them; without
+    `mode`, the stem of the per-size files (`_layers.csv`)."""
+    stem = f"{name}_{size[0]}x{size[1]}"
+    return f"{stem}_{mode}" if mode else stem
 
 
 def resolve_plans(modes, targets):
     """The plans for `modes` + `targets` (lists or comma-separated)."""
     plans = []
-    for name in _names(modes):
+    for name in split_commas(modes):
         if name == "cpu":
             plans.append(cpu_plan())
         elif name in TARGETS:
@@ -228,7 +230,7 @@ def resolve_plans(modes, targets):
                 f"Unknown mode {name!r}; modes are {list(MODE_PLANS)} and "
                 f"targets are {list(TARGETS)}."
             )
-    for name in _names(targets):
+    for name in split_commas(targets):
         if name not in TARGETS:
             raise InputError(
                 f"Unknown target {name!r}; targets are {list(TARGETS)}."

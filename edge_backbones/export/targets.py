@@ -24,6 +24,8 @@ import time
 import numpy as np
 
 from edge_backbones.atomic_io import write_json_atomic
+from edge_backbones.export import verify
+from edge_backbones.text import megabytes
 
 # modes of our MiT-B0 export, and the ViTDet ones
 _MIT_MODES = ("fp32", "int8", "int8_mixed", "int16x8")
@@ -96,8 +98,6 @@ def _stock(size, holdout, args):
     import keras
     import keras_hub
     import tensorflow as tf
-
-    from edge_backbones.export import verify
 
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.MiTBackbone(
@@ -202,10 +202,10 @@ def _time_all(rows, args):
         del interpreter
 
 
-def _worst(fidelity, key):
+def _worst(fidelity, metric):
     # an exact level has sqnr_db None (see verify); printed as inf here
-    values = [level[key] for level in fidelity["levels"].values()]
-    return min((v for v in values if v is not None), default=float("inf"))
+    value = verify.min_level(fidelity, metric)
+    return float("inf") if value is None else value
 
 
 def _find(rows, model, mode):
@@ -277,7 +277,7 @@ def _table(rows, checks):
         hist = r["op_histogram"]
         lines.append(
             f"{r['model']:<22} {r['mode']:<8} "
-            f"{r['size_bytes'] / 2**20:>7.2f} {r['latency_ms']:>8.1f} "
+            f"{megabytes(r['size_bytes']):>7.2f} {r['latency_ms']:>8.1f} "
             f"{r['latency_ms'] / base.get(r['model'], np.nan):>7.2f} "
             f"{_worst(r['fidelity'], 'cosine'):>8.5f} "
             f"{_worst(r['fidelity'], 'sqnr_db'):>6.1f} "

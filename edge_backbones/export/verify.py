@@ -36,7 +36,8 @@ __all__ = [
     "compare",
     "check",
     "format_fidelity",
-    "min_sqnr",
+    "min_level",
+    "worst",
 ]
 
 DEFAULT_MIN_COSINE = {
@@ -103,30 +104,37 @@ def _sqnr(ref, out):
     return {"sqnr_db": round(float(sqnr), 2)}
 
 
-def min_sqnr(fidelity):
-    """The lowest SQNR over levels; None if every level matches exactly."""
-    values = [
-        level["sqnr_db"]
-        for level in fidelity["levels"].values()
-        if level.get("sqnr_db") is not None
-    ]
-    return min(values) if values else None
+def worst(fidelity, metric="cosine"):
+    """(level name, its figures) with the lowest `metric`, NaN lowest.
 
-
-def worst(fidelity):
-    """(level name, its figures) with the lowest cosine (NaN first)."""
+    Levels without the metric (an exact match's `sqnr_db` is None) are
+    passed over; (None, None) if no level has it or there is no fidelity.
+    The one "worst level" rule for export, runtime and report.
+    """
 
     def key(item):
-        cosine = item[1]["cosine"]
-        return cosine if cosine == cosine else float("-inf")
+        value = item[1][metric]
+        return value if value == value else float("-inf")
 
-    return min(fidelity["levels"].items(), key=key)
+    levels = [
+        item
+        for item in ((fidelity or {}).get("levels") or {}).items()
+        if item[1].get(metric) is not None
+    ]
+    return min(levels, key=key) if levels else (None, None)
+
+
+def min_level(fidelity, metric):
+    """The lowest `metric` over levels (NaN lowest); None if no level has
+    it (every level exact, for `sqnr_db`) or there is no fidelity."""
+    _, figures = worst(fidelity, metric)
+    return None if figures is None else figures[metric]
 
 
 def format_fidelity(fidelity):
     """`cos 0.9991 (P1) sqnr 27.1 dB`: the worst level's figures."""
     name, figures = worst(fidelity)
-    sqnr = min_sqnr(fidelity)
+    sqnr = min_level(fidelity, "sqnr_db")
     sqnr = "exact" if sqnr is None else f"{sqnr:.1f} dB"
     return f"cos {figures['cosine']:.4f} ({name}) sqnr {sqnr}"
 

@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 
 from edge_backbones.errors import InputError
+from edge_backbones.text import split_commas
 
 __all__ = ["Soc", "VENDORS", "known_socs", "parse_socs"]
 
@@ -84,7 +85,7 @@ def known_socs():
 def parse_socs(text):
     """ "SM8650,SM8750" -> [Soc, Soc]; unknown names are an InputError."""
     known = known_socs()
-    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    names = split_commas(str(text))
     unknown = [n for n in names if n.upper() not in known]
     if not names or unknown:
         raise InputError(

@@ -7,6 +7,7 @@ TensorFlow), and the fastest mode of each model that meets a cosine budget.
 """
 
 from edge_backbones.errors import InputError, MetadataError
+from edge_backbones.export.verify import min_level
 from edge_backbones.report.deployment import is_simulated
 from edge_backbones.report.records import check_row, load_results
 
@@ -18,14 +19,6 @@ __all__ = [
 ]
 
 DEFAULT_MIN_COS = 0.999
-
-
-def _min_level(fidelity, metric):
-    if not fidelity or not fidelity.get("levels"):
-        return None
-    values = [level.get(metric) for level in fidelity["levels"].values()]
-    values = [v for v in values if v is not None]
-    return min(values) if values else None
 
 
 def _all_exact(fidelity):
@@ -48,8 +41,8 @@ def _derive(device, row, fp32, keras):
     return {
         **row,
         "device": device["name"],
-        "min_cosine": _min_level(row.get("fidelity"), "cosine"),
-        "min_sqnr_db": _min_level(row.get("fidelity"), "sqnr_db"),
+        "min_cosine": min_level(row.get("fidelity"), "cosine"),
+        "min_sqnr_db": min_level(row.get("fidelity"), "sqnr_db"),
         "sqnr_exact": _all_exact(row.get("fidelity")),
         "speedup_vs_fp32": base_fp32 / median if base_fp32 else None,
         "speedup_vs_keras": base_keras / median if base_keras else None,

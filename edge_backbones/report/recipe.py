@@ -28,15 +28,19 @@ Paths are relative to the recipe file.
 
 import os
 
-from edge_backbones.export.recipes import load_recipes, resolve_plans
+from edge_backbones.export.recipes import (
+    artifact_stem,
+    load_recipes,
+    resolve_plans,
+)
+from edge_backbones.text import split_commas
 
 __all__ = ["load_exports", "expected_stems"]
 
 
 def _with_fp32(kwargs):
     modes = kwargs.get("modes", ["fp32"])
-    if isinstance(modes, str):
-        modes = [m.strip() for m in modes.split(",") if m.strip()]
+    modes = split_commas(modes)
     kwargs["modes"] = ["fp32", *(m for m in modes if m != "fp32")]
     # a report compares every mode; export's min_cos would keep only one
     kwargs.pop("min_cos", None)
@@ -59,6 +63,6 @@ def expected_stems(kwargs):
     name = kwargs.get("name") or os.path.basename(
         os.path.normpath(os.fspath(kwargs["model"]))
     )
-    height, width = parse_image_size(kwargs.get("image_size", 512))
+    size = parse_image_size(kwargs.get("image_size", 512))
     plans = resolve_plans(kwargs.get("modes"), kwargs.get("targets"))
-    return [f"{name}_{height}x{width}_{plan.mode}" for plan in plans]
+    return [artifact_stem(name, size, plan.mode) for plan in plans]

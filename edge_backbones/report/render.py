@@ -16,6 +16,7 @@ import os
 from edge_backbones.atomic_io import dumps_json, write_file_atomic
 from edge_backbones.report.deployment import deployment_table, is_simulated
 from edge_backbones.report.records import row_key as _row_key
+from edge_backbones.text import megabytes
 
 __all__ = ["render_markdown", "render_html", "render_csv", "write_report"]
 
@@ -121,7 +122,7 @@ def _latency_table(rows, emulated=False):
                 _fmt(latency["median"]),
                 _fmt(latency["p5"]),
                 _fmt(latency["p95"]),
-                _fmt(size / 1e6 if size else None),
+                _fmt(megabytes(size) if size else None),
                 _fmt(row.get("peak_rss_mb"), 1),
                 SOFTWARE
                 if row.get("software_driver")

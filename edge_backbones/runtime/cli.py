@@ -11,20 +11,18 @@ import os
 import platform
 import sys
 
+from edge_backbones.text import split_commas
+
 __all__ = ["add_parsers", "check_output_path", "thread_counts"]
 
 # height in pixels of each panel of the --save-png picture
 _PANEL_HEIGHT = 256
 
 
-def _csv(text):
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
 def thread_counts(text):
     """argparse type: "1,2,4" -> [1, 2, 4], each >= 1."""
     try:
-        values = [int(v) for v in _csv(text)]
+        values = [int(v) for v in split_commas(text)]
     except ValueError:
         values = []
     if not values or min(values) < 1:
@@ -89,7 +87,7 @@ def check_output_path(flag, path, models, suffix):
 def _add_model_options(parser):
     parser.add_argument(
         "--delegates",
-        type=_csv,
+        type=split_commas,
         default=["xnnpack"],
         help="comma-separated, in order of precedence: xnnpack (default "
         "CPU), cpu (reference kernels), gpu, nnapi, edgetpu, or a delegate "
@@ -154,6 +152,7 @@ def _heatmap_png(image, outputs, path):
 
 def _print_npu_numerics(compiled, fidelity):
     """What a compiled artifact's simulated run stands for, and its figures."""
+    from edge_backbones.export.verify import min_level
     from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
 
     print(
@@ -165,7 +164,7 @@ def _print_npu_numerics(compiled, fidelity):
         ("vs CPU int8", compiled.get("numerics_vs_cpu_int8")),
     ):
         if figures:
-            worst = min(v["cosine"] for v in figures["levels"].values())
+            worst = min_level(figures, "cosine")
             print(f"fidelity  {what}: min cosine {worst:.6f} over "
                   f"{figures['images']} images (at compile time)")  # fmt: skip
 

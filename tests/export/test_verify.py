@@ -22,7 +22,7 @@ def test_identical_outputs():
     assert verify.format_fidelity(fid) == "cos 1.0000 (P1) sqnr exact"
     # one exact level among others: the minimum is the measured one
     both = verify.compare({**ref, "P2": ref["P1"]}, {**out, "P2": ref["P1"]})
-    assert verify.min_sqnr(both) == both["levels"]["P1"]["sqnr_db"]
+    assert verify.min_level(both, "sqnr_db") == both["levels"]["P1"]["sqnr_db"]
     assert "exact" not in both["levels"]["P1"]
 
 
@@ -85,3 +85,30 @@ def test_zero_or_non_finite_output_fails_the_gate(broken):
     # both maps all zero is a perfect match
     zeros = {"P1": np.zeros((2, 4))}
     assert verify.compare(zeros, zeros)["levels"]["P1"]["cosine"] == 1.0
+
+
+def test_worst_level_is_one_rule_for_every_metric():
+    nan = float("nan")
+    fid = {
+        "images": 2,
+        "levels": {
+            "P1": {"cosine": 0.97, "sqnr_db": None, "exact": True},
+            "P2": {"cosine": nan, "sqnr_db": 12.5},
+            "P3": {"cosine": 0.5, "sqnr_db": 30.0},
+        },
+    }
+    # NaN is the worst wherever it stands (min() alone is order-dependent)
+    assert verify.worst(fid)[0] == "P2"
+    assert (
+        verify.worst({"levels": dict(reversed(fid["levels"].items()))})[0]
+        == "P2"
+    )
+    # an exact level has no SQNR: it is passed over, not taken as 0 or inf
+    assert verify.min_level(fid, "sqnr_db") == 12.5
+    assert verify.worst(fid, "sqnr_db")[0] == "P2"
+    exact = {"levels": {"P1": fid["levels"]["P1"]}}
+    assert verify.min_level(exact, "sqnr_db") is None
+    assert verify.min_level(exact, "cosine") == 0.97
+    # a row without fidelity (a foreign artifact) has no figure at all
+    assert verify.min_level(None, "cosine") is None
+    assert verify.min_level({"levels": {}}, "cosine") is None

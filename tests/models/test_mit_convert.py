@@ -108,6 +108,23 @@ def test_unexpected_key(small_checkpoint):
         MiTBackbone.from_preset(str(small_checkpoint))
 
 
+def test_unexpected_unprefixed_key_in_prefixed_checkpoint(tmp_path):
+    # A `segformer.`-prefixed checkpoint with a key outside the prefix (not
+    # a head key): the error must name it whole, not with the prefix's
+    # length cut off its front.
+    _save(
+        transformers.SegformerForSemanticSegmentation,
+        tmp_path,
+        num_labels=2,
+        **SMALL,
+    )
+    stray = "auxiliary_projection.weight"
+    _rewrite(tmp_path, lambda t: t.update({stray: np.zeros((2, 2))}))
+    with pytest.raises(CheckpointError) as caught:
+        MiTBackbone.from_preset(str(tmp_path))
+    assert f"unexpected keys: {stray}" in str(caught.value)
+
+
 def test_wrong_shape(small_checkpoint):
     config_path = small_checkpoint / "config.json"
     config = json.loads(config_path.read_text())

@@ -5,13 +5,21 @@ import os
 
 import numpy as np
 import pytest
-import torch
-from safetensors.numpy import load_file, save_file
-from transformers import SamConfig, SamModel, SamVisionConfig, SamVisionModel
 
 from edge_backbones.errors import CheckpointError, WeightsNotFoundError
 from edge_backbones.models.backbone import from_preset
 from edge_backbones.models.vit_det import ViTDetBackbone
+
+# Every test here builds its checkpoint with Hugging Face SAM (test extra).
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+safetensors_numpy = pytest.importorskip("safetensors.numpy")
+load_file = safetensors_numpy.load_file
+save_file = safetensors_numpy.save_file
+SamConfig = transformers.SamConfig
+SamModel = transformers.SamModel
+SamVisionConfig = transformers.SamVisionConfig
+SamVisionModel = transformers.SamVisionModel
 
 # 8x8 tokens: windows of 3 (padded to 9x9) in blocks 0 and 2, global block 1.
 VISION = {

@@ -2,13 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
-from transformers import SamVisionConfig
-from transformers.models.sam.modeling_sam import (
-    SamVisionAttention,
-    SamVisionLayer,
-)
 
 from edge_backbones.models.vit_det.vit_det_layers import (
     ViTDetAttention,
@@ -18,6 +11,14 @@ from edge_backbones.models.vit_det.vit_det_layers import (
     linear_resize_matrix,
     relative_position_matrix,
 )
+
+# Every test here compares against a PyTorch / SAM reference (test extra).
+torch = pytest.importorskip("torch")
+F = pytest.importorskip("torch.nn.functional")
+modeling_sam = pytest.importorskip("transformers.models.sam.modeling_sam")
+SamVisionConfig = modeling_sam.SamVisionConfig
+SamVisionAttention = modeling_sam.SamVisionAttention
+SamVisionLayer = modeling_sam.SamVisionLayer
 
 
 @pytest.mark.parametrize("in_size, out_size", [(27, 13), (27, 41), (7, 7)])

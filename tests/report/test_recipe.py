@@ -77,3 +77,18 @@ def test_recipe_rejects_unknown_keys(tmp_path):
     recipe.write_text('[[model]]\npreset = "mit_b0"\nmodez = ["int8"]\n')
     with pytest.raises(InputError, match=r"unknown key\(s\) \['modez'\]"):
         load_exports(str(recipe), str(tmp_path))
+
+
+def test_resume_stems_follow_the_export_file_name_rule():
+    # what --resume looks for is what export() writes: name, height x
+    # width (height first), mode; the layer report drops the mode
+    from edge_backbones.export.recipes import artifact_stem
+    from edge_backbones.report.recipe import expected_stems
+
+    kwargs = {"model": "weights/mit_b0/", "image_size": "384x640"}
+    kwargs["modes"] = " fp32, int8"
+    assert expected_stems(kwargs) == [
+        "mit_b0_384x640_fp32",
+        "mit_b0_384x640_int8",
+    ]
+    assert artifact_stem("mit_b0", (384, 640)) == "mit_b0_384x640"

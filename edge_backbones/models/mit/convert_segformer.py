@@ -204,7 +204,7 @@ def load_weights(backbone, folder):
     tensors = read_tensors(folder)
     if any(key.startswith(ENCODER_PREFIX) for key in tensors):
         tensors = {
-            key[len(ENCODER_PREFIX) :]: value
+            key.removeprefix(ENCODER_PREFIX): value
             for key, value in tensors.items()
             if key.startswith(ENCODER_PREFIX)
             or not key.startswith(HEAD_PREFIXES)
