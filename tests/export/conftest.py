@@ -14,7 +14,8 @@ def tiny_backbone():
     import keras
 
     keras.utils.set_random_seed(0)
-    return TinyBackbone(dim=8)
+    # named, so artifact names do not depend on what Keras built before
+    return TinyBackbone(dim=8, name="tiny_backbone")
 
 
 @pytest.fixture(scope="session")
