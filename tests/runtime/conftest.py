@@ -99,6 +99,26 @@ def write_with_metadata(path, model_content, metadata):
     return path
 
 
+def gpu_fallback(model_path):
+    """EdgeModel with delegates ("gpu", "xnnpack"), and its fallback warnings.
+
+    Callers assert the GPU fell back to XNNPACK with exactly one warning.
+    """
+    import warnings
+
+    from edge_backbones.runtime import DelegateFallbackWarning, EdgeModel
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = EdgeModel(model_path, delegates=("gpu", "xnnpack"))
+    fallbacks = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, DelegateFallbackWarning)
+    ]
+    return model, fallbacks
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """Paths of the tiny models plus the Keras reference outputs."""

@@ -20,6 +20,7 @@ from edge_backbones.runtime.preprocess import preprocess
 from tests.runtime.conftest import (
     PREPROCESSING,
     SIZE,
+    gpu_fallback,
     make_metadata,
     write_with_metadata,
 )
@@ -361,14 +362,7 @@ def test_compiled_model_engine_matches_the_interpreter(tiny):
 
 def test_gpu_uses_litert_accelerator_or_says_why_not(tiny, monkeypatch):
     monkeypatch.delenv("EDGE_BACKBONES_GPU_DELEGATE", raising=False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = EdgeModel(tiny["paths"]["f32"], delegates=("gpu", "xnnpack"))
-    fallbacks = [
-        str(w.message)
-        for w in caught
-        if issubclass(w.category, DelegateFallbackWarning)
-    ]
+    model, fallbacks = gpu_fallback(tiny["paths"]["f32"])
     if model.active_delegate == "gpu":  # a machine with a usable GPU
         assert fallbacks == []
         out = model(tiny["x"])
@@ -414,14 +408,7 @@ def test_gpu_runtime_that_cannot_start_falls_back(tiny, monkeypatch):
         raise RuntimeError("Failed to create LiteRT environment")
 
     monkeypatch.setattr(environment.Environment, "create", no_runtime)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = EdgeModel(tiny["paths"]["f32"], delegates=("gpu", "xnnpack"))
-    fallbacks = [
-        str(w.message)
-        for w in caught
-        if issubclass(w.category, DelegateFallbackWarning)
-    ]
+    model, fallbacks = gpu_fallback(tiny["paths"]["f32"])
     assert model.active_delegate == "xnnpack"
     assert len(fallbacks) == 1
     assert "Failed to create LiteRT environment" in fallbacks[0]

@@ -12,13 +12,13 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 
 import pytest
 
 from edge_backbones.errors import DelegateUnavailableError
-from edge_backbones.runtime import DelegateFallbackWarning, EdgeModel, gpu_probe
+from edge_backbones.runtime import EdgeModel, gpu_probe
 from tests.conftest import REPO_ROOT
+from tests.runtime.conftest import gpu_fallback
 
 _TRY_GPU_WITH_TENSORFLOW = """
 import json, sys, warnings
@@ -107,14 +107,7 @@ def test_an_unusable_gpu_is_never_loaded_in_process(add_model, monkeypatch):
         raise AssertionError("the GPU accelerator was loaded in-process")
 
     monkeypatch.setattr(environment.Environment, "create", must_not_run)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = EdgeModel(add_model, delegates=("gpu", "xnnpack"))
-    fallbacks = [
-        str(w.message)
-        for w in caught
-        if issubclass(w.category, DelegateFallbackWarning)
-    ]
+    model, fallbacks = gpu_fallback(add_model)
     assert model.active_delegate == "xnnpack"
     assert len(fallbacks) == 1
     assert "no GPU adapter: Vulkan featureX required" in fallbacks[0]
