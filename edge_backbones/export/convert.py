@@ -23,6 +23,7 @@ import sys
 import warnings
 
 from edge_backbones.errors import ExportError, require
+from edge_backbones.export.fc_bias import add_zero_fc_biases
 
 __all__ = [
     "INT8_IO_DTYPES",
@@ -200,6 +201,8 @@ class Converter:
             )
         except Exception as exc:
             raise ExportError(f"int8 quantization failed: {exc}") from exc
+        # tflite-runtime 2.14 on aarch64 crashes on bias-less int8 FCs
+        model = add_zero_fc_biases(model)
         if io_dtype != "float32":
             from tensorflow.lite.python import util
 
