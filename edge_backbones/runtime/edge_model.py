@@ -26,6 +26,7 @@ from edge_backbones.runtime.engines import (
     InterpreterEngine,
     accelerator_available,
 )
+from edge_backbones.runtime.known_crashes import tflite_runtime_crash
 from edge_backbones.runtime.metadata import load_metadata, validate_metadata
 from edge_backbones.runtime.model_file import read_model_file
 from edge_backbones.runtime.npu_engines import open_npu_engine
@@ -229,7 +230,20 @@ class EdgeModel:
                 f"{self.model_path!r}: {exc}. Was it exported for a newer "
                 f"runtime or with custom ops? {fix}"
             ) from exc
+        self._refuse_known_crash(interpreter)
         return InterpreterEngine(interpreter)
+
+    def _refuse_known_crash(self, interpreter):
+        # a segfault in invoke would kill the caller with no Python error
+        if self.backend.name != "tflite_runtime":
+            return
+        reason = tflite_runtime_crash(interpreter)
+        if reason:
+            raise ModelFileError(
+                f"{self.model_path!r} has {reason}. Export it again with "
+                "this edge_backbones (it adds a zero bias to those ops), or "
+                "run it with ai-edge-litert (backend='litert')."
+            )
 
     def _bind_signature(self):
         if isinstance(self._engine, InterpreterEngine):
