@@ -3,7 +3,10 @@
 Names, in the order a caller lists them (precedence):
 - "xnnpack": the interpreter's default CPU path (its op resolver applies
   the XNNPACK delegate when tensors are allocated);
-- "cpu": TFLite's reference kernels, default delegates off;
+- "cpu": the interpreter's builtin kernels, default delegates off;
+- "portable": TFLite's portable reference kernels (slow; no
+  architecture-specific rounding: the same int8 artifact computes the same
+  integers on ARM and x86, docs/raspberry_pi.md);
 - "gpu", "nnapi", "edgetpu": external delegate libraries, found through an
   environment variable (`EDGE_BACKBONES_GPU_DELEGATE`, ...) or the usual
   library name. Unless that variable is set, "gpu" on LiteRT first tries
@@ -55,7 +58,8 @@ _LIBRARIES = {
         },
     ),
 }
-KNOWN_DELEGATES = ("xnnpack", "cpu", *_LIBRARIES)
+KNOWN_DELEGATES = ("xnnpack", "cpu", "portable", *_LIBRARIES)
+_BUILTIN = ("xnnpack", "cpu", "portable")  # no library, no options
 _LIBRARY_SUFFIXES = (".so", ".dylib", ".dll")
 
 
@@ -68,7 +72,8 @@ class DelegateSpec:
     """One entry of `delegates`: what to load and with which options."""
 
     name: str  # a known name, or the library path as given
-    kind: str  # "default" (XNNPACK), "reference" (cpu) or "library"
+    # "default" (XNNPACK), "reference" (cpu), "portable" or "library"
+    kind: str
     options: dict = dataclasses.field(default_factory=dict)
 
 
@@ -108,7 +113,7 @@ def parse_delegates(delegates):
                 f"got {entry!r}. Known names: {list(KNOWN_DELEGATES)}."
             )
         name = entry.strip().lower()
-        if options and name in ("xnnpack", "cpu"):
+        if options and name in _BUILTIN:
             raise DelegateUnavailableError(
                 f"Options {options!r} were given for {name!r}, which takes "
                 "none (the interpreter's own CPU path); options go to "
@@ -118,6 +123,8 @@ def parse_delegates(delegates):
             specs.append(DelegateSpec("xnnpack", "default", options))
         elif name == "cpu":
             specs.append(DelegateSpec("cpu", "reference", options))
+        elif name == "portable":
+            specs.append(DelegateSpec("portable", "portable", options))
         elif name in _LIBRARIES or _is_library_path(entry):
             key = name if name in _LIBRARIES else entry
             specs.append(DelegateSpec(key, "library", options))

@@ -38,6 +38,11 @@ from edge_backbones.runtime.preprocess import (
 __all__ = ["EdgeModel", "TensorSpec"]
 
 _SIGNATURE = "serving_default"
+# delegate kinds that run the interpreter's own kernels: which op resolver
+_RESOLVERS = {
+    "reference": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+    "portable": "BUILTIN_REF",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +74,10 @@ class EdgeModel:
     Args:
         model_path: the .tflite file.
         delegates: where to run, in order of precedence: "xnnpack" (the
-            default CPU path), "cpu" (reference kernels), "gpu", "nnapi",
-            "edgetpu", a delegate library path, or (name, options). A
+            default CPU path), "cpu" (builtin kernels), "portable"
+            (TFLite's reference kernels: slow, architecture-independent),
+            "gpu", "nnapi", "edgetpu", a delegate library path, or (name,
+            options). A
             delegate that fails to load falls back to the next one with a
             single `DelegateFallbackWarning`; if all fail, XNNPACK runs.
         num_threads: CPU threads; None keeps the interpreter's default
@@ -192,9 +199,9 @@ class EdgeModel:
         kwargs = {"model_path": self.model_path}
         if self.num_threads is not None:
             kwargs["num_threads"] = self.num_threads
-        if spec.kind == "reference":
-            kwargs["experimental_op_resolver_type"] = (
-                backend.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        if spec.kind in _RESOLVERS:
+            kwargs["experimental_op_resolver_type"] = getattr(
+                backend.OpResolverType, _RESOLVERS[spec.kind]
             )
         library = None
         if spec.kind == "library":
@@ -330,9 +337,10 @@ class EdgeModel:
     def fully_delegated(self):
         """True if a delegate runs every op; None if not applicable/known.
 
-        The reference-kernel path ("cpu") uses no delegate, so None.
+        The interpreter's own kernels ("cpu", "portable") use no delegate,
+        so None.
         """
-        if self.active_delegate == "cpu":
+        if self.active_delegate in ("cpu", "portable"):
             return None
         return self._engine.fully_delegated
 

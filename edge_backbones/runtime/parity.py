@@ -32,8 +32,10 @@ from edge_backbones.runtime.model_file import read_model_file
 
 __all__ = [
     "DELEGATES",
+    "EXACT_DELEGATES",
     "FLOAT_MODES",
     "MAX_FLOAT_RELATIVE",
+    "MAX_INT8_ERROR_RATIO",
     "MIN_INT_COSINE",
     "compare",
     "holdout_inputs",
@@ -47,14 +49,20 @@ __all__ = [
     "where_am_i",
 ]
 
-# XNNPACK (the default CPU path) and the interpreter's own builtin kernels
-DELEGATES = ("xnnpack", "cpu")
+# XNNPACK (the default CPU path), the interpreter's builtin kernels, and
+# TFLite's portable reference kernels
+DELEGATES = ("xnnpack", "cpu", "portable")
+# kernels with no architecture-specific rounding: integers must be equal
+EXACT_DELEGATES = ("portable",)
 # modes whose kernels are float end to end; all others compute in integers
 FLOAT_MODES = ("fp32", "fp16", "gpu")
-# float: the same maths, another instruction set; integer: the bound when
-# ARM and x86 kernels round differently
+# float: the same maths, another instruction set; integer: what the issue
+# asked for (met by tiny models' first levels only: docs/raspberry_pi.md)
 MAX_FLOAT_RELATIVE = 1e-5
 MIN_INT_COSINE = 0.999
+# the device's int8 error may exceed the reference machine's by this factor
+# (measured: up to 1.13x, MiT-B0 @128 P4 on the builtin kernels)
+MAX_INT8_ERROR_RATIO = 1.25
 
 
 def where_am_i():
@@ -309,15 +317,64 @@ def compare(reference, device):
     return rows
 
 
+def _integer_level(figures, where, delegate):
+    """(how one integer level agrees, [reasons it is out of bounds])."""
+    problems = []
+    if delegate in EXACT_DELEGATES and not figures["exact"]:
+        problems.append(
+            f"{where}: the {delegate} kernels round the same on every "
+            f"machine, but {figures['differing']:.2%} of the values differ "
+            f"(up to {figures['max_steps']} steps)"
+        )
+    if "fidelity" not in figures:
+        kind = "exact" if figures["exact"] else f"cosine >= {MIN_INT_COSINE}"
+        if figures["cosine"] < MIN_INT_COSINE:
+            problems.append(
+                f"{where}: integer outputs differ (cosine "
+                f"{figures['cosine']:.5f} < {MIN_INT_COSINE}) and no fp32 "
+                "run measures the int8 error they could be compared with"
+            )
+        return kind, problems
+    error = 1 - figures["fidelity"]
+    reference_error = 1 - figures["reference_fidelity"]
+    if error > MAX_INT8_ERROR_RATIO * reference_error + 1e-6:
+        problems.append(
+            f"{where}: int8 error here (1 - cosine vs this machine's fp32 "
+            f"output) {error:.2e} is more than {MAX_INT8_ERROR_RATIO}x the "
+            f"reference machine's {reference_error:.2e}"
+        )
+    if figures["exact"]:
+        return "exact", problems
+    if figures["cosine"] >= MIN_INT_COSINE:
+        return f"cosine >= {MIN_INT_COSINE}", problems
+    apart = 1 - figures["cosine"]
+    if apart <= error + reference_error:
+        return "within int8 error", problems
+    problems.append(
+        f"{where}: integer outputs differ (1 - cosine {apart:.2e}) "
+        f"more than the two machines' int8 errors together ({error:.2e} + "
+        f"{reference_error:.2e}): worse than two independent roundings"
+    )
+    return "within int8 error", problems
+
+
 def verdict(row):
     """(how `row` from `compare` is within bounds, [reasons it is not]).
 
     Float modes must agree to MAX_FLOAT_RELATIVE of each level's peak.
-    Integer modes are "exact", or within MIN_INT_COSINE, or else "within
-    int8 error": on every level the two machines disagree less than the
-    reference machine's int8 output disagrees with its own fp32 output
-    (1 - cosine(device, reference) <= 1 - fidelity on the reference), so
-    the rounding difference is smaller than the quantization error itself.
+    Integer modes, on every level:
+    - through EXACT_DELEGATES (TFLite's portable reference kernels): the
+      same integers on both machines;
+    - the int8 error measured here (1 - cosine against this machine's own
+      fp32 output) is at most MAX_INT8_ERROR_RATIO times the reference
+      machine's;
+    - the outputs are "exact", or within MIN_INT_COSINE, or else "within
+      int8 error": 1 - cosine(device, reference) is at most the sum of the
+      two machines' int8 errors. Two independent roundings of the same
+      float values land that far apart; ARM and x86 kernels that share
+      weights and scales and differ only in rounding ties land closer
+      (docs/raspberry_pi.md). An anticorrelated, biased or broken kernel
+      lands further.
     """
     problems, kinds = [], set()
     for level, figures in row["levels"].items():
@@ -330,20 +387,10 @@ def verdict(row):
                     f"{figures['max_relative']:.2e} of the level's peak "
                     f"(bound {MAX_FLOAT_RELATIVE:g})"
                 )
-        elif figures["exact"]:
-            kinds.add("exact")
-        elif figures["cosine"] >= MIN_INT_COSINE:
-            kinds.add(f"cosine >= {MIN_INT_COSINE}")
-        elif "reference_fidelity" in figures and (
-            1 - figures["cosine"] <= 1 - figures["reference_fidelity"]
-        ):
-            kinds.add("within int8 error")
-        else:
-            problems.append(
-                f"{where}: integer outputs differ (cosine "
-                f"{figures['cosine']:.5f} < {MIN_INT_COSINE}, and more "
-                "than the int8 error on the reference machine)"
-            )
+            continue
+        kind, level_problems = _integer_level(figures, where, row["delegate"])
+        kinds.add(kind)
+        problems += level_problems
     order = ("within int8 error", f"cosine >= {MIN_INT_COSINE}")
     order += ("float rounding", "exact")
     kind = next((k for k in order if k in kinds), "exact")

@@ -92,6 +92,21 @@ def test_reference_kernels_agree_with_xnnpack(tiny):
         np.testing.assert_allclose(slow[name], fast[name], atol=1e-5)
 
 
+def test_portable_reference_kernels_run_int8(tiny):
+    # what they compute the same on ARM and x86 is checked by the emulated
+    # Pi's device tests (.ci/stages/pi.sh)
+    builtin = EdgeModel(tiny["paths"]["int8"], delegates=("cpu",))
+    model = EdgeModel(tiny["paths"]["int8"], delegates=("portable",))
+    assert model.active_delegate == "portable"
+    assert model.fully_delegated is None
+    portable, fast = model(tiny["x"]), builtin(tiny["x"])
+    for name, spec in model.output_specs.items():
+        step = spec.quantization["scale"]
+        np.testing.assert_allclose(portable[name], fast[name], atol=2 * step)
+    with pytest.raises(DelegateUnavailableError, match="takes none"):
+        EdgeModel(tiny["paths"]["int8"], delegates=[("portable", {"a": 1})])
+
+
 def test_tf_lite_backend_is_selectable(tiny):
     pytest.importorskip("tensorflow")
     with warnings.catch_warnings():

@@ -75,25 +75,87 @@ def test_float_must_agree_to_1e5_of_the_peak(x86):
     assert kind == "OUT OF BOUNDS" and "float outputs differ" in problems[0]
 
 
-def test_int8_bounds(x86):
+def test_int8_one_step_flips_are_within_0999(x86):
     rng = np.random.default_rng(1)
     one_step = x86["m_npu"] + SCALE * (rng.random(x86["m_npu"].shape) < 0.1)
     row = _rows(x86, dict(x86, m_npu=one_step))["m_npu"]
     assert row["levels"]["P1"]["max_steps"] == 1
-    assert parity.verdict(row)[0] == "cosine >= 0.999"
-    # more apart than 0.999, but less than x86's own int8 error
-    noisy = x86["m_npu"] + SCALE * rng.integers(-2, 3, x86["m_npu"].shape)
-    row = _rows(x86, dict(x86, m_npu=noisy.astype(np.float32)))["m_npu"]
+    assert parity.verdict(row) == ("cosine >= 0.999", [])
+
+
+@pytest.fixture
+def coarse():
+    """x86 int8 with a larger error (up to 7 steps): room to tell the
+    bounds apart. Returns (fp32, x86 int8, x86's noise in steps)."""
+    rng = np.random.default_rng(2)
+    fp32 = rng.normal(size=(2, 8, 8, 4)).astype(np.float32)
+    noise = rng.integers(-7, 8, fp32.shape)
+    return fp32, (np.round(fp32 / SCALE) + noise) * SCALE, noise
+
+
+def _coarse_row(coarse, device_int8, delegate="xnnpack"):
+    fp32, int8, _ = coarse
+    runs = []
+    for outputs in (
+        {"m_fp32": fp32, "m_npu": int8},
+        {"m_fp32": fp32, "m_npu": device_int8},
+    ):
+        run = _run({k: np.float32(v) for k, v in outputs.items()}, modes())
+        run["info"]["delegates"] = [delegate]
+        run["outputs"] = {
+            key.replace("/xnnpack/", f"/{delegate}/"): value
+            for key, value in run["outputs"].items()
+        }
+        runs.append(run)
+    (row,) = [r for r in parity.compare(*runs) if r["artifact"] == "m_npu"]
+    return row
+
+
+def test_int8_rounding_flips_are_within_int8_error(coarse):
+    fp32, int8, _ = coarse
+    flips = np.random.default_rng(3).choice([-2, 0, 2], size=int8.shape)
+    row = _coarse_row(coarse, int8 + SCALE * flips)
     figures = row["levels"]["P1"]
     assert figures["cosine"] < parity.MIN_INT_COSINE
-    assert 1 - figures["cosine"] <= 1 - figures["reference_fidelity"]
+    assert 1 - figures["fidelity"] <= 1.25 * (1 - figures["reference_fidelity"])
     assert parity.verdict(row) == ("within int8 error", [])
-    # further apart than x86's int8 error: out of bounds
-    wrong = x86["m_npu"] + rng.normal(size=x86["m_npu"].shape)
-    kind, problems = parity.verdict(
-        _rows(x86, dict(x86, m_npu=wrong.astype(np.float32)))["m_npu"]
+
+
+def test_int8_anticorrelated_outputs_are_out_of_bounds(coarse):
+    fp32, int8, noise = coarse
+    # the same int8 error as x86's, in the opposite direction: fidelity
+    # alone cannot see it, the two machines' disagreement does
+    mirrored = (np.round(fp32 / SCALE) - noise) * SCALE
+    row = _coarse_row(coarse, mirrored)
+    figures = row["levels"]["P1"]
+    assert figures["fidelity"] == pytest.approx(
+        figures["reference_fidelity"], abs=2e-3
     )
-    assert kind == "OUT OF BOUNDS" and "integer outputs differ" in problems[0]
+    kind, problems = parity.verdict(row)
+    assert kind == "OUT OF BOUNDS"
+    assert "worse than two independent roundings" in problems[0]
+
+
+def test_int8_error_larger_on_the_device_is_out_of_bounds(coarse):
+    fp32, int8, _ = coarse
+    extra = np.random.default_rng(4).integers(-7, 8, int8.shape)
+    row = _coarse_row(coarse, int8 + SCALE * extra)
+    figures = row["levels"]["P1"]
+    assert 1 - figures["fidelity"] > 1.25 * (1 - figures["reference_fidelity"])
+    kind, problems = parity.verdict(row)
+    assert kind == "OUT OF BOUNDS" and "more than 1.25x" in problems[0]
+
+
+def test_portable_kernels_must_compute_the_same_integers(coarse):
+    fp32, int8, _ = coarse
+    one_flip = int8.copy()
+    one_flip.flat[5] += SCALE
+    assert parity.verdict(_coarse_row(coarse, int8, "portable"))[0] == "exact"
+    kind, problems = parity.verdict(_coarse_row(coarse, one_flip, "portable"))
+    assert kind == "OUT OF BOUNDS"
+    assert "round the same on every machine" in problems[0]
+    # the same flip through XNNPACK is a rounding difference
+    assert parity.verdict(_coarse_row(coarse, one_flip))[1] == []
 
 
 def test_unloadable_artifacts_are_left_out_and_missing_outputs_refused(x86):
