@@ -6,9 +6,17 @@ Runs on the x86 host (needs the `export` extra). Writes into OUT:
   calibrated and verified on the bundled photos like any export;
 - `inputs.npz`: the held-out photos preprocessed for each model;
 - `x86.npz` + `x86.json`: every artifact's outputs on those inputs, through
-  each delegate, on this machine (the reference the Pi is compared with).
+  each delegate, on this machine (the reference the Pi is compared with);
+- `legacy/fc_int8_no_bias.tflite`: one int8 FULLY_CONNECTED of the MiT
+  `npu` graph with its bias removed, as exports made before
+  export/fc_bias.py wrote it (tflite-runtime 2.14 crashes on it on aarch64;
+  the runtime must refuse it).
 
-    python benchmarks/pi/make_artifacts.py OUT
+With --real-mit, MiT-B0 at its real widths and depths (random weights,
+128x128; fp32, int8, npu) instead: the size where ARM and x86 int8
+outputs part most (docs/raspberry_pi.md), too slow for every CI run.
+
+    python benchmarks/pi/make_artifacts.py OUT [--real-mit]
 """
 
 import argparse
@@ -54,6 +62,8 @@ TINY_MODELS = {
     ),
 }
 IMAGE_SIZE = 64
+REAL_MIT = {"mit_b0": ("mit_b0", {})}
+REAL_MIT_SIZE = 128
 MODES = ["fp32", "int8"]
 TARGETS = ["cpu", "npu"]
 # Random weights spread activations wider than trained ones; these gates
@@ -64,16 +74,16 @@ TARGETS = ["cpu", "npu"]
 THRESHOLDS = {"int8": 0.8, "npu": 0.8, "cpu": 0.99}
 
 
-def export_all(out):
+def export_all(out, models=TINY_MODELS, image_size=IMAGE_SIZE, targets=TARGETS):
     from edge_backbones.export import export
 
     paths = []
-    for name, (preset, config) in TINY_MODELS.items():
+    for name, (preset, config) in models.items():
         records = export(
             preset,
-            image_size=IMAGE_SIZE,
+            image_size=image_size,
             modes=MODES,
-            targets=TARGETS,
+            targets=targets,
             calibration=REPO / "calibration",
             out=out,
             random_weights=True,
@@ -86,12 +96,44 @@ def export_all(out):
     return paths
 
 
+def write_bias_less_fc(artifact, out):
+    """`out`: the first FULLY_CONNECTED of `artifact` alone, bias removed."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from edge_backbones.runtime.op_profile import one_op_model
+
+    model = flatbuffer_utils.read_model(str(artifact))
+    index = next(
+        i
+        for i, op in enumerate(model.subgraphs[0].operators)
+        if model.operatorCodes[op.opcodeIndex].builtinCode
+        == schema.BuiltinOperator.FULLY_CONNECTED
+    )
+    packed, _ = one_op_model(model, index)
+    cut = schema.ModelT.InitFromPackedBuf(bytearray(packed), 0)
+    cut.metadata = []  # they point at buffers the cut dropped
+    (op,) = cut.subgraphs[0].operators
+    assert op.inputs[2] >= 0, "export/fc_bias.py gave it a bias"
+    op.inputs = [op.inputs[0], op.inputs[1], -1]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(flatbuffer_utils.convert_object_to_bytearray(cut))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=pathlib.Path)
+    parser.add_argument("--real-mit", action="store_true")
     args = parser.parse_args(argv)
     artifacts = args.out / "artifacts"
-    paths = export_all(artifacts)
+    if args.real_mit:
+        paths = export_all(artifacts, REAL_MIT, REAL_MIT_SIZE, ["npu"])
+    else:
+        paths = export_all(artifacts)
+        write_bias_less_fc(
+            artifacts / f"mit_tiny_{IMAGE_SIZE}x{IMAGE_SIZE}_npu.tflite",
+            args.out / "legacy" / "fc_int8_no_bias.tflite",
+        )
     inputs = parity.holdout_inputs(paths, REPO / "calibration")
     parity.save_arrays(args.out / "inputs.npz", inputs)
     run = parity.run_artifacts(paths, inputs, backend="litert")
