@@ -2,7 +2,8 @@
 # Raspberry Pi, emulated: the runtime-only install on aarch64 computes what
 # x86 computes. Builds (or reuses) a Debian bookworm arm64 root filesystem
 # with two venvs (ai-edge-litert; tflite-runtime + numpy<2), exports tiny
-# MiT and ViTDet artifacts on x86 and records their outputs, then, under
+# MiT and ViTDet artifacts on x86 and records their outputs (through LiteRT
+# and through x86 tflite-runtime, the reference of each), then, under
 # qemu-user as a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5), runs the device
 # tests (tests/device) through both interpreters, a report whose device
 # block says it was emulated, and a merge with the x86 report. Fails on any
@@ -31,6 +32,23 @@ benchmarks/pi/rootfs.sh install "$wheel"
 step "tiny artifacts exported on x86, x86 outputs recorded"
 python benchmarks/pi/make_artifacts.py "$WORK/ref" 2>"$WORK/export.log" \
   || { tail -30 "$WORK/export.log"; exit 1; }
+# tflite-runtime has other kernels than LiteRT: the Pi's tflite-runtime
+# runs are compared with x86 tflite-runtime (2.14 wheels: CPython <= 3.11;
+# numpy<2 kept apart from the host's packages)
+X86_TFLITE="${EDGE_BACKBONES_CACHE:-$HOME/.cache/edge_backbones}/pi/x86-tflite"
+if [ ! -f "$X86_TFLITE/.ok" ]; then
+  python -m pip install -q --disable-pip-version-check --upgrade \
+    --target "$X86_TFLITE" "tflite-runtime==2.14.0" "numpy<2" 2>&1 \
+    | grep -v -e "dependency resolver" -e "which is incompatible" \
+        -e "Running pip as" || true
+  PYTHONPATH="$X86_TFLITE" python -c "import tflite_runtime.interpreter" \
+    || { echo "[pi] no tflite-runtime 2.14 wheel for this Python" \
+           "(it has CPython 3.8-3.11)" >&2; exit 1; }
+  touch "$X86_TFLITE/.ok"
+fi
+PYTHONPATH="$X86_TFLITE:$PWD" python benchmarks/pi/compare.py record \
+  "$WORK/ref" x86_tflite_runtime --backend tflite_runtime \
+  --delegates xnnpack,cpu 2>>"$WORK/export.log"
 # the tests and scripts, not the package: the rootfs imports the wheel
 rm -rf "$WORK/repo" && mkdir -p "$WORK/repo"
 cp -r tests benchmarks pyproject.toml "$WORK/repo/"

@@ -4,9 +4,13 @@ Runtime only (numpy + a TFLite interpreter), so it runs inside the
 emulated Pi as on a real one. REF is the folder `make_artifacts.py` wrote.
 
     python benchmarks/pi/compare.py run REF NAME [--backend tflite_runtime]
-        runs every artifact through XNNPACK and the builtin kernels, saves
-        REF/NAME.npz + .json, prints the comparison with REF/x86 and exits
-        1 if any output is out of bounds (see runtime.parity.check)
+        runs every artifact through XNNPACK, the builtin kernels and the
+        portable reference kernels (or --delegates xnnpack,cpu), saves
+        REF/NAME.npz + .json, prints the comparison with REF/x86 (with
+        REF/x86_tflite_runtime for --backend tflite_runtime) and exits 1 if
+        any output is out of bounds (runtime.parity.verdict)
+    python benchmarks/pi/compare.py record REF NAME [--backend ...]
+        only runs and saves (e.g. the x86 tflite-runtime reference)
     python benchmarks/pi/compare.py table REF NAME... [--out FILE.md]
         the Markdown table of several saved runs against x86
 """
@@ -41,9 +45,15 @@ def _fidelity(figures, key):
     return f"{min(values):.5f}" if values else "(reference)"
 
 
+def reference_name(backend):
+    """The x86 run a device run is compared with: the same interpreter
+    package (tflite-runtime 2.14 and LiteRT 2.3 have different kernels)."""
+    return "x86" if backend in (None, "litert") else f"x86_{backend}"
+
+
 def table_rows(ref, name):
     device = parity.load_run(ref, name)
-    x86 = parity.load_run(ref, "x86")
+    x86 = parity.load_run(ref, reference_name(device["info"]["backend"]))
     rows = parity.compare(x86, device)
     info = device["info"]
     cpu = info["arch"]
@@ -73,11 +83,18 @@ def table_rows(ref, name):
     return rows, lines
 
 
-def run(args):
+def record(args):
     inputs = parity.load_arrays(args.ref / "inputs.npz")
     paths = sorted(str(p) for p in (args.ref / "artifacts").glob("*.tflite"))
-    result = parity.run_artifacts(paths, inputs, backend=args.backend)
+    result = parity.run_artifacts(
+        paths, inputs, backend=args.backend, delegates=args.delegates
+    )
     parity.save_run(args.ref, args.name, result)
+    return 0
+
+
+def run(args):
+    record(args)
     rows, lines = table_rows(args.ref, args.name)
     print("\n".join([HEADER, *lines]))
     write_file_atomic(
@@ -104,11 +121,18 @@ def table(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    run_parser = commands.add_parser("run")
-    run_parser.add_argument("ref", type=pathlib.Path)
-    run_parser.add_argument("name")
-    run_parser.add_argument("--backend", default=None)
-    run_parser.set_defaults(func=run)
+    for command, func in (("run", run), ("record", record)):
+        run_parser = commands.add_parser(command)
+        run_parser.add_argument("ref", type=pathlib.Path)
+        run_parser.add_argument("name")
+        run_parser.add_argument("--backend", default=None)
+        run_parser.add_argument(
+            "--delegates",
+            type=lambda text: tuple(text.split(",")),
+            default=parity.DELEGATES,
+            help="comma list (default: %(default)s); 'portable' is slow",
+        )
+        run_parser.set_defaults(func=func)
     table_parser = commands.add_parser("table")
     table_parser.add_argument("ref", type=pathlib.Path)
     table_parser.add_argument("names", nargs="+")

@@ -26,7 +26,7 @@ from edge_backbones.runtime.engines import (
     InterpreterEngine,
     accelerator_available,
 )
-from edge_backbones.runtime.known_crashes import tflite_runtime_crash
+from edge_backbones.runtime.known_faults import tflite_runtime_fault
 from edge_backbones.runtime.metadata import load_metadata, validate_metadata
 from edge_backbones.runtime.model_file import read_model_file
 from edge_backbones.runtime.npu_engines import open_npu_engine
@@ -237,14 +237,20 @@ class EdgeModel:
                 f"{self.model_path!r}: {exc}. Was it exported for a newer "
                 f"runtime or with custom ops? {fix}"
             ) from exc
-        self._refuse_known_crash(interpreter)
+        self._refuse_known_fault(interpreter, spec)
         return InterpreterEngine(interpreter)
 
-    def _refuse_known_crash(self, interpreter):
+    def _refuse_known_fault(self, interpreter, spec):
         # a segfault in invoke would kill the caller with no Python error
         if self.backend.name != "tflite_runtime":
             return
-        reason = tflite_runtime_crash(interpreter)
+        portable = spec.kind == "portable"
+        reason = tflite_runtime_fault(interpreter, portable)
+        if reason and portable:
+            raise DelegateUnavailableError(
+                f"{self.model_path!r} has {reason}. Use the 'cpu' or "
+                "'xnnpack' kernels, or ai-edge-litert (backend='litert')."
+            )
         if reason:
             raise ModelFileError(
                 f"{self.model_path!r} has {reason}. Export it again with "

@@ -34,6 +34,7 @@ __all__ = [
     "DELEGATES",
     "EXACT_DELEGATES",
     "FLOAT_MODES",
+    "INTEGER_ONLY_MODES",
     "MAX_FLOAT_RELATIVE",
     "MAX_INT8_ERROR_RATIO",
     "MIN_INT_COSINE",
@@ -52,8 +53,11 @@ __all__ = [
 # XNNPACK (the default CPU path), the interpreter's builtin kernels, and
 # TFLite's portable reference kernels
 DELEGATES = ("xnnpack", "cpu", "portable")
-# kernels with no architecture-specific rounding: integers must be equal
+# kernels with no architecture-specific rounding: an integer-only graph
+# (these modes) computes equal integers through them on every machine;
+# dynamic-range (`cpu`, `dynamic`) and mixed graphs compute partly in float
 EXACT_DELEGATES = ("portable",)
+INTEGER_ONLY_MODES = ("int8", "int8_io", "int16x8", "npu")
 # modes whose kernels are float end to end; all others compute in integers
 FLOAT_MODES = ("fp32", "fp16", "gpu")
 # float: the same maths, another instruction set; integer: what the issue
@@ -317,10 +321,14 @@ def compare(reference, device):
     return rows
 
 
-def _integer_level(figures, where, delegate):
+def _integer_level(figures, where, row):
     """(how one integer level agrees, [reasons it is out of bounds])."""
     problems = []
-    if delegate in EXACT_DELEGATES and not figures["exact"]:
+    delegate = row["delegate"]
+    exact_expected = (
+        delegate in EXACT_DELEGATES and row["mode"] in INTEGER_ONLY_MODES
+    )
+    if exact_expected and not figures["exact"]:
         problems.append(
             f"{where}: the {delegate} kernels round the same on every "
             f"machine, but {figures['differing']:.2%} of the values differ "
@@ -363,8 +371,8 @@ def verdict(row):
 
     Float modes must agree to MAX_FLOAT_RELATIVE of each level's peak.
     Integer modes, on every level:
-    - through EXACT_DELEGATES (TFLite's portable reference kernels): the
-      same integers on both machines;
+    - INTEGER_ONLY_MODES through EXACT_DELEGATES (TFLite's portable
+      reference kernels): the same integers on both machines;
     - the int8 error measured here (1 - cosine against this machine's own
       fp32 output) is at most MAX_INT8_ERROR_RATIO times the reference
       machine's;
@@ -388,7 +396,7 @@ def verdict(row):
                     f"(bound {MAX_FLOAT_RELATIVE:g})"
                 )
             continue
-        kind, level_problems = _integer_level(figures, where, row["delegate"])
+        kind, level_problems = _integer_level(figures, where, row)
         kinds.add(kind)
         problems += level_problems
     order = ("within int8 error", f"cosine >= {MIN_INT_COSINE}")

@@ -7,12 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from tests.device.conftest import BACKEND, artifact_paths
+from tests.device.conftest import BACKEND, DELEGATES, artifact_paths
 
 ROWS = [
-    (path.stem, delegate)
-    for path in artifact_paths()
-    for delegate in ("xnnpack", "cpu", "portable")
+    (path.stem, delegate) for path in artifact_paths() for delegate in DELEGATES
 ] or [("no artifacts", "none")]
 INT_ROWS = [r for r in ROWS if not r[0].endswith("_fp32")]
 
@@ -97,3 +95,16 @@ def test_a_known_tflite_runtime_crash_is_refused(device_ref):
         EdgeModel(path, backend=BACKEND)
     assert "backend='litert'" in str(error.value)
     assert "Export it again" in str(error.value)
+
+
+def test_tflite_runtime_portable_kernels_are_refused_on_int8_fcs(device_ref):
+    from edge_backbones.errors import DelegateUnavailableError
+    from edge_backbones.runtime import EdgeModel
+
+    path = next(p for p in artifact_paths() if p.stem.endswith("_npu"))
+    if BACKEND != "tflite_runtime":  # a tflite-runtime 2.14 fault only
+        model = EdgeModel(path, ("portable",), backend=BACKEND, strict=True)
+        assert model.active_delegate == "portable"
+        return
+    with pytest.raises(DelegateUnavailableError, match="per-channel scales"):
+        EdgeModel(path, ("portable",), backend=BACKEND, strict=True)

@@ -7,9 +7,10 @@ import platform
 import numpy as np
 import pytest
 
-from edge_backbones.errors import ModelFileError
+from edge_backbones.errors import DelegateUnavailableError, ModelFileError
 from edge_backbones.export.fc_bias import add_zero_fc_biases
-from edge_backbones.runtime.known_crashes import tflite_runtime_crash
+from edge_backbones.runtime.delegates import parse_delegates
+from edge_backbones.runtime.known_faults import tflite_runtime_fault
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +111,14 @@ def test_a_model_with_biases_is_returned_unchanged(bias_less_fc):
 
 def test_the_known_crash_is_found_on_arm_only(bias_less_fc):
     bias_less = _interpreter(bias_less_fc)
-    reason = tflite_runtime_crash(bias_less, machine="aarch64")
+    reason = tflite_runtime_fault(bias_less, machine="aarch64")
     assert "1 int8 FULLY_CONNECTED op(s)" in reason
-    assert tflite_runtime_crash(bias_less, machine="x86_64") is None
+    assert tflite_runtime_fault(bias_less, machine="x86_64") is None
     fixed = _interpreter(add_zero_fc_biases(bias_less_fc))
-    assert tflite_runtime_crash(fixed, machine="aarch64") is None
+    assert tflite_runtime_fault(fixed, machine="aarch64") is None
+    # its portable kernels ignore per-channel scales, bias or not
+    wrong = tflite_runtime_fault(fixed, portable=True, machine="x86_64")
+    assert "ignore per-channel scales" in wrong
 
 
 def test_edge_model_refuses_it_on_tflite_runtime(
@@ -128,5 +132,11 @@ def test_edge_model_refuses_it_on_tflite_runtime(
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     tflite_runtime = dataclasses.replace(model.backend, name="tflite_runtime")
     monkeypatch.setattr(model, "backend", tflite_runtime)
+    interpreter = model._engine.interpreter
+    xnnpack, portable = parse_delegates(("xnnpack", "portable"))
     with pytest.raises(ModelFileError, match="no bias.*backend='litert'"):
-        model._refuse_known_crash(model._engine.interpreter)
+        model._refuse_known_fault(interpreter, xnnpack)
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    model._refuse_known_fault(interpreter, xnnpack)  # x86 runs it
+    with pytest.raises(DelegateUnavailableError, match="per-channel scales"):
+        model._refuse_known_fault(interpreter, portable)
