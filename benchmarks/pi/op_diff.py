@@ -8,6 +8,10 @@ where the kernels round differently.
 
     python benchmarks/pi/op_diff.py dump REF ARTIFACT_STEM NAME [--kernels ref]
     python benchmarks/pi/op_diff.py diff REF NAME_A NAME_B [--all]
+    python benchmarks/pi/op_diff.py growth REF ARTIFACT_STEM NAME_A NAME_B
+        per op kind, how much an op grows the difference it is fed: the
+        relative difference (dequantized) of its output over the largest
+        of its inputs', median and max over the graph's ops
     python benchmarks/pi/op_diff.py cut REF ARTIFACT_STEM NAME T1,T2,...
         XNNPACK keeps no intermediates, so the graph is cut instead: one
         copy per tensor index T whose only output is T, run with XNNPACK;
@@ -130,6 +134,57 @@ def diff(args):
     return 0
 
 
+def _relative_differences(interpreter, a, b):
+    """{tensor index: ||a - b|| / ||b||} of the dumped tensors, dequantized
+    with their (per-tensor) scales."""
+    differences = {}
+    for detail in interpreter.get_tensor_details():
+        key = f"t{detail['index']}"
+        if key not in a:
+            continue
+        scales = detail["quantization_parameters"]["scales"]
+        zero = detail["quantization_parameters"]["zero_points"]
+        x, y = (v.astype(np.float64) for v in (a[key], b[key]))
+        if len(scales) == 1:
+            x, y = (x - zero[0]) * scales[0], (y - zero[0]) * scales[0]
+        norm = np.linalg.norm(y)
+        differences[detail["index"]] = (
+            float(np.linalg.norm(x - y) / norm) if norm else 0.0
+        )
+    return differences
+
+
+def growth(args):
+    path = args.ref / "artifacts" / f"{args.stem}.tflite"
+    backend = load_backend(args.backend)
+    interpreter = backend.Interpreter(
+        model_path=str(path),
+        experimental_op_resolver_type=getattr(
+            backend.OpResolverType, _RESOLVERS["builtin"]
+        ),
+    )  # no delegate nodes: the ops as dumped
+    interpreter.allocate_tensors()
+    a = parity.load_arrays(args.ref / f"ops_{args.a}.npz")
+    b = parity.load_arrays(args.ref / f"ops_{args.b}.npz")
+    differences = _relative_differences(interpreter, a, b)
+    ratios = {}
+    for op in interpreter._get_ops_details():  # noqa: SLF001 - no public API
+        fed = [differences.get(int(i), 0.0) for i in op["inputs"] if i >= 0]
+        if max(fed, default=0.0) == 0.0:
+            continue  # a difference born here, or none: nothing to grow
+        out = differences.get(int(op["outputs"][0]), 0.0)
+        ratios.setdefault(op["op_name"], []).append(out / max(fed))
+    print(f"{'op':<22} {'ops':>4} {'median':>7} {'max':>7}")
+    for name, values in sorted(
+        ratios.items(), key=lambda kv: -np.median(kv[1])
+    ):
+        print(
+            f"{name:<22} {len(values):4d} {np.median(values):7.2f} "
+            f"{max(values):7.2f}"
+        )
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +203,13 @@ def main(argv=None):
     cut_parser.add_argument("tensors")
     cut_parser.add_argument("--backend", default=None)
     cut_parser.set_defaults(func=cut)
+    growth_parser = commands.add_parser("growth")
+    growth_parser.add_argument("ref", type=pathlib.Path)
+    growth_parser.add_argument("stem")
+    growth_parser.add_argument("a")
+    growth_parser.add_argument("b")
+    growth_parser.add_argument("--backend", default=None)
+    growth_parser.set_defaults(func=growth)
     diff_parser = commands.add_parser("diff")
     diff_parser.add_argument("ref", type=pathlib.Path)
     diff_parser.add_argument("a")
