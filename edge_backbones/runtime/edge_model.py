@@ -77,9 +77,9 @@ class EdgeModel:
             default CPU path), "cpu" (builtin kernels), "portable"
             (TFLite's reference kernels: slow, architecture-independent),
             "gpu", "nnapi", "edgetpu", a delegate library path, or (name,
-            options). A
-            delegate that fails to load falls back to the next one with a
-            single `DelegateFallbackWarning`; if all fail, XNNPACK runs.
+            options). A delegate that fails to load falls back to the next
+            one with a single `DelegateFallbackWarning`; if all fail,
+            XNNPACK runs.
         num_threads: CPU threads; None keeps the interpreter's default
             (one thread in LiteRT 2.x).
         strict: raise `DelegateUnavailableError` instead of falling back.

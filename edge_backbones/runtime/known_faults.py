@@ -47,16 +47,16 @@ def tflite_runtime_fault(interpreter, portable=False, machine=None):
     """
     total, bias_less = per_channel_int8_fcs(interpreter)
     machine = (machine or platform.machine()).lower()
-    if bias_less and machine in ARM_MACHINES:
-        return (
-            f"{bias_less} int8 FULLY_CONNECTED op(s) with per-channel "
-            "weights and no bias, which tflite-runtime 2.14 on aarch64 "
-            "crashes on (SIGSEGV)"
-        )
     if total and portable:
         return (
             f"{total} int8 FULLY_CONNECTED op(s) with per-channel weights, "
             "which tflite-runtime 2.14's portable reference kernels compute "
             "wrong (they ignore per-channel scales)"
+        )
+    if bias_less and machine in ARM_MACHINES:
+        return (
+            f"{bias_less} int8 FULLY_CONNECTED op(s) with per-channel "
+            "weights and no bias, which tflite-runtime 2.14 on aarch64 "
+            "crashes on (SIGSEGV)"
         )
     return None

@@ -114,6 +114,9 @@ def test_the_known_crash_is_found_on_arm_only(bias_less_fc):
     reason = tflite_runtime_fault(bias_less, machine="aarch64")
     assert "1 int8 FULLY_CONNECTED op(s)" in reason
     assert tflite_runtime_fault(bias_less, machine="x86_64") is None
+    # its portable kernels do not crash on it, they compute it wrong
+    wrong = tflite_runtime_fault(bias_less, portable=True, machine="aarch64")
+    assert "ignore per-channel scales" in wrong
     fixed = _interpreter(add_zero_fc_biases(bias_less_fc))
     assert tflite_runtime_fault(fixed, machine="aarch64") is None
     # its portable kernels ignore per-channel scales, bias or not
