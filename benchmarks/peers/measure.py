@@ -1,0 +1,143 @@
+"""Measuring an artifact: fidelity to PyTorch, graph, XNNPACK, latency.
+
+Fidelity: each artifact runs on the held-out inputs with the package's
+runtime (`EdgeModel`: int8 inputs quantized, outputs dequantized with the
+tensors' own parameters) and is compared level by level with the PyTorch
+float model (`edge_backbones.export.verify.compare`: worst-image cosine,
+SQNR over all images). Peers name their outputs their own way
+(`output_0`, ...), so outputs are matched to levels by shape, which is
+unique per level in SegFormer (channels 32, 64, 160, 256).
+
+Latency: every model is timed in the same process in interleaved rounds
+(each round times every model once), so a load that comes and goes on a
+shared machine hits all of them; a model's latency is the median of its
+round medians, and the table shows it as a ratio to our fp32.
+"""
+
+import os
+import platform
+import subprocess
+
+import numpy as np
+
+from edge_backbones.errors import FidelityError
+
+__all__ = [
+    "cpu_record",
+    "fidelity",
+    "graph_record",
+    "match_levels",
+    "time_interleaved",
+]
+
+
+def match_levels(outputs, reference):
+    """{level: output array}: each level's one output of the same shape.
+
+    Raises FidelityError when a level has no output of its shape, or more
+    than one (then shapes cannot tell the levels apart).
+    """
+    matched = {}
+    for level, ref in reference.items():
+        keys = [k for k, v in outputs.items() if v.shape == ref.shape]
+        if len(keys) != 1:
+            raise FidelityError(
+                f"level {level} {ref.shape}: {len(keys)} outputs of that "
+                f"shape among { ({k: v.shape for k, v in outputs.items()}) };"
+                " cannot map outputs to levels by shape."
+            )
+        matched[level] = outputs[keys[0]]
+    return matched
+
+
+def run_model(path, images, threads):
+    """{output name: (N, ...)} of the artifact on `images` (EdgeModel)."""
+    from edge_backbones.runtime.edge_model import EdgeModel
+
+    model = EdgeModel(path, num_threads=threads)
+    outputs = [model(x) for x in images]
+    return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+
+
+def fidelity(path, images, reference, threads, match=match_levels):
+    """`verify.compare` of the artifact's levels against `reference`."""
+    from edge_backbones.export import verify
+
+    return verify.compare(
+        reference, match(run_model(path, images, threads), reference)
+    )
+
+
+def graph_record(path, threads):
+    """Ops, their histogram, I/O dtypes and XNNPACK's partitioning."""
+    from edge_backbones.runtime.backends import load_backend
+    from edge_backbones.runtime.delegates import delegation_summary
+    from edge_backbones.runtime.model_file import read_model_file
+
+    model_file = read_model_file(path)
+    interpreter = load_backend().Interpreter(
+        model_path=path, num_threads=threads
+    )
+    interpreter.allocate_tensors()
+    summary = delegation_summary(interpreter)
+    partitions, leftovers = summary if summary else (None, None)
+    record = {
+        "ops": model_file.op_count,
+        "op_histogram": dict(model_file.op_histogram),
+        "size_bytes": os.path.getsize(path),
+        "input_dtype": str(
+            interpreter.get_input_details()[0]["dtype"].__name__
+        ),
+        "xnnpack_partitions": partitions,
+        # op name -> count of ops no delegate took (CPU fallback kernels)
+        "cpu_fallback_ops": None
+        if leftovers is None
+        else {op: leftovers.count(op) for op in sorted(set(leftovers))},
+        "whole_graph_on_xnnpack": None
+        if summary is None
+        else partitions == 1 and not leftovers,
+    }
+    del interpreter
+    return record
+
+
+def time_interleaved(paths, threads, rounds, runs, warmup, log=print):
+    """{path: {median_ms, round_medians_ms}}: rounds of every model."""
+    from edge_backbones.runtime.bench import benchmark
+
+    medians = {path: [] for path in paths}
+    for index in range(rounds):
+        log(f"peers: timing round {index + 1}/{rounds} ({len(paths)} models)")
+        for path in paths:
+            result = benchmark(
+                path, num_threads=threads, runs=runs, warmup=warmup
+            )
+            medians[path].append(result["latency_ms"]["median"])
+    return {
+        path: {
+            "median_ms": float(np.median(values)),
+            "round_medians_ms": [round(v, 3) for v in values],
+        }
+        for path, values in medians.items()
+    }
+
+
+def cpu_record():
+    """The CPU the timings come from: model, flags (lscpu), load."""
+    from edge_backbones.runtime.cpuinfo import cpu_flags, read_cpuinfo
+
+    info = read_cpuinfo() or {}
+    try:
+        lscpu = subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        lscpu = f"lscpu failed: {exc}"
+    return {
+        "model": info.get("model name") or platform.processor() or "unknown",
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "flags": sorted(cpu_flags() or ()),
+        "lscpu": lscpu,
+        "load_average": list(os.getloadavg()),
+    }
