@@ -47,6 +47,10 @@ def pareto_png(merged, dpi=110):
     for ax, device in zip(axes[0], devices, strict=True):
         rows = [r for r in merged["rows"] if r["device"] == device]
         _draw_device(ax, rows, color_of, merged["min_cos"])
+        # what the cosines compare with (the benchmarks compare with
+        # PyTorch; the report with Keras)
+        reference = merged.get("reference", "Keras float")
+        ax.set_ylabel(f"min cosine over pyramid levels vs {reference}")
         ax.set_title(device)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -133,7 +137,6 @@ def _draw_device(ax, rows, color_of, min_cos):
     )
     ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("median latency per image, ms (log)")
-    ax.set_ylabel("min cosine over pyramid levels vs Keras float")
     ax.grid(True, which="both", alpha=0.3)
     # below the axes, where it hides no point
     ax.legend(
