@@ -53,6 +53,39 @@ def test_two_outputs_of_one_shape_cannot_be_matched():
         measure.match_levels(outputs, reference)
 
 
+def test_a_peer_that_raises_gives_a_row_per_mode_with_its_error():
+    from benchmarks.peers import peers, run
+
+    def broken(context):
+        raise ImportError("No module named 'litert_torch'")
+
+    def partial(context):
+        return {"a": "a.tflite", "b": ValueError("b does not convert")}
+
+    context = peers.Context("ckpt", (64, 64), None, None, "work")
+    built = peers.build_all(
+        context,
+        (peers.Peer("broken", ("x", "y"), broken),
+         peers.Peer("partial", ("a", "b", "c"), partial)),
+        log=lambda line: None,
+    )  # fmt: skip
+    assert [(p.tool, mode) for p, mode, _ in built] == [
+        ("broken", "x"), ("broken", "y"),
+        ("partial", "a"), ("partial", "b"), ("partial", "c"),
+    ]  # fmt: skip
+    rows = [run.measure_row(p, m, b, None, None, 1) for p, m, b in built]
+    assert [r["error"] for r in rows if r["tool"] == "broken"] == [
+        "ImportError: No module named 'litert_torch'"
+    ] * 2
+    # a file that is not there fails when measured, as its own row
+    assert rows[2]["error"].startswith("measuring: ")
+    assert rows[3]["error"] == "ValueError: b does not convert"
+    assert rows[4]["error"] == "RuntimeError: partial made no c artifact"
+    assert all(r["path"] is None for r in rows if r["error"])
+    # a peer built on a failed one says so
+    assert isinstance(context.built[("broken", "x")], ImportError)
+
+
 def _result_stub():
     row = {
         "tool": "edge_backbones", "mode": "fp32", "error": None, "ops": 9,
@@ -178,13 +211,21 @@ def _torch_levels_nhwc(folder, images):
     }
 
 
-@pytest.mark.parametrize("tool", ["edge_backbones", "litert-torch"])
-def test_fidelity_is_against_pytorch_level_by_level(tiny_run, tool):
+@pytest.mark.parametrize(
+    "tool, mode",
+    [
+        ("edge_backbones", "fp32"),
+        ("litert-torch", "fp32"),
+        # lossy: its levels' cosines differ, so a level named wrongly shows
+        ("litert-torch → ai-edge-quantizer", "static_wi8_ai8"),
+    ],
+)
+def test_fidelity_is_against_pytorch_level_by_level(tiny_run, tool, mode):
     from benchmarks.peers.checkpoint import load_inputs
     from edge_backbones.runtime import EdgeModel
 
     result, work, _ = tiny_run
-    row = _row(result, tool, "fp32")
+    row = _row(result, tool, mode)
     inputs = load_inputs(result["calibration"], (64, 64))
     reference = _torch_levels_nhwc(
         str(work / "segformer_b0_seed0"), inputs.holdout
@@ -204,4 +245,5 @@ def test_fidelity_is_against_pytorch_level_by_level(tiny_run, tool):
         )
         figures = row["fidelity"]["levels"][name]
         assert figures["cosine"] == pytest.approx(cosines.min(), abs=2e-6)
-        assert figures["cosine"] > 0.9999  # fp32: the same model
+        if mode == "fp32":  # the same model
+            assert figures["cosine"] > 0.9999
