@@ -27,6 +27,7 @@ __all__ = [
     "fidelity",
     "graph_record",
     "match_levels",
+    "run_model",
     "time_interleaved",
 ]
 

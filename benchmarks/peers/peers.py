@@ -11,7 +11,16 @@ import os
 
 from edge_backbones.errors import require
 
-__all__ = ["Context", "Peer", "PEERS", "build_all"]
+__all__ = [
+    "AEQ",
+    "LITERT_TORCH",
+    "OURS",
+    "PEERS",
+    "Context",
+    "Peer",
+    "build_all",
+    "export_ours",
+]
 
 OURS = "edge_backbones"
 LITERT_TORCH = "litert-torch"
@@ -54,7 +63,8 @@ class Peer:
     source: tuple | None = None
 
 
-def _our_export(context, modes, targets):
+def export_ours(context, modes, targets):
+    """{mode: path} of `edge_backbones.export` of the checkpoint folder."""
     from edge_backbones import export
 
     records = export(
@@ -75,7 +85,7 @@ def build_ours(context):
     """edge_backbones.export of the folder; a mode that fails alone is
     exported again alone, so its error is its own."""
     try:
-        return _our_export(context, OUR_MODES, OUR_TARGETS)
+        return export_ours(context, OUR_MODES, OUR_TARGETS)
     except Exception:  # noqa: BLE001 - each mode below gets its own error
         pass
     from edge_backbones.export.recipes import artifact_stem
@@ -91,7 +101,7 @@ def build_ours(context):
         is_target = mode in OUR_TARGETS
         try:
             built.update(
-                _our_export(
+                export_ours(
                     context,
                     () if is_target else (mode,),
                     (mode,) if is_target else (),

@@ -16,7 +16,7 @@ import time
 
 from edge_backbones.atomic_io import write_file_atomic, write_json_atomic
 
-__all__ = ["main", "measure_rows", "run"]
+__all__ = ["main", "measure_row", "measure_rows", "run", "write"]
 
 # the cosine the Pareto figure rings the fastest artifact at
 MIN_COS = 0.999

@@ -140,7 +140,7 @@ def tiny_run(tmp_path_factory, calibration_dir):
 
     chosen = (
         peers.Peer(
-            peers.OURS, ("fp32",), lambda c: peers._our_export(c, ("fp32",), ())
+            peers.OURS, ("fp32",), lambda c: peers.export_ours(c, ("fp32",), ())
         ),
         peers.PEERS[1],  # litert-torch fp32
         peers.Peer("broken-tool", ("int8",), broken),
