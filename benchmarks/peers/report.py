@@ -93,7 +93,7 @@ def readme_block(result):
     """What the README shows between its markers."""
     return (
         f"{README_BEGIN}\n{table(result['rows'])}\n\n"
-        f"Made by {_provenance(result)}; {result['timing_note']}\n"
+        f"Made by {_provenance(result)}. {result['timing_note']}\n"
         f"{README_END}"
     )
 
