@@ -52,6 +52,9 @@ class Converter:
             ops. Off by default: a Flex op needs the TensorFlow runtime,
             which a phone or a Raspberry Pi does not have.
         log: a callable taking a progress line (default: stderr).
+        ranges: how activation ranges are set from the calibration
+            images: "minmax" (TF's calibrator), "percentile:P" or "mse"
+            (see `calibration_ranges`).
     """
 
     def __init__(
@@ -60,8 +63,10 @@ class Converter:
         representative_dataset=None,
         allow_flex=False,
         log=None,
+        ranges="minmax",
     ):
         self.saved_model_dir = os.fspath(saved_model_dir)
+        self.ranges = ranges
         self.representative_dataset = representative_dataset
         self.allow_flex = allow_flex
         self._log = log or (lambda line: print(line, file=sys.stderr))
@@ -171,7 +176,18 @@ class Converter:
             # stop after calibration; quantize per variant in int8()
             converter._experimental_calibrate_only = True
             self._calibrated = self._run(converter, "calibration")
+            if self.ranges != "minmax":
+                self._calibrated = self._own_ranges(self._calibrated)
         return self._calibrated
+
+    def _own_ranges(self, calibrated):
+        from edge_backbones.export.calibration_ranges import (
+            override_calibrated,
+        )
+
+        self._log(f"calibrating: activation ranges by {self.ranges}")
+        samples = [s["images"] for s in self.representative_dataset()]
+        return override_calibrated(calibrated, samples, self.ranges)
 
     def int8(self, io_dtype="float32", float_ops=(), float_nodes=()):
         """Full-int8 from the calibrated model.

@@ -1,0 +1,38 @@
+"""Fidelity, op count and integer-only check of one .tflite on a case."""
+
+import pickle
+
+from edge_backbones.export import recipes, verify
+from edge_backbones.export.pipeline import _run_tflite
+from edge_backbones.runtime.model_file import read_model_file
+
+
+def load(folder):
+    with open(f"{folder}/data.pkl", "rb") as f:
+        return pickle.load(f)
+
+
+def evaluate(path, data, plan="npu"):
+    content = open(path, "rb").read()
+    parsed = read_model_file(content)
+    try:
+        recipes.check_graph(recipes.TARGETS[plan], content, True, [])
+        integer = "yes"
+    except Exception as exc:  # the message says why
+        integer = "no: " + str(exc)[:90]
+    _, outputs = _run_tflite(path, data["holdout"], 2)
+    fid = verify.compare(data["reference"], outputs)
+    name, worst = verify.worst(fid)
+    levels = {
+        k: (round(v["cosine"], 5), round(v["sqnr_db"] or 999, 1))
+        for k, v in fid["levels"].items()
+    }
+    sqnr = min(v[1] for v in levels.values())
+    return {
+        "worst_cos": round(worst["cosine"], 5),
+        "worst_level": name,
+        "min_sqnr": sqnr,
+        "ops": parsed.op_count,
+        "integer_only": integer,
+        "levels": levels,
+    }

@@ -1,0 +1,72 @@
+"""One quantization variant of a prepared case -> .tflite + figures (JSON).
+
+    python benchmarks/quant/run_variant.py FOLDER VARIANT
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from evaluate import evaluate, load  # noqa: E402
+
+
+def tf_int8(folder, data, graph, ranges="minmax", io="int8"):
+    from edge_backbones.export.convert import Converter
+
+    def dataset():
+        for x in data["calib"]:
+            yield {"images": x[None]}
+
+    conv = Converter(f"{folder}/sm_{graph}", dataset, ranges=ranges)
+    return conv.int8(io_dtype=io)
+
+
+def tf_int16x8(folder, data, graph):
+    from edge_backbones.export.convert import Converter
+
+    def dataset():
+        for x in data["calib"]:
+            yield {"images": x[None]}
+
+    return Converter(f"{folder}/sm_{graph}", dataset).int16x8()
+
+
+def main():
+    folder, variant = sys.argv[1], sys.argv[2]
+    data = load(folder)
+    started = time.time()
+    kind, graph, *rest = variant.split(":")
+    plan = "npu"
+    if kind == "tf":
+        content = tf_int8(folder, data, graph, ":".join(rest) or "minmax")
+    elif kind == "tf16":
+        content, plan = tf_int16x8(folder, data, graph), "int16x8"
+    elif kind == "fp32":
+        content, plan = open(f"{folder}/fp32_{graph}.tflite", "rb").read(), "cpu"
+    else:  # aeq:GRAPH:RECIPE[:RANGES]
+        from edge_backbones.export import aeq_backend
+
+        fp32 = open(f"{folder}/fp32_{graph}.tflite", "rb").read()
+        recipe = rest[0]
+        ranges = ":".join(rest[1:]) or None
+        content = aeq_backend.quantize(
+            fp32, [x[None] for x in data["calib"]], recipe=recipe,
+            ranges=ranges,
+        )  # fmt: skip
+        plan = "npu" if recipe.endswith("ai8") else "int16x8"
+    path = f"{folder}/{variant.replace(':', '_')}.tflite"
+    with open(path, "wb") as f:
+        f.write(content)
+    result = evaluate(path, data, plan if plan in ("npu",) else "cpu")
+    result["variant"] = variant
+    result["seconds"] = round(time.time() - started, 1)
+    print("RESULT", json.dumps(result))
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()

@@ -1,0 +1,76 @@
+"""Quantizing a float .tflite with ai-edge-quantizer (AEQ), public API only.
+
+AEQ quantizes the converted float graph (not a SavedModel): it runs the
+graph on the calibration images (`Quantizer.calibrate`), maps each
+activation's range to int8 / int16, and rewrites the flatbuffer; graph
+inputs and outputs become integer too. Our own activation ranges
+(`calibration_ranges`) replace AEQ's where asked: AEQ's calibration keeps
+a moving average of per-image min/max, which under-covers the images that
+come last.
+
+AEQ has no L2_NORMALIZATION: on the `integer_layer_norm` graph it leaves
+each one in float between DEQUANTIZE / QUANTIZE. It quantizes the plain
+layer norm (SUB, MUL, MEAN, RSQRT) instead.
+"""
+
+import numpy as np
+
+from edge_backbones.errors import ExportError, require
+
+__all__ = ["AEQ_RECIPES", "quantize"]
+
+# our names -> AEQ's recipe functions (ai_edge_quantizer.recipe)
+AEQ_RECIPES = {
+    "static_wi8_ai8": "static_wi8_ai8",
+    "static_wi8_ai16": "static_wi8_ai16",
+}
+
+
+def quantize(float_model, samples, recipe="static_wi8_ai8", ranges=None):
+    """Integer .tflite bytes of `float_model` (bytes) by AEQ's `recipe`.
+
+    Args:
+        samples: calibration inputs, each (1, H, W, 3) float32, for the
+            graph's single input of its `serving_default` signature.
+        recipe: a key of `AEQ_RECIPES`.
+        ranges: None (AEQ's own calibration) or a method of
+            `calibration_ranges` ("minmax", "percentile:99.99", "mse")
+            whose ranges replace AEQ's.
+    """
+    require("ai_edge_quantizer", "aeq")
+    from ai_edge_quantizer import quantizer
+    from ai_edge_quantizer import recipe as aeq_recipe
+
+    if recipe not in AEQ_RECIPES:
+        raise ExportError(
+            f"AEQ recipe {recipe!r} is not one we use; known: "
+            f"{sorted(AEQ_RECIPES)}."
+        )
+    make = getattr(aeq_recipe, AEQ_RECIPES[recipe])
+    aeq = quantizer.Quantizer(bytearray(float_model), make())
+    calibration = {"serving_default": [{"images": s} for s in samples]}
+    qsvs = aeq.calibrate(calibration, num_threads=2)
+    if ranges is not None:
+        qsvs = _replace_ranges(float_model, samples, qsvs, ranges, recipe)
+    result = aeq.quantize(qsvs, enable_progress_report=False)
+    return bytes(result.quantized_model)
+
+
+def _replace_ranges(float_model, samples, qsvs, method, recipe):
+    from edge_backbones.export.calibration_ranges import activation_ranges
+
+    bits = 16 if recipe.endswith("ai16") else 8
+    found = activation_ranges(float_model, samples, list(qsvs), method, bits)
+    replaced = {}
+    for name, qsv in qsvs.items():
+        if name not in found or not qsv:
+            replaced[name] = qsv
+            continue
+        low, high = found[name]
+        shape = np.shape(qsv["min"])
+        replaced[name] = {
+            **qsv,
+            "min": np.full(shape, low, np.float32),
+            "max": np.full(shape, high, np.float32),
+        }
+    return replaced
