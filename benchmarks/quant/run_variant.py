@@ -1,6 +1,6 @@
 """One quantization variant of a prepared case -> .tflite + figures (JSON).
 
-    python benchmarks/quant/run_variant.py FOLDER VARIANT
+python benchmarks/quant/run_variant.py FOLDER VARIANT
 """
 
 import json
@@ -12,6 +12,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from evaluate import evaluate, load  # noqa: E402
+from setup_case import CONFIGS  # noqa: E402
 
 
 def tf_int8(folder, data, graph, ranges="minmax", io="int8"):
@@ -21,8 +22,30 @@ def tf_int8(folder, data, graph, ranges="minmax", io="int8"):
         for x in data["calib"]:
             yield {"images": x[None]}
 
-    conv = Converter(f"{folder}/sm_{graph}", dataset, ranges=ranges)
-    return conv.int8(io_dtype=io)
+    conv = Converter(f"{folder}/sm_{graph}", dataset)
+    return conv.int8(io_dtype=io, ranges=ranges)
+
+
+def tf_mixed(folder, data, ranges):
+    from edge_backbones.export import pipeline, recipes
+    from edge_backbones.export.convert import Converter
+    from edge_backbones.export.quant_debug import layer_type_nodes
+
+    case, size = json.load(open(f"{folder}/case.json"))
+    preset, config = CONFIGS[case]
+    backbone, _, _ = pipeline.load_backbone(
+        preset, True, (size, size), config, 0
+    )
+
+    def dataset():
+        for x in data["calib"]:
+            yield {"images": x[None]}
+
+    conv = Converter(f"{folder}/sm_plain", dataset)
+    nodes = layer_type_nodes(conv.fp32(), backbone, recipes.MIXED_FLOAT_LAYERS)
+    return conv.int8(
+        float_ops=recipes.MIXED_FLOAT_OPS, float_nodes=nodes, ranges=ranges
+    )
 
 
 def tf_int16x8(folder, data, graph):
@@ -43,21 +66,31 @@ def main():
     plan = "npu"
     if kind == "tf":
         content = tf_int8(folder, data, graph, ":".join(rest) or "minmax")
+    elif kind == "mixed":
+        content, plan = tf_mixed(folder, data, ":".join(rest) or "minmax"), "x"
+    elif kind == "dynamic":
+        from edge_backbones.export.convert import Converter
+
+        content = Converter(f"{folder}/sm_{graph}").dynamic()
+        plan = "x"
     elif kind == "tf16":
         content, plan = tf_int16x8(folder, data, graph), "int16x8"
     elif kind == "fp32":
-        content, plan = open(f"{folder}/fp32_{graph}.tflite", "rb").read(), "cpu"
+        content, plan = (
+            open(f"{folder}/fp32_{graph}.tflite", "rb").read(),
+            "cpu",
+        )
     else:  # aeq:GRAPH:RECIPE[:RANGES]
         from edge_backbones.export import aeq_backend
 
         fp32 = open(f"{folder}/fp32_{graph}.tflite", "rb").read()
-        recipe = rest[0]
+        recipe, _, int16 = rest[0].partition("+")
         ranges = ":".join(rest[1:]) or None
         content = aeq_backend.quantize(
             fp32, [x[None] for x in data["calib"]], recipe=recipe,
-            ranges=ranges,
+            ranges=ranges, int16_ops=[op for op in int16.split(",") if op],
         )  # fmt: skip
-        plan = "npu" if recipe.endswith("ai8") else "int16x8"
+        plan = "npu" if recipe.startswith("static_wi8_ai8") else "x"
     path = f"{folder}/{variant.replace(':', '_')}.tflite"
     with open(path, "wb") as f:
         f.write(content)

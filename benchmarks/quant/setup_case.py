@@ -1,6 +1,7 @@
 """Builds one experiment case once: float .tflite graphs, calibration and
 held-out arrays, and the Keras reference outputs, cached in a folder."""
 
+import json
 import os
 import pickle
 import sys
@@ -10,15 +11,22 @@ import numpy as np
 from edge_backbones.export import pipeline
 from edge_backbones.export.convert import Converter
 from edge_backbones.export.graph import write_saved_model
-from edge_backbones.models.layers import integer_layer_norm
+from edge_backbones.models.layers import integer_layer_norm, integer_softmax
 
 CONFIGS = {
     "mit_b0": ("mit_b0", None),
     "vitdet_small": (
         "sam_vit_base",
-        {"hidden_size": 96, "num_layers": 4, "intermediate_dim": 384,
-         "num_heads": 3, "global_attention_layer_indices": [1, 3],
-         "patch_size": 16, "num_output_channels": 64, "window_size": 14},
+        {
+            "hidden_size": 96,
+            "num_layers": 4,
+            "intermediate_dim": 384,
+            "num_heads": 3,
+            "global_attention_layer_indices": [1, 3],
+            "patch_size": 16,
+            "num_output_channels": 64,
+            "window_size": 14,
+        },
     ),  # fmt: skip
     "sam_vit_base": ("sam_vit_base", None),
 }
@@ -27,6 +35,8 @@ CONFIGS = {
 def build(case, size, folder, seed=0):
     preset, config = CONFIGS[case]
     os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "case.json"), "w") as f:
+        json.dump([case, size], f)
     backbone, _, _ = pipeline.load_backbone(
         preset, True, (size, size), config, seed
     )
@@ -44,7 +54,12 @@ def build(case, size, folder, seed=0):
     plain = write_saved_model(serving, os.path.join(folder, "sm_plain"))
     with integer_layer_norm():
         l2 = write_saved_model(serving, os.path.join(folder, "sm_l2"))
-    for name, saved in (("plain", plain), ("l2", l2)):
+        with integer_softmax():
+            l2sm = write_saved_model(serving, os.path.join(folder, "sm_l2sm"))
+    with integer_softmax():
+        plainsm = write_saved_model(serving, os.path.join(folder, "sm_plainsm"))
+    graphs = {"plain": plain, "l2": l2, "l2sm": l2sm, "plainsm": plainsm}
+    for name, saved in graphs.items():
         conv = Converter(saved, pipeline._representative_dataset(arrays, prep))
         with open(os.path.join(folder, f"fp32_{name}.tflite"), "wb") as f:
             f.write(conv.fp32())

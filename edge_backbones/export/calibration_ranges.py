@@ -54,10 +54,12 @@ def activation_ranges(float_model, samples, names, method="minmax", bits=8):
         bits: the activation width the ranges are chosen for (mse).
     """
     name, percent = parse_method(method)
-    stats = _collect(float_model, samples, set(names))
+    stats, inputs = _collect(float_model, samples, set(names))
     ranges = {}
     for tensor, (low, high, values) in stats.items():
-        if name == "minmax" or values.size == 0:
+        # graph inputs keep their exact range: a uint8 input of raw pixels
+        # must map 0..255 one to one
+        if name == "minmax" or values.size == 0 or tensor in inputs:
             ranges[tensor] = (low, high)
         elif name == "percentile":
             lo, hi = np.percentile(values, [100.0 - percent, percent])
@@ -68,7 +70,8 @@ def activation_ranges(float_model, samples, names, method="minmax", bits=8):
 
 
 def _collect(float_model, samples, names, seed=0):
-    """Per tensor: exact min, exact max, and a random sample of values."""
+    """Per tensor: exact min, exact max, and a random sample of values;
+    and the names of the graph's inputs."""
     litert = require("ai_edge_litert.interpreter", "export")
     interpreter = litert.Interpreter(
         model_content=bytes(float_model),
@@ -94,9 +97,7 @@ def _collect(float_model, samples, names, seed=0):
                 continue
             if value.size == 0:
                 continue
-            low, high, parts = found.get(
-                detail["name"], (np.inf, -np.inf, [])
-            )
+            low, high, parts = found.get(detail["name"], (np.inf, -np.inf, []))
             pick = value
             if value.size > _SAMPLE:
                 pick = value[rng.integers(0, value.size, _SAMPLE)]
@@ -106,10 +107,11 @@ def _collect(float_model, samples, names, seed=0):
                 max(high, float(value.max())),
                 parts,
             )
-    return {
+    stats = {
         name: (low, high, np.concatenate(parts))
         for name, (low, high, parts) in found.items()
     }
+    return stats, {entry["name"]}
 
 
 def _mse_range(values, low, high, bits):

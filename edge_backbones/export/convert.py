@@ -52,9 +52,6 @@ class Converter:
             ops. Off by default: a Flex op needs the TensorFlow runtime,
             which a phone or a Raspberry Pi does not have.
         log: a callable taking a progress line (default: stderr).
-        ranges: how activation ranges are set from the calibration
-            images: "minmax" (TF's calibrator), "percentile:P" or "mse"
-            (see `calibration_ranges`).
     """
 
     def __init__(
@@ -63,14 +60,12 @@ class Converter:
         representative_dataset=None,
         allow_flex=False,
         log=None,
-        ranges="minmax",
     ):
         self.saved_model_dir = os.fspath(saved_model_dir)
-        self.ranges = ranges
         self.representative_dataset = representative_dataset
         self.allow_flex = allow_flex
         self._log = log or (lambda line: print(line, file=sys.stderr))
-        self._calibrated = None
+        self._calibrated = {}  # range method -> calibrated model
         self._fp32 = None
 
     def _converter(self):
@@ -163,39 +158,51 @@ class Converter:
 
     # ---- calibrated modes ------------------------------------------------
 
-    def calibrated(self):
-        """The float model with calibration statistics (computed once)."""
-        if self._calibrated is None:
-            tf = require("tensorflow", "export")
-            self._require_dataset("int8")
-            self._log("calibrating: running the representative dataset")
-            converter = self._converter()
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = self.representative_dataset
-            converter.experimental_new_quantizer = True
-            # stop after calibration; quantize per variant in int8()
-            converter._experimental_calibrate_only = True
-            self._calibrated = self._run(converter, "calibration")
-            if self.ranges != "minmax":
-                self._calibrated = self._own_ranges(self._calibrated)
-        return self._calibrated
+    def samples(self):
+        """The calibration inputs, each (1, H, W, 3) float32."""
+        self._require_dataset("int8")
+        return [s["images"] for s in self.representative_dataset()]
 
-    def _own_ranges(self, calibrated):
-        from edge_backbones.export.calibration_ranges import (
-            override_calibrated,
-        )
+    def calibrated(self, ranges="minmax"):
+        """The float model with calibration statistics (computed once).
 
-        self._log(f"calibrating: activation ranges by {self.ranges}")
-        samples = [s["images"] for s in self.representative_dataset()]
-        return override_calibrated(calibrated, samples, self.ranges)
+        `ranges`: "minmax" (TF's calibrator), or "percentile:P" / "mse"
+        (`calibration_ranges`), which replace its min/max per activation.
+        """
+        if ranges in self._calibrated:
+            return self._calibrated[ranges]
+        if ranges != "minmax":
+            from edge_backbones.export.calibration_ranges import (
+                override_calibrated,
+            )
 
-    def int8(self, io_dtype="float32", float_ops=(), float_nodes=()):
+            self._log(f"calibrating: activation ranges by {ranges}")
+            self._calibrated[ranges] = override_calibrated(
+                self.calibrated(), self.samples(), ranges
+            )
+            return self._calibrated[ranges]
+        tf = require("tensorflow", "export")
+        self._require_dataset("int8")
+        self._log("calibrating: running the representative dataset")
+        converter = self._converter()
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = self.representative_dataset
+        converter.experimental_new_quantizer = True
+        # stop after calibration; quantize per variant in int8()
+        converter._experimental_calibrate_only = True
+        self._calibrated[ranges] = self._run(converter, "calibration")
+        return self._calibrated[ranges]
+
+    def int8(
+        self, io_dtype="float32", float_ops=(), float_nodes=(), ranges="minmax"
+    ):
         """Full-int8 from the calibrated model.
 
         `io_dtype` "float32" keeps float I/O (QUANTIZE/DEQUANTIZE at the
         edges); "int8"/"uint8" make the I/O tensors integer. `float_ops`
         (TFLite op names, e.g. "BATCH_MATMUL") and `float_nodes` (output
         tensor names, see `quant_debug.layer_report`) stay in float.
+        `ranges`: how activation ranges are chosen (see `calibrated`).
         """
         tf = require("tensorflow", "export")
         from tensorflow.lite.python import convert as tflite_convert
@@ -205,7 +212,7 @@ class Converter:
                 f"int8 I/O type {io_dtype!r} is not supported; use float32, "
                 "int8 or uint8."
             )
-        calibrated = self.calibrated()
+        calibrated = self.calibrated(ranges)
         self._log(
             "quantizing: int8 (" + _describe(float_ops, float_nodes) + ")"
         )

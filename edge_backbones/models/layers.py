@@ -12,11 +12,12 @@ from keras import ops
 __all__ = [
     "EdgeLayerNormalization",
     "integer_layer_norm",
+    "integer_softmax",
     "softmax_float32",
 ]
 
 # read when a layer is traced: see `integer_layer_norm`
-_INTEGER_FORM = {"on": False}
+_INTEGER_FORM = {"on": False, "softmax": False}
 # TFLite fuses x * rsqrt(max(sum(x^2), eps)) into L2_NORMALIZATION only
 # when eps is small; 1e-4 is below its limit for every width we export
 _L2_EPSILON_LIMIT = 1e-4
@@ -40,6 +41,25 @@ def integer_layer_norm():
         yield
     finally:
         _INTEGER_FORM["on"] = previous
+
+
+@contextlib.contextmanager
+def integer_softmax():
+    """Softmaxes traced inside are exp(x - max) * (1 / sum) in builtins.
+
+    TFLite's int8 SOFTMAX writes its output at the fixed scale 1/256, so
+    where attention spreads over N keys (weights near 1/N) each weight
+    keeps log2(256/N) bits: none at N = 256 (MiT-B0 stage 1 at 512x512).
+    The decomposed form quantizes exp(x - max), in (0, 1], and the final
+    product at calibrated scales; 1 / sum is rsqrt(sum)^2 (TFLite has no
+    int8 DIV). Same maths in float.
+    """
+    previous = _INTEGER_FORM["softmax"]
+    _INTEGER_FORM["softmax"] = True
+    try:
+        yield
+    finally:
+        _INTEGER_FORM["softmax"] = previous
 
 
 @keras.saving.register_keras_serializable(package="edge_backbones")
@@ -107,5 +127,11 @@ def softmax_float32(logits, compute_dtype):
     Attention under a float16 policy: exponentials of float16 logits lose
     the small weights; keras-hub's attention layers softmax in float32 too.
     """
-    weights = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+    logits = ops.cast(logits, "float32")
+    if _INTEGER_FORM["softmax"]:
+        shifted = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True))
+        inverse = ops.rsqrt(ops.sum(shifted, axis=-1, keepdims=True))
+        weights = shifted * (inverse * inverse)
+    else:
+        weights = ops.softmax(logits, axis=-1)
     return ops.cast(weights, compute_dtype)
