@@ -595,18 +595,22 @@ def _holdout(calib, preprocessing, size):
 
 
 def _integer_converter(plans, serving, work, dataset, allow_flex):
-    """A Converter of the graph traced with integer layer norms, or None.
+    """A Converter of the graph traced in integer form, or None.
 
-    Full-int8 plans convert this second SavedModel (see
-    `models.layers.integer_layer_norm`); the float and mixed ones keep the
-    plain graph, which XNNPACK runs whole.
+    Full-int8 plans convert this second SavedModel (layer norms as
+    L2_NORMALIZATION and softmax as exp * rsqrt(sum)^2, see
+    `models.layers.integer_layer_norm` and `integer_softmax`); the float
+    and mixed ones keep the plain graph, which XNNPACK runs whole.
     """
     if not any(plan.integer_layer_norm for plan in plans):
         return None
     from edge_backbones.export.graph import write_saved_model
-    from edge_backbones.models.layers import integer_layer_norm
+    from edge_backbones.models.layers import (
+        integer_layer_norm,
+        integer_softmax,
+    )
 
-    with integer_layer_norm():
+    with integer_layer_norm(), integer_softmax():
         saved = write_saved_model(
             serving, os.path.join(work, "saved_model_integer_layer_norm")
         )
@@ -644,6 +648,7 @@ def _convert(plan, converter, io_dtype, float_nodes, backbone):
         io_dtype=io_dtype if plan.integer_io else "float32",
         float_ops=plan.float_ops,
         float_nodes=float_nodes,
+        ranges=plan.ranges,
     )
 
 

@@ -70,6 +70,7 @@ __all__ = [
     "FAST_INT8_CPU_FLAGS",
     "MIXED_FLOAT_LAYERS",
     "MIXED_FLOAT_OPS",
+    "MIXED_RANGES",
     "Plan",
     "artifact_stem",
     "MODE_PLANS",
@@ -82,6 +83,10 @@ __all__ = [
 ]
 
 MIXED_FLOAT_OPS = ("BATCH_MATMUL", "SOFTMAX", "GELU", "ADD")
+# int8_mixed's activation ranges clip the rarest 0.01% of values on each
+# side: the int8 FC/conv inputs then get a finer step (export/README.md,
+# "Activation ranges")
+MIXED_RANGES = "percentile:99.99"
 # every op inside these layers stays float in int8_mixed
 MIXED_FLOAT_LAYERS = ("EdgeLayerNormalization", "LayerNormalization")
 
@@ -102,9 +107,12 @@ class Plan:
     forbid_float_tensors: bool = False
     require_gpu_compatible: bool = False
     reason: str = ""  # why this recipe (the cpu target's CPU check)
-    # trace layer norms as L2_NORMALIZATION (models.layers.
-    # integer_layer_norm): for graphs whose layer norms run in int8
+    # trace layer norms as L2_NORMALIZATION and softmax as exp * rsqrt(
+    # sum)^2 (models.layers.integer_layer_norm / integer_softmax): for
+    # graphs whose layer norms and attention run in int8
     integer_layer_norm: bool = False
+    # activation ranges of the int8 modes (export.calibration_ranges)
+    ranges: str = "minmax"
 
     @property
     def calibrated(self):
@@ -132,6 +140,7 @@ MODE_PLANS = {
         "int8 conv/FC; float attention, softmax, GELU, adds, layer norms",
         float_ops=MIXED_FLOAT_OPS,
         float_layer_types=MIXED_FLOAT_LAYERS,
+        ranges=MIXED_RANGES,
     ),
 }
 

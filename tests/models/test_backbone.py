@@ -9,6 +9,8 @@ from edge_backbones.models.backbone import Backbone, FeatureInfo
 from edge_backbones.models.layers import (
     EdgeLayerNormalization,
     integer_layer_norm,
+    integer_softmax,
+    softmax_float32,
 )
 from tests.models.backbone_harness import (
     run_backbone_test,
@@ -70,6 +72,20 @@ def test_integer_layer_norm_form_is_the_same_maths():
         l2_form = np.asarray(norm(x))
     np.testing.assert_allclose(l2_form, plain, rtol=1e-5, atol=5e-5)
     np.testing.assert_allclose(np.asarray(norm(x)), plain)  # flag restored
+
+
+def test_integer_softmax_form_is_the_same_maths():
+    # exp(x - max) * rsqrt(sum)^2, the full-int8 graphs' attention weights;
+    # logits spread wide, so a missing max shift would overflow exp
+    logits = np.random.default_rng(2).normal(0, 30, (2, 3, 5, 9))
+    logits = logits.astype("float32")
+    plain = np.asarray(softmax_float32(logits, "float32"))
+    with integer_softmax():
+        decomposed = np.asarray(softmax_float32(logits, "float32"))
+    np.testing.assert_allclose(decomposed, plain, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.asarray(softmax_float32(logits, "float32")), plain
+    )  # flag restored
 
 
 def test_pyramid_contract():
