@@ -81,7 +81,7 @@ def main():
             "cpu",
         )
     else:  # aeq:GRAPH:RECIPE[:RANGES]
-        from edge_backbones.export import aeq_backend
+        import aeq_backend
 
         fp32 = open(f"{folder}/fp32_{graph}.tflite", "rb").read()
         recipe, _, int16 = rest[0].partition("+")

@@ -1,5 +1,10 @@
 """Quantizing a float .tflite with ai-edge-quantizer (AEQ), public API only.
 
+Measured against our TensorFlow-converter path (export/README.md, "Full
+int8"); not the package's backend: on the same graph and ranges it is no
+more faithful, and it cannot quantize L2_NORMALIZATION (see below).
+Needs the `bench` extra.
+
 AEQ quantizes the converted float graph (not a SavedModel): it runs the
 graph on the calibration images (`Quantizer.calibrate`), maps each
 activation's range to int8 / int16, and rewrites the flatbuffer; graph
@@ -47,7 +52,7 @@ def quantize(
         int16_ops: TFLite op names (e.g. "SOFTMAX") whose activations are
             int16 instead (a16w8; integer requantizes join them to int8).
     """
-    require("ai_edge_quantizer", "aeq")
+    require("ai_edge_quantizer", "bench")
     from ai_edge_quantizer import quantizer
 
     if recipe not in AEQ_RECIPES:
