@@ -8,6 +8,7 @@ with our metadata embedded and as a sidecar JSON. Progress goes to stderr;
 each artifact ends with one line: mode, path, size, time, fidelity.
 """
 
+import contextlib
 import dataclasses
 import numbers
 import os
@@ -427,12 +428,17 @@ def export(
             _log(f"calibration: {len(arrays)} images")
             dataset = _representative_dataset(arrays, preprocessing, _log)
         converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
-        integer_converter = _integer_converter(
-            plans, serving, work, dataset, allow_flex
-        )
+        # one integer-form graph per softmax form the plans ask for
+        integer_converters = {
+            softmax: _integer_converter(
+                serving, work, dataset, allow_flex, softmax
+            )
+            for softmax in {p.integer_softmax for p in plans}
+            if any(p.integer_layer_norm for p in plans)
+        }
         if layer_report:  # the graph the full-int8 artifacts convert
             _report_layers(
-                integer_converter or converter,
+                next(iter(integer_converters.values()), converter),
                 holdout,
                 out,
                 recipes_lib.artifact_stem(model_name, size),
@@ -459,7 +465,9 @@ def export(
             stem = recipes_lib.artifact_stem(model_name, size, plan.mode)
             final = os.path.join(work if selecting else out, stem + ".tflite")
             plan_converter = (
-                integer_converter if plan.integer_layer_norm else converter
+                integer_converters[plan.integer_softmax]
+                if plan.integer_layer_norm
+                else converter
             )
             try:
                 record = _export_one(
@@ -594,26 +602,26 @@ def _holdout(calib, preprocessing, size):
     ]
 
 
-def _integer_converter(plans, serving, work, dataset, allow_flex):
-    """A Converter of the graph traced in integer form, or None.
+def _integer_converter(serving, work, dataset, allow_flex, softmax):
+    """A Converter of the graph traced in integer form.
 
-    Full-int8 plans convert this second SavedModel (layer norms as
-    L2_NORMALIZATION and softmax as exp * rsqrt(sum)^2, see
-    `models.layers.integer_layer_norm` and `integer_softmax`); the float
-    and mixed ones keep the plain graph, which XNNPACK runs whole.
+    Full-int8 plans convert this second SavedModel: layer norms as
+    L2_NORMALIZATION (`models.layers.integer_layer_norm`) and, with
+    `softmax`, softmax as exp * rsqrt(sum)^2 (`integer_softmax`); the
+    float and mixed plans keep the plain graph, which XNNPACK runs whole.
     """
-    if not any(plan.integer_layer_norm for plan in plans):
-        return None
     from edge_backbones.export.graph import write_saved_model
     from edge_backbones.models.layers import (
         integer_layer_norm,
         integer_softmax,
     )
 
-    with integer_layer_norm(), integer_softmax():
-        saved = write_saved_model(
-            serving, os.path.join(work, "saved_model_integer_layer_norm")
-        )
+    folder = "saved_model_integer" + ("_softmax" if softmax else "")
+    with (
+        integer_layer_norm(),
+        integer_softmax() if softmax else contextlib.nullcontext(),
+    ):
+        saved = write_saved_model(serving, os.path.join(work, folder))
     return Converter(saved, dataset, allow_flex=allow_flex, log=_log)
 
 

@@ -29,14 +29,17 @@ Targets:
   rarest 0.01% of values (MiT-B0 @512 0.99848 -> 0.99863).
 - `npu` (Edge TPU / NNAPI): full int8, integer I/O, layer norms as
   L2_NORMALIZATION (see `models.layers.integer_layer_norm`: the plain
-  form took a small ViTDet to cosine 0.50, this one to 0.989) and
-  softmax as exp * rsqrt(sum)^2 (`integer_softmax`: int8 SOFTMAX's fixed
-  1/256 output scale held MiT-B0 @512 at 0.9888; now 0.9970), and the
+  form took a small ViTDet to cosine 0.50, this one to 0.989), and the
   graph must hold no float tensor, no DEQUANTIZE and no QUANTIZE from
   float: an accelerator hands any of those back to the CPU, splitting the
   graph. A
   QUANTIZE between integer tensors (uint8 input to int8, a change of
   scale) is an integer requantize and stays.
+  Its softmax stays int8 SOFTMAX, whose fixed 1/256 output scale holds
+  MiT-B0 @512 at 0.9888: `int8` / `int8_io` trace it as exp * rsqrt(
+  sum)^2 (`integer_softmax`, 0.9970 in 386 ops, integer-only), which
+  OpenVINO's NPU plugin takes whole but QNN's HTP (QAIRT 2.51) does not
+  (int8 EXP stays on the CPU).
 - `gpu`: float16 weights, and the TFLite Analyzer's GPU check must pass.
 
 A TOML recipe (see export/*.toml):
@@ -110,10 +113,12 @@ class Plan:
     forbid_float_tensors: bool = False
     require_gpu_compatible: bool = False
     reason: str = ""  # why this recipe (the cpu target's CPU check)
-    # trace layer norms as L2_NORMALIZATION and softmax as exp * rsqrt(
-    # sum)^2 (models.layers.integer_layer_norm / integer_softmax): for
-    # graphs whose layer norms and attention run in int8
+    # trace layer norms as L2_NORMALIZATION (models.layers.
+    # integer_layer_norm): for graphs whose layer norms run in int8
     integer_layer_norm: bool = False
+    # with integer_layer_norm: softmax as exp * rsqrt(sum)^2 too (not on
+    # npu: QNN's HTP leaves int8 EXP on the CPU, splitting the graph)
+    integer_softmax: bool = False
     # activation ranges of the int8 modes (export.calibration_ranges)
     ranges: str = "minmax"
 
@@ -127,7 +132,11 @@ MODE_PLANS = {
     "fp16": Plan("fp16", "fp16", "float16 weights, float compute"),
     "dynamic": Plan("dynamic", "dynamic", "int8 weights, dynamic int8 FC"),
     "int8": Plan(
-        "int8", "int8", "full int8, float I/O", integer_layer_norm=True
+        "int8",
+        "int8",
+        "full int8, float I/O",
+        integer_layer_norm=True,
+        integer_softmax=True,
     ),
     "int8_io": Plan(
         "int8_io",
@@ -135,6 +144,7 @@ MODE_PLANS = {
         "full int8, integer I/O",
         integer_io=True,
         integer_layer_norm=True,
+        integer_softmax=True,
     ),
     "int16x8": Plan("int16x8", "int16x8", "int16 activations, int8 weights"),
     "int8_mixed": Plan(
@@ -158,8 +168,8 @@ TARGETS = {
     "npu": Plan(
         "npu",
         "int8",
-        "full int8, integer I/O, L2_NORMALIZATION layer norms, exp * "
-        "rsqrt(sum)^2 softmax, no float tensor or float (de)quantize",
+        "full int8, integer I/O, L2_NORMALIZATION layer norms, no float "
+        "tensor or float (de)quantize",
         recipe="npu",
         integer_io=True,
         forbid_float_handoffs=True,
