@@ -55,11 +55,25 @@ class TensorSpec:
     quantization: dict | None  # {"scale", "zero_point"}; None if float
 
 
-def _tensor_spec(name, details):
-    scale, zero_point = details["quantization"]
+def _tensor_spec(name, details, model_path):
+    # `quantization_parameters`, not the deprecated `quantization` pair: the
+    # pair reads (0.0, 0) for a per-channel tensor, i.e. "float"
+    params = details["quantization_parameters"]
+    scales, zero_points = params["scales"], params["zero_points"]
+    if len(scales) > 1:
+        raise ModelFileError(
+            f"{model_path!r}: tensor {name!r} is quantized per channel "
+            f"({len(scales)} scales on axis "
+            f"{params['quantized_dimension']}); a model's inputs and outputs "
+            "take one scale and zero point. Export it again with "
+            "edge_backbones, whose int8 I/O is quantized per tensor."
+        )
     quantization = None
-    if scale:
-        quantization = {"scale": float(scale), "zero_point": int(zero_point)}
+    if len(scales) and scales[0]:
+        quantization = {
+            "scale": float(scales[0]),
+            "zero_point": int(zero_points[0]),
+        }
     return TensorSpec(
         name,
         tuple(int(d) for d in details["shape"]),
@@ -301,13 +315,15 @@ class EdgeModel:
                 "than the first, which this runtime does not drive. Export "
                 "the model with a single serving signature."
             )
-        self.input_spec = _tensor_spec(input_name, details)
+        self.input_spec = _tensor_spec(input_name, details, self.model_path)
         order = list(outputs)
         if self.metadata is not None:
             # the exporter lists levels fine to coarse; keep that order
             order = [n for n in self.metadata["outputs"] if n in outputs]
             order += [n for n in outputs if n not in order]
-        self.output_specs = {n: _tensor_spec(n, outputs[n]) for n in order}
+        self.output_specs = {
+            n: _tensor_spec(n, outputs[n], self.model_path) for n in order
+        }
         self._dequantize = []
         for name, spec in self.output_specs.items():
             quant = spec.quantization
