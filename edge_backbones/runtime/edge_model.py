@@ -82,6 +82,17 @@ def _tensor_spec(name, details, model_path):
     )
 
 
+def _dequantization(spec):
+    """(scale, zero point) as float32 to dequantize `spec`'s values, or
+    (None, None) for a float tensor."""
+    if spec.quantization is None:
+        return None, None
+    return (
+        np.float32(spec.quantization["scale"]),
+        np.float32(spec.quantization["zero_point"]),
+    )
+
+
 class EdgeModel:
     """An exported .tflite backbone: `model(x)` -> {level: float32 array}.
 
@@ -279,42 +290,8 @@ class EdgeModel:
             # CompiledModel reports no quantization parameters; a plain
             # interpreter (never allocated) reads them from the file
             interpreter = self.backend.Interpreter(model_path=self.model_path)
-        key = None
-        signatures = interpreter.get_signature_list()
-        if not signatures and self.metadata is not None:
-            raise ModelFileError(
-                f"{self.model_path!r} has edge_backbones metadata but no "
-                "SignatureDef, which names its outputs (P1, P2, ...): a tool "
-                "stripped it (e.g. a flatbuffer rewrite or optimizer). Use "
-                "the exported file as written, or export it again."
-            )
-        if signatures:
-            key = _SIGNATURE if _SIGNATURE in signatures else next(
-                iter(signatures)
-            )  # fmt: skip
-            runner = interpreter.get_signature_runner(key)
-            inputs = runner.get_input_details()
-            outputs = runner.get_output_details()
-            # a live runner holds a reference that makes invoke() refuse
-            # to run, so only its name -> tensor maps are kept
-            del runner
-        else:
-            # models converted without a SignatureDef keep tensor names
-            inputs = {d["name"]: d for d in interpreter.get_input_details()}
-            outputs = {d["name"]: d for d in interpreter.get_output_details()}
-        if len(inputs) != 1:
-            raise ModelFileError(
-                f"{self.model_path!r} has {len(inputs)} inputs "
-                f"({sorted(inputs)}); an image backbone takes exactly one."
-            )
-        main_inputs = {d["index"] for d in interpreter.get_input_details()}
-        (input_name, details), = inputs.items()  # fmt: skip
-        if details["index"] not in main_inputs:
-            raise ModelFileError(
-                f"The signature of {self.model_path!r} runs a subgraph other "
-                "than the first, which this runtime does not drive. Export "
-                "the model with a single serving signature."
-            )
+        key, inputs, outputs = self._signature_io(interpreter)
+        input_name, details = self._single_input(interpreter, inputs)
         self.input_spec = _tensor_spec(input_name, details, self.model_path)
         order = list(outputs)
         if self.metadata is not None:
@@ -324,25 +301,60 @@ class EdgeModel:
         self.output_specs = {
             n: _tensor_spec(n, outputs[n], self.model_path) for n in order
         }
-        self._dequantize = []
-        for name, spec in self.output_specs.items():
-            quant = spec.quantization
-            self._dequantize.append(
-                (
-                    name,
-                    None if quant is None else np.float32(quant["scale"]),
-                    None if quant is None else np.float32(quant["zero_point"]),
-                )
-            )
+        self._dequantize = [
+            (name, *_dequantization(spec))
+            for name, spec in self.output_specs.items()
+        ]
         if isinstance(self._engine, InterpreterEngine):
             self._engine.bind(details, [outputs[n] for n in order])
         else:
-            self._engine.bind(
-                key,
-                input_name,
-                [(n, s.shape, np.dtype(s.dtype))
-                 for n, s in self.output_specs.items()],
-            )  # fmt: skip
+            shapes = [
+                (n, s.shape, np.dtype(s.dtype))
+                for n, s in self.output_specs.items()
+            ]
+            self._engine.bind(key, input_name, shapes)
+
+    def _signature_io(self, interpreter):
+        """(signature key or None, input details, output details by name)."""
+        signatures = interpreter.get_signature_list()
+        if not signatures:
+            if self.metadata is not None:
+                raise ModelFileError(
+                    f"{self.model_path!r} has edge_backbones metadata but no "
+                    "SignatureDef, which names its outputs (P1, P2, ...): a "
+                    "tool stripped it (e.g. a flatbuffer rewrite or "
+                    "optimizer). Use the exported file as written, or export "
+                    "it again."
+                )
+            # models converted without a SignatureDef keep tensor names
+            inputs = {d["name"]: d for d in interpreter.get_input_details()}
+            outputs = {d["name"]: d for d in interpreter.get_output_details()}
+            return None, inputs, outputs
+        key = _SIGNATURE if _SIGNATURE in signatures else next(iter(signatures))
+        runner = interpreter.get_signature_runner(key)
+        inputs = runner.get_input_details()
+        outputs = runner.get_output_details()
+        # a live runner holds a reference that makes invoke() refuse to run,
+        # so only its name -> tensor maps are kept
+        del runner
+        return key, inputs, outputs
+
+    def _single_input(self, interpreter, inputs):
+        """The (name, details) of the one input, on the main subgraph."""
+        if len(inputs) != 1:
+            raise ModelFileError(
+                f"{self.model_path!r} has {len(inputs)} inputs "
+                f"({sorted(inputs)}); an image backbone takes exactly one."
+            )
+        main_inputs = {d["index"] for d in interpreter.get_input_details()}
+        input_name, details = next(iter(inputs.items()))
+        if details["index"] not in main_inputs:
+            raise ModelFileError(
+                f"The signature of {self.model_path!r} runs a subgraph other "
+                "than the first, which this runtime does not drive. Export "
+                "the model with a single serving signature."
+            )
+        return input_name, details
 
     # -- properties -----------------------------------------------------
 
