@@ -107,6 +107,15 @@ def _add_model_options(parser):
     )
 
 
+def _model_options(args):
+    """The EdgeModel keywords that `_add_model_options` parsed."""
+    return {
+        "delegates": args.delegates,
+        "backend": args.backend,
+        "strict": args.strict,
+    }
+
+
 def _heatmap_png(image, outputs, path):
     """Input image, then per level a mean-|channel| heatmap, side by side."""
     import cv2
@@ -181,11 +190,9 @@ def _run(args):
         check_output_path("--save-png", args.save_png, [args.model], ".png")
     model = EdgeModel(
         args.model,
-        delegates=args.delegates,
         num_threads=args.threads,
-        strict=args.strict,
-        backend=args.backend,
         preprocessing=args.preprocessing,
+        **_model_options(args),
     )
     image = load_image(args.image)
     outputs = model(model.preprocess(image))
@@ -237,9 +244,7 @@ def _bench(args):
             runs=args.runs,
             warmup=args.warmup,
             compare_bare=args.compare_bare,
-            delegates=args.delegates,
-            backend=args.backend,
-            strict=args.strict,
+            **_model_options(args),
         )
         for model, threads in itertools.product(args.models, args.threads)
     ]
