@@ -410,7 +410,7 @@ class RunSettings:
     command: str | None = None  # the command line, recorded with the run
 
 
-def _plan(artifacts, keras, gpu, settings):
+def _plan(artifacts, settings, *, keras, gpu):
     """(row, artifact) pairs to time, in order."""
     threads, out = settings.threads, settings.out
     plan = []
@@ -427,10 +427,11 @@ def _plan(artifacts, keras, gpu, settings):
     return plan
 
 
-def _collect(artifacts, keras, source, settings, unreadable=(), gpu=False):
+def _collect(artifacts, source, settings, *, keras, unreadable=(), gpu=False):
+    """Plans and times the rows of `artifacts`; returns the result path."""
     if gpu:
         gpu = _gpu_usable()
-    plan = _plan(artifacts, keras, gpu, settings)
+    plan = _plan(artifacts, settings, keras=keras, gpu=gpu)
     run_settings = {
         "source": source,
         "threads": list(settings.threads),
@@ -479,7 +480,9 @@ def collect_artifacts(folder, out, device_name, *, gpu=False, **settings):
     artifacts, unreadable = scan_artifacts(folder)
     _require_some(artifacts, unreadable, folder)
     source = {"artifacts": os.path.abspath(folder)}
-    return _collect(artifacts, False, source, settings, unreadable, gpu)
+    return _collect(
+        artifacts, source, settings, keras=False, unreadable=unreadable, gpu=gpu
+    )
 
 
 def collect_recipe(recipe, out, device_name, **settings):
@@ -521,4 +524,5 @@ def collect_recipe(recipe, out, device_name, **settings):
         "recipe": os.path.abspath(recipe),
         "export_failures": export_failures,
     }
-    return _collect(sorted(artifacts, key=_order), True, source, settings)
+    artifacts = sorted(artifacts, key=_order)
+    return _collect(artifacts, source, settings, keras=True)
