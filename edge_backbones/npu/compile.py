@@ -180,7 +180,7 @@ def _run_plugin(staged_path, soc, toolchain, work_dir):
             f"{soc.name}: {reasons or 'no model produced'}. The plugin's "
             "log is in the .error file named above."
         )
-    (_, model), = result.models_with_backend  # fmt: skip
+    ((_, model),) = result.models_with_backend
     stats = model.partition_stats.subgraph_stats
     return model.path, stats, seconds
 

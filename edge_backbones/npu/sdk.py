@@ -134,10 +134,11 @@ def _qualcomm(soc):
     qnn = require("onnxruntime_qnn", "npu")
     wheel_libs = os.path.dirname(qnn.__file__)
     if not os.path.isfile(os.path.join(wheel_libs, "libQnnHtp.so")):
-        raise _unavailable(
-            "qualcomm", soc, f"the onnxruntime-qnn wheel at {wheel_libs} has "
-            "no libQnnHtp.so (not an x86-64 Linux wheel?)."
-        )  # fmt: skip
+        why = (
+            f"the onnxruntime-qnn wheel at {wheel_libs} has no libQnnHtp.so "
+            "(not an x86-64 Linux wheel?)."
+        )
+        raise _unavailable("qualcomm", soc, why)
     qairt = qnn.build_and_package_info.qnn_version
     stub_dir = os.path.join(cache_dir(), f"qairt-{qairt}")
     stub = os.path.join(stub_dir, _LPAI)
@@ -159,11 +160,12 @@ def _intel(soc):
     if soc.graph_backend != "cpu":
         if _real_sdk_libs("intel"):
             return Toolchain("intel_openvino", None, {})
-        raise _unavailable(
-            "intel_openvino", soc.name, "the openvino wheel has the CPU "
-            "device but not the NPU compiler. `--soc intel-cpu` compiles "
-            "for OpenVINO's CPU device with the same plugin."
-        )  # fmt: skip
+        why = (
+            "the openvino wheel has the CPU device but not the NPU compiler. "
+            "`--soc intel-cpu` compiles for OpenVINO's CPU device with the "
+            "same plugin."
+        )
+        raise _unavailable("intel_openvino", soc.name, why)
     require("openvino", "npu")
     return Toolchain(
         "intel_openvino", None, {"openvino": metadata.version("openvino")}
@@ -178,7 +180,8 @@ def toolchain_for(soc):
         return _intel(soc)
     if _real_sdk_libs(soc.vendor) is not None:
         return Toolchain(soc.vendor, None, {})
-    raise _unavailable(
-        soc.vendor, soc.name, "LiteRT's plugin needs the SDK's compiler "
-        "libraries at compile time (without them it fails in 0.1 s)."
-    )  # fmt: skip
+    why = (
+        "LiteRT's plugin needs the SDK's compiler libraries at compile time "
+        "(without them it fails in 0.1 s)."
+    )
+    raise _unavailable(soc.vendor, soc.name, why)

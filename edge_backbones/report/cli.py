@@ -130,6 +130,23 @@ def _run_report(args):
 
 
 def add_parsers(subparsers):
+    report = _add_report_parser(subparsers)
+    actions = report.add_subparsers(dest="report_action")
+    merge = actions.add_parser(
+        "merge",
+        help="render several devices' result JSON files as one report",
+    )
+    merge.add_argument("results", nargs="+", help="<device>.json files")
+    merge.add_argument(
+        "--out", default="reports", help="folder for the merged report"
+    )
+    _add_min_cos(merge)
+    merge.set_defaults(
+        func=lambda args: _render(args.results, args.out, args.min_cos)
+    )
+
+
+def _add_report_parser(subparsers):
     report = subparsers.add_parser(
         "report",
         help="time models on this device: latency, size, memory, fidelity",
@@ -161,18 +178,7 @@ def add_parsers(subparsers):
     report.add_argument(
         "--out", default="reports", help="folder for the JSON and report"
     )
-    report.add_argument(
-        "--threads",
-        type=thread_counts,
-        default=sorted({1, os.cpu_count() or 1}),
-        help="comma-separated thread counts (default: 1,<cores>)",
-    )
-    report.add_argument(
-        "--runs", type=_count(1), default=50, help="timed runs per row"
-    )
-    report.add_argument(
-        "--warmup", type=_count(0), default=5, help="untimed runs first"
-    )
+    _add_timing_options(report)
     report.add_argument(
         "--resume",
         action="store_true",
@@ -187,19 +193,21 @@ def add_parsers(subparsers):
     )
     _add_min_cos(report)
     report.set_defaults(func=_run_report)
+    return report
 
-    actions = report.add_subparsers(dest="report_action")
-    merge = actions.add_parser(
-        "merge",
-        help="render several devices' result JSON files as one report",
+
+def _add_timing_options(parser):
+    parser.add_argument(
+        "--threads",
+        type=thread_counts,
+        default=sorted({1, os.cpu_count() or 1}),
+        help="comma-separated thread counts (default: 1,<cores>)",
     )
-    merge.add_argument("results", nargs="+", help="<device>.json files")
-    merge.add_argument(
-        "--out", default="reports", help="folder for the merged report"
+    parser.add_argument(
+        "--runs", type=_count(1), default=50, help="timed runs per row"
     )
-    _add_min_cos(merge)
-    merge.set_defaults(
-        func=lambda args: _render(args.results, args.out, args.min_cos)
+    parser.add_argument(
+        "--warmup", type=_count(0), default=5, help="untimed runs first"
     )
 
 

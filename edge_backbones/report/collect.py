@@ -15,6 +15,7 @@ Each row is timed in a fresh process (`report.worker`) and written to the
 device's result file as soon as it is done (see `records.ResultFile`).
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -45,6 +46,7 @@ from edge_backbones.runtime.metadata import (
 from edge_backbones.runtime.model_file import read_model_file
 
 __all__ = [
+    "RunSettings",
     "collect_artifacts",
     "collect_recipe",
     "find_artifacts",
@@ -281,9 +283,9 @@ def _run_worker(job):
         if quiet:
             sys.stderr.write(proc.stderr or "")
         code = proc.returncode
-        how = f"was killed by signal {-code}" if code < 0 else (
-            f"exited with code {code}"
-        )  # fmt: skip
+        how = f"exited with code {code}"
+        if code < 0:
+            how = f"was killed by signal {-code}"
         raise ReportError(
             f"the {job['kind']} timing process {how} (its error is above)."
         )
@@ -291,8 +293,10 @@ def _run_worker(job):
 
 
 # what a worker's result must hold for a row (see `_measure`)
-_TIMING_KEYS = ("backend", "delegate", "fully_delegated", "init_ms",
-                "latency_ms", "peak_rss_mb")  # fmt: skip
+_TIMING_KEYS = (
+    *("backend", "delegate", "fully_delegated", "init_ms", "latency_ms"),
+    "peak_rss_mb",
+)
 
 
 def _parse_timing(line, job):
@@ -393,23 +397,22 @@ def result_path(out, device_name):
     return os.path.join(out, f"{stem}.json")
 
 
-def _collect(
-    artifacts,
-    keras,
-    source,
-    *,
-    unreadable=(),
-    out,
-    device_name,
-    threads,
-    runs,
-    warmup,
-    resume,
-    command,
-    gpu=False,
-):
-    if gpu:
-        gpu = _gpu_usable()
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Where a report run writes its result file and how it times rows."""
+
+    out: str  # the folder of <device name>.json
+    device_name: str
+    threads: tuple = (1,)  # a row per artifact and thread count
+    runs: int = 50  # timed runs per row
+    warmup: int = 5  # untimed runs first
+    resume: bool = False  # keep the rows already in the result file
+    command: str | None = None  # the command line, recorded with the run
+
+
+def _plan(artifacts, settings, *, keras, gpu):
+    """(row, artifact) pairs to time, in order."""
+    threads, out = settings.threads, settings.out
     plan = []
     for artifact in artifacts:
         # a model of your own (export/foreign_model.py) has no config to
@@ -421,25 +424,33 @@ def _collect(
         if gpu and artifact["metadata"]["mode"] == "gpu":
             # the GPU does not use the CPU thread count: one row
             plan.append((_gpu_row(artifact, threads[0], out), artifact))
-    settings = {
+    return plan
+
+
+def _collect(artifacts, source, settings, *, keras, unreadable=(), gpu=False):
+    """Plans and times the rows of `artifacts`; returns the result path."""
+    if gpu:
+        gpu = _gpu_usable()
+    plan = _plan(artifacts, settings, keras=keras, gpu=gpu)
+    run_settings = {
         "source": source,
-        "threads": list(threads),
-        "runs": runs,
-        "warmup": warmup,
+        "threads": list(settings.threads),
+        "runs": settings.runs,
+        "warmup": settings.warmup,
     }
-    path = result_path(out, device_name)
-    if os.path.exists(path) and not resume:
+    path = result_path(settings.out, settings.device_name)
+    if os.path.exists(path) and not settings.resume:
         _log(f"replacing {path} (--resume would keep its rows)")
     results = ResultFile(
         path,
-        describe_device(device_name),
-        new_run(command, settings),
-        resume=resume,
+        describe_device(settings.device_name),
+        new_run(settings.command, run_settings),
+        resume=settings.resume,
     )
     for what, reason in unreadable:
-        results.fail(os.path.relpath(what, out), reason)
+        results.fail(os.path.relpath(what, settings.out), reason)
     failures = [what for what, _ in unreadable]
-    failures += _measure(results, plan, runs, warmup)
+    failures += _measure(results, plan, settings.runs, settings.warmup)
     results.finish()
     if failures:
         error = ReportError(
@@ -453,74 +464,47 @@ def _collect(
     return results.path
 
 
-def collect_artifacts(
-    folder,
-    out,
-    device_name,
-    *,
-    threads=(1,),
-    runs=50,
-    warmup=5,
-    resume=False,
-    command=None,
-    gpu=False,
-):
+def collect_artifacts(folder, out, device_name, *, gpu=False, **settings):
     """Times every artifact under `folder`; returns the result file's path.
 
-    No TensorFlow: fidelity comes from each artifact's metadata, and the
-    fp32 artifact (when there is one) is the baseline. A file that cannot
-    be read is listed as failed in the result file (with its reason); the
-    others are timed, and a ReportError (with `result_path`) says so last.
-    With `gpu`, each `gpu` artifact also gets a row on LiteRT's GPU
-    accelerator (when an adapter is usable) at its first thread count.
+    `settings` are the other fields of `RunSettings` (threads, runs,
+    warmup, resume, command). No TensorFlow: fidelity comes from each
+    artifact's metadata, and the fp32 artifact (when there is one) is the
+    baseline. A file that cannot be read is listed as failed in the result
+    file (with its reason); the others are timed, and a ReportError (with
+    `result_path`) says so last. With `gpu`, each `gpu` artifact also gets
+    a row on LiteRT's GPU accelerator (when an adapter is usable) at its
+    first thread count.
     """
+    settings = RunSettings(out, device_name, **settings)
     artifacts, unreadable = scan_artifacts(folder)
     _require_some(artifacts, unreadable, folder)
+    source = {"artifacts": os.path.abspath(folder)}
     return _collect(
-        artifacts,
-        False,
-        {"artifacts": os.path.abspath(folder)},
-        unreadable=unreadable,
-        out=out,
-        device_name=device_name,
-        threads=threads,
-        runs=runs,
-        warmup=warmup,
-        resume=resume,
-        command=command,
-        gpu=gpu,
+        artifacts, source, settings, keras=False, unreadable=unreadable, gpu=gpu
     )
 
 
-def collect_recipe(
-    recipe,
-    out,
-    device_name,
-    *,
-    threads=(1,),
-    runs=50,
-    warmup=5,
-    resume=False,
-    command=None,
-):
+def collect_recipe(recipe, out, device_name, **settings):
     """Exports what `recipe` names, then times it; returns the result path.
 
-    Adds the Keras float model on TensorFlow CPU as a baseline row per
-    model and thread count. An artifact that fails its fidelity gate is
-    reported (in the run's record and on stderr) and left out; the others
-    are timed. With `resume`, models whose artifacts all exist are not
-    exported again.
+    `settings` are the other fields of `RunSettings`. Adds the Keras float
+    model on TensorFlow CPU as a baseline row per model and thread count.
+    An artifact that fails its fidelity gate is reported (in the run's
+    record and on stderr) and left out; the others are timed. With
+    `resume`, models whose artifacts all exist are not exported again.
     """
     from edge_backbones.export.pipeline import export
     from edge_backbones.report.recipe import expected_stems, load_exports
 
+    settings = RunSettings(out, device_name, **settings)
     artifacts, export_failures = [], []
     for kwargs in load_exports(recipe, os.path.join(out, "artifacts")):
         paths = [
             os.path.join(kwargs["out"], stem + ".tflite")
             for stem in expected_stems(kwargs)
         ]
-        if resume and all(os.path.isfile(p) for p in paths):
+        if settings.resume and all(os.path.isfile(p) for p in paths):
             _log(f"{paths[0]} etc. exported by an earlier run, reused")
         else:
             try:
@@ -540,15 +524,5 @@ def collect_recipe(
         "recipe": os.path.abspath(recipe),
         "export_failures": export_failures,
     }
-    return _collect(
-        sorted(artifacts, key=_order),
-        True,
-        source,
-        out=out,
-        device_name=device_name,
-        threads=threads,
-        runs=runs,
-        warmup=warmup,
-        resume=resume,
-        command=command,
-    )
+    artifacts = sorted(artifacts, key=_order)
+    return _collect(artifacts, source, settings, keras=True)

@@ -60,60 +60,11 @@ def pareto_png(merged, dpi=110):
 
 
 def _draw_device(ax, rows, color_of, min_cos):
-    from matplotlib import ticker
-
-    lines = {}
-    for row in rows:
-        if (
-            row["kind"] == "tflite"
-            and row["min_cosine"] is not None
-            and not is_simulated(row)  # not a device's latency
-        ):
-            # one line per input size too: the modes of a model at two
-            # sizes are two trade-offs (and `best` is marked per size)
-            _, height, width, _ = row["input"]["shape"]
-            key = (row["model"]["name"], f"{height}x{width}", row["threads"])
-            lines.setdefault(key, []).append(row)
+    lines = _tflite_lines(rows)
     sizes = {size for _, size, _ in lines}
     for (model, size, threads), points in sorted(lines.items()):
-        points.sort(key=lambda r: r["latency_ms"]["median"])
-        color = color_of[model]
-        ax.plot(
-            [p["latency_ms"]["median"] for p in points],
-            [_clip(p["min_cosine"]) for p in points],
-            color=color,
-            alpha=0.6,
-            label=f"{model}{f' @{size}' if len(sizes) > 1 else ''}, "
-            f"{threads} thr",
-            linestyle="-" if threads == 1 else "--",
-        )
-        for point in points:
-            x = point["latency_ms"]["median"]
-            y = _clip(point["min_cosine"])
-            ax.scatter(
-                x,
-                y,
-                color=color,
-                zorder=3,
-                marker=_MARKERS.get(point["mode"], "X"),
-            )
-            ax.annotate(
-                point["mode"],
-                (x, y),
-                textcoords="offset points",
-                xytext=(4, 4),
-                fontsize=7,
-            )
-            if point["best"]:
-                ax.scatter(
-                    x,
-                    y,
-                    s=260,
-                    facecolors="none",
-                    zorder=4,
-                    edgecolors="crimson",
-                    linewidths=1.5,
-                )
+        label = f"{model}{f' @{size}' if len(sizes) > 1 else ''}, {threads} thr"
+        _draw_modes(ax, points, color_of[model], label, threads)
     for row in rows:
         if row["kind"] == "keras":
             ax.axvline(
@@ -129,6 +80,57 @@ def _draw_device(ax, rows, color_of, min_cos):
         linewidth=0.8,
         label=f"budget cos >= {min_cos}",
     )
+    _style_axes(ax)
+
+
+def _tflite_lines(rows):
+    """(model, "HxW", threads) -> the rows drawn as one line."""
+    lines = {}
+    for row in rows:
+        if (
+            row["kind"] == "tflite"
+            and row["min_cosine"] is not None
+            and not is_simulated(row)  # not a device's latency
+        ):
+            # one line per input size too: the modes of a model at two
+            # sizes are two trade-offs (and `best` is marked per size)
+            _, height, width, _ = row["input"]["shape"]
+            key = (row["model"]["name"], f"{height}x{width}", row["threads"])
+            lines.setdefault(key, []).append(row)
+    return lines
+
+
+def _draw_modes(ax, points, color, label, threads):
+    """One model's modes as a line, a marker per mode, the best ringed."""
+    points.sort(key=lambda r: r["latency_ms"]["median"])
+    ax.plot(
+        [p["latency_ms"]["median"] for p in points],
+        [_clip(p["min_cosine"]) for p in points],
+        color=color,
+        alpha=0.6,
+        label=label,
+        linestyle="-" if threads == 1 else "--",
+    )
+    for point in points:
+        x = point["latency_ms"]["median"]
+        y = _clip(point["min_cosine"])
+        marker = _MARKERS.get(point["mode"], "X")
+        ax.scatter(x, y, color=color, zorder=3, marker=marker)
+        ax.annotate(
+            point["mode"],
+            (x, y),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=7,
+        )
+        if point["best"]:
+            ring = {"facecolors": "none", "edgecolors": "crimson"}
+            ax.scatter(x, y, s=260, zorder=4, linewidths=1.5, **ring)
+
+
+def _style_axes(ax):
+    from matplotlib import ticker
+
     ax.set_xscale("log")
     ax.set_yscale("logit")
     # "0.999" reads better than the logit axis' default "1 - 10^-3"

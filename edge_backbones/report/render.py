@@ -211,54 +211,9 @@ def _thermal_notes(device, rows):
 
 
 def _device_blocks(device, runs, rows):
-    cpu, system = device["cpu"], device["os"]
-    versions = ", ".join(f"{k} {v}" for k, v in device["versions"].items())
-    weights = sorted(
-        {f"{r['model']['name']}: {r['model'].get('weights')}" for r in rows}
-    )
-    blocks = [
-        ("h2", f"Device: {device['name']}"),
-        (
-            "p",
-            f"CPU: {cpu['model']} ({cpu['logical_cores']} logical cores"
-            f"{', board ' + cpu['board'] if cpu.get('board') else ''}). "
-            f"OS: {system['platform']}. "
-            # a phone's device JSON (android_demo) has no Python
-            + (f"Python {device['python']}. " if device.get("python") else "")
-            + f"Runtime: {_runtime(device)}.",
-        ),
-        ("p", f"Versions: {versions}."),
-        ("p", "Weights: " + "; ".join(weights) + "."),
-    ]
+    blocks = _device_description(device, rows)
     for run in runs:
-        settings = run.get("settings", {})
-        blocks.append(
-            (
-                "p",
-                f"Run {run['run_id']}: started {run['started']}, finished "
-                f"{run.get('finished', 'not finished (interrupted)')}; threads "
-                f"{settings.get('threads')}, {settings.get('runs')} timed runs "
-                f"after {settings.get('warmup')} warm-up; command: "
-                f"`{run.get('command') or '(python API)'}`.",
-            )
-        )
-        failures = settings.get("source", {}).get("export_failures")
-        if failures:
-            blocks.append(
-                (
-                    "p",
-                    f"Not in the table (failed export): {' | '.join(failures)}",
-                )
-            )
-        failed = _unresolved_failures(run, rows)
-        if failed:
-            blocks.append(
-                (
-                    "p",
-                    "Not in the table (FAILED in this run): "
-                    + " | ".join(f"{f['what']}: {f['reason']}" for f in failed),
-                )
-            )
+        blocks += _run_blocks(run, rows)
     blocks += _thermal_notes(device, rows)
     blocks.append(
         ("table", *_latency_table(rows, bool(device.get("emulated"))))
@@ -273,6 +228,59 @@ def _device_blocks(device, runs, rows):
             ("h3", f"Fidelity per level ({device['name']})"),
             ("table", *fidelity),
         ]
+    return blocks
+
+
+def _device_description(device, rows):
+    """The device's heading, hardware, software and weights."""
+    cpu, system = device["cpu"], device["os"]
+    versions = ", ".join(f"{k} {v}" for k, v in device["versions"].items())
+    weights = sorted(
+        {f"{r['model']['name']}: {r['model'].get('weights')}" for r in rows}
+    )
+    return [
+        ("h2", f"Device: {device['name']}"),
+        (
+            "p",
+            f"CPU: {cpu['model']} ({cpu['logical_cores']} logical cores"
+            f"{', board ' + cpu['board'] if cpu.get('board') else ''}). "
+            f"OS: {system['platform']}. "
+            # a phone's device JSON (android_demo) has no Python
+            + (f"Python {device['python']}. " if device.get("python") else "")
+            + f"Runtime: {_runtime(device)}.",
+        ),
+        ("p", f"Versions: {versions}."),
+        ("p", "Weights: " + "; ".join(weights) + "."),
+    ]
+
+
+def _run_blocks(run, rows):
+    """A run's settings and command, and what it failed to measure."""
+    settings = run.get("settings", {})
+    blocks = [
+        (
+            "p",
+            f"Run {run['run_id']}: started {run['started']}, finished "
+            f"{run.get('finished', 'not finished (interrupted)')}; threads "
+            f"{settings.get('threads')}, {settings.get('runs')} timed runs "
+            f"after {settings.get('warmup')} warm-up; command: "
+            f"`{run.get('command') or '(python API)'}`.",
+        )
+    ]
+    failures = settings.get("source", {}).get("export_failures")
+    if failures:
+        blocks.append(
+            ("p", f"Not in the table (failed export): {' | '.join(failures)}")
+        )
+    failed = _unresolved_failures(run, rows)
+    if failed:
+        blocks.append(
+            (
+                "p",
+                "Not in the table (FAILED in this run): "
+                + " | ".join(f"{f['what']}: {f['reason']}" for f in failed),
+            )
+        )
     return blocks
 
 

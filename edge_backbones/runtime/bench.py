@@ -85,14 +85,14 @@ def benchmark(
     num_threads=None,
     runs=50,
     warmup=5,
-    delegates=("xnnpack",),
-    backend=None,
-    strict=False,
+    *,
     compare_bare=False,
     label=None,
+    **model_options,
 ):
     """Times `EdgeModel(model_path, ...)`; returns a JSON-ready dict.
 
+    `model_options` go to `EdgeModel` (delegates, backend, strict, ...).
     Keys: model, size_bytes, threads, backend, delegate, fully_delegated,
     cpu_ops, init_ms, warmup, latency_ms {median, p5, p95, mean, std, min,
     max, runs}, peak_rss_mb, and with `compare_bare` also bare_latency_ms
@@ -105,37 +105,13 @@ def benchmark(
         )
     label = label or os.path.basename(os.fspath(model_path))
     start = time.perf_counter()
-    model = EdgeModel(
-        model_path,
-        delegates=delegates,
-        num_threads=num_threads,
-        strict=strict,
-        backend=backend,
-    )
+    model = EdgeModel(model_path, num_threads=num_threads, **model_options)
     init_s = time.perf_counter() - start
     x = _fixed_input(model.input_spec)
     for _ in range(warmup):
         model(x)
-    engine = model._engine  # noqa: SLF001 - the same one, on purpose
-    wrapped, bare = [], []
-    last_report = time.perf_counter()
-    for i in range(runs):
-        t0 = time.perf_counter()
-        model(x)
-        t1 = time.perf_counter()
-        wrapped.append(t1 - t0)
-        if compare_bare:
-            # the wrapper's call left the same input in the tensor
-            engine.invoke()
-            bare.append(time.perf_counter() - t1)
-        if time.perf_counter() - last_report > _PROGRESS_EVERY_S:
-            last_report = time.perf_counter()
-            print(
-                f"bench {label} threads={num_threads}: {i + 1}/{runs} runs, "
-                f"median so far {np.median(wrapped) * 1e3:.2f} ms",
-                file=sys.stderr,
-                flush=True,
-            )
+    progress = f"bench {label} threads={num_threads}"
+    wrapped, bare = _timed_runs(model, x, runs, compare_bare, progress)
     result = {
         "model": os.fspath(model_path),
         "size_bytes": os.path.getsize(model_path),
@@ -162,10 +138,38 @@ def benchmark(
     return result
 
 
+def _timed_runs(model, x, runs, compare_bare, progress):
+    """(wrapped, bare) durations in seconds of `runs` calls of `model(x)`;
+    `bare` holds a bare `invoke()` after each call with `compare_bare`."""
+    engine = model._engine  # noqa: SLF001 - the same one, on purpose
+    wrapped, bare = [], []
+    last_report = time.perf_counter()
+    for i in range(runs):
+        t0 = time.perf_counter()
+        model(x)
+        t1 = time.perf_counter()
+        wrapped.append(t1 - t0)
+        if compare_bare:
+            # the wrapper's call left the same input in the tensor
+            engine.invoke()
+            bare.append(time.perf_counter() - t1)
+        if time.perf_counter() - last_report > _PROGRESS_EVERY_S:
+            last_report = time.perf_counter()
+            print(
+                f"{progress}: {i + 1}/{runs} runs, "
+                f"median so far {np.median(wrapped) * 1e3:.2f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
+    return wrapped, bare
+
+
 def format_table(results):
     """A readable table of `benchmark` results, one row per result."""
-    header = ["model", "threads", "delegate", "full", "init ms", "median",
-              "p5", "p95", "std", "peak MiB"]  # fmt: skip
+    header = [
+        *("model", "threads", "delegate", "full", "init ms", "median"),
+        *("p5", "p95", "std", "peak MiB"),
+    ]
     with_bare = any("wrapper_over_bare" in r for r in results)
     if with_bare:
         header += ["bare med", "wrap/bare"]

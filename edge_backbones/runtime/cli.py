@@ -6,6 +6,7 @@ TFLite interpreter); nothing is imported until a command runs.
 
 import argparse
 import collections
+import itertools
 import json
 import os
 import platform
@@ -106,6 +107,15 @@ def _add_model_options(parser):
     )
 
 
+def _model_options(args):
+    """The EdgeModel keywords that `_add_model_options` parsed."""
+    return {
+        "delegates": args.delegates,
+        "backend": args.backend,
+        "strict": args.strict,
+    }
+
+
 def _heatmap_png(image, outputs, path):
     """Input image, then per level a mean-|channel| heatmap, side by side."""
     import cv2
@@ -117,12 +127,11 @@ def _heatmap_png(image, outputs, path):
     def panel(rgb, label, interpolation):
         height, width = rgb.shape[:2]
         size = (max(1, round(width * _PANEL_HEIGHT / height)), _PANEL_HEIGHT)
-        bgr = cv2.resize(
-            np.ascontiguousarray(rgb[..., ::-1]), size,
-            interpolation=interpolation,
-        )  # fmt: skip
-        cv2.putText(bgr, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        bgr = cv2.resize(bgr, size, interpolation=interpolation)
+        white = (255, 255, 255)
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        cv2.putText(bgr, label, (6, 20), font, 0.5, white, 1, cv2.LINE_AA)
         return bgr
 
     # photos shrink smoothly; feature cells stay visible as blocks
@@ -165,8 +174,11 @@ def _print_npu_numerics(compiled, fidelity):
     ):
         if figures:
             worst = min_level(figures, "cosine")
-            print(f"fidelity  {what}: min cosine {worst:.6f} over "
-                  f"{figures['images']} images (at compile time)")  # fmt: skip
+            images = figures["images"]
+            print(
+                f"fidelity  {what}: min cosine {worst:.6f} over {images} "
+                "images (at compile time)"
+            )
 
 
 def _run(args):
@@ -178,11 +190,9 @@ def _run(args):
         check_output_path("--save-png", args.save_png, [args.model], ".png")
     model = EdgeModel(
         args.model,
-        delegates=args.delegates,
         num_threads=args.threads,
-        strict=args.strict,
-        backend=args.backend,
         preprocessing=args.preprocessing,
+        **_model_options(args),
     )
     image = load_image(args.image)
     outputs = model(model.preprocess(image))
@@ -227,21 +237,17 @@ def _bench(args):
         check_output_path("--json", args.json, args.models, ".bench.json")
     if args.op_profile:
         return _op_profile(args)
-    results = []
-    for model in args.models:
-        for threads in args.threads:
-            results.append(
-                benchmark(
-                    model,
-                    num_threads=threads,
-                    runs=args.runs,
-                    warmup=args.warmup,
-                    delegates=args.delegates,
-                    backend=args.backend,
-                    strict=args.strict,
-                    compare_bare=args.compare_bare,
-                )
-            )
+    results = [
+        benchmark(
+            model,
+            num_threads=threads,
+            runs=args.runs,
+            warmup=args.warmup,
+            compare_bare=args.compare_bare,
+            **_model_options(args),
+        )
+        for model, threads in itertools.product(args.models, args.threads)
+    ]
     print(format_table(results))
     if args.json:
         _write_json(args.json, {"host": _host(), "results": results})
@@ -252,18 +258,16 @@ def _op_profile(args):
     from edge_backbones.runtime.op_profile import format_op_profile, op_profile
 
     profiles = []
-    for model in args.models:
-        for threads in args.threads:
-            profiles.append(
-                op_profile(
-                    model,
-                    num_threads=threads,
-                    runs=args.runs,
-                    warmup=args.warmup,
-                    top=args.top,
-                )
-            )
-            print(format_op_profile(profiles[-1]))
+    for model, threads in itertools.product(args.models, args.threads):
+        profile = op_profile(
+            model,
+            num_threads=threads,
+            runs=args.runs,
+            warmup=args.warmup,
+            top=args.top,
+        )
+        profiles.append(profile)
+        print(format_op_profile(profile))
     if args.json:
         _write_json(args.json, {"host": _host(), "op_profiles": profiles})
     return 0

@@ -212,8 +212,13 @@ def delegation_summary(interpreter):
     that op still runs outside any delegate. Returns None when the
     interpreter does not expose its nodes.
     """
+    # The one private LiteRT call in the runtime, kept on purpose: the
+    # DELEGATE nodes (and the tensors each one covers) exist only in the
+    # interpreter's execution plan after allocation. The file holds the plan
+    # before delegation (runtime/model_file.py reads exactly the other
+    # nodes), and LiteRT 2.3's Interpreter has no public node list.
     try:
-        ops = interpreter._get_ops_details()  # noqa: SLF001 - no public API
+        ops = interpreter._get_ops_details()  # noqa: SLF001
     except (AttributeError, RuntimeError, ValueError):
         return None
     producer = {}

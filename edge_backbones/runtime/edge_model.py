@@ -55,16 +55,41 @@ class TensorSpec:
     quantization: dict | None  # {"scale", "zero_point"}; None if float
 
 
-def _tensor_spec(name, details):
-    scale, zero_point = details["quantization"]
+def _tensor_spec(name, details, model_path):
+    # `quantization_parameters`, not the deprecated `quantization` pair: the
+    # pair reads (0.0, 0) for a per-channel tensor, i.e. "float"
+    params = details["quantization_parameters"]
+    scales, zero_points = params["scales"], params["zero_points"]
+    if len(scales) > 1:
+        raise ModelFileError(
+            f"{model_path!r}: tensor {name!r} is quantized per channel "
+            f"({len(scales)} scales on axis "
+            f"{params['quantized_dimension']}); a model's inputs and outputs "
+            "take one scale and zero point. Export it again with "
+            "edge_backbones, whose int8 I/O is quantized per tensor."
+        )
     quantization = None
-    if scale:
-        quantization = {"scale": float(scale), "zero_point": int(zero_point)}
+    if len(scales) and scales[0]:
+        quantization = {
+            "scale": float(scales[0]),
+            "zero_point": int(zero_points[0]),
+        }
     return TensorSpec(
         name,
         tuple(int(d) for d in details["shape"]),
         np.dtype(details["dtype"]).name,
         quantization,
+    )
+
+
+def _dequantization(spec):
+    """(scale, zero point) as float32 to dequantize `spec`'s values, or
+    (None, None) for a float tensor."""
+    if spec.quantization is None:
+        return None, None
+    return (
+        np.float32(spec.quantization["scale"]),
+        np.float32(spec.quantization["zero_point"]),
     )
 
 
@@ -265,68 +290,71 @@ class EdgeModel:
             # CompiledModel reports no quantization parameters; a plain
             # interpreter (never allocated) reads them from the file
             interpreter = self.backend.Interpreter(model_path=self.model_path)
-        key = None
-        signatures = interpreter.get_signature_list()
-        if not signatures and self.metadata is not None:
-            raise ModelFileError(
-                f"{self.model_path!r} has edge_backbones metadata but no "
-                "SignatureDef, which names its outputs (P1, P2, ...): a tool "
-                "stripped it (e.g. a flatbuffer rewrite or optimizer). Use "
-                "the exported file as written, or export it again."
-            )
-        if signatures:
-            key = _SIGNATURE if _SIGNATURE in signatures else next(
-                iter(signatures)
-            )  # fmt: skip
-            runner = interpreter.get_signature_runner(key)
-            inputs = runner.get_input_details()
-            outputs = runner.get_output_details()
-            # a live runner holds a reference that makes invoke() refuse
-            # to run, so only its name -> tensor maps are kept
-            del runner
+        key, inputs, outputs = self._signature_io(interpreter)
+        input_name, details = self._single_input(interpreter, inputs)
+        self.input_spec = _tensor_spec(input_name, details, self.model_path)
+        order = list(outputs)
+        if self.metadata is not None:
+            # the exporter lists levels fine to coarse; keep that order
+            order = [n for n in self.metadata["outputs"] if n in outputs]
+            order += [n for n in outputs if n not in order]
+        self.output_specs = {
+            n: _tensor_spec(n, outputs[n], self.model_path) for n in order
+        }
+        self._dequantize = [
+            (name, *_dequantization(spec))
+            for name, spec in self.output_specs.items()
+        ]
+        if isinstance(self._engine, InterpreterEngine):
+            self._engine.bind(details, [outputs[n] for n in order])
         else:
+            shapes = [
+                (n, s.shape, np.dtype(s.dtype))
+                for n, s in self.output_specs.items()
+            ]
+            self._engine.bind(key, input_name, shapes)
+
+    def _signature_io(self, interpreter):
+        """(signature key or None, input details, output details by name)."""
+        signatures = interpreter.get_signature_list()
+        if not signatures:
+            if self.metadata is not None:
+                raise ModelFileError(
+                    f"{self.model_path!r} has edge_backbones metadata but no "
+                    "SignatureDef, which names its outputs (P1, P2, ...): a "
+                    "tool stripped it (e.g. a flatbuffer rewrite or "
+                    "optimizer). Use the exported file as written, or export "
+                    "it again."
+                )
             # models converted without a SignatureDef keep tensor names
             inputs = {d["name"]: d for d in interpreter.get_input_details()}
             outputs = {d["name"]: d for d in interpreter.get_output_details()}
+            return None, inputs, outputs
+        key = _SIGNATURE if _SIGNATURE in signatures else next(iter(signatures))
+        runner = interpreter.get_signature_runner(key)
+        inputs = runner.get_input_details()
+        outputs = runner.get_output_details()
+        # a live runner holds a reference that makes invoke() refuse to run,
+        # so only its name -> tensor maps are kept
+        del runner
+        return key, inputs, outputs
+
+    def _single_input(self, interpreter, inputs):
+        """The (name, details) of the one input, on the main subgraph."""
         if len(inputs) != 1:
             raise ModelFileError(
                 f"{self.model_path!r} has {len(inputs)} inputs "
                 f"({sorted(inputs)}); an image backbone takes exactly one."
             )
         main_inputs = {d["index"] for d in interpreter.get_input_details()}
-        (input_name, details), = inputs.items()  # fmt: skip
+        input_name, details = next(iter(inputs.items()))
         if details["index"] not in main_inputs:
             raise ModelFileError(
                 f"The signature of {self.model_path!r} runs a subgraph other "
                 "than the first, which this runtime does not drive. Export "
                 "the model with a single serving signature."
             )
-        self.input_spec = _tensor_spec(input_name, details)
-        order = list(outputs)
-        if self.metadata is not None:
-            # the exporter lists levels fine to coarse; keep that order
-            order = [n for n in self.metadata["outputs"] if n in outputs]
-            order += [n for n in outputs if n not in order]
-        self.output_specs = {n: _tensor_spec(n, outputs[n]) for n in order}
-        self._dequantize = []
-        for name, spec in self.output_specs.items():
-            quant = spec.quantization
-            self._dequantize.append(
-                (
-                    name,
-                    None if quant is None else np.float32(quant["scale"]),
-                    None if quant is None else np.float32(quant["zero_point"]),
-                )
-            )
-        if isinstance(self._engine, InterpreterEngine):
-            self._engine.bind(details, [outputs[n] for n in order])
-        else:
-            self._engine.bind(
-                key,
-                input_name,
-                [(n, s.shape, np.dtype(s.dtype))
-                 for n, s in self.output_specs.items()],
-            )  # fmt: skip
+        return input_name, details
 
     # -- properties -----------------------------------------------------
 

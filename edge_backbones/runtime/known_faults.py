@@ -20,7 +20,9 @@ def per_channel_int8_fcs(interpreter):
     weights are quantized per channel, in an allocated interpreter."""
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     total = bias_less = 0
-    for op in interpreter._get_ops_details():  # noqa: SLF001 - no public API
+    # private: the file lists the same ops (runtime/model_file.py ops and
+    # op_io), a public way, but callers hand over only the interpreter
+    for op in interpreter._get_ops_details():  # noqa: SLF001
         inputs = [int(i) for i in op["inputs"]]
         if op["op_name"] != "FULLY_CONNECTED":
             continue

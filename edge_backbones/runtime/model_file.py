@@ -27,20 +27,23 @@ _TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_NAME = 0, 1, 3
 _METADATA_NAME, _METADATA_BUFFER = 0, 1
 _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
 
-TENSOR_TYPES = {
-    0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64",
-    5: "string", 6: "bool", 7: "int16", 8: "complex64", 9: "int8",
-    10: "float64", 11: "complex128", 12: "uint64", 13: "resource",
-    14: "variant", 15: "uint32", 16: "uint16", 17: "int4",
-}  # fmt: skip
+# TensorType enum values, in order from 0
+TENSOR_TYPES = dict(
+    enumerate(
+        """
+        float32 float16 int32 uint8 int64 string bool int16 complex64 int8
+        float64 complex128 uint64 resource variant uint32 uint16 int4
+        """.split()
+    )
+)
 
 
 # the ops this package reads by name (MAC counts, float handoffs), for a
 # runtime whose interpreter package ships no schema module
 _KNOWN_BUILTINS = {
-    3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE",
-    9: "FULLY_CONNECTED", 114: "QUANTIZE", 126: "BATCH_MATMUL",
-}  # fmt: skip
+    **{3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE"},
+    **{9: "FULLY_CONNECTED", 114: "QUANTIZE", 126: "BATCH_MATMUL"},
+}
 
 
 def builtin_op_name(code):
@@ -49,8 +52,8 @@ def builtin_op_name(code):
     Never from TensorFlow's copy of the schema: importing it would import
     TensorFlow into the TF-free runtime.
     """
-    for module in ("ai_edge_litert.schema_py_generated",
-                   "tflite_runtime.schema_py_generated"):  # fmt: skip
+    for package in ("ai_edge_litert", "tflite_runtime"):
+        module = f"{package}.schema_py_generated"
         try:
             schema = __import__(module, fromlist=["BuiltinOperator"])
         except ImportError:

@@ -121,8 +121,9 @@ class QnnHtpSimulatorEngine:
                 f"named {missing}: a plugin version that names tensors "
                 "differently. Compile again with the pinned ai-edge-litert."
             )
-        graph = _epcontext_model(op, tensors, self._qnn_names, context,
-                                 options["name"])  # fmt: skip
+        graph = _epcontext_model(
+            op, tensors, self._qnn_names, context, options["name"]
+        )
         ort, session_options = _qnn_session_options(num_threads)
         try:
             self._session = ort.InferenceSession(graph, session_options)

@@ -7,6 +7,7 @@ metadata (see the metadata contract): color_order, resize, interpolation,
 pixels_in_graph, scale, mean and std. Only numpy and OpenCV are needed.
 """
 
+import copy
 import os
 
 import cv2
@@ -115,6 +116,22 @@ def _to_rgb(array, channel_order, where):
     return np.ascontiguousarray(array)
 
 
+_DEFAULTS = {
+    "color_order": "RGB",
+    "resize": "stretch",
+    "interpolation": "linear",
+    "pixels_in_graph": False,
+    "scale": 1.0 / 255.0,
+    "mean": [0.0, 0.0, 0.0],
+    "std": [1.0, 1.0, 1.0],
+}
+_CHOICES = {
+    "color_order": _COLOR_ORDERS,
+    "resize": RESIZE_POLICIES,
+    "interpolation": INTERPOLATIONS,
+}
+
+
 def validate_preprocessing(preprocessing):
     """Checks a preprocessing dict; returns it with defaults filled in."""
     if not isinstance(preprocessing, dict):
@@ -123,38 +140,32 @@ def validate_preprocessing(preprocessing):
             "interpolation, pixels_in_graph, scale, mean, std); got "
             f"{type(preprocessing).__name__}."
         )
-    spec = {
-        "color_order": "RGB",
-        "resize": "stretch",
-        "interpolation": "linear",
-        "pixels_in_graph": False,
-        "scale": 1.0 / 255.0,
-        "mean": [0.0, 0.0, 0.0],
-        "std": [1.0, 1.0, 1.0],
-    }
     # a misspelt key would silently leave its default in force
-    unknown = sorted(set(preprocessing) - set(spec))
+    unknown = sorted(set(preprocessing) - set(_DEFAULTS))
     if unknown:
         raise MetadataError(
             f"Unknown preprocessing key(s) {unknown}; the keys are "
-            f"{list(spec)}. Check the spelling."
+            f"{list(_DEFAULTS)}. Check the spelling."
         )
-    spec.update(preprocessing)
+    # fresh lists: a caller may edit the spec it gets back
+    spec = {**copy.deepcopy(_DEFAULTS), **preprocessing}
     if not isinstance(spec["pixels_in_graph"], bool):
         raise MetadataError(
             "Preprocessing pixels_in_graph must be true or false; got "
             f"{spec['pixels_in_graph']!r}."
         )
-    for key, allowed in (
-        ("color_order", _COLOR_ORDERS),
-        ("resize", RESIZE_POLICIES),
-        ("interpolation", INTERPOLATIONS),
-    ):
+    for key, allowed in _CHOICES.items():
         if spec[key] not in allowed:
             raise MetadataError(
                 f"Preprocessing {key}={spec[key]!r} is not supported; use one "
                 f"of {list(allowed)}."
             )
+    _check_numbers(spec)
+    return spec
+
+
+def _check_numbers(spec):
+    """mean and std: 3 numbers each, no zero std; scale: positive."""
     for key in ("mean", "std"):
         values = spec[key]
         if (
@@ -176,7 +187,6 @@ def validate_preprocessing(preprocessing):
             f"Preprocessing scale must be a positive number; got "
             f"{spec['scale']!r} (1/255 maps 0-255 pixels onto 0-1)."
         )
-    return spec
 
 
 def _check_size(size):
@@ -230,9 +240,11 @@ def preprocess(image, preprocessing, size):
     spec = validate_preprocessing(preprocessing)
     height, width = _check_size(size)
     pixels = resize(
-        load_image(image), spec["resize"], (height, width),
+        load_image(image),
+        spec["resize"],
+        (height, width),
         spec["interpolation"],
-    )  # fmt: skip
+    )
     if spec["color_order"] == "BGR":
         pixels = np.ascontiguousarray(pixels[..., ::-1])
     mean = np.asarray(spec["mean"], np.float32)

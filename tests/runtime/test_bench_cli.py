@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_backbones.errors import InputError, ModelFileError
-from edge_backbones.runtime import cli
+from edge_backbones.runtime import DelegateFallbackWarning, cli
 from edge_backbones.runtime.bench import benchmark, format_table
 
 
@@ -66,6 +66,27 @@ def test_cli_bench_writes_json_per_thread_count(tiny, tmp_path, capsys):
     assert [r["threads"] for r in document["results"]] == [1, 2]
     assert all(r["latency_ms"]["runs"] == 5 for r in document["results"])
     assert "median" in capsys.readouterr().out
+
+
+def test_cli_model_options_reach_the_model(tiny, tmp_path, capsys):
+    from edge_backbones.errors import DelegateUnavailableError
+
+    model = str(tiny["paths"]["f32"])
+    out = tmp_path / "bench.json"
+    argv = ["bench", model, "--runs", "2", "--warmup", "0"]
+    assert _run_cli([*argv, "--delegates", "cpu", "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["delegate"] == "cpu"  # reference kernels, not XNNPACK
+    missing = str(tmp_path / "no_delegate.so")
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    run = ["run", str(tiny["paths"]["f32_meta"]), str(image)]
+    with pytest.raises(DelegateUnavailableError, match="no_delegate.so"):
+        _run_cli([*run, "--delegates", missing, "--strict"])
+    capsys.readouterr()
+    with pytest.warns(DelegateFallbackWarning):
+        assert _run_cli([*run, "--delegates", missing]) == 0
+    assert "runs on   xnnpack" in capsys.readouterr().out
 
 
 def test_cli_errors_are_typed(tmp_path):

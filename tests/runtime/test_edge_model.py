@@ -66,6 +66,30 @@ def test_int8_io_is_quantized_and_dequantized_per_tensor(tiny):
         np.testing.assert_array_equal(out[name], by_hand[name])
 
 
+def test_per_channel_io_quantization_is_refused_not_taken_as_float():
+    # LiteRT's deprecated `quantization` pair reads (0.0, 0) for a tensor
+    # with one scale per channel, which made such an output look float
+    from edge_backbones.runtime.edge_model import _tensor_spec
+
+    def details(scales, zero_points):
+        return {
+            "shape": np.array([1, 16, 16, 2]),
+            "dtype": np.int8,
+            "quantization": (0.0, 0),
+            "quantization_parameters": {
+                "scales": np.array(scales, np.float32),
+                "zero_points": np.array(zero_points, np.int32),
+                "quantized_dimension": 3,
+            },
+        }
+
+    with pytest.raises(ModelFileError, match=r"'P1' is quantized per chan"):
+        _tensor_spec("P1", details([0.5, 0.25], [0, 0]), "m.tflite")
+    spec = _tensor_spec("P1", details([0.5], [-3]), "m.tflite")
+    assert spec.quantization == {"scale": 0.5, "zero_point": -3}
+    assert _tensor_spec("P1", details([], []), "m.tflite").quantization is None
+
+
 def test_uint8_input_goes_in_directly(tiny):
     model = EdgeModel(tiny["paths"]["uint8"])
     assert model.input_spec.dtype == "uint8"

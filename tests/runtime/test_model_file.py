@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_op_names_never_import_tensorflow(tiny):
     # a device whose interpreter package ships no schema module (e.g.
@@ -24,3 +26,16 @@ def test_op_names_never_import_tensorflow(tiny):
     ops, heavy = result.stdout.strip().splitlines()[-2:]
     assert heavy == "[]"
     assert "'CONV_2D'" in ops
+
+
+def test_type_and_op_tables_agree_with_litert_schema():
+    # the reader's own tables stand in when no schema module is installed;
+    # an entry off by one would misname every tensor type or op after it
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+    from edge_backbones.runtime import model_file
+
+    for code, name in model_file.TENSOR_TYPES.items():
+        assert getattr(schema.TensorType, name.upper()) == code, name
+    for code, name in model_file._KNOWN_BUILTINS.items():
+        assert getattr(schema.BuiltinOperator, name) == code, name
+    assert len(model_file.TENSOR_TYPES) == 18
