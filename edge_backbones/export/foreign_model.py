@@ -27,6 +27,7 @@ import os
 import re
 
 from edge_backbones.errors import CheckpointError, InputError, require
+from edge_backbones.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["ForeignModel", "PREPROCESSING", "as_foreign", "is_foreign"]
 
@@ -47,8 +48,8 @@ PREPROCESSING = {
     "imagenet": {
         **_RAW,
         "scale": 1 / 255,
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
     },
 }
 _LEVEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

@@ -15,6 +15,8 @@ import numpy as np
 from edge_backbones.errors import InputError, MetadataError
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "RESIZE_POLICIES",
     "INTERPOLATIONS",
     "load_image",
@@ -23,6 +25,10 @@ __all__ = [
     "validate_preprocessing",
 ]
 
+# ImageNet's per-channel mean and std on a 0-1 scale: the normalization of
+# every preset here (MiT/SegFormer and SAM), read from their preset tables
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_POLICIES = ("stretch", "longest_side_pad")
 INTERPOLATIONS = ("linear", "nearest", "area", "cubic")
 _COLOR_ORDERS = ("RGB", "BGR")

@@ -9,11 +9,9 @@ from edge_backbones.models.mit.mit_layers import (
     LAYER_NORM_EPSILON,
     MiTAttention,
 )
+from edge_backbones.models.mit.mit_presets import PREPROCESSING
 
 __all__ = ["MiTBackbone"]
-
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
 def _mit_block(
@@ -307,20 +305,15 @@ class MiTBackbone(Backbone):
     @property
     def preprocessing(self):
         """How 0-255 RGB pixels become this model's float input."""
+        spec = {
+            **PREPROCESSING,
+            "mean": list(PREPROCESSING["mean"]),
+            "std": list(PREPROCESSING["std"]),
+        }
         if self.include_rescaling:
             # The graph divides by 255 itself and normalizes no further.
-            scale, mean, std = 1.0, [0.0] * 3, [1.0] * 3
-        else:
-            scale, mean, std = 1 / 255, IMAGENET_MEAN, IMAGENET_STD
-        return {
-            "color_order": "RGB",
-            "resize": "stretch",
-            "interpolation": "linear",
-            "pixels_in_graph": False,
-            "scale": scale,
-            "mean": list(mean),
-            "std": list(std),
-        }
+            spec.update(scale=1.0, mean=[0.0] * 3, std=[1.0] * 3)
+        return spec
 
     def get_config(self):
         return {

@@ -12,19 +12,10 @@ from edge_backbones.models.vit_det.vit_det_layers import (
     ViTDetWindowPartition,
     ViTDetWindowUnpartition,
 )
+from edge_backbones.models.vit_det.vit_det_presets import PREPROCESSING
 
 __all__ = ["ViTDetBackbone"]
 
-# Segment Anything's pixel normalization: ImageNet mean/std on a 0-1 scale.
-SAM_PREPROCESSING = {
-    "color_order": "RGB",
-    "resize": "longest_side_pad",
-    "interpolation": "linear",
-    "pixels_in_graph": False,
-    "scale": 1.0 / 255.0,
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-}
 # SAM's neck LayerNorm2d has a fixed epsilon, whatever the blocks use.
 NECK_EPSILON = 1e-6
 
@@ -250,9 +241,9 @@ class ViTDetBackbone(Backbone):
     def preprocessing(self):
         """SAM's: longest side resized, padded bottom/right, ImageNet norm."""
         return {
-            **SAM_PREPROCESSING,
-            "mean": list(SAM_PREPROCESSING["mean"]),
-            "std": list(SAM_PREPROCESSING["std"]),
+            **PREPROCESSING,
+            "mean": list(PREPROCESSING["mean"]),
+            "std": list(PREPROCESSING["std"]),
         }
 
     def get_config(self):

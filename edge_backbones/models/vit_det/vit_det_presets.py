@@ -1,10 +1,30 @@
 """ViTDet presets: the image encoders of Segment Anything (SAM) B, L, H.
 
-Architecture only; the weights are the Hugging Face checkpoints named by
-`hf_repo`, read from local disk by `ViTDetBackbone.from_preset`.
+Architecture (config), metadata and preprocessing; the weights are the
+Hugging Face checkpoints named by `hf_repo`, read from local disk by
+`ViTDetBackbone.from_preset`. `image_size` is the resolution the position
+tables are stored for (SAM: 1024x1024), the natural export size.
+
+As timm's pretrained configs do, each preset carries its preprocessing
+(`runtime.preprocess`'s spec): SAM's image processor resizes the longest
+side to the input size (bilinear), pads bottom/right (no crop) and
+normalizes with ImageNet's mean/std.
 """
 
-__all__ = ["PRESETS"]
+from edge_backbones.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["PREPROCESSING", "backbone_presets"]
+
+# Segment Anything's: longest side resized, padded, ImageNet normalization
+PREPROCESSING = {
+    "color_order": "RGB",
+    "resize": "longest_side_pad",
+    "interpolation": "linear",
+    "pixels_in_graph": False,
+    "scale": 1.0 / 255.0,
+    "mean": list(IMAGENET_MEAN),
+    "std": list(IMAGENET_STD),
+}
 
 
 def _sam_config(hidden_size, num_layers, num_heads, global_layers):
@@ -25,7 +45,7 @@ def _sam_config(hidden_size, num_layers, num_heads, global_layers):
     }
 
 
-PRESETS = {
+backbone_presets = {
     "sam_vit_base": {
         "config": _sam_config(768, 12, 12, [2, 5, 8, 11]),
         "metadata": {
@@ -35,7 +55,9 @@ PRESETS = {
             ),
             "params": 89_670_912,
             "hf_repo": "facebook/sam-vit-base",
+            "image_size": [1024, 1024],
         },
+        "preprocessing": dict(PREPROCESSING),
     },
     "sam_vit_large": {
         "config": _sam_config(1024, 24, 16, [5, 11, 17, 23]),
@@ -46,7 +68,9 @@ PRESETS = {
             ),
             "params": 308_278_272,
             "hf_repo": "facebook/sam-vit-large",
+            "image_size": [1024, 1024],
         },
+        "preprocessing": dict(PREPROCESSING),
     },
     "sam_vit_huge": {
         "config": _sam_config(1280, 32, 16, [7, 15, 23, 31]),
@@ -57,6 +81,8 @@ PRESETS = {
             ),
             "params": 637_026_048,
             "hf_repo": "facebook/sam-vit-huge",
+            "image_size": [1024, 1024],
         },
+        "preprocessing": dict(PREPROCESSING),
     },
 }
