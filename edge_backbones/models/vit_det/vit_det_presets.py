@@ -45,44 +45,33 @@ def _sam_config(hidden_size, num_layers, num_heads, global_layers):
     }
 
 
+def _sam_preset(
+    size, params, hidden_size, num_layers, num_heads, global_layers
+):
+    return {
+        "config": _sam_config(
+            hidden_size, num_layers, num_heads, global_layers
+        ),
+        "metadata": {
+            "description": (
+                f"ViTDet-{size[0].upper()} image encoder of Segment Anything "
+                "(SA-1B), with the 256-channel neck; 1024x1024 input, "
+                "stride 16."
+            ),
+            "params": params,
+            "hf_repo": f"facebook/sam-vit-{size}",
+            "image_size": [1024, 1024],
+        },
+        "preprocessing": dict(PREPROCESSING),
+    }
+
+
 backbone_presets = {
-    "sam_vit_base": {
-        "config": _sam_config(768, 12, 12, [2, 5, 8, 11]),
-        "metadata": {
-            "description": (
-                "ViTDet-B image encoder of Segment Anything (SA-1B), with "
-                "the 256-channel neck; 1024x1024 input, stride 16."
-            ),
-            "params": 89_670_912,
-            "hf_repo": "facebook/sam-vit-base",
-            "image_size": [1024, 1024],
-        },
-        "preprocessing": dict(PREPROCESSING),
-    },
-    "sam_vit_large": {
-        "config": _sam_config(1024, 24, 16, [5, 11, 17, 23]),
-        "metadata": {
-            "description": (
-                "ViTDet-L image encoder of Segment Anything (SA-1B), with "
-                "the 256-channel neck; 1024x1024 input, stride 16."
-            ),
-            "params": 308_278_272,
-            "hf_repo": "facebook/sam-vit-large",
-            "image_size": [1024, 1024],
-        },
-        "preprocessing": dict(PREPROCESSING),
-    },
-    "sam_vit_huge": {
-        "config": _sam_config(1280, 32, 16, [7, 15, 23, 31]),
-        "metadata": {
-            "description": (
-                "ViTDet-H image encoder of Segment Anything (SA-1B), with "
-                "the 256-channel neck; 1024x1024 input, stride 16."
-            ),
-            "params": 637_026_048,
-            "hf_repo": "facebook/sam-vit-huge",
-            "image_size": [1024, 1024],
-        },
-        "preprocessing": dict(PREPROCESSING),
-    },
+    "sam_vit_base": _sam_preset("base", 89_670_912, 768, 12, 12, [2, 5, 8, 11]),
+    "sam_vit_large": _sam_preset(
+        "large", 308_278_272, 1024, 24, 16, [5, 11, 17, 23]
+    ),
+    "sam_vit_huge": _sam_preset(
+        "huge", 637_026_048, 1280, 32, 16, [7, 15, 23, 31]
+    ),
 }
