@@ -285,8 +285,7 @@ class MiTBackbone(Backbone):
                 f"received num_layers={num_layers!r}, "
                 f"max_drop_path_rate={max_drop_path_rate!r}."
             )
-        if mlp_ratios is None:
-            mlp_ratios = [4] * num_layers
+        mlp_ratios = [4] * num_layers if mlp_ratios is None else mlp_ratios
         stages = _stages(
             num_layers,
             **renamed,
@@ -307,7 +306,6 @@ class MiTBackbone(Backbone):
         outputs = pyramid_outputs[feature_info[-1].name]
         super().__init__(inputs=images, outputs=outputs, **kwargs)
         self._set_pyramid(pyramid_outputs, feature_info)
-
         # === Config === (the five renamed lists under their 0.17 names)
         for argument, value in renamed.items():
             setattr(self, argument, value)

@@ -232,10 +232,8 @@ class ViTDetBackbone(Backbone):
             # Every layer gets the backbone's dtype policy (as in keras-hub).
             dtype=kwargs.get("dtype"),
         )
-        # === Functional model ===
-        # A static input, so Keras' own export (`export(format="litert")`)
-        # traces at this size; calls at other sizes are still accepted (see
-        # `_accept_any_size`): layers read sizes at call time.
+        # === Functional model === A static input, so that Keras' own export
+        # traces at this size; other sizes still run (`_accept_any_size`).
         images = keras.Input(image_shape, name="images")
         x = _patch_embedding(images, patch_size, use_abs_pos, grid, block)
         for i in range(num_layers):
@@ -246,12 +244,9 @@ class ViTDetBackbone(Backbone):
         kwargs.setdefault("name", "vit_det_backbone")
         super().__init__(inputs=images, outputs=x, **kwargs)
         self._accept_any_size()
-
         level = f"P{round(math.log2(patch_size))}"
-        self._set_pyramid(
-            {level: x}, [FeatureInfo(level, num_output_channels, patch_size)]
-        )
-
+        info = FeatureInfo(level, num_output_channels, patch_size)
+        self._set_pyramid({level: x}, [info])
         # === Config ===
         self.hidden_size = hidden_size
         self.num_layers = num_layers
