@@ -12,20 +12,14 @@ As timm's pretrained configs do, each preset carries its preprocessing
 whole frame (no crop) bilinearly and normalizes with ImageNet's mean/std.
 """
 
-from edge_backbones.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
+import copy
+
+from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
 
 __all__ = ["PREPROCESSING", "backbone_presets"]
 
 # SegFormer's: the frame stretched to the input size, ImageNet normalization
-PREPROCESSING = {
-    "color_order": "RGB",
-    "resize": "stretch",
-    "interpolation": "linear",
-    "pixels_in_graph": False,
-    "scale": 1.0 / 255.0,
-    "mean": list(IMAGENET_MEAN),
-    "std": list(IMAGENET_STD),
-}
+PREPROCESSING = {**IMAGENET_PREPROCESSING, "resize": "stretch"}
 
 _HIDDEN_DIMS = {
     "b0": [32, 64, 160, 256],
@@ -72,7 +66,7 @@ def _preset(size, image_size, hf_repo, trained_on):
             "hf_repo": hf_repo,
             "image_size": [image_size, image_size],
         },
-        "preprocessing": dict(PREPROCESSING),
+        "preprocessing": copy.deepcopy(PREPROCESSING),
     }
 
 

@@ -11,20 +11,14 @@ side to the input size (bilinear), pads bottom/right (no crop) and
 normalizes with ImageNet's mean/std.
 """
 
-from edge_backbones.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
+import copy
+
+from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
 
 __all__ = ["PREPROCESSING", "backbone_presets"]
 
 # Segment Anything's: longest side resized, padded, ImageNet normalization
-PREPROCESSING = {
-    "color_order": "RGB",
-    "resize": "longest_side_pad",
-    "interpolation": "linear",
-    "pixels_in_graph": False,
-    "scale": 1.0 / 255.0,
-    "mean": list(IMAGENET_MEAN),
-    "std": list(IMAGENET_STD),
-}
+PREPROCESSING = {**IMAGENET_PREPROCESSING, "resize": "longest_side_pad"}
 
 
 def _sam_config(hidden_size, num_layers, num_heads, global_layers):
@@ -62,7 +56,7 @@ def _sam_preset(
             "hf_repo": f"facebook/sam-vit-{size}",
             "image_size": [1024, 1024],
         },
-        "preprocessing": dict(PREPROCESSING),
+        "preprocessing": copy.deepcopy(PREPROCESSING),
     }
 
 
