@@ -7,8 +7,8 @@ raises these too.
 __all__ = [
     "EdgeBackbonesError",
     "UnknownPresetError",
-    "WeightsNotFoundError",
     "CheckpointError",
+    "WeightsNotFoundError",
     "CalibrationError",
     "ExportError",
     "FidelityError",
@@ -32,17 +32,24 @@ class UnknownPresetError(EdgeBackbonesError, ValueError):
     """A preset name that no model family registers."""
 
 
-class WeightsNotFoundError(EdgeBackbonesError, FileNotFoundError, ValueError):
-    """A preset's weights were asked for but are not on this disk.
+class CheckpointError(EdgeBackbonesError, ValueError):
+    """A checkpoint that is missing, unreadable, or does not fit the model.
 
-    A FileNotFoundError for code that catches missing files, and a ValueError
-    for code written for keras-cv / keras-hub, which raise ValueError when
-    weights cannot be loaded.
+    Every family raises it (or its subclass `WeightsNotFoundError` when
+    the weights file is not there), so one `except CheckpointError` covers
+    a bad checkpoint of any family.
     """
 
 
-class CheckpointError(EdgeBackbonesError, ValueError):
-    """A checkpoint folder whose files or tensors do not fit the model."""
+class WeightsNotFoundError(CheckpointError, FileNotFoundError):
+    """Weights were asked for but are not on this disk.
+
+    A preset whose checkpoint is not found, or a checkpoint folder without
+    its weights file. A CheckpointError like every other bad checkpoint, a
+    FileNotFoundError for code that catches missing files, and a ValueError
+    for code written for keras-cv / keras-hub, which raise ValueError when
+    weights cannot be loaded.
+    """
 
 
 class CalibrationError(EdgeBackbonesError, ValueError):

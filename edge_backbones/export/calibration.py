@@ -1,4 +1,4 @@
-"""Calibration photos -> the representative dataset the TFLite converter runs.
+"""Calibration photos -> the arrays the TFLite converter calibrates on.
 
 A calibration source is a folder of photos or a `manifest.json`. The
 manifest (the one in `calibration/` is the reference) lists each photo with
@@ -14,7 +14,6 @@ Only numpy and OpenCV are needed here; TensorFlow is not imported.
 import dataclasses
 import json
 import os
-import sys
 import warnings
 
 import numpy as np
@@ -86,24 +85,6 @@ class CalibrationSet:
             _preprocess(path, preprocessing, size) for path in self.paths(split)
         ]
 
-    def representative_dataset(self, preprocessing, size, input_name="images"):
-        """A zero-argument callable for the converter's representative_dataset.
-
-        Each call yields one `{input_name: float32 (1, H, W, 3)}` dict per
-        calibration photo (signature-keyed, as the converter expects for a
-        SavedModel signature), with a progress bar on stderr. The samples
-        are float32 even with `pixels_in_graph`: the converter runs the
-        float graph, whose input takes 0-255 floats.
-        """
-        paths = list(self.calibration)
-
-        def dataset():
-            for path in _progress(paths, "calibrating"):
-                array = _preprocess(path, preprocessing, size)
-                yield {input_name: array.astype(np.float32)[None]}
-
-        return dataset
-
 
 def load_calibration_set(
     source, seed=0, holdout_fraction=0.25, max_images=None
@@ -130,20 +111,7 @@ def load_calibration_set(
     (`CalibrationWarning`) when fewer than `MIN_CALIBRATION_IMAGES`
     photos are left to calibrate on.
     """
-    if not 0.0 <= holdout_fraction < 1.0:
-        raise CalibrationError(
-            f"holdout_fraction must be in [0, 1); got {holdout_fraction!r}. "
-            "0.25 holds out a quarter of the photos."
-        )
-    if max_images is not None and (
-        isinstance(max_images, bool)
-        or not isinstance(max_images, int)
-        or max_images < 1
-    ):
-        raise CalibrationError(
-            f"max_images must be a positive integer or None; got "
-            f"{max_images!r}."
-        )
+    _check_sampling(holdout_fraction, max_images)
     source = os.fspath(source)
     manifest = _find_manifest(source)
     if manifest is not None:
@@ -162,23 +130,45 @@ def load_calibration_set(
         keep = np.sort(rng.choice(found, max_images, replace=False))
         calibration = [calibration[i] for i in keep]
     if len(calibration) < MIN_CALIBRATION_IMAGES:
-        low, high = PRODUCTION_CALIBRATION_IMAGES
-        cut = (
-            f" (max_images={max_images} keeps {len(calibration)} of {found})"
-            if found > len(calibration)
-            else ""
-        )
-        warnings.warn(
-            f"Only {len(calibration)} calibration images{cut} from "
-            f"{source!r}; at least {MIN_CALIBRATION_IMAGES} are recommended "
-            f"(TFLite suggests ~{low}-{high} for production). int8 ranges "
-            "set by so few photos clip inputs unlike them: add photos like "
-            "the deployment's, or raise max_images.",
-            CalibrationWarning,
-            stacklevel=2,
-        )
+        _warn_few(len(calibration), found, max_images, source)
     _check_decodable(calibration + holdout, source)
     return CalibrationSet(calibration, holdout, source)
+
+
+def _check_sampling(holdout_fraction, max_images):
+    if not 0.0 <= holdout_fraction < 1.0:
+        raise CalibrationError(
+            f"holdout_fraction must be in [0, 1); got {holdout_fraction!r}. "
+            "0.25 holds out a quarter of the photos."
+        )
+    if max_images is not None and (
+        isinstance(max_images, bool)
+        or not isinstance(max_images, int)
+        or max_images < 1
+    ):
+        raise CalibrationError(
+            f"max_images must be a positive integer or None; got "
+            f"{max_images!r}."
+        )
+
+
+def _warn_few(kept, found, max_images, source):
+    low, high = PRODUCTION_CALIBRATION_IMAGES
+    cut = (
+        f" (max_images={max_images} keeps {kept} of {found})"
+        if found > kept
+        else ""
+    )
+    warnings.warn(
+        f"Only {kept} calibration images{cut} from "
+        f"{source!r}; at least {MIN_CALIBRATION_IMAGES} are recommended "
+        f"(TFLite suggests ~{low}-{high} for production). int8 ranges "
+        "set by so few photos clip inputs unlike them: add photos like "
+        "the deployment's, or raise max_images.",
+        CalibrationWarning,
+        # the caller of load_calibration_set, as before this helper
+        stacklevel=3,
+    )
 
 
 def _find_manifest(source):
@@ -301,19 +291,3 @@ def _preprocess(path, preprocessing, size):
         raise CalibrationError(
             f"Calibration image {path!r} failed to load: {exc}"
         ) from exc
-
-
-def _progress(items, desc):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _plain_progress(items, desc)
-    return tqdm(items, desc=desc, unit="img", file=sys.stderr)
-
-
-def _plain_progress(items, desc):
-    total = len(items)
-    for i, item in enumerate(items, 1):
-        yield item
-        end = "\n" if i == total else ""
-        print(f"\r{desc}: {i}/{total}", end=end, file=sys.stderr, flush=True)

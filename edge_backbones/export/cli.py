@@ -52,7 +52,9 @@ def add_parsers(subparsers):
         help="A TOML recipe (export/*.toml); flags given here override it.",
     )
     parser.add_argument(
-        "--image-size", help="512 (square) or HxW, e.g. 384x640."
+        "--image-size",
+        help="512 (square) or HxW, e.g. 384x640. Default: the preset's "
+        "natural size (mit_b0 224, SAM 1024), 512 for other models.",
     )
     parser.add_argument(
         "--modes",

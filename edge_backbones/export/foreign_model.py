@@ -27,6 +27,7 @@ import os
 import re
 
 from edge_backbones.errors import CheckpointError, InputError, require
+from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
 
 __all__ = ["ForeignModel", "PREPROCESSING", "as_foreign", "is_foreign"]
 
@@ -44,12 +45,7 @@ PREPROCESSING = {
     "raw": _RAW,
     "unit": {**_RAW, "scale": 1 / 255},
     "symmetric": {**_RAW, "scale": 1 / 127.5, "mean": [1.0, 1.0, 1.0]},
-    "imagenet": {
-        **_RAW,
-        "scale": 1 / 255,
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
-    },
+    "imagenet": IMAGENET_PREPROCESSING,
 }
 _LEVEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 # ops our backbones' rewrites keep out of the graph

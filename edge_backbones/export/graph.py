@@ -4,13 +4,10 @@ A fixed batch of 1 and a static spatial size keep the converted graph free of
 SHAPE/GATHER/PACK plumbing and dynamic tensors.
 """
 
-import os
-import tempfile
-
 from edge_backbones.atomic_io import staged_directory
 from edge_backbones.errors import require
 
-__all__ = ["INPUT_NAME", "serving_model", "write_saved_model", "float_tflite"]
+__all__ = ["INPUT_NAME", "serving_model", "write_saved_model"]
 
 INPUT_NAME = "images"
 
@@ -67,16 +64,3 @@ def write_saved_model(model, path):
     with staged_directory(path) as staging:
         archive.write_out(staging, verbose=False)
     return path
-
-
-def float_tflite(backbone, image_size, out_features=None):
-    """The fp32 .tflite bytes of `backbone` at `image_size` (builtins only)."""
-    tf = require("tensorflow", "export")
-    with tempfile.TemporaryDirectory(prefix="edge-backbones-") as tmp:
-        saved = write_saved_model(
-            serving_model(backbone, image_size, out_features),
-            os.path.join(tmp, "saved_model"),
-        )
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        return converter.convert()

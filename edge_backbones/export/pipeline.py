@@ -299,7 +299,7 @@ def _json_safe(value):
 
 def export(
     model,
-    image_size=512,
+    image_size=None,
     modes=None,
     targets=(),
     calibration=None,
@@ -329,6 +329,8 @@ def export(
             or a model of your own (see `foreign_model.ForeignModel`): any
             Keras 3 or tf-keras model, a .keras/.h5 file, a SavedModel.
         image_size: 512, "384x640" or (384, 640): the fixed input size.
+            Default: the preset's natural size (`mit_b0` 224, SAM 1024; see
+            `Backbone.natural_input_size`), 512 for anything else.
         modes: any of fp32, fp16, dynamic, int8, int8_io, int16x8 (a list
             or "fp32,int8"). Default: fp32, or with `min_cos` and no
             targets, `SELECTION_CANDIDATES`.
@@ -367,6 +369,10 @@ def export(
     """
     options.check_export(locals())  # first: the arguments as given
     started = time.perf_counter()
+    if image_size is None:
+        from edge_backbones.models.backbone import Backbone
+
+        image_size = Backbone.natural_input_size(model)
     size = parse_image_size(image_size)
     _check_options(thresholds, io_dtype)
     if modes is None and not targets:

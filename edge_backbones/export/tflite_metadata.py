@@ -6,13 +6,13 @@ contract) goes into the model's `metadata` list under the name
 TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
 `size_bytes` of the final file. The embedded JSON starts with
 `content_sha256`, the hash `EdgeModel` checks on load (see
-`runtime.metadata`).
+`runtime.metadata`, the light module that owns the contract: its name,
+schema, sidecar rule and time stamps; this module adds the TensorFlow half,
+writing).
 """
 
-import datetime
 import hashlib
 import json
-import os
 
 import numpy as np
 
@@ -20,8 +20,12 @@ from edge_backbones.atomic_io import dumps_json
 from edge_backbones.errors import require
 from edge_backbones.runtime.metadata import (
     DIGEST_KEY,
+    METADATA_NAME,
+    SCHEMA,
     content_sha256,
     digest_span,
+    sidecar_path,
+    utc_now,
 )
 from edge_backbones.runtime.model_file import read_model_file
 
@@ -30,13 +34,11 @@ __all__ = [
     "SCHEMA",
     "embed_metadata",
     "graph_summary",
+    "sidecar_path",
+    "utc_now",
     "versions",
     "write_artifact",
-    "sidecar_path",
 ]
-
-METADATA_NAME = "edge_backbones"
-SCHEMA = "edge_backbones.tflite/1"
 
 
 def embed_metadata(model_content, metadata, name=METADATA_NAME):
@@ -113,19 +115,6 @@ def versions():
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-
-
-def utc_now():
-    return (
-        datetime.datetime.now(datetime.timezone.utc)
-        .replace(microsecond=0)
-        .isoformat()
-        .replace("+00:00", "Z")
-    )
-
-
-def sidecar_path(path):
-    return os.path.splitext(path)[0] + ".json"
 
 
 def write_artifact(path, model_content, metadata, work=None):

@@ -30,6 +30,7 @@ from edge_backbones.errors import (
 )
 
 __all__ = [
+    "DEFAULT_INPUT_SIZE",
     "Backbone",
     "FeatureInfo",
     "from_preset",
@@ -47,10 +48,10 @@ _PRESETS = {}
 # Backbone subclasses that can load a foreign (Hugging Face) checkpoint.
 _FAMILIES = []
 
-# Said when a preset's weights are missing: keras-cv users expect its
-# weightless presets to build random weights silently; ours never do.
+# Said when a preset's weights are missing, by family: keras-cv users expect
+# its weightless presets to build random weights silently; ours never do.
 _KERAS_CV_NOTE = {
-    "mit": (
+    "MiTBackbone": (
         "(keras-cv's 'mit_b0' has no weights and builds a random model; "
         "here every MiT preset names trained weights, and random weights "
         "are built only when asked for with load_weights=False.)\n"
@@ -59,6 +60,8 @@ _KERAS_CV_NOTE = {
 
 KERAS_CONFIG_FILE = "config.json"
 KERAS_WEIGHTS_FILE = "model.weights.h5"
+# the export size of what is not a preset (folders, backbones, your models)
+DEFAULT_INPUT_SIZE = (512, 512)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,9 +93,33 @@ class _classproperty:
         return self.fget(owner)
 
 
+def _check_preset(cls, name, preset):
+    """ValueError unless `preset` carries what callers read from it."""
+    from edge_backbones.runtime.preprocess import validate_preprocessing
+
+    metadata = preset.get("metadata", {})
+    size = metadata.get("image_size")
+    if (
+        not isinstance(preset.get("config"), dict)
+        or not isinstance(preset.get("preprocessing"), dict)
+        or "description" not in metadata
+        or not (isinstance(size, (list, tuple)) and len(size) == 2)
+    ):
+        raise ValueError(
+            f"{cls.__name__} preset {name!r} needs a 'config' dict, a "
+            "'preprocessing' dict and 'metadata' with a 'description' and "
+            f"its natural 'image_size' [height, width]; got keys "
+            f"{sorted(preset)} and metadata {metadata!r}."
+        )
+    # the spec the runtime reads, complete: no key left to a default
+    validate_preprocessing(dict(preset["preprocessing"]))
+
+
 def register_presets(cls, presets):
-    """Registers `presets` (name -> {"config", "metadata"}) for `cls`."""
+    """Registers `presets` (name -> {"config", "metadata", "preprocessing"})
+    for `cls`; see a family's `*_presets.py`."""
     for name, preset in presets.items():
+        _check_preset(cls, name, preset)
         registered = _PRESETS.get(name)
         if registered is not None and registered["class"] is not cls:
             raise ValueError(
@@ -297,6 +324,24 @@ def _register_model_inputs():
 _register_model_inputs()
 
 
+def _weights_not_found(preset, entry, candidates):
+    target = entry["class"]
+    looked = "\n  ".join(candidates)
+    repo = entry["metadata"].get("hf_repo", "its checkpoint")
+    return WeightsNotFoundError(
+        f"Preset {preset!r} is the trained checkpoint {repo!r} "
+        f"({entry['metadata']['description']}), and load_weights=True "
+        "(the default) asked for its weights, which are not on this "
+        f"disk (nothing is downloaded). Looked in:\n  {looked}\n"
+        f"{_KERAS_CV_NOTE.get(target.__name__, '')}"
+        f"Fix: put the Hugging Face checkpoint {repo!r} (config.json + "
+        f"model.safetensors) in the first folder, or load a folder "
+        f"directly with {target.__name__}.from_preset('/path/to/folder'),"
+        f" or build the architecture with random weights: "
+        f"from_preset({preset!r}, load_weights=False)."
+    )
+
+
 def largest_level_bytes(feature_info, height, width):
     """Bytes of the largest float32 pyramid level at batch 1."""
     return max(
@@ -466,6 +511,23 @@ class Backbone(keras.Model):
     hf_model_types = ()
 
     @classmethod
+    def natural_input_size(cls, preset):
+        """(height, width) a model is best exported at.
+
+        For a preset name, the resolution its weights were trained at (its
+        metadata's `image_size`: `mit_b0` 224, the ADE20K presets 512 or
+        640, the Cityscapes ones and SAM 1024). Anything else (a folder, a
+        backbone object, a model of your own) gets `DEFAULT_INPUT_SIZE`.
+        """
+        if isinstance(preset, str) and not os.path.isdir(preset):
+            _ensure_registered()
+            entry = _PRESETS.get(preset)
+            if entry is not None:
+                height, width = entry["metadata"]["image_size"]
+                return int(height), int(width)
+        return DEFAULT_INPUT_SIZE
+
+    @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """Builds a backbone from a preset name or a local checkpoint folder.
 
@@ -484,6 +546,19 @@ class Backbone(keras.Model):
                 "folder holding config.json + model.safetensors (Hugging "
                 "Face) or config.json + model.weights.h5 (Keras preset)."
             )
+        entry = cls._registered(preset)
+        target = entry["class"]
+        if not load_weights:
+            return target(**{**entry["config"], **kwargs})
+        candidates = local_weight_candidates(preset)
+        for folder in candidates:
+            if _is_checkpoint_folder(folder):
+                return target._from_folder(folder, True, **kwargs)
+        raise _weights_not_found(preset, entry, candidates)
+
+    @classmethod
+    def _registered(cls, preset):
+        """The registry entry of `preset`, which must build a `cls`."""
         _ensure_registered()
         entry = _PRESETS.get(preset)
         if entry is None:
@@ -509,26 +584,7 @@ class Backbone(keras.Model):
                 f"{cls.__name__}. Call {target.__name__}.from_preset or "
                 f"edge_backbones.from_preset."
             )
-        if not load_weights:
-            return target(**{**entry["config"], **kwargs})
-        candidates = local_weight_candidates(preset)
-        for folder in candidates:
-            if _is_checkpoint_folder(folder):
-                return target._from_folder(folder, True, **kwargs)
-        looked = "\n  ".join(candidates)
-        repo = entry["metadata"].get("hf_repo", "its checkpoint")
-        raise WeightsNotFoundError(
-            f"Preset {preset!r} is the trained checkpoint {repo!r} "
-            f"({entry['metadata']['description']}), and load_weights=True "
-            "(the default) asked for its weights, which are not on this "
-            f"disk (nothing is downloaded). Looked in:\n  {looked}\n"
-            f"{_KERAS_CV_NOTE.get(entry['metadata'].get('path'), '')}"
-            f"Fix: put the Hugging Face checkpoint {repo!r} (config.json + "
-            f"model.safetensors) in the first folder, or load a folder "
-            f"directly with {target.__name__}.from_preset('/path/to/folder'),"
-            f" or build the architecture with random weights: "
-            f"from_preset({preset!r}, load_weights=False)."
-        )
+        return entry
 
     @classmethod
     def _from_folder(cls, path, load_weights, **kwargs):

@@ -63,6 +63,11 @@ def expected_stems(kwargs):
     name = kwargs.get("name") or os.path.basename(
         os.path.normpath(os.fspath(kwargs["model"]))
     )
-    size = parse_image_size(kwargs.get("image_size", 512))
+    from edge_backbones.models.backbone import Backbone
+
+    size = kwargs.get("image_size")
+    if size is None:  # export()'s default: the preset's natural size
+        size = Backbone.natural_input_size(kwargs["model"])
+    size = parse_image_size(size)
     plans = resolve_plans(kwargs.get("modes"), kwargs.get("targets"))
     return [artifact_stem(name, size, plan.mode) for plan in plans]

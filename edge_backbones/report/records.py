@@ -7,7 +7,6 @@ run. The file is rewritten atomically after each row: a report stopped
 halfway keeps what it finished, and `--resume` skips those rows.
 """
 
-import datetime
 import importlib.metadata
 import json
 import os
@@ -17,6 +16,7 @@ import uuid
 from edge_backbones.atomic_io import write_json_atomic
 from edge_backbones.errors import MetadataError
 from edge_backbones.runtime.cpuinfo import read_cpuinfo
+from edge_backbones.runtime.metadata import utc_now
 
 __all__ = [
     "SCHEMA",
@@ -42,12 +42,6 @@ _VERSIONED = (
     "tensorflow",
     "keras",
 )
-
-
-def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds"
-    )
 
 
 def finite_fidelity(fidelity):

@@ -6,6 +6,7 @@ the same JSON beside the artifact (`x.tflite` -> `x.json`, plus `sha256` and
 in. A sidecar is only trusted when its hash matches the model file.
 """
 
+import datetime
 import hashlib
 import json
 import mmap
@@ -25,6 +26,7 @@ __all__ = [
     "load_metadata",
     "read_metadata",
     "sidecar_path",
+    "utc_now",
     "validate_metadata",
 ]
 
@@ -53,6 +55,18 @@ _ZERO_DIGITS = b"0" * _DIGEST_DIGITS
 def sidecar_path(model_path):
     """`x.tflite` -> `x.json`."""
     return os.path.splitext(os.fspath(model_path))[0] + ".json"
+
+
+def utc_now():
+    """The time stamp of every file we write: `2026-11-25T22:20:31+00:00`.
+
+    ISO 8601 to the second with an explicit offset, which
+    `datetime.fromisoformat` reads on every Python we support (a trailing
+    "Z" only from 3.11) and the Android demo writes too. Artifacts exported
+    before this format say "Z"; readers pass the string through.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.isoformat(timespec="seconds")
 
 
 def digest_span(model_file):

@@ -16,6 +16,9 @@ import numpy as np
 from edge_backbones.errors import InputError, MetadataError
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_PREPROCESSING",
+    "IMAGENET_STD",
     "RESIZE_POLICIES",
     "INTERPOLATIONS",
     "load_image",
@@ -24,6 +27,21 @@ __all__ = [
     "validate_preprocessing",
 ]
 
+# ImageNet's per-channel mean and std on a 0-1 scale: the normalization of
+# every preset here (MiT/SegFormer and SAM), read from their preset tables
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# 0-255 RGB stretched to the input, then ImageNet-normalized; families
+# change what differs (SAM: `resize`)
+IMAGENET_PREPROCESSING = {
+    "color_order": "RGB",
+    "resize": "stretch",
+    "interpolation": "linear",
+    "pixels_in_graph": False,
+    "scale": 1.0 / 255.0,
+    "mean": list(IMAGENET_MEAN),
+    "std": list(IMAGENET_STD),
+}
 RESIZE_POLICIES = ("stretch", "longest_side_pad")
 INTERPOLATIONS = ("linear", "nearest", "area", "cubic")
 _COLOR_ORDERS = ("RGB", "BGR")

@@ -1,4 +1,4 @@
-"""Calibration photos and the representative dataset built from them."""
+"""Calibration photos and the arrays built from them."""
 
 import hashlib
 import json
@@ -154,23 +154,6 @@ def test_grayscale_rgba_and_16bit_pngs_become_rgb_inputs(tmp_path):
     }
     expected = (100 / 255 - np.array(IMAGENET["mean"])) / IMAGENET["std"]
     np.testing.assert_allclose(normalized["gray.png"], expected, rtol=1e-5)
-
-
-def test_representative_dataset_yields_signature_dicts(tmp_path, capsys):
-    folder = _photos(tmp_path / "photos", 8, size=(30, 40))
-    with pytest.warns(CalibrationWarning):
-        calib = load_calibration_set(folder)
-    dataset = calib.representative_dataset(RAW, (16, 24), input_name="x")
-    samples = list(dataset())
-    assert len(samples) == len(calib.calibration) == 6
-    arrays = calib.arrays("calibration", RAW, (16, 24))
-    for sample, array in zip(samples, arrays, strict=True):
-        assert list(sample) == ["x"]
-        assert sample["x"].shape == (1, 16, 24, 3)
-        assert sample["x"].dtype == np.float32  # the float graph's input
-        np.testing.assert_array_equal(sample["x"][0], array)
-    assert len(list(dataset())) == 6  # callable again: a fresh generator
-    assert "calibrating" in capsys.readouterr().err
 
 
 def test_too_few_calibration_photos_warn_with_counts(tmp_path):

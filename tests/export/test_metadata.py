@@ -6,9 +6,9 @@ import os
 import pytest
 
 from edge_backbones.export import tflite_metadata
-from edge_backbones.export.graph import float_tflite
 from edge_backbones.runtime.metadata import content_sha256, digest_span
 from edge_backbones.runtime.model_file import read_model_file
+from tests.models.backbone_harness import float_tflite
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,22 @@ def test_failed_move_leaves_no_temp_file(model_content, tmp_path, monkeypatch):
     def refuse(src, dst):
         raise PermissionError(f"cannot replace {dst}")
 
-    monkeypatch.setattr(tflite_metadata.os, "replace", refuse)
+    monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(PermissionError):
         tflite_metadata.write_artifact(path, model_content, {"mode": "x"})
     assert os.listdir(tmp_path) == []
+
+
+def test_one_time_stamp_for_artifacts_and_reports():
+    import datetime
+
+    from edge_backbones.report import records
+    from edge_backbones.runtime import metadata
+
+    # one definition: the exporter and the report write the same format
+    assert tflite_metadata.utc_now is metadata.utc_now
+    assert records.utc_now is metadata.utc_now
+    stamp = metadata.utc_now()
+    parsed = datetime.datetime.fromisoformat(stamp)  # Python 3.10 too
+    assert parsed.utcoffset() == datetime.timedelta(0)
+    assert parsed.microsecond == 0 and stamp.endswith("+00:00")

@@ -12,13 +12,13 @@
 import contextlib
 import io
 import os
+import tempfile
 
 import keras
 import numpy as np
 
 from edge_backbones.export.graph import (
     INPUT_NAME,
-    float_tflite,
     serving_model,
     write_saved_model,
 )
@@ -78,6 +78,24 @@ def run_model_saving_test(cls, init_kwargs, input_data, tmp_path):
     got = _as_numpy(reloaded.feature_extractor()(input_data))
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value, atol=1e-6)
+
+
+def float_tflite(backbone, image_size, out_features=None):
+    """The fp32 .tflite bytes of `backbone` at `image_size` (builtins only).
+
+    A plain conversion of the serving graph, with none of export()'s
+    checks: a reference for tests that need a float model file.
+    """
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="edge-backbones-") as tmp:
+        saved = write_saved_model(
+            serving_model(backbone, image_size, out_features),
+            os.path.join(tmp, "saved_model"),
+        )
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter.convert()
 
 
 def gpu_compatibility_report(tflite_bytes):

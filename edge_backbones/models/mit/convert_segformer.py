@@ -4,24 +4,23 @@ A checkpoint folder holds `config.json` and `model.safetensors` (or a
 sharded `model.safetensors.index.json`) of a `SegformerModel`, or of a
 `SegformerForSemanticSegmentation` / `SegformerForImageClassification`, whose
 encoder keys start with `segformer.` and whose head keys are ignored.
-Tensors are read with `safetensors.numpy`, never with pickle.
+Tensors are read by `models.hf_checkpoint`, never with pickle.
 """
 
-import json
-import os
-
-import numpy as np
-
-from edge_backbones.errors import CheckpointError, require
+from edge_backbones.errors import CheckpointError
+from edge_backbones.models import hf_checkpoint
+from edge_backbones.models.hf_checkpoint import (
+    Slot,
+    conv_kernel,
+    dense_kernel,
+    depthwise_kernel,
+)
 
 __all__ = ["convert_config", "load_weights"]
 
-SAFETENSORS_FILE = "model.safetensors"
-SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
 # Prefix of the encoder inside the task models, and their heads' prefixes.
 ENCODER_PREFIX = "segformer."
 HEAD_PREFIXES = ("decode_head.", "classifier.")
-_MAX_LISTED = 12
 
 
 def convert_config(hf_config, path="<config>"):
@@ -62,136 +61,64 @@ def convert_config(hf_config, path="<config>"):
     return config
 
 
-def _read_file(path):
-    safetensors_numpy = require("safetensors.numpy", "export")
-    try:
-        return safetensors_numpy.load_file(path)
-    except Exception as exc:
-        # safetensors raises its own SafetensorError, or OSError, for a
-        # truncated or corrupt header or payload.
-        raise CheckpointError(
-            f"{path!r} is not a readable safetensors file ({exc}). "
-            "Download it again, or convert the PyTorch checkpoint with "
-            "`model.save_pretrained(folder, safe_serialization=True)`."
-        ) from exc
+def _pair(slots, prefix, layer, kernel=hf_checkpoint.same):
+    # Norms hold (gamma, beta), Dense/Conv hold (kernel, bias); both are
+    # PyTorch's (weight, bias) in that order.
+    weight, bias = layer.weights
+    slots.append(Slot(weight, f"{prefix}.weight", kernel))
+    slots.append(Slot(bias, f"{prefix}.bias"))
 
 
-def read_tensors(folder):
-    """All tensors of the checkpoint in `folder`, by name, as numpy."""
-    single = os.path.join(folder, SAFETENSORS_FILE)
-    if os.path.isfile(single):
-        return _read_file(single)
-    index = os.path.join(folder, SAFETENSORS_INDEX_FILE)
-    if os.path.isfile(index):
-        try:
-            with open(index) as f:
-                shards = sorted(set(json.load(f)["weight_map"].values()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(
-                f"{index!r} is not a safetensors index with a "
-                f"'weight_map' ({exc})."
-            ) from exc
-        tensors = {}
-        for shard in shards:
-            tensors.update(_read_file(os.path.join(folder, shard)))
-        return tensors
-    present = sorted(os.listdir(folder))
-    raise CheckpointError(
-        f"{folder!r} has no {SAFETENSORS_FILE} (files: {present}). Only "
-        "safetensors checkpoints are read (pickled .bin files are not). "
-        "Convert with `model.save_pretrained(folder, "
-        "safe_serialization=True)`."
+def _block_slots(slots, backbone, i, j):
+    block = f"encoder.block.{i}.{j}"
+    ours = f"stage{i + 1}_block{j}"
+    attention = backbone.get_layer(f"{ours}_attention")
+    query = f"{block}.attention.self"
+    _pair(slots, f"{block}.layer_norm_1", backbone.get_layer(f"{ours}_norm1"))
+    _pair(slots, f"{query}.query", attention.query, dense_kernel)
+    _pair(slots, f"{query}.key", attention.key, dense_kernel)
+    _pair(slots, f"{query}.value", attention.value, dense_kernel)
+    if attention.sr_ratio > 1:
+        _pair(slots, f"{query}.sr", attention.reduction, conv_kernel)
+        _pair(slots, f"{query}.layer_norm", attention.reduction_norm)
+    _pair(
+        slots, f"{block}.attention.output.dense", attention.proj, dense_kernel
     )
-
-
-def _conv_kernel(w):
-    # PyTorch (out, in, kh, kw) -> Keras (kh, kw, in, out).
-    return np.transpose(w, (2, 3, 1, 0))
-
-
-def _depthwise_kernel(w):
-    # PyTorch (channels, 1, kh, kw) -> Keras (kh, kw, channels, 1).
-    return np.transpose(w, (2, 3, 0, 1))
-
-
-def _dense_kernel(w):
-    # PyTorch Linear (out, in) -> Keras Dense (in, out).
-    return np.transpose(w)
-
-
-def _same(w):
-    return w
+    _pair(slots, f"{block}.layer_norm_2", backbone.get_layer(f"{ours}_norm2"))
+    for theirs, layer, kernel in (
+        ("dense1", "fc1", dense_kernel),
+        ("dwconv.dwconv", "dwconv", depthwise_kernel),
+        ("dense2", "fc2", dense_kernel),
+    ):
+        layer = backbone.get_layer(f"{ours}_mlp_{layer}")
+        _pair(slots, f"{block}.mlp.{theirs}", layer, kernel)
 
 
 def _weight_map(backbone):
-    """Checkpoint key -> (Keras variable, layout conversion)."""
-    mapping = {}
-
-    def add(prefix, layer, kernel=_same):
-        # Norms hold (gamma, beta), Dense/Conv hold (kernel, bias); both
-        # are PyTorch's (weight, bias) in that order.
-        weight, bias = layer.weights
-        mapping[f"{prefix}.weight"] = (weight, kernel)
-        mapping[f"{prefix}.bias"] = (bias, _same)
-
+    """The `Slot`s of every encoder weight, by SegformerModel key."""
+    slots = []
     for i in range(backbone.num_layers):
         stage = f"stage{i + 1}"
         embed = f"encoder.patch_embeddings.{i}"
-        add(
+        _pair(
+            slots,
             f"{embed}.proj",
             backbone.get_layer(f"{stage}_patch_embed_proj"),
-            _conv_kernel,
+            conv_kernel,
         )
-        add(
+        _pair(
+            slots,
             f"{embed}.layer_norm",
             backbone.get_layer(f"{stage}_patch_embed_norm"),
         )
         for j in range(backbone.depths[i]):
-            block = f"encoder.block.{i}.{j}"
-            ours = f"{stage}_block{j}"
-            attention = backbone.get_layer(f"{ours}_attention")
-            add(f"{block}.layer_norm_1", backbone.get_layer(f"{ours}_norm1"))
-            add(f"{block}.attention.self.query", attention.query, _dense_kernel)
-            add(f"{block}.attention.self.key", attention.key, _dense_kernel)
-            add(f"{block}.attention.self.value", attention.value, _dense_kernel)
-            if attention.sr_ratio > 1:
-                add(
-                    f"{block}.attention.self.sr",
-                    attention.reduction,
-                    _conv_kernel,
-                )
-                add(
-                    f"{block}.attention.self.layer_norm",
-                    attention.reduction_norm,
-                )
-            add(
-                f"{block}.attention.output.dense", attention.proj, _dense_kernel
-            )
-            add(f"{block}.layer_norm_2", backbone.get_layer(f"{ours}_norm2"))
-            add(
-                f"{block}.mlp.dense1",
-                backbone.get_layer(f"{ours}_mlp_fc1"),
-                _dense_kernel,
-            )
-            add(
-                f"{block}.mlp.dwconv.dwconv",
-                backbone.get_layer(f"{ours}_mlp_dwconv"),
-                _depthwise_kernel,
-            )
-            add(
-                f"{block}.mlp.dense2",
-                backbone.get_layer(f"{ours}_mlp_fc2"),
-                _dense_kernel,
-            )
-        add(f"encoder.layer_norm.{i}", backbone.get_layer(f"{stage}_norm"))
-    return mapping
-
-
-def _listing(keys):
-    keys = sorted(keys)
-    shown = ", ".join(keys[:_MAX_LISTED])
-    more = len(keys) - _MAX_LISTED
-    return shown + (f", ... ({more} more)" if more > 0 else "")
+            _block_slots(slots, backbone, i, j)
+        _pair(
+            slots,
+            f"encoder.layer_norm.{i}",
+            backbone.get_layer(f"{stage}_norm"),
+        )
+    return slots
 
 
 def load_weights(backbone, folder):
@@ -201,53 +128,17 @@ def load_weights(backbone, folder):
     shape; otherwise a CheckpointError lists the missing, unexpected and
     mismatched keys, and no variable is changed.
     """
-    tensors = read_tensors(folder)
-    if any(key.startswith(ENCODER_PREFIX) for key in tensors):
-        tensors = {
-            key.removeprefix(ENCODER_PREFIX): value
-            for key, value in tensors.items()
-            if key.startswith(ENCODER_PREFIX)
-            or not key.startswith(HEAD_PREFIXES)
-        }
-    else:
-        tensors = {
-            key: value
-            for key, value in tensors.items()
-            if not key.startswith(HEAD_PREFIXES)
-        }
-    mapping = _weight_map(backbone)
-    missing = set(mapping) - set(tensors)
-    unexpected = set(tensors) - set(mapping)
-    converted = {}
-    mismatched = []
-    for key in set(mapping) & set(tensors):
-        variable, convert = mapping[key]
-        raw = np.asarray(tensors[key], dtype="float32")
-        if raw.ndim != len(variable.shape):  # the layout swap needs it
-            mismatched.append(
-                f"{key}: checkpoint rank {raw.ndim} {tuple(raw.shape)}, "
-                f"model rank {len(variable.shape)} {tuple(variable.shape)}"
-            )
-            continue
-        value = convert(raw)
-        if tuple(value.shape) != tuple(variable.shape):
-            mismatched.append(
-                f"{key}: checkpoint {tuple(tensors[key].shape)} -> "
-                f"{tuple(value.shape)}, model {tuple(variable.shape)}"
-            )
-        converted[key] = value
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"missing keys: {_listing(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys: {_listing(unexpected)}")
-        if mismatched:
-            problems.append(f"wrong shapes: {_listing(mismatched)}")
+    encoder, prefix = hf_checkpoint.encoder_tensors(
+        hf_checkpoint.read_tensors(folder), ENCODER_PREFIX, HEAD_PREFIXES
+    )
+    converted, problems = hf_checkpoint.fit_tensors(
+        _weight_map(backbone), encoder, prefix
+    )
+    if problems:
         raise CheckpointError(
             f"The checkpoint in {folder!r} does not fit this MiTBackbone "
             f"(config {backbone.get_config()}): " + "; ".join(problems) + ". "
             "Check that config.json belongs to these weights."
         )
-    for key, value in converted.items():
-        mapping[key][0].assign(value)
+    for variable, value in converted:
+        variable.assign(value)

@@ -1,5 +1,7 @@
 """MiTBackbone: the Mix Transformer, SegFormer's hierarchical encoder."""
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -9,11 +11,9 @@ from edge_backbones.models.mit.mit_layers import (
     LAYER_NORM_EPSILON,
     MiTAttention,
 )
+from edge_backbones.models.mit.mit_presets import PREPROCESSING
 
 __all__ = ["MiTBackbone"]
-
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
 def _mit_block(
@@ -72,14 +72,14 @@ KERAS_HUB_RENAMED = {
 
 
 def _canonical_arguments(kwargs, **given):
-    """The five renamed arguments under their 0.17 names, in that order.
+    """{0.17 name: value} of the five renamed arguments.
 
     Pops keras-hub >= 0.18 spellings from `kwargs`; giving both spellings of
     one argument is an InputError (we would otherwise pick one silently).
     """
     from edge_backbones.errors import InputError
 
-    values = []
+    values = {}
     for old, new in KERAS_HUB_RENAMED.items():
         value = given[old]
         if new in kwargs:
@@ -96,7 +96,7 @@ def _canonical_arguments(kwargs, **given):
                 f"MiTBackbone is missing {old!r} (keras-hub >= 0.18 "
                 f"spells it {new!r}); give one of them."
             )
-        values.append(value)
+        values[old] = value
     return values
 
 
@@ -107,6 +107,94 @@ def _check_per_stage(num_layers, **lists):
                 f"{arg} needs one entry per stage (num_layers={num_layers}); "
                 f"received {arg}={value!r}."
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stage:
+    """One stage's settings, taken from the per-stage argument lists."""
+
+    depth: int
+    num_heads: int
+    sr_ratio: int
+    patch_size: int
+    stride: int
+    hidden_dim: int
+    mlp_ratio: int
+
+
+def _stages(num_layers, **lists):
+    """The `_Stage`s, after checking every list has one entry per stage."""
+    _check_per_stage(num_layers, **lists)
+    return [
+        _Stage(*values)
+        for values in zip(
+            lists["depths"],
+            lists["blockwise_num_heads"],
+            lists["blockwise_sr_ratios"],
+            lists["patch_sizes"],
+            lists["strides"],
+            lists["hidden_dims"],
+            lists["mlp_ratios"],
+            strict=True,
+        )
+    ]
+
+
+def _mit_stage(x, i, stage, drop_rates, dtype):
+    """Overlapping patch embedding, the stage's blocks, its output norm.
+
+    `drop_rates` yields each block's stochastic-depth rate in order.
+    """
+    name = f"stage{i + 1}"
+    x = keras.layers.ZeroPadding2D(
+        stage.patch_size // 2, dtype=dtype, name=f"{name}_patch_embed_pad"
+    )(x)
+    x = keras.layers.Conv2D(
+        stage.hidden_dim,
+        stage.patch_size,
+        strides=stage.stride,
+        padding="valid",
+        dtype=dtype,
+        name=f"{name}_patch_embed_proj",
+    )(x)
+    x = EdgeLayerNormalization(
+        LAYER_NORM_EPSILON, dtype=dtype, name=f"{name}_patch_embed_norm"
+    )(x)
+    for j in range(stage.depth):
+        x = _mit_block(
+            x,
+            hidden_dim=stage.hidden_dim,
+            num_heads=stage.num_heads,
+            sr_ratio=stage.sr_ratio,
+            mlp_dim=stage.hidden_dim * stage.mlp_ratio,
+            drop_rate=float(next(drop_rates)),
+            dtype=dtype,
+            name=f"{name}_block{j}",
+        )
+    return EdgeLayerNormalization(
+        LAYER_NORM_EPSILON, dtype=dtype, name=f"{name}_norm"
+    )(x)
+
+
+def _mit_pyramid(images, stages, max_drop_path_rate, include_rescaling, dtype):
+    """({"P1": ..., "P4": ...}, feature_info) of the stages on `images`."""
+    x = images
+    if include_rescaling:
+        x = keras.layers.Rescaling(1 / 255, dtype=dtype, name="rescaling")(x)
+    # stochastic depth grows linearly over all blocks, stage after stage
+    blocks = sum(stage.depth for stage in stages)
+    drop_rates = iter(np.linspace(0.0, max_drop_path_rate, blocks).tolist())
+    pyramid_outputs = {}
+    feature_info = []
+    total_stride = 1
+    for i, stage in enumerate(stages):
+        x = _mit_stage(x, i, stage, drop_rates, dtype)
+        total_stride *= stage.stride
+        pyramid_outputs[f"P{i + 1}"] = x
+        feature_info.append(
+            FeatureInfo(f"P{i + 1}", stage.hidden_dim, total_stride)
+        )
+    return pyramid_outputs, feature_info
 
 
 @keras.saving.register_keras_serializable(package="edge_backbones")
@@ -183,13 +271,7 @@ class MiTBackbone(Backbone):
         input_tensor=None,
         **kwargs,
     ):
-        (
-            depths,
-            blockwise_num_heads,
-            blockwise_sr_ratios,
-            patch_sizes,
-            strides,
-        ) = _canonical_arguments(
+        renamed = _canonical_arguments(
             kwargs,
             depths=depths,
             blockwise_num_heads=blockwise_num_heads,
@@ -203,15 +285,10 @@ class MiTBackbone(Backbone):
                 f"received num_layers={num_layers!r}, "
                 f"max_drop_path_rate={max_drop_path_rate!r}."
             )
-        if mlp_ratios is None:
-            mlp_ratios = [4] * num_layers
-        _check_per_stage(
+        mlp_ratios = [4] * num_layers if mlp_ratios is None else mlp_ratios
+        stages = _stages(
             num_layers,
-            depths=depths,
-            blockwise_num_heads=blockwise_num_heads,
-            blockwise_sr_ratios=blockwise_sr_ratios,
-            patch_sizes=patch_sizes,
-            strides=strides,
+            **renamed,
             hidden_dims=hidden_dims,
             mlp_ratios=mlp_ratios,
         )
@@ -223,67 +300,17 @@ class MiTBackbone(Backbone):
         else:
             images = input_tensor
             image_shape = tuple(input_tensor.shape[1:])
-        x = images
-        if include_rescaling:
-            x = keras.layers.Rescaling(1 / 255, dtype=dtype, name="rescaling")(
-                x
-            )
-        drop_rates = np.linspace(0.0, max_drop_path_rate, sum(depths))
-        pyramid_outputs = {}
-        feature_info = []
-        total_stride = 1
-        block_index = 0
-        for i in range(num_layers):
-            stage = f"stage{i + 1}"
-            x = keras.layers.ZeroPadding2D(
-                patch_sizes[i] // 2,
-                dtype=dtype,
-                name=f"{stage}_patch_embed_pad",
-            )(x)
-            x = keras.layers.Conv2D(
-                hidden_dims[i],
-                patch_sizes[i],
-                strides=strides[i],
-                padding="valid",
-                dtype=dtype,
-                name=f"{stage}_patch_embed_proj",
-            )(x)
-            x = EdgeLayerNormalization(
-                LAYER_NORM_EPSILON,
-                dtype=dtype,
-                name=f"{stage}_patch_embed_norm",
-            )(x)
-            for j in range(depths[i]):
-                x = _mit_block(
-                    x,
-                    hidden_dim=hidden_dims[i],
-                    num_heads=blockwise_num_heads[i],
-                    sr_ratio=blockwise_sr_ratios[i],
-                    mlp_dim=hidden_dims[i] * mlp_ratios[i],
-                    drop_rate=float(drop_rates[block_index]),
-                    dtype=dtype,
-                    name=f"{stage}_block{j}",
-                )
-                block_index += 1
-            x = EdgeLayerNormalization(
-                LAYER_NORM_EPSILON, dtype=dtype, name=f"{stage}_norm"
-            )(x)
-            total_stride *= strides[i]
-            pyramid_outputs[f"P{i + 1}"] = x
-            feature_info.append(
-                FeatureInfo(f"P{i + 1}", hidden_dims[i], total_stride)
-            )
-        super().__init__(inputs=images, outputs=x, **kwargs)
+        pyramid_outputs, feature_info = _mit_pyramid(
+            images, stages, max_drop_path_rate, include_rescaling, dtype
+        )
+        outputs = pyramid_outputs[feature_info[-1].name]
+        super().__init__(inputs=images, outputs=outputs, **kwargs)
         self._set_pyramid(pyramid_outputs, feature_info)
-
-        # === Config ===
-        self.depths = depths
+        # === Config === (the five renamed lists under their 0.17 names)
+        for argument, value in renamed.items():
+            setattr(self, argument, value)
         self.num_layers = num_layers
-        self.blockwise_num_heads = blockwise_num_heads
-        self.blockwise_sr_ratios = blockwise_sr_ratios
         self.max_drop_path_rate = max_drop_path_rate
-        self.patch_sizes = patch_sizes
-        self.strides = strides
         self.image_shape = image_shape
         self.hidden_dims = hidden_dims
         self.mlp_ratios = mlp_ratios
@@ -307,20 +334,15 @@ class MiTBackbone(Backbone):
     @property
     def preprocessing(self):
         """How 0-255 RGB pixels become this model's float input."""
+        spec = {
+            **PREPROCESSING,
+            "mean": list(PREPROCESSING["mean"]),
+            "std": list(PREPROCESSING["std"]),
+        }
         if self.include_rescaling:
             # The graph divides by 255 itself and normalizes no further.
-            scale, mean, std = 1.0, [0.0] * 3, [1.0] * 3
-        else:
-            scale, mean, std = 1 / 255, IMAGENET_MEAN, IMAGENET_STD
-        return {
-            "color_order": "RGB",
-            "resize": "stretch",
-            "interpolation": "linear",
-            "pixels_in_graph": False,
-            "scale": scale,
-            "mean": list(mean),
-            "std": list(std),
-        }
+            spec.update(scale=1.0, mean=[0.0] * 3, std=[1.0] * 3)
+        return spec
 
     def get_config(self):
         return {

@@ -1,14 +1,25 @@
-"""MiT presets: architecture (config) and metadata, one entry per model.
+"""MiT presets: architecture (config), metadata and preprocessing.
 
 The ImageNet-1k encoders (`mit_b*`) and the SegFormer segmentation models
 fine-tuned on ADE20K and Cityscapes share the six architectures; the
 fine-tuned presets load only the encoder of their checkpoint. `params`
 counts the encoder's weights (what `count_params()` reports). The built
 model takes any image size; `image_size` is the resolution the weights were
-trained at, the natural export size.
+trained at, the natural export size (`Backbone.natural_input_size`).
+
+As timm's pretrained configs do, each preset carries its preprocessing
+(`runtime.preprocess`'s spec): SegFormer's image processor resizes the
+whole frame (no crop) bilinearly and normalizes with ImageNet's mean/std.
 """
 
-__all__ = ["backbone_presets"]
+import copy
+
+from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
+
+__all__ = ["PREPROCESSING", "backbone_presets"]
+
+# SegFormer's: the frame stretched to the input size, ImageNet normalization
+PREPROCESSING = {**IMAGENET_PREPROCESSING, "resize": "stretch"}
 
 _HIDDEN_DIMS = {
     "b0": [32, 64, 160, 256],
@@ -54,8 +65,8 @@ def _preset(size, image_size, hf_repo, trained_on):
             "params": _PARAMS[size],
             "hf_repo": hf_repo,
             "image_size": [image_size, image_size],
-            "path": "mit",
         },
+        "preprocessing": copy.deepcopy(PREPROCESSING),
     }
 
 

@@ -2,8 +2,8 @@
 
 from edge_backbones.models.backbone import register_presets
 from edge_backbones.models.vit_det.vit_det_backbone import ViTDetBackbone
-from edge_backbones.models.vit_det.vit_det_presets import PRESETS
+from edge_backbones.models.vit_det.vit_det_presets import backbone_presets
 
 __all__ = ["ViTDetBackbone"]
 
-register_presets(ViTDetBackbone, PRESETS)
+register_presets(ViTDetBackbone, backbone_presets)

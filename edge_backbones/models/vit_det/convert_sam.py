@@ -5,19 +5,14 @@ A folder written by `SamModel.save_pretrained` or
 `vision_config`, or "sam_vision_model") and `model.safetensors` (or shards
 listed in `model.safetensors.index.json`). Only the `vision_encoder.`
 tensors are read; the prompt encoder and mask decoder are ignored. Tensors
-are read with `safetensors.numpy`, never unpickled.
+are read by `models.hf_checkpoint`, never unpickled.
 """
-
-import json
-import os
 
 import numpy as np
 
-from edge_backbones.errors import (
-    CheckpointError,
-    WeightsNotFoundError,
-    require,
-)
+from edge_backbones.errors import CheckpointError
+from edge_backbones.models import hf_checkpoint
+from edge_backbones.models.hf_checkpoint import Slot, conv_kernel, dense_kernel
 from edge_backbones.models.vit_det.vit_det_layers import (
     bicubic_resize_matrix,
     linear_resize_matrix,
@@ -25,9 +20,12 @@ from edge_backbones.models.vit_det.vit_det_layers import (
 
 __all__ = ["convert_config", "load_weights", "read_safetensors"]
 
-SAFETENSORS_FILE = "model.safetensors"
-SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
 VISION_PREFIX = "vision_encoder."
+# the other parts of a SamModel checkpoint
+OTHER_PARTS = ("prompt_encoder.", "mask_decoder.", "shared_image_embedding.")
+
+# kept for callers of the SAM-only name: the one shared reader
+read_safetensors = hf_checkpoint.read_tensors
 
 # SamVisionConfig's defaults, for keys an older config.json leaves out.
 _HF_VISION_DEFAULTS = {
@@ -104,61 +102,6 @@ def convert_config(hf_config, path="<config>"):
     }
 
 
-def _safetensors_files(path):
-    single = os.path.join(path, SAFETENSORS_FILE)
-    if os.path.isfile(single):
-        return [single]
-    index = os.path.join(path, SAFETENSORS_INDEX_FILE)
-    if os.path.isfile(index):
-        try:
-            with open(index) as f:
-                weight_map = json.load(f)["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(
-                f"{index!r} is not a readable safetensors index ({exc})."
-            ) from exc
-        return [
-            os.path.join(path, name)
-            for name in sorted(set(weight_map.values()))
-        ]
-    raise WeightsNotFoundError(
-        f"{path!r} has config.json but no {SAFETENSORS_FILE} (nor "
-        f"{SAFETENSORS_INDEX_FILE}). Save the model with "
-        "save_pretrained(path, safe_serialization=True), or pass "
-        "load_weights=False for random weights."
-    )
-
-
-def read_safetensors(path):
-    """All tensors of the checkpoint folder `path`, as float32 numpy."""
-    numpy_io = require("safetensors.numpy", "export")
-    tensors = {}
-    for file in _safetensors_files(path):
-        try:
-            loaded = numpy_io.load_file(file)
-        except Exception as exc:  # safetensors raises its own error types
-            raise CheckpointError(
-                f"{file!r} is not a readable safetensors file ({exc}). "
-                "Re-download or re-save the checkpoint."
-            ) from exc
-        tensors.update(loaded)
-    return tensors
-
-
-def _linear(weight):
-    # torch Linear (out, in) -> Keras Dense (in, out)
-    return weight.T
-
-
-def _conv(weight):
-    # torch Conv2d (out, in, kh, kw) -> Keras Conv2D (kh, kw, in, out)
-    return weight.transpose(2, 3, 1, 0)
-
-
-def _keep(weight):
-    return weight
-
-
 def _fit_positions(grid):
     # (1, h0, w0, C) -> (1, h, w, C), bicubic like the layer's own resize.
     def fit(table):
@@ -179,36 +122,65 @@ def _fit_relative(length):
     return fit
 
 
-def _weight_map(backbone, checkpoint_grid):
-    """(Keras variable, key without prefix, transform, checkpoint shape).
+def _norm_slots(norm, key):
+    return [Slot(norm.gamma, f"{key}.weight"), Slot(norm.beta, f"{key}.bias")]
 
-    The checkpoint shape is given for the tables that depend on the image
-    size (absolute positions, global relative positions): the checkpoint
-    holds them for `checkpoint_grid` and they are resized to the backbone's
-    grid when an `image_shape` override changed it. Other tensors must have
-    the variable's shape after their transform (checkpoint shape None).
+
+def _dense_slots(dense, key, use_bias=True):
+    slots = [Slot(dense.kernel, f"{key}.weight", dense_kernel)]
+    return slots + ([Slot(dense.bias, f"{key}.bias")] if use_bias else [])
+
+
+def _relative_slots(backbone, i, attention, checkpoint_grid):
+    """Relative-position tables; the global blocks' depend on the size."""
+    head_dim = backbone.hidden_size // backbone.num_heads
+    is_global = i in backbone.global_attention_layer_indices
+    slots = []
+    for axis, size in zip("hw", checkpoint_grid, strict=True):
+        table = getattr(attention, f"rel_pos_{axis}")
+        key = f"layers.{i}.attn.rel_pos_{axis}"
+        if is_global:
+            fit = _fit_relative(table.shape[0])
+            slots.append(Slot(table, key, fit, (2 * size - 1, head_dim)))
+        else:
+            slots.append(Slot(table, key))
+    return slots
+
+
+def _block_slots(backbone, i, checkpoint_grid):
+    layer = backbone.get_layer
+    hf = f"layers.{i}."
+    attention = layer(f"block{i}_attention")
+    slots = _norm_slots(layer(f"block{i}_norm1"), f"{hf}layer_norm1")
+    slots += _norm_slots(layer(f"block{i}_norm2"), f"{hf}layer_norm2")
+    slots += _dense_slots(attention.qkv, f"{hf}attn.qkv", backbone.use_bias)
+    slots += _dense_slots(attention.proj, f"{hf}attn.proj")
+    if backbone.use_rel_pos:
+        slots += _relative_slots(backbone, i, attention, checkpoint_grid)
+    slots += _dense_slots(layer(f"block{i}_mlp_fc1"), f"{hf}mlp.lin1")
+    slots += _dense_slots(layer(f"block{i}_mlp_fc2"), f"{hf}mlp.lin2")
+    return slots
+
+
+def _weight_map(backbone, checkpoint_grid):
+    """The `Slot`s of every vision-encoder weight, by SamVisionModel key.
+
+    The tables that depend on the image size (absolute positions, global
+    relative positions) are held by the checkpoint for `checkpoint_grid`
+    (their `stored_shape`) and resized to the backbone's grid when an
+    `image_shape` override changed it.
     """
     layer = backbone.get_layer
     patch = backbone.patch_size
     grid = (backbone.image_shape[0] // patch, backbone.image_shape[1] // patch)
-    head_dim = backbone.hidden_size // backbone.num_heads
-    pairs = [
-        (
-            layer("patch_embedding").kernel,
-            "patch_embed.projection.weight",
-            _conv,
-            None,
-        ),
-        (
-            layer("patch_embedding").bias,
-            "patch_embed.projection.bias",
-            _keep,
-            None,
-        ),
+    embedding = layer("patch_embedding")
+    slots = [
+        Slot(embedding.kernel, "patch_embed.projection.weight", conv_kernel),
+        Slot(embedding.bias, "patch_embed.projection.bias"),
     ]
     if backbone.use_abs_pos:
-        pairs.append(
-            (
+        slots.append(
+            Slot(
                 layer("position_embedding").pos_embed,
                 "pos_embed",
                 _fit_positions(grid),
@@ -216,64 +188,12 @@ def _weight_map(backbone, checkpoint_grid):
             )
         )
     for i in range(backbone.num_layers):
-        hf = f"layers.{i}."
-        attention = layer(f"block{i}_attention")
-        for norm in ("norm1", "norm2"):
-            ln = layer(f"block{i}_{norm}")
-            pairs += [
-                (ln.gamma, f"{hf}layer_{norm}.weight", _keep, None),
-                (ln.beta, f"{hf}layer_{norm}.bias", _keep, None),
-            ]
-        pairs.append(
-            (attention.qkv.kernel, f"{hf}attn.qkv.weight", _linear, None)
-        )
-        if backbone.use_bias:
-            pairs.append(
-                (attention.qkv.bias, f"{hf}attn.qkv.bias", _keep, None)
-            )
-        pairs += [
-            (attention.proj.kernel, f"{hf}attn.proj.weight", _linear, None),
-            (attention.proj.bias, f"{hf}attn.proj.bias", _keep, None),
-        ]
-        if backbone.use_rel_pos:
-            tables = {"h": attention.rel_pos_h, "w": attention.rel_pos_w}
-            sizes = dict(zip("hw", checkpoint_grid, strict=True))
-            is_global = i in backbone.global_attention_layer_indices
-            for axis, table in tables.items():
-                pairs.append(
-                    (
-                        table,
-                        f"{hf}attn.rel_pos_{axis}",
-                        _fit_relative(table.shape[0]) if is_global else _keep,
-                        (2 * sizes[axis] - 1, head_dim) if is_global else None,
-                    )
-                )
-        for fc, hf_fc in (("fc1", "lin1"), ("fc2", "lin2")):
-            dense = layer(f"block{i}_mlp_{fc}")
-            pairs += [
-                (dense.kernel, f"{hf}mlp.{hf_fc}.weight", _linear, None),
-                (dense.bias, f"{hf}mlp.{hf_fc}.bias", _keep, None),
-            ]
+        slots += _block_slots(backbone, i, checkpoint_grid)
     for i in (1, 2):
-        norm = layer(f"neck_norm{i}")
-        pairs += [
-            (
-                layer(f"neck_conv{i}").kernel,
-                f"neck.conv{i}.weight",
-                _conv,
-                None,
-            ),
-            (norm.gamma, f"neck.layer_norm{i}.weight", _keep, None),
-            (norm.beta, f"neck.layer_norm{i}.bias", _keep, None),
-        ]
-    return pairs
-
-
-def _listing(keys, limit=20):
-    keys = sorted(keys)
-    shown = ", ".join(keys[:limit])
-    more = f" ... and {len(keys) - limit} more" if len(keys) > limit else ""
-    return shown + more
+        conv = layer(f"neck_conv{i}").kernel
+        slots.append(Slot(conv, f"neck.conv{i}.weight", conv_kernel))
+        slots += _norm_slots(layer(f"neck_norm{i}"), f"neck.layer_norm{i}")
+    return slots
 
 
 def load_weights(backbone, path, checkpoint_image_shape=None):
@@ -291,77 +211,23 @@ def load_weights(backbone, path, checkpoint_image_shape=None):
         image_shape[0] // backbone.patch_size,
         image_shape[1] // backbone.patch_size,
     )
-    tensors = read_safetensors(path)
     # SamModel and SamVisionModel both nest the encoder as `vision_encoder`;
     # a bare encoder state dict has no prefix.
-    prefix = (
-        VISION_PREFIX
-        if any(key.startswith(VISION_PREFIX) for key in tensors)
-        else ""
+    encoder, prefix = hf_checkpoint.encoder_tensors(
+        hf_checkpoint.read_tensors(path), VISION_PREFIX, OTHER_PARTS
     )
-    encoder = {
-        key[len(prefix) :]: value
-        for key, value in tensors.items()
-        if key.startswith(prefix)
-    }
-    if not prefix:
-        # A bare encoder file may still carry the other SAM parts.
-        encoder = {
-            key: value
-            for key, value in encoder.items()
-            if not key.startswith(
-                ("prompt_encoder.", "mask_decoder.", "shared_image_embedding.")
-            )
-        }
-    pairs = _weight_map(backbone, checkpoint_grid)
-    expected = {key for _, key, _, _ in pairs}
-    missing = expected - set(encoder)
-    unexpected = set(encoder) - expected
-    mismatched = []
-    converted = []
-    for variable, key, transform, checkpoint_shape in pairs:
-        if key not in encoder:
-            continue
-        raw = np.asarray(encoder[key], dtype=np.float32)
-        if checkpoint_shape is not None and raw.shape != checkpoint_shape:
-            mismatched.append(
-                f"{prefix}{key}: checkpoint {raw.shape}, expected "
-                f"{checkpoint_shape} for image size {image_shape[:2]}"
-            )
-            continue
-        if raw.ndim != len(variable.shape):  # the layout swap needs it
-            mismatched.append(
-                f"{prefix}{key}: checkpoint rank {raw.ndim} {raw.shape}, "
-                f"model rank {len(variable.shape)} {tuple(variable.shape)}"
-            )
-            continue
-        value = transform(raw)
-        if tuple(value.shape) != tuple(variable.shape):
-            mismatched.append(
-                f"{prefix}{key}: checkpoint {raw.shape} -> "
-                f"{tuple(value.shape)}, model {tuple(variable.shape)}"
-            )
-        converted.append((variable, value))
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(
-                f"missing {len(missing)}: "
-                + _listing(prefix + key for key in missing)
-            )
-        if unexpected:
-            problems.append(
-                f"unexpected {len(unexpected)}: "
-                + _listing(prefix + key for key in unexpected)
-            )
-        if mismatched:
-            problems.append(
-                f"wrong shape {len(mismatched)}: " + "; ".join(mismatched)
-            )
+    converted, problems = hf_checkpoint.fit_tensors(
+        _weight_map(backbone, checkpoint_grid),
+        encoder,
+        prefix,
+        counted=True,
+        stored_note=f" for image size {tuple(image_shape[:2])}",
+    )
+    if problems:
         raise CheckpointError(
             f"The checkpoint in {path!r} does not fit the ViTDetBackbone "
             "built from its config.json (plus overrides): "
-            + " | ".join(problems)
+            + "; ".join(problems)
             + ". Check that config.json belongs to model.safetensors and "
             "that no override changes a tensor shape (image_shape may; "
             "hidden_size, num_heads, window_size, ... may not)."

@@ -1,5 +1,6 @@
 """`ViTDetBackbone`: Segment Anything's image encoder as a Keras 3 model."""
 
+import dataclasses
 import math
 
 import keras
@@ -12,21 +13,129 @@ from edge_backbones.models.vit_det.vit_det_layers import (
     ViTDetWindowPartition,
     ViTDetWindowUnpartition,
 )
+from edge_backbones.models.vit_det.vit_det_presets import PREPROCESSING
 
 __all__ = ["ViTDetBackbone"]
 
-# Segment Anything's pixel normalization: ImageNet mean/std on a 0-1 scale.
-SAM_PREPROCESSING = {
-    "color_order": "RGB",
-    "resize": "longest_side_pad",
-    "interpolation": "linear",
-    "pixels_in_graph": False,
-    "scale": 1.0 / 255.0,
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-}
 # SAM's neck LayerNorm2d has a fixed epsilon, whatever the blocks use.
 NECK_EPSILON = 1e-6
+
+
+def _checked_image_shape(image_shape):
+    image_shape = tuple(image_shape)
+    if (
+        len(image_shape) != 3
+        or image_shape[0] is None
+        or image_shape[1] is None
+    ):
+        raise ValueError(
+            "ViTDetBackbone stores its position tables for "
+            "image_shape=(height, width, channels), so height and width "
+            f"must be given; received image_shape={image_shape}. SAM "
+            "uses (1024, 1024, 3)."
+        )
+    return image_shape
+
+
+@dataclasses.dataclass(frozen=True)
+class _BlockSpec:
+    """What every transformer block of one backbone shares."""
+
+    hidden_size: int
+    intermediate_dim: int
+    num_heads: int
+    use_bias: bool
+    use_rel_pos: bool
+    window_size: int
+    layer_norm_epsilon: float
+    dtype: object = None
+
+
+def _patch_embedding(images, patch_size, use_abs_pos, grid, block):
+    x = keras.layers.Conv2D(
+        block.hidden_size,
+        patch_size,
+        strides=patch_size,
+        dtype=block.dtype,
+        name="patch_embedding",
+    )(images)
+    if use_abs_pos:
+        x = ViTDetPositionEmbedding(
+            grid, dtype=block.dtype, name="position_embedding"
+        )(x)
+    return x
+
+
+def _attention(x, i, block, global_grid):
+    """Norm, (windowed) attention; `global_grid` None for windowed blocks."""
+    dtype, window = block.dtype, block.window_size
+    x = EdgeLayerNormalization(
+        epsilon=block.layer_norm_epsilon, dtype=dtype, name=f"block{i}_norm1"
+    )(x)
+    tokens = x
+    if global_grid is None:
+        x = ViTDetWindowPartition(
+            window, dtype=dtype, name=f"block{i}_window_partition"
+        )(x)
+    x = ViTDetAttention(
+        block.num_heads,
+        use_bias=block.use_bias,
+        use_rel_pos=block.use_rel_pos,
+        rel_pos_size=global_grid or (window, window),
+        dtype=dtype,
+        name=f"block{i}_attention",
+    )(x)
+    if global_grid is None:
+        x = ViTDetWindowUnpartition(
+            window, dtype=dtype, name=f"block{i}_window_unpartition"
+        )([x, tokens])
+    return x
+
+
+def _vit_block(x, i, block, global_grid):
+    dtype = block.dtype
+    shortcut = x
+    x = _attention(x, i, block, global_grid)
+    x = keras.layers.Add(dtype=dtype, name=f"block{i}_attention_residual")(
+        [shortcut, x]
+    )
+    shortcut = x
+    x = EdgeLayerNormalization(
+        epsilon=block.layer_norm_epsilon, dtype=dtype, name=f"block{i}_norm2"
+    )(x)
+    x = keras.layers.Dense(
+        block.intermediate_dim, dtype=dtype, name=f"block{i}_mlp_fc1"
+    )(x)
+    x = keras.layers.Activation("gelu", dtype=dtype, name=f"block{i}_mlp_gelu")(
+        x
+    )
+    x = keras.layers.Dense(
+        block.hidden_size, dtype=dtype, name=f"block{i}_mlp_fc2"
+    )(x)
+    return keras.layers.Add(dtype=dtype, name=f"block{i}_mlp_residual")(
+        [shortcut, x]
+    )
+
+
+def _neck(x, channels, dtype):
+    """SAM's neck: 1x1 conv -> LayerNorm2d -> 3x3 conv -> LayerNorm2d."""
+    x = keras.layers.Conv2D(
+        channels, 1, use_bias=False, dtype=dtype, name="neck_conv1"
+    )(x)
+    x = EdgeLayerNormalization(
+        epsilon=NECK_EPSILON, dtype=dtype, name="neck_norm1"
+    )(x)
+    x = keras.layers.Conv2D(
+        channels,
+        3,
+        padding="same",
+        use_bias=False,
+        dtype=dtype,
+        name="neck_conv2",
+    )(x)
+    return EdgeLayerNormalization(
+        epsilon=NECK_EPSILON, dtype=dtype, name="neck_norm2"
+    )(x)
 
 
 @keras.saving.register_keras_serializable(package="edge_backbones")
@@ -109,114 +218,35 @@ class ViTDetBackbone(Backbone):
         layer_norm_epsilon=1e-6,
         **kwargs,
     ):
-        image_shape = tuple(image_shape)
-        if (
-            len(image_shape) != 3
-            or image_shape[0] is None
-            or image_shape[1] is None
-        ):
-            raise ValueError(
-                "ViTDetBackbone stores its position tables for "
-                "image_shape=(height, width, channels), so height and width "
-                f"must be given; received image_shape={image_shape}. SAM "
-                "uses (1024, 1024, 3)."
-            )
+        image_shape = _checked_image_shape(image_shape)
         grid = (image_shape[0] // patch_size, image_shape[1] // patch_size)
         global_attention_layer_indices = list(global_attention_layer_indices)
-
-        # Every layer gets the backbone's dtype policy (as in keras-hub).
-        dtype = kwargs.get("dtype")
-        # === Functional model ===
-        # A static input, so Keras' own export (`export(format="litert")`)
-        # traces at this size; calls at other sizes are still accepted (see
-        # `_accept_any_size`): layers read sizes at call time.
-        images = keras.Input(image_shape, name="images")
-        x = keras.layers.Conv2D(
+        block = _BlockSpec(
             hidden_size,
-            patch_size,
-            strides=patch_size,
-            dtype=dtype,
-            name="patch_embedding",
-        )(images)
-        if use_abs_pos:
-            x = ViTDetPositionEmbedding(
-                grid, dtype=dtype, name="position_embedding"
-            )(x)
+            intermediate_dim,
+            num_heads,
+            use_bias,
+            use_rel_pos,
+            window_size,
+            layer_norm_epsilon,
+            # Every layer gets the backbone's dtype policy (as in keras-hub).
+            dtype=kwargs.get("dtype"),
+        )
+        # === Functional model === A static input, so that Keras' own export
+        # traces at this size; other sizes still run (`_accept_any_size`).
+        images = keras.Input(image_shape, name="images")
+        x = _patch_embedding(images, patch_size, use_abs_pos, grid, block)
         for i in range(num_layers):
             windowed = i not in global_attention_layer_indices
-            shortcut = x
-            x = EdgeLayerNormalization(
-                epsilon=layer_norm_epsilon, dtype=dtype, name=f"block{i}_norm1"
-            )(x)
-            tokens = x
-            if windowed:
-                x = ViTDetWindowPartition(
-                    window_size, dtype=dtype, name=f"block{i}_window_partition"
-                )(x)
-            x = ViTDetAttention(
-                num_heads,
-                use_bias=use_bias,
-                use_rel_pos=use_rel_pos,
-                rel_pos_size=(window_size, window_size) if windowed else grid,
-                dtype=dtype,
-                name=f"block{i}_attention",
-            )(x)
-            if windowed:
-                x = ViTDetWindowUnpartition(
-                    window_size,
-                    dtype=dtype,
-                    name=f"block{i}_window_unpartition",
-                )([x, tokens])
-            x = keras.layers.Add(
-                dtype=dtype, name=f"block{i}_attention_residual"
-            )([shortcut, x])
-            shortcut = x
-            x = EdgeLayerNormalization(
-                epsilon=layer_norm_epsilon, dtype=dtype, name=f"block{i}_norm2"
-            )(x)
-            x = keras.layers.Dense(
-                intermediate_dim, dtype=dtype, name=f"block{i}_mlp_fc1"
-            )(x)
-            x = keras.layers.Activation(
-                "gelu", dtype=dtype, name=f"block{i}_mlp_gelu"
-            )(x)
-            x = keras.layers.Dense(
-                hidden_size, dtype=dtype, name=f"block{i}_mlp_fc2"
-            )(x)
-            x = keras.layers.Add(dtype=dtype, name=f"block{i}_mlp_residual")(
-                [shortcut, x]
-            )
-        x = keras.layers.Conv2D(
-            num_output_channels,
-            1,
-            use_bias=False,
-            dtype=dtype,
-            name="neck_conv1",
-        )(x)
-        x = EdgeLayerNormalization(
-            epsilon=NECK_EPSILON, dtype=dtype, name="neck_norm1"
-        )(x)
-        x = keras.layers.Conv2D(
-            num_output_channels,
-            3,
-            padding="same",
-            use_bias=False,
-            dtype=dtype,
-            name="neck_conv2",
-        )(x)
-        x = EdgeLayerNormalization(
-            epsilon=NECK_EPSILON, dtype=dtype, name="neck_norm2"
-        )(x)
+            x = _vit_block(x, i, block, None if windowed else grid)
+        x = _neck(x, num_output_channels, block.dtype)
         # Keras would derive "vi_t_det_backbone" from the class name.
         kwargs.setdefault("name", "vit_det_backbone")
         super().__init__(inputs=images, outputs=x, **kwargs)
         self._accept_any_size()
-
         level = f"P{round(math.log2(patch_size))}"
-        self._set_pyramid(
-            {level: x}, [FeatureInfo(level, num_output_channels, patch_size)]
-        )
-
+        info = FeatureInfo(level, num_output_channels, patch_size)
+        self._set_pyramid({level: x}, [info])
         # === Config ===
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -250,9 +280,9 @@ class ViTDetBackbone(Backbone):
     def preprocessing(self):
         """SAM's: longest side resized, padded bottom/right, ImageNet norm."""
         return {
-            **SAM_PREPROCESSING,
-            "mean": list(SAM_PREPROCESSING["mean"]),
-            "std": list(SAM_PREPROCESSING["std"]),
+            **PREPROCESSING,
+            "mean": list(PREPROCESSING["mean"]),
+            "std": list(PREPROCESSING["std"]),
         }
 
     def get_config(self):

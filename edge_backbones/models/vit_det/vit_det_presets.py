@@ -1,10 +1,24 @@
 """ViTDet presets: the image encoders of Segment Anything (SAM) B, L, H.
 
-Architecture only; the weights are the Hugging Face checkpoints named by
-`hf_repo`, read from local disk by `ViTDetBackbone.from_preset`.
+Architecture (config), metadata and preprocessing; the weights are the
+Hugging Face checkpoints named by `hf_repo`, read from local disk by
+`ViTDetBackbone.from_preset`. `image_size` is the resolution the position
+tables are stored for (SAM: 1024x1024), the natural export size.
+
+As timm's pretrained configs do, each preset carries its preprocessing
+(`runtime.preprocess`'s spec): SAM's image processor resizes the longest
+side to the input size (bilinear), pads bottom/right (no crop) and
+normalizes with ImageNet's mean/std.
 """
 
-__all__ = ["PRESETS"]
+import copy
+
+from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
+
+__all__ = ["PREPROCESSING", "backbone_presets"]
+
+# Segment Anything's: longest side resized, padded, ImageNet normalization
+PREPROCESSING = {**IMAGENET_PREPROCESSING, "resize": "longest_side_pad"}
 
 
 def _sam_config(hidden_size, num_layers, num_heads, global_layers):
@@ -25,38 +39,33 @@ def _sam_config(hidden_size, num_layers, num_heads, global_layers):
     }
 
 
-PRESETS = {
-    "sam_vit_base": {
-        "config": _sam_config(768, 12, 12, [2, 5, 8, 11]),
+def _sam_preset(
+    size, params, hidden_size, num_layers, num_heads, global_layers
+):
+    return {
+        "config": _sam_config(
+            hidden_size, num_layers, num_heads, global_layers
+        ),
         "metadata": {
             "description": (
-                "ViTDet-B image encoder of Segment Anything (SA-1B), with "
-                "the 256-channel neck; 1024x1024 input, stride 16."
+                f"ViTDet-{size[0].upper()} image encoder of Segment Anything "
+                "(SA-1B), with the 256-channel neck; 1024x1024 input, "
+                "stride 16."
             ),
-            "params": 89_670_912,
-            "hf_repo": "facebook/sam-vit-base",
+            "params": params,
+            "hf_repo": f"facebook/sam-vit-{size}",
+            "image_size": [1024, 1024],
         },
-    },
-    "sam_vit_large": {
-        "config": _sam_config(1024, 24, 16, [5, 11, 17, 23]),
-        "metadata": {
-            "description": (
-                "ViTDet-L image encoder of Segment Anything (SA-1B), with "
-                "the 256-channel neck; 1024x1024 input, stride 16."
-            ),
-            "params": 308_278_272,
-            "hf_repo": "facebook/sam-vit-large",
-        },
-    },
-    "sam_vit_huge": {
-        "config": _sam_config(1280, 32, 16, [7, 15, 23, 31]),
-        "metadata": {
-            "description": (
-                "ViTDet-H image encoder of Segment Anything (SA-1B), with "
-                "the 256-channel neck; 1024x1024 input, stride 16."
-            ),
-            "params": 637_026_048,
-            "hf_repo": "facebook/sam-vit-huge",
-        },
-    },
+        "preprocessing": copy.deepcopy(PREPROCESSING),
+    }
+
+
+backbone_presets = {
+    "sam_vit_base": _sam_preset("base", 89_670_912, 768, 12, 12, [2, 5, 8, 11]),
+    "sam_vit_large": _sam_preset(
+        "large", 308_278_272, 1024, 24, 16, [5, 11, 17, 23]
+    ),
+    "sam_vit_huge": _sam_preset(
+        "huge", 637_026_048, 1280, 32, 16, [7, 15, 23, 31]
+    ),
 }
