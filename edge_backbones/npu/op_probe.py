@@ -34,10 +34,15 @@ class OpAgreement:
     kind: str
     output_std_lsb: float  # spread of the CPU output around its zero point
     # engine -> (fraction of elements off, max |difference| in LSB, mean
-    # signed difference in LSB), each vs LiteRT's optimized int8 kernels
+    # signed difference in LSB), each vs LiteRT's optimized int8 kernels;
+    # empty when QNN could not compile the op on its own
     engines: dict
 
     def row(self):
+        if not self.engines:
+            return (
+                f"| {self.index} | {self.kind} | QNN cannot compile it alone |"
+            )
         cells = " | ".join(
             f"{off * 100:.1f}% / {worst} / {mean:+.3f}"
             for off, worst, mean in self.engines.values()
@@ -183,6 +188,7 @@ def probe_ops(path, inputs, soc, kinds, per_kind, work):
     """
     from ai_edge_litert.tools import flatbuffer_utils
 
+    from edge_backbones.errors import CompileError
     from edge_backbones.npu.compile import run_plugin
     from edge_backbones.npu.sdk import toolchain_for
 
@@ -199,7 +205,13 @@ def probe_ops(path, inputs, soc, kinds, per_kind, work):
         os.makedirs(folder, exist_ok=True)
         single = os.path.join(folder, "op.tflite")
         op_inputs, output = single_op_model(model, index, single)
-        compiled, _, _ = run_plugin(single, soc, toolchain, folder)
+        try:
+            compiled, _, _ = run_plugin(single, soc, toolchain, folder)
+        except CompileError:
+            # e.g. a MUL whose inputs QNN wants in another layout when it
+            # is the whole graph; probe the ops around it instead
+            results.append(OpAgreement(index, kind, float("nan"), {}))
+            continue
         gots = []
         for run in runs:
             got = _cpu_outputs(single, run)
