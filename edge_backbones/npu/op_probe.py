@@ -22,6 +22,7 @@ __all__ = [
     "builtin_op_names",
     "capture_tensors",
     "probe_ops",
+    "replay",
     "single_op_model",
 ]
 
@@ -98,8 +99,9 @@ def _is_constant(model, tensor):
 def single_op_model(model, index, path):
     """Writes op `index` of `model` (a ModelT) alone to `path`.
 
-    Returns (activation input tensor indices, output tensor index); tensor
-    indices are those of the source graph.
+    Returns (activation input tensor indices, output tensor indices);
+    indices are those of the source graph. Every output of the op is a
+    graph output (a SPLIT with dangling outputs aborts QNN's loader).
     """
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
@@ -113,23 +115,24 @@ def single_op_model(model, index, path):
         if i >= 0 and not _is_constant(model, graph.tensors[i])
     ]
     graph.operators, graph.inputs = [op], inputs
-    graph.outputs = [op.outputs[0]]
+    graph.outputs = list(op.outputs)
     signature = model.signatureDefs[0]
     signature.inputs, signature.outputs = [], []
     for name, tensor, side in (
         *((f"in{i}", i, signature.inputs) for i in inputs),
-        ("out", op.outputs[0], signature.outputs),
+        *((f"out{i}", i, signature.outputs) for i in op.outputs),
     ):
         entry = schema.TensorMapT()
         entry.name, entry.tensorIndex = name, tensor
         side.append(entry)
     model.metadata = None  # our digest would no longer match
     flatbuffer_utils.write_model(model, path)
-    return inputs, op.outputs[0]
+    return inputs, list(op.outputs)
 
 
-def _cpu_outputs(path, feeds):
-    """The single-op model on XNNPACK and on the reference kernels."""
+def _cpu_outputs(path, feeds, output):
+    """Tensor `output` of the single-op model on XNNPACK and on the
+    reference kernels."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     outputs = {}
@@ -144,8 +147,7 @@ def _cpu_outputs(path, feeds):
         for detail in interpreter.get_input_details():
             interpreter.set_tensor(detail["index"], feeds[detail["index"]])
         interpreter.invoke()
-        out = interpreter.get_output_details()[0]["index"]
-        outputs[engine] = interpreter.get_tensor(out)
+        outputs[engine] = interpreter.get_tensor(output)
     return outputs
 
 
@@ -204,7 +206,7 @@ def probe_ops(path, inputs, soc, kinds, per_kind, work):
         folder = os.path.join(work, f"op{index}")
         os.makedirs(folder, exist_ok=True)
         single = os.path.join(folder, "op.tflite")
-        op_inputs, output = single_op_model(model, index, single)
+        op_inputs, (output, *_) = single_op_model(model, index, single)
         try:
             compiled, _, _ = run_plugin(single, soc, toolchain, folder)
         except CompileError:
@@ -214,9 +216,97 @@ def probe_ops(path, inputs, soc, kinds, per_kind, work):
             continue
         gots = []
         for run in runs:
-            got = _cpu_outputs(single, run)
+            got = _cpu_outputs(single, run, output)
             got["qnn-htp"] = _simulated(compiled, graph, op_inputs, output, run)
             gots.append(got)
         wants = [run[output] for run in runs]
         results.append(_agreement(index, kind, graph, output, wants, gots))
     return results
+
+
+class _OpRunner:
+    """One op of the graph, runnable on the CPU and (if QNN takes it alone)
+    on the simulated HTP."""
+
+    def __init__(self, model, index, soc, toolchain, folder):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        from edge_backbones.errors import CompileError
+        from edge_backbones.npu.compile import run_plugin
+        from edge_backbones.runtime.npu_engines import QnnHtpSimulatorEngine
+
+        os.makedirs(folder, exist_ok=True)
+        single = os.path.join(folder, "op.tflite")
+        self.inputs, self.outputs = single_op_model(model, index, single)
+        self._cpu = Interpreter(
+            model_path=single,
+            experimental_op_resolver_type=(
+                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            ),
+        )
+        self._cpu.allocate_tensors()
+        try:
+            compiled, _, _ = run_plugin(single, soc, toolchain, folder)
+            self.htp = QnnHtpSimulatorEngine(compiled)
+        except CompileError:
+            self.htp = None
+
+    def on_cpu(self, values):
+        for detail in self._cpu.get_input_details():
+            self._cpu.set_tensor(detail["index"], values[detail["index"]])
+        self._cpu.invoke()
+        return [self._cpu.get_tensor(i).copy() for i in self.outputs]
+
+    def on_htp(self, values, graph):
+        from edge_backbones.runtime.npu_engines import qnn_tensor_name
+
+        def name(i):
+            return qnn_tensor_name(graph.tensors[i].name.decode())
+
+        feeds = {name(i): values[i] for i in self.inputs}
+        outs = self.htp.run_named([name(i) for i in self.outputs], feeds)
+        return [
+            np.asarray(v).reshape(graph.tensors[i].shape)
+            for v, i in zip(outs, self.outputs, strict=True)
+        ]
+
+
+def replay(path, soc, work):
+    """A function (quantized input, kinds on the CPU) -> graph outputs.
+
+    Runs the graph op by op, each op compiled alone for `soc` and run in
+    the simulated HTP, except ops of the kinds given (and ops QNN cannot
+    compile alone), which run on LiteRT's CPU kernels; each op reads the
+    previous ops' outputs. Which kinds, moved to the CPU, bring the
+    simulation to LiteRT's result says where the distance comes from.
+    Returns {output tensor index: int8 array}.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from edge_backbones.npu.sdk import toolchain_for
+
+    model = flatbuffer_utils.read_model(path)
+    graph, names = model.subgraphs[0], builtin_op_names()
+    toolchain = toolchain_for(soc)
+    runners = [
+        _OpRunner(model, i, soc, toolchain, os.path.join(work, f"op{i}"))
+        for i in range(len(graph.operators))
+    ]
+    kinds = [
+        names[model.operatorCodes[op.opcodeIndex].builtinCode]
+        for op in graph.operators
+    ]
+
+    def run(x, cpu_kinds=()):
+        values = {graph.inputs[0]: x}
+        for runner, kind in zip(runners, kinds, strict=True):
+            on_cpu = runner.htp is None or kind in cpu_kinds
+            outs = (
+                runner.on_cpu(values)
+                if on_cpu
+                else runner.on_htp(values, graph)
+            )
+            values.update(zip(runner.outputs, outs, strict=True))
+        return {i: values[i] for i in graph.outputs}
+
+    return run

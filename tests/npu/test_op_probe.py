@@ -34,7 +34,7 @@ def l2_norm_op(tiny_npu, tmp_path_factory):
     )
     work = tmp_path_factory.mktemp("l2_norm_op")
     single = str(work / "op.tflite")
-    (source,), output = single_op_model(model, index, single)
+    (source,), (output,) = single_op_model(model, index, single)
     soc = parse_socs("SM8650")[0]
     compiled, _, _ = run_plugin(single, soc, toolchain_for(soc), str(work))
     return single, compiled, graph.tensors[source], graph.tensors[output]
@@ -93,3 +93,43 @@ def test_probe_ops_flags_l2_normalization_only(tiny_npu, tmp_path):
     off, worst, _ = by_kind["L2_NORMALIZATION"]["qnn-htp"]
     assert 0.2 < off and worst == 1
     assert by_kind["GELU"]["qnn-htp"][0] < 0.05
+
+
+def test_replay_on_the_cpu_is_litert_and_on_the_htp_is_close(
+    tiny_npu, tmp_path
+):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from edge_backbones.npu.op_probe import builtin_op_names, replay
+    from edge_backbones.npu.socs import parse_socs
+
+    whole = Interpreter(
+        model_path=tiny_npu,
+        experimental_op_resolver_type=(
+            OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        ),
+    )
+    whole.allocate_tensors()
+    detail = whole.get_input_details()[0]
+    x = np.random.default_rng(2).integers(
+        -128, 128, detail["shape"], dtype=np.int8
+    )
+    whole.set_tensor(detail["index"], x)
+    whole.invoke()
+    want = {
+        d["index"]: whole.get_tensor(d["index"])
+        for d in whole.get_output_details()
+    }
+    run = replay(tiny_npu, parse_socs("SM8650")[0], str(tmp_path))
+    every_kind = tuple(builtin_op_names().values())
+    on_cpu = run(x, every_kind)
+    assert set(on_cpu) == set(want)
+    for index, values in want.items():
+        np.testing.assert_array_equal(on_cpu[index], values)
+    on_htp = run(x)
+    for index, values in want.items():
+        a = values.astype(np.float64).ravel()
+        b = on_htp[index].astype(np.float64).ravel()
+        # different (L2_NORMALIZATION truncates) but the same features
+        assert not np.array_equal(a, b)
+        assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.95
