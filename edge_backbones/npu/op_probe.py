@@ -151,21 +151,6 @@ def _cpu_outputs(path, feeds, output):
     return outputs
 
 
-def _simulated(compiled_path, graph, inputs, output, feeds):
-    from edge_backbones.runtime.npu_engines import (
-        QnnHtpSimulatorEngine,
-        qnn_tensor_name,
-    )
-
-    def name(i):
-        return qnn_tensor_name(graph.tensors[i].name.decode())
-
-    engine = QnnHtpSimulatorEngine(compiled_path)
-    return engine.run_named(
-        [name(output)], {name(i): feeds[i] for i in inputs}
-    )[0]
-
-
 def _agreement(index, kind, graph, output, wants, gots):
     zero = graph.tensors[output].quantization.zeroPoint[0]
     centered = np.concatenate([w.ravel() for w in wants]).astype(float) - zero
@@ -190,8 +175,6 @@ def probe_ops(path, inputs, soc, kinds, per_kind, work):
     """
     from ai_edge_litert.tools import flatbuffer_utils
 
-    from edge_backbones.errors import CompileError
-    from edge_backbones.npu.compile import run_plugin
     from edge_backbones.npu.sdk import toolchain_for
 
     model = flatbuffer_utils.read_model(path)
@@ -204,20 +187,16 @@ def probe_ops(path, inputs, soc, kinds, per_kind, work):
             continue
         seen[kind] = seen.get(kind, 0) + 1
         folder = os.path.join(work, f"op{index}")
-        os.makedirs(folder, exist_ok=True)
-        single = os.path.join(folder, "op.tflite")
-        op_inputs, (output, *_) = single_op_model(model, index, single)
-        try:
-            compiled, _, _ = run_plugin(single, soc, toolchain, folder)
-        except CompileError:
+        runner = _OpRunner(model, index, soc, toolchain, folder)
+        if runner.htp is None:
             # e.g. a MUL whose inputs QNN wants in another layout when it
             # is the whole graph; probe the ops around it instead
             results.append(OpAgreement(index, kind, float("nan"), {}))
             continue
-        gots = []
+        output, gots = runner.outputs[0], []
         for run in runs:
-            got = _cpu_outputs(single, run, output)
-            got["qnn-htp"] = _simulated(compiled, graph, op_inputs, output, run)
+            got = _cpu_outputs(runner.path, run, output)
+            got["qnn-htp"] = runner.on_htp(run, graph)[0]
             gots.append(got)
         wants = [run[output] for run in runs]
         results.append(_agreement(index, kind, graph, output, wants, gots))
@@ -236,17 +215,17 @@ class _OpRunner:
         from edge_backbones.runtime.npu_engines import QnnHtpSimulatorEngine
 
         os.makedirs(folder, exist_ok=True)
-        single = os.path.join(folder, "op.tflite")
-        self.inputs, self.outputs = single_op_model(model, index, single)
+        self.path = os.path.join(folder, "op.tflite")
+        self.inputs, self.outputs = single_op_model(model, index, self.path)
         self._cpu = Interpreter(
-            model_path=single,
+            model_path=self.path,
             experimental_op_resolver_type=(
                 OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             ),
         )
         self._cpu.allocate_tensors()
         try:
-            compiled, _, _ = run_plugin(single, soc, toolchain, folder)
+            compiled, _, _ = run_plugin(self.path, soc, toolchain, folder)
             self.htp = QnnHtpSimulatorEngine(compiled)
         except CompileError:
             self.htp = None
