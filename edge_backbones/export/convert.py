@@ -24,6 +24,7 @@ import warnings
 
 from edge_backbones.errors import ExportError, require
 from edge_backbones.export.fc_bias import add_zero_fc_biases
+from edge_backbones.export.inplace_ranges import remeasure_tied_ranges
 
 __all__ = [
     "INT8_IO_DTYPES",
@@ -190,7 +191,10 @@ class Converter:
         converter.experimental_new_quantizer = True
         # stop after calibration; quantize per variant in int8()
         converter._experimental_calibrate_only = True
-        self._calibrated[ranges] = self._run(converter, "calibration")
+        calibrated = self._run(converter, "calibration")
+        self._calibrated[ranges] = remeasure_tied_ranges(
+            calibrated, self.representative_dataset, self._log
+        )
         return self._calibrated[ranges]
 
     def int8(

@@ -44,6 +44,7 @@ __all__ = [
     "compile_artifact",
     "compile_for_soc",
     "compile_model",
+    "run_plugin",
     "compiled_name",
     "format_table",
     "update_metadata",
@@ -157,7 +158,8 @@ def _source_metadata(path):
     return meta
 
 
-def _run_plugin(staged_path, soc, toolchain, work_dir):
+def run_plugin(staged_path, soc, toolchain, work_dir):
+    """Compiles `staged_path` for `soc`; (compiled path, stats, seconds)."""
     from ai_edge_litert.aot import aot_compile
 
     extra = {}
@@ -227,9 +229,7 @@ def compile_model(path, soc, log=print):
         staged = os.path.join(work, f"{stem}.tflite")
         with open(staged, "wb") as f:
             f.write(with_reserved_metadata(content, meta))
-        compiled_path, stats, seconds = _run_plugin(
-            staged, soc, toolchain, work
-        )
+        compiled_path, stats, seconds = run_plugin(staged, soc, toolchain, work)
         with open(compiled_path, "rb") as f:
             compiled = f.read()
     parsed = read_model_file(compiled)

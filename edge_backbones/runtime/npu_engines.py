@@ -28,6 +28,7 @@ __all__ = [
     "OpenVinoCpuEngine",
     "QnnHtpSimulatorEngine",
     "open_npu_engine",
+    "qnn_tensor_name",
 ]
 
 NPU_NUMERICS_LABEL = "NPU numerics (simulated)"
@@ -60,7 +61,7 @@ def _dispatch_op(model, model_path):
     return subgraph.operators[0]
 
 
-def _qnn_name(tensor_name):
+def qnn_tensor_name(tensor_name):
     # LiteRT's Qualcomm plugin names QNN graph tensors after the TFLite
     # tensors with each run of characters outside [A-Za-z0-9_] replaced by
     # one "_" ("tfl.quantize" -> "tfl_quantize", "MatMul;;x" -> "MatMul_x")
@@ -108,7 +109,8 @@ class QnnHtpSimulatorEngine:
         context = content[start : start + options["bytecode_size"]]
         tensors = model.subgraphs[0].tensors
         self._qnn_names = {
-            i: _qnn_name(tensors[i].name.decode()) for i in range(len(tensors))
+            i: qnn_tensor_name(tensors[i].name.decode())
+            for i in range(len(tensors))
         }
         missing = [
             self._qnn_names[i]
@@ -155,6 +157,10 @@ class QnnHtpSimulatorEngine:
 
     def invoke(self):
         self.run(self._last)
+
+    def run_named(self, outputs, feeds):
+        """Outputs by QNN tensor name, from feeds by QNN tensor name."""
+        return self._session.run(outputs, feeds)
 
 
 def _value_info(tensor, qnn_name):

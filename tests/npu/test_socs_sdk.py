@@ -62,12 +62,12 @@ def test_compile_cli_exits_2_with_the_sdk_error(tmp_path, capsys):
 
 def test_qnn_tensor_names_follow_the_plugin():
     # names read back from a compiled context binary (ViTDet, SM8650)
-    from edge_backbones.runtime.npu_engines import _qnn_name
+    from edge_backbones.runtime.npu_engines import qnn_tensor_name
 
-    assert _qnn_name("tfl.quantize") == "tfl_quantize"
-    assert _qnn_name("StatefulPartitionedCall:01") == (
+    assert qnn_tensor_name("tfl.quantize") == "tfl_quantize"
+    assert qnn_tensor_name("StatefulPartitionedCall:01") == (
         "StatefulPartitionedCall_01"
     )
-    assert _qnn_name("s_1/b0_attention_1/MatMul;;s_1/transpose_1") == (
+    assert qnn_tensor_name("s_1/b0_attention_1/MatMul;;s_1/transpose_1") == (
         "s_1_b0_attention_1_MatMul_s_1_transpose_1"
     )
