@@ -65,7 +65,7 @@ class Converter:
         self.representative_dataset = representative_dataset
         self.allow_flex = allow_flex
         self._log = log or (lambda line: print(line, file=sys.stderr))
-        self._calibrated = None
+        self._calibrated_model = None
         self._fp32 = None
 
     def _converter(self):
@@ -158,9 +158,10 @@ class Converter:
 
     # ---- calibrated modes ------------------------------------------------
 
-    def calibrated(self):
-        """The float model with calibration statistics (computed once)."""
-        if self._calibrated is None:
+    def calibrated_model(self):
+        """The float model's bytes with calibration statistics (computed
+        once; each int8 variant quantizes from it)."""
+        if self._calibrated_model is None:
             tf = require("tensorflow", "export")
             self._require_dataset("int8")
             self._log("calibrating: running the representative dataset")
@@ -170,8 +171,8 @@ class Converter:
             converter.experimental_new_quantizer = True
             # stop after calibration; quantize per variant in int8()
             converter._experimental_calibrate_only = True
-            self._calibrated = self._run(converter, "calibration")
-        return self._calibrated
+            self._calibrated_model = self._run(converter, "calibration")
+        return self._calibrated_model
 
     def int8(self, io_dtype="float32", float_ops=(), float_nodes=()):
         """Full-int8 from the calibrated model.
@@ -189,7 +190,7 @@ class Converter:
                 f"int8 I/O type {io_dtype!r} is not supported; use float32, "
                 "int8 or uint8."
             )
-        calibrated = self.calibrated()
+        calibrated = self.calibrated_model()
         self._log(
             "quantizing: int8 (" + _describe(float_ops, float_nodes) + ")"
         )

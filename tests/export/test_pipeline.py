@@ -15,7 +15,7 @@ from edge_backbones.errors import (
     InputError,
     WeightsNotFoundError,
 )
-from edge_backbones.export import recipes, verify
+from edge_backbones.export import modes, verify
 from edge_backbones.export.graph import serving_model
 from edge_backbones.export.pipeline import export, parse_image_size
 from edge_backbones.runtime import gpu_probe
@@ -104,7 +104,7 @@ def test_fidelity_ordering_and_gates(exported):
     assert records["cpu"].metadata["recipe"] == "cpu"
     # the CPU check that chose the cpu recipe is recorded
     assert records["cpu"].metadata["recipe_reason"] == (
-        recipes.cpu_plan().reason
+        modes.cpu_plan().reason
     )
     assert records["int8_mixed"].metadata["recipe"] is None
 
@@ -132,7 +132,7 @@ def test_cpu_target_is_fp16_weights_without_int8_dot_products(
     tiny_backbone, tmp_path, monkeypatch
 ):
     # an AVX2-only CPU: dynamic int8 would be slower than fp32 there
-    monkeypatch.setattr(recipes, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(modes, "cpu_flags", lambda: {"avx2", "fma"})
     (record,) = export(tiny_backbone, image_size=SIZE, targets="cpu",
                        out=tmp_path)  # fmt: skip
     assert "float16 weights" in record.metadata["recipe_reason"]
@@ -265,14 +265,14 @@ def test_min_cos_rejects_a_refused_graph_and_keeps_choosing(
     from edge_backbones.errors import ExportError
     from edge_backbones.export import pipeline
 
-    real_check = pipeline.recipes_lib.check_graph
+    real_check = pipeline.modes_lib.check_graph
 
     def refuse_gpu(plan, *args):
         if plan.mode == "gpu":
             raise ExportError("The gpu graph failed the GPU check.")
         return real_check(plan, *args)
 
-    monkeypatch.setattr(pipeline.recipes_lib, "check_graph", refuse_gpu)
+    monkeypatch.setattr(pipeline.modes_lib, "check_graph", refuse_gpu)
     records = export(
         tiny_backbone,
         image_size=SIZE,
