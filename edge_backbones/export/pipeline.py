@@ -51,9 +51,6 @@ __all__ = [
     "plan_export",
 ]
 
-# what `min_cos` chooses among when no modes or targets are given (the
-# mode registry's `select`)
-SELECTION_CANDIDATES = modes_lib.selection_candidates()
 
 
 @dataclasses.dataclass

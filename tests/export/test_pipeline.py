@@ -103,10 +103,38 @@ def test_fidelity_ordering_and_gates(exported):
     assert worst("cpu") > worst("int8_mixed")
     assert records["cpu"].metadata["recipe"] == "cpu"
     # the CPU check that chose the cpu recipe is recorded
-    assert records["cpu"].metadata["recipe_reason"] == (
-        modes.cpu_plan().reason
-    )
+    assert records["cpu"].metadata["recipe_reason"] == (modes.cpu_plan().reason)
     assert records["int8_mixed"].metadata["recipe"] is None
+
+
+def test_metadata_records_the_resolved_scheme(exported):
+    records, _ = exported
+    schemes = {mode: r.metadata["scheme"] for mode, r in records.items()}
+    names = {mode: scheme["name"] for mode, scheme in schemes.items()}
+    assert names == {
+        "fp32": "fp32",
+        "int8": "wi8_ai8",
+        "int8_mixed": "wi8_ai8_mixed",
+        "int16x8": "wi8_ai16",
+        "cpu": modes.cpu_plan().scheme,
+        "npu": "wi8_ai8_io8",
+        "gpu": "wf16",
+    }
+    assert schemes["npu"]["io"] == "integer" and schemes["npu"]["checks"] == [
+        "forbid_float_handoffs", "forbid_float_tensors"
+    ]  # fmt: skip
+    assert schemes["gpu"]["checks"] == ["require_gpu_compatible"]
+    assert schemes["int8_mixed"]["float_ops"] == [
+        "BATCH_MATMUL", "SOFTMAX", "GELU", "ADD"
+    ]  # fmt: skip
+    assert "LayerNormalization" in schemes["int8_mixed"]["float_layer_types"]
+    assert schemes["cpu"]["kind"] == "target"
+    assert schemes["int8"]["kind"] == "mode" and schemes["int8"]["alias"] == (
+        "int8"
+    )
+    # no --float-layers: nothing asked, nothing matched
+    for scheme in schemes.values():
+        assert scheme["float_layers"] == {"requested": [], "matched_nodes": []}
 
 
 def test_gpu_recipe_is_checked_fp16(exported):
@@ -386,6 +414,14 @@ def test_layer_report_and_float_layers(tiny_backbone, photos, tmp_path):
     # the named node runs in float: it is wrapped by (de)quantize ops
     hist = records[0].metadata["graph"]["op_histogram"]
     assert hist["DEQUANTIZE"] > 2
+    # and the metadata says so: the hand-tuned int8 artifact is told from
+    # a plain one by what was asked and the graph nodes it matched
+    scheme = records[0].metadata["scheme"]
+    assert scheme["name"] == "wi8_ai8" and scheme["alias"] == "int8"
+    requested = scheme["float_layers"]["requested"]
+    matched = scheme["float_layers"]["matched_nodes"]
+    assert requested == ["block1_1/MatMul_1"]
+    assert matched and all("block1_1/MatMul_1" in node for node in matched)
 
 
 def test_unknown_float_layer_is_an_error(tiny_backbone, tmp_path):
