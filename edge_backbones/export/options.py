@@ -134,43 +134,80 @@ CALIBRATION = Kind(
     lambda v: isinstance(v, (str, os.PathLike)) or hasattr(v, "arrays"),
 )
 
-_REQUIRED = inspect.Parameter.empty
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    """[model]: what to build and at which size."""
+
+    model: object
+    image_size: object = 512
+    random_weights: bool = False
+    name: str | None = None
+    config: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """[export]: which artifacts, where, and how they are checked."""
+
+    modes: object = None
+    targets: object = ()
+    out: object = "artifacts"
+    min_cos: float | None = None
+    float_layers: object = ()
+    pixels_in_graph: bool = False
+    io_dtype: str = "int8"
+    out_features: object = None
+    allow_flex: bool = False
+    num_threads: int = 2
+    bench_runs: int = 20
+    layer_report: bool = False
+    socs: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationOptions:
+    """[calibration]: the photos that calibrate and verify."""
+
+    calibration: object = None  # TOML: source
+    max_images: int = 32
+    holdout_fraction: float = 0.25
+    seed: int = 0  # also seeds random weights
 
 
 @dataclasses.dataclass(frozen=True)
 class Option:
-    """One export option: its TOML table, type, default and TOML key."""
+    """One export option: its TOML table, type and TOML key."""
 
     table: str  # model | export | calibration | thresholds
     kind: Kind
-    default: object = None
     toml_key: str | None = ""  # "": the keyword's name; None: no TOML key
     toml_kind: Kind | None = None  # in TOML, if not `kind`
 
 
-# keyword of export() -> Option, in the order of export()'s signature
-# (None, as a value, keeps the default)
+# keyword of export() -> Option, in the order of export()'s signature; the
+# defaults are the option groups' (None, as a value, keeps the default)
 OPTIONS = {
-    "model": Option("model", MODEL, _REQUIRED, "preset", TEXT),
-    "image_size": Option("model", SIZE, 512),
+    "model": Option("model", MODEL, "preset", TEXT),
+    "image_size": Option("model", SIZE),
     "modes": Option("export", NAMES),
-    "targets": Option("export", NAMES, ()),
-    "calibration": Option("calibration", CALIBRATION, None, "source", TEXT),
-    "out": Option("export", PATH, "artifacts", "", TEXT),
-    "random_weights": Option("model", BOOLEAN, False),
+    "targets": Option("export", NAMES),
+    "calibration": Option("calibration", CALIBRATION, "source", TEXT),
+    "out": Option("export", PATH, "", TEXT),
+    "random_weights": Option("model", BOOLEAN),
     "thresholds": Option("thresholds", THRESHOLDS),
     "min_cos": Option("export", COSINE),
-    "float_layers": Option("export", NAMES, ()),
-    "pixels_in_graph": Option("export", BOOLEAN, False),
-    "io_dtype": Option("export", TEXT, "int8"),
+    "float_layers": Option("export", NAMES),
+    "pixels_in_graph": Option("export", BOOLEAN),
+    "io_dtype": Option("export", TEXT),
     "out_features": Option("export", NAMES),
-    "max_images": Option("calibration", COUNT, 32),
-    "holdout_fraction": Option("calibration", FRACTION, 0.25),
-    "seed": Option("calibration", SEED, 0),
-    "allow_flex": Option("export", BOOLEAN, False),
-    "num_threads": Option("export", COUNT, 2),
-    "bench_runs": Option("export", COUNT, 20, None),
-    "layer_report": Option("export", BOOLEAN, False, None),
+    "max_images": Option("calibration", COUNT),
+    "holdout_fraction": Option("calibration", FRACTION),
+    "seed": Option("calibration", SEED),
+    "allow_flex": Option("export", BOOLEAN),
+    "num_threads": Option("export", COUNT),
+    "bench_runs": Option("export", COUNT, None),
+    "layer_report": Option("export", BOOLEAN, None),
     "name": Option("model", TEXT),
     "config": Option("model", TABLE),
     "socs": Option("export", NAMES),
@@ -227,55 +264,24 @@ def check_names(given, known, what, where=""):
             )
 
 
-def _fields(cls, table, values):
-    names = [f.name for f in dataclasses.fields(cls)]
+def _group(cls, values):
+    """The option group `cls` of `values` (absent names: its defaults)."""
     return cls(
         **{
-            name: values.get(name, OPTIONS[name].default)
-            for name in names
-            if OPTIONS[name].table == table
+            field.name: values[field.name]
+            for field in dataclasses.fields(cls)
+            if field.name in values
         }
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelOptions:
-    """[model]: what to build and at which size."""
-
-    model: object
-    image_size: object = 512
-    random_weights: bool = False
-    name: str | None = None
-    config: dict | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportOptions:
-    """[export]: which artifacts, where, and how they are checked."""
-
-    modes: object = None
-    targets: object = ()
-    out: object = "artifacts"
-    min_cos: float | None = None
-    float_layers: object = ()
-    pixels_in_graph: bool = False
-    io_dtype: str = "int8"
-    out_features: object = None
-    allow_flex: bool = False
-    num_threads: int = 2
-    bench_runs: int = 20
-    layer_report: bool = False
-    socs: object = None
-
-
-@dataclasses.dataclass(frozen=True)
-class CalibrationOptions:
-    """[calibration]: the photos that calibrate and verify."""
-
-    calibration: object = None  # TOML: source
-    max_images: int = 32
-    holdout_fraction: float = 0.25
-    seed: int = 0  # also seeds random weights
+def _default(key):
+    groups = (ModelOptions, ExportOptions, CalibrationOptions)
+    for field in (f for group in groups for f in dataclasses.fields(group)):
+        if field.name == key:
+            required = field.default is dataclasses.MISSING
+            return inspect.Parameter.empty if required else field.default
+    return None  # thresholds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,9 +331,9 @@ def job(values, where=""):
             check(OPTIONS[key].kind, value, key, where)
     given = {k: v for k, v in values.items() if v is not None or k == "model"}
     return ExportJob(
-        model=_fields(ModelOptions, "model", given),
-        export=_fields(ExportOptions, "export", given),
-        calibration=_fields(CalibrationOptions, "calibration", given),
+        model=_group(ModelOptions, given),
+        export=_group(ExportOptions, given),
+        calibration=_group(CalibrationOptions, given),
         thresholds=values.get("thresholds"),
     )
 
@@ -341,8 +347,8 @@ def signature():
                 inspect.Parameter.POSITIONAL_OR_KEYWORD
                 if key == "model"
                 else inspect.Parameter.KEYWORD_ONLY,
-                default=option.default,
+                default=_default(key),
             )
-            for key, option in OPTIONS.items()
+            for key in OPTIONS
         ]
     )

@@ -52,7 +52,6 @@ __all__ = [
 ]
 
 
-
 @dataclasses.dataclass
 class ArtifactRecord:
     """One exported, verified artifact."""
@@ -383,11 +382,11 @@ def export_job(job):
     )
     # every file is staged in a locked `.export-<pid>-*` folder in `out`
     with workspace_lib.workspace(job.export.out) as work:
-        bench = _prepare(plan, work)
-        records, failures = _export_all(plan, bench)
+        workbench = _prepare(plan, work)
+        records, failures = _export_all(plan, workbench)
         if plan.selecting:
-            return _select(plan, bench, records, failures)
-        records += _compile_npu(plan, bench, records)
+            return _select(plan, workbench, records, failures)
+        records += _compile_npu(plan, workbench, records)
         if failures:
             raise FidelityError(
                 " | ".join(str(exc) for _, exc in failures)
@@ -594,13 +593,13 @@ def _model_metadata(plan):
     }
 
 
-def _export_all(plan, bench):
+def _export_all(plan, workbench):
     """([ArtifactRecord], [(mode, error)]): every plan converted, verified
     and written (into the work folder while selecting)."""
     records, failures = [], []
     for mode_plan in plan.plans:
         try:
-            record = _export_one(plan, bench, mode_plan)
+            record = _export_one(plan, workbench, mode_plan)
         except ExportError as exc:  # FidelityError is one
             if not plan.selecting and not isinstance(exc, FidelityError):
                 raise
@@ -627,16 +626,16 @@ def _log_rejection(plan, mode_plan, exc):
         _log(f"{mode_plan.mode:<8} FAILED: {exc}")
 
 
-def _export_one(plan, bench, mode_plan):
+def _export_one(plan, workbench, mode_plan):
     """convert -> verify -> write one artifact; its ArtifactRecord."""
     started = time.perf_counter()
     exp = plan.job.export
     gate = exp.min_cos if plan.selecting else plan.gates[mode_plan.mode]
-    folder = bench.work if plan.selecting else exp.out
+    folder = workbench.work if plan.selecting else exp.out
     final = os.path.join(folder, plan.stem(mode_plan.mode) + ".tflite")
-    content, float_nodes = _convert(plan, bench, mode_plan)
+    content, float_nodes = _convert(plan, workbench, mode_plan)
     graph = _check_graph(plan, mode_plan, content)
-    verified = _verify(plan, bench, mode_plan, content, gate, final)
+    verified = _verify(plan, workbench, mode_plan, content, gate, final)
     verified["graph"] = {**graph, **verified["graph"]}
     verified["scheme"] = {
         **mode_plan.as_metadata(),
@@ -646,9 +645,9 @@ def _export_one(plan, bench, mode_plan):
             "matched_nodes": list(float_nodes),
         },
     }
-    metadata = _artifact_metadata(plan, bench, mode_plan, verified, gate)
+    metadata = _artifact_metadata(plan, workbench, mode_plan, verified, gate)
     size_bytes = tflite_metadata.write_artifact(
-        final, content, metadata, bench.work
+        final, content, metadata, workbench.work
     )
     return ArtifactRecord(
         mode=mode_plan.mode,
@@ -660,17 +659,17 @@ def _export_one(plan, bench, mode_plan):
     )
 
 
-def _convert(plan, bench, mode_plan):
+def _convert(plan, workbench, mode_plan):
     """(.tflite bytes, the float-layer nodes kept in float) of one plan."""
     _log(f"{mode_plan.mode}: converting ({mode_plan.description})")
     workspace_lib.crash_point("converting")
-    converter = bench.converter_for(mode_plan)
+    converter = workbench.converter_for(mode_plan)
     kind = mode_plan.converter
     if kind in ("fp32", "fp16", "int16x8"):
         return getattr(converter, kind)(), ()
     if kind == "dynamic":
         return converter.dynamic(mode_plan.float_weight_ops), ()
-    float_nodes = list(bench.float_nodes)
+    float_nodes = list(workbench.float_nodes)
     if mode_plan.float_layer_types:
         from edge_backbones.export.quant_debug import layer_type_nodes
 
@@ -685,7 +684,7 @@ def _convert(plan, bench, mode_plan):
         float_ops=mode_plan.float_ops,
         float_nodes=float_nodes,
     )
-    return content, bench.float_nodes
+    return content, workbench.float_nodes
 
 
 def _check_graph(plan, mode_plan, content):
@@ -702,26 +701,33 @@ def _check_graph(plan, mode_plan, content):
     return graph
 
 
-def _verify(plan, bench, mode_plan, content, gate, final):
+def _verify(plan, workbench, mode_plan, content, gate, final):
     """Runs the candidate on the held-out images; FidelityError below
     `gate`. Returns its fidelity, I/O specs, `verified_on` and GPU run."""
-    candidate = os.path.join(bench.work, f"candidate_{mode_plan.mode}.tflite")
+    candidate = os.path.join(
+        workbench.work, f"candidate_{mode_plan.mode}.tflite"
+    )
     with open(candidate, "wb") as f:
         f.write(content)
     _log(f"{mode_plan.mode}: verifying on {len(plan.holdout)} held-out images")
     workspace_lib.crash_point("verifying")
     threads = plan.job.export.num_threads
     runtime_model, outputs = _run_tflite(candidate, plan.holdout, threads)
-    fidelity = verify.compare(bench.reference, outputs)
+    fidelity = verify.compare(workbench.reference, outputs)
     what = os.path.basename(final)
     verify.check(fidelity, gate, mode_plan.mode, what)
     graph = {}
     if mode_plan.require_gpu_compatible:
         _log(f"{mode_plan.mode}: checking on LiteRT's GPU accelerator")
         graph["gpu_run"] = gpu_check.run_on_gpu(
-            candidate, plan.holdout, bench.reference, gate, mode_plan.mode,
-            what, threads,
-        )  # fmt: skip
+            candidate,
+            plan.holdout,
+            workbench.reference,
+            gate,
+            mode_plan.mode,
+            what,
+            threads,
+        )
         _log(f"{mode_plan.mode}: GPU check: {graph['gpu_run']['status']}")
     input_meta, output_meta = _io_metadata(
         runtime_model, plan.backbone, plan.preprocessing
@@ -740,9 +746,9 @@ def _verify(plan, bench, mode_plan, content, gate, final):
     }
 
 
-def _artifact_metadata(plan, bench, mode_plan, verified, gate):
+def _artifact_metadata(plan, workbench, mode_plan, verified, gate):
     return {
-        **bench.base_metadata,
+        **workbench.base_metadata,
         "mode": mode_plan.mode,
         "recipe": mode_plan.target,
         **({"recipe_reason": mode_plan.reason} if mode_plan.reason else {}),
@@ -775,7 +781,7 @@ def _npu_socs(socs, modes, min_cos):
     return check_socs(socs, modes)
 
 
-def _compile_npu(plan, bench, records):
+def _compile_npu(plan, workbench, records):
     """ArtifactRecords of the npu artifact compiled for each SoC."""
     if not plan.socs:
         return []
@@ -788,7 +794,7 @@ def _compile_npu(plan, bench, records):
             source,
             plan.socs,
             plan.holdout,
-            bench.reference,
+            workbench.reference,
             plan.gates["npu"],
             _log,
         ):
@@ -887,7 +893,7 @@ def _reference(serving, holdout):
     }
 
 
-def _select(plan, bench, records, failures):
+def _select(plan, workbench, records, failures):
     """Benchmarks the passing candidates; keeps the fastest one in `out`."""
     from edge_backbones.runtime.bench import benchmark
 
@@ -915,7 +921,8 @@ def _select(plan, bench, records, failures):
     # the pair moves together, as write_artifact's does
     sidecar = tflite_metadata.sidecar_path
     workspace_lib.commit(
-        bench.work, [(sidecar(best.path), sidecar(final)), (best.path, final)]
+        workbench.work,
+        [(sidecar(best.path), sidecar(final)), (best.path, final)],
     )
     best.path = final
     _log(best.summary() + f"  {best.latency_ms:.1f} ms")
@@ -927,9 +934,9 @@ def _selection_rows(records, failures, best, min_cos):
     candidate lost."""
     rows = [("mode", "cosine", "latency ms", "size MB", "verdict")]
     for record in sorted(records, key=lambda r: r.latency_ms):
-        verdict = "KEPT: fastest" if record is best else (
-            f"slower than {best.mode}"
-        )  # fmt: skip
+        verdict = (
+            "KEPT: fastest" if record is best else f"slower than {best.mode}"
+        )
         rows.append(
             (
                 record.mode,

@@ -1,5 +1,6 @@
 """The mode registry (export/modes.toml) drives every list of modes."""
 
+import dataclasses
 import re
 
 import pytest
@@ -153,6 +154,11 @@ def test_the_signature_lists_every_option():
 
     parameters = inspect.signature(export).parameters
     assert list(parameters) == list(options.OPTIONS)
+    # every option lands in exactly one group of the job
+    groups = [options.ModelOptions, options.ExportOptions,
+              options.CalibrationOptions]  # fmt: skip
+    fields = [f.name for g in groups for f in dataclasses.fields(g)]
+    assert sorted([*fields, "thresholds"]) == sorted(options.OPTIONS)
     assert parameters["image_size"].default == 512
     # the package attribute stays callable after a submodule import
     import edge_backbones.export.modes  # noqa: F401
