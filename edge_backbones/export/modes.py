@@ -26,6 +26,7 @@ __all__ = [
     "MODE_PLANS",
     "TARGETS",
     "Plan",
+    "Registry",
     "REGISTRY_PATH",
     "registry",
     "load_registry",
@@ -108,8 +109,9 @@ class Plan:
 
 def _fail(where, problem):
     raise ExportError(
-        f"The mode registry {REGISTRY_PATH!r}: {where} {problem}. The file "
-        "ships with the package: reinstall edge_backbones, or fix the edit."
+        f"The mode registry (modes.toml): {where} {problem}. The package's "
+        f"own ({REGISTRY_PATH}) ships with it: reinstall edge_backbones, or "
+        "fix the edit."
     )
 
 
@@ -147,11 +149,14 @@ def _alias_plan(name, table, schemes, scheme_name=None):
     if scheme_name not in schemes:
         _fail(f"[aliases.{name}]", f"names no scheme ({scheme_name!r})")
     scheme = schemes[scheme_name]
+    gate = table.get("min_cosine", scheme.min_cosine)
+    if not (isinstance(gate, float) and 0 < gate <= 1):
+        _fail(f"[aliases.{name}]", f"has no min_cosine in (0, 1] ({gate!r})")
     return dataclasses.replace(
         scheme,
         mode=name,
         description=table.get("description", scheme.description),
-        min_cosine=table.get("min_cosine", scheme.min_cosine),
+        min_cosine=gate,
         target=name if table["kind"] == "target" else None,
         **{check: table.get(check, False) for check in _CHECKS},
     )

@@ -124,6 +124,7 @@ def test_registry_names_schemes_by_numerics():
          "float_opz"),
         (('kind = "target"\nmin_cosine', 'kind = "device"\nmin_cosine'),
          "kind"),
+        (("min_cosine = 0.9999", "min_cosine = 1.5"), "min_cosine"),
     ],
 )  # fmt: skip
 def test_a_broken_registry_is_a_clear_error(tmp_path, edit, named):
