@@ -633,18 +633,11 @@ def _export_one(plan, workbench, mode_plan):
     gate = exp.min_cos if plan.selecting else plan.gates[mode_plan.mode]
     folder = workbench.work if plan.selecting else exp.out
     final = os.path.join(folder, plan.stem(mode_plan.mode) + ".tflite")
-    content, float_nodes = _convert(plan, workbench, mode_plan)
+    content, float_layers = _convert(plan, workbench, mode_plan)
     graph = _check_graph(plan, mode_plan, content)
     verified = _verify(plan, workbench, mode_plan, content, gate, final)
     verified["graph"] = {**graph, **verified["graph"]}
-    verified["scheme"] = {
-        **mode_plan.as_metadata(),
-        # what --float-layers asked for and the nodes it matched
-        "float_layers": {
-            "requested": list(plan.float_layers),
-            "matched_nodes": list(float_nodes),
-        },
-    }
+    verified["scheme"] = {**mode_plan.as_metadata(), **float_layers}
     metadata = _artifact_metadata(plan, workbench, mode_plan, verified, gate)
     size_bytes = tflite_metadata.write_artifact(
         final, content, metadata, workbench.work
@@ -660,31 +653,46 @@ def _export_one(plan, workbench, mode_plan):
 
 
 def _convert(plan, workbench, mode_plan):
-    """(.tflite bytes, the float-layer nodes kept in float) of one plan."""
+    """(.tflite bytes, the metadata's record of the nodes kept float).
+
+    That record: `float_layers` (what --float-layers asked for and the
+    graph nodes it matched) and `float_layer_type_nodes` (the nodes of the
+    scheme's float layer types); both apply to int8 schemes only.
+    """
     _log(f"{mode_plan.mode}: converting ({mode_plan.description})")
     workspace_lib.crash_point("converting")
     converter = workbench.converter_for(mode_plan)
     kind = mode_plan.converter
+    applied = {"matched_nodes": [], "type_nodes": []}
     if kind in ("fp32", "fp16", "int16x8"):
-        return getattr(converter, kind)(), ()
-    if kind == "dynamic":
-        return converter.dynamic(mode_plan.float_weight_ops), ()
-    float_nodes = list(workbench.float_nodes)
-    if mode_plan.float_layer_types:
-        from edge_backbones.export.quant_debug import layer_type_nodes
+        content = getattr(converter, kind)()
+    elif kind == "dynamic":
+        content = converter.dynamic(mode_plan.float_weight_ops)
+    else:
+        applied["matched_nodes"] = list(workbench.float_nodes)
+        if mode_plan.float_layer_types:
+            from edge_backbones.export.quant_debug import layer_type_nodes
 
-        extra = layer_type_nodes(
-            converter.fp32(), plan.backbone, mode_plan.float_layer_types
+            applied["type_nodes"] = layer_type_nodes(
+                converter.fp32(), plan.backbone, mode_plan.float_layer_types
+            )
+        float_nodes = applied["matched_nodes"] + [
+            n for n in applied["type_nodes"] if n not in workbench.float_nodes
+        ]
+        content = converter.int8(
+            io_dtype=plan.job.export.io_dtype
+            if mode_plan.integer_io
+            else "float32",
+            float_ops=mode_plan.float_ops,
+            float_nodes=float_nodes,
         )
-        float_nodes += [n for n in extra if n not in float_nodes]
-    content = converter.int8(
-        io_dtype=plan.job.export.io_dtype
-        if mode_plan.integer_io
-        else "float32",
-        float_ops=mode_plan.float_ops,
-        float_nodes=float_nodes,
-    )
-    return content, workbench.float_nodes
+    return content, {
+        "float_layers": {
+            "requested": list(plan.float_layers),
+            "matched_nodes": applied["matched_nodes"],
+        },
+        "float_layer_type_nodes": list(applied["type_nodes"]),
+    }
 
 
 def _check_graph(plan, mode_plan, content):

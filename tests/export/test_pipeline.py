@@ -135,6 +135,11 @@ def test_metadata_records_the_resolved_scheme(exported):
     # no --float-layers: nothing asked, nothing matched
     for scheme in schemes.values():
         assert scheme["float_layers"] == {"requested": [], "matched_nodes": []}
+    # int8_mixed kept its layer norms' ops float, and says which; no other
+    # scheme has float layer types
+    type_nodes = schemes.pop("int8_mixed")["float_layer_type_nodes"]
+    assert type_nodes and all("norm" in node for node in type_nodes)
+    assert all(not s["float_layer_type_nodes"] for s in schemes.values())
 
 
 def test_gpu_recipe_is_checked_fp16(exported):
