@@ -16,6 +16,7 @@ __all__ = [
     "MetadataError",
     "IntegrityError",
     "InputError",
+    "UnknownOptionError",
     "DelegateUnavailableError",
     "MissingDependencyError",
     "ReportError",
@@ -78,6 +79,11 @@ class IntegrityError(ModelFileError, MetadataError):
 
 class InputError(EdgeBackbonesError, ValueError):
     """An input of the wrong shape, dtype or channel count."""
+
+
+class UnknownOptionError(InputError, TypeError):
+    """An option name nothing takes (a typo): the message names the closest
+    known one. A TypeError too, as Python's own for an unknown keyword."""
 
 
 class DelegateUnavailableError(EdgeBackbonesError, ValueError):

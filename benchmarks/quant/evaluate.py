@@ -2,7 +2,7 @@
 
 import pickle
 
-from edge_backbones.export import recipes, verify
+from edge_backbones.export import modes, verify
 from edge_backbones.export.pipeline import _run_tflite
 from edge_backbones.runtime.model_file import read_model_file
 
@@ -18,7 +18,7 @@ def evaluate(path, data, plan="npu"):
     integer = "n/a"
     if plan == "npu":
         try:
-            recipes.check_graph(recipes.TARGETS[plan], content, True, [])
+            modes.check_graph(modes.TARGETS[plan], content, True, [])
             integer = "yes"
         except Exception as exc:  # the message says why
             integer = "no: " + str(exc)[:90]

@@ -27,7 +27,7 @@ def tf_int8(folder, data, graph, ranges="minmax", io="int8"):
 
 
 def tf_mixed(folder, data, ranges):
-    from edge_backbones.export import pipeline, recipes
+    from edge_backbones.export import modes, pipeline
     from edge_backbones.export.convert import Converter
     from edge_backbones.export.quant_debug import layer_type_nodes
 
@@ -42,9 +42,10 @@ def tf_mixed(folder, data, ranges):
             yield {"images": x[None]}
 
     conv = Converter(f"{folder}/sm_plain", dataset)
-    nodes = layer_type_nodes(conv.fp32(), backbone, recipes.MIXED_FLOAT_LAYERS)
+    mixed = modes.MODE_PLANS["int8_mixed"]
+    nodes = layer_type_nodes(conv.fp32(), backbone, mixed.float_layer_types)
     return conv.int8(
-        float_ops=recipes.MIXED_FLOAT_OPS, float_nodes=nodes, ranges=ranges
+        float_ops=mixed.float_ops, float_nodes=nodes, ranges=ranges
     )
 
 

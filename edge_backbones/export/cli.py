@@ -29,6 +29,58 @@ def _thresholds(values):
     return out
 
 
+def _flags():
+    """(flags, argparse keywords) of every export option on the command
+    line; the mode and target lists come from the mode registry."""
+    from edge_backbones.export import modes
+
+    flag = {"action": "store_true", "default": None}
+    return [
+        (("--recipe",), {"help": "A TOML recipe (export/*.toml); flags "
+                         "given here override it."}),
+        (("--image-size",), {"help": "512 (square) or HxW, e.g. 384x640. "
+                             "Default: the preset's natural size (mit_b0 "
+                             "224, SAM 1024), 512 for other models."}),
+        (("--modes",), {"help": "Any of " + ",".join(modes.mode_plans())
+                        + " (export/README.md)."}),
+        (("--target", "--targets"), {"dest": "targets", "help": ",".join(
+            modes.target_plans()) + " recipes."}),
+        (("--soc",), {"dest": "socs", "help": "With --target npu: compile "
+                      "it for these SoCs (SM8650,SM8750 or intel-cpu) and "
+                      "gate on the simulated NPU numerics; needs the npu "
+                      "extra."}),
+        (("--calibration",), {"help": "A folder of photos."}),
+        (("--out",), {"help": "Output folder (default artifacts/)."}),
+        (("--random-weights",), {**flag, "help": "Export the architecture "
+                                 "with random weights (speed tests)."}),
+        (("--min-cos",), {"type": float, "help": "Keep only the fastest "
+                          "candidate reaching this cosine."}),
+        (("--threshold",), {"action": "append", "metavar": "MODE=COSINE",
+                            "help": "Override a mode's minimum cosine "
+                            "(repeatable)."}),
+        (("--float-layers",), {"help": "Node names kept in float, "
+                               "comma-separated."}),
+        (("--layer-report",), {**flag, "help": "Rank layers by int8 error "
+                               "(CSV in --out) before exporting."}),
+        (("--pixels-in-graph",), {**flag, "help": "The model takes raw "
+                                  "0-255 RGB (normalization in the graph)."}),
+        (("--io-dtype",), {"choices": ("int8", "uint8"),
+                           "help": "int8_io / npu I/O."}),
+        (("--out-features",), {"help": "Levels to export, e.g. P3,P4."}),
+        (("--max-images",), {"type": int, "help": "Calibrate on at most N "
+                             "photos."}),
+        (("--holdout-fraction",), {"type": float, "help": "Share of a "
+                                   "manifest-less folder held out for "
+                                   "verification."}),
+        (("--seed",), {"type": int, "help": "Seeds splits and samples."}),
+        (("--threads",), {"dest": "num_threads", "type": int, "help":
+                          "Interpreter threads for verification and "
+                          "--min-cos timing."}),
+        (("--allow-flex",), {**flag, "help": "Allow select-TF (Flex) ops; "
+                             "edge runtimes cannot run them."}),
+    ]  # fmt: skip
+
+
 def add_parsers(subparsers):
     parser = subparsers.add_parser(
         "export",
@@ -47,88 +99,8 @@ def add_parsers(subparsers):
             "model of your own: a .keras/.h5 file or a SavedModel folder."
         ),
     )
-    parser.add_argument(
-        "--recipe",
-        help="A TOML recipe (export/*.toml); flags given here override it.",
-    )
-    parser.add_argument(
-        "--image-size",
-        help="512 (square) or HxW, e.g. 384x640. Default: the preset's "
-        "natural size (mit_b0 224, SAM 1024), 512 for other models.",
-    )
-    parser.add_argument(
-        "--modes",
-        help="Any of fp32,fp16,dynamic,int8,int8_io,int16x8,int8_mixed.",
-    )
-    parser.add_argument(
-        "--target", "--targets", dest="targets", help="cpu,npu,gpu recipes."
-    )
-    parser.add_argument(
-        "--soc",
-        dest="socs",
-        help="With --target npu: compile it for these SoCs (SM8650,SM8750 "
-        "or intel-cpu) and gate on the simulated NPU numerics; needs the "
-        "npu extra.",
-    )
-    parser.add_argument("--calibration", help="A folder of photos.")
-    parser.add_argument("--out", help="Output folder (default artifacts/).")
-    parser.add_argument(
-        "--random-weights",
-        action="store_true",
-        default=None,
-        help="Export the architecture with random weights (speed tests).",
-    )
-    parser.add_argument(
-        "--min-cos",
-        type=float,
-        help="Keep only the fastest candidate reaching this cosine.",
-    )
-    parser.add_argument(
-        "--threshold",
-        action="append",
-        metavar="MODE=COSINE",
-        help="Override a mode's minimum cosine (repeatable).",
-    )
-    parser.add_argument(
-        "--float-layers", help="Node names kept in float, comma-separated."
-    )
-    parser.add_argument(
-        "--layer-report",
-        action="store_true",
-        default=None,
-        help="Rank layers by int8 error (CSV in --out) before exporting.",
-    )
-    parser.add_argument(
-        "--pixels-in-graph",
-        action="store_true",
-        default=None,
-        help="The model takes raw 0-255 RGB (normalization in the graph).",
-    )
-    parser.add_argument(
-        "--io-dtype", choices=("int8", "uint8"), help="int8_io / npu I/O."
-    )
-    parser.add_argument("--out-features", help="Levels to export, e.g. P3,P4.")
-    parser.add_argument(
-        "--max-images", type=int, help="Calibrate on at most N photos."
-    )
-    parser.add_argument(
-        "--holdout-fraction",
-        type=float,
-        help="Share of a manifest-less folder held out for verification.",
-    )
-    parser.add_argument("--seed", type=int, help="Seeds splits and samples.")
-    parser.add_argument(
-        "--threads",
-        dest="num_threads",
-        type=int,
-        help="Interpreter threads for verification and --min-cos timing.",
-    )
-    parser.add_argument(
-        "--allow-flex",
-        action="store_true",
-        default=None,
-        help="Allow select-TF (Flex) ops; edge runtimes cannot run them.",
-    )
+    for names, kwargs in _flags():
+        parser.add_argument(*names, **kwargs)
     _add_foreign_model_flags(parser)
     parser.set_defaults(func=_run)
 
@@ -171,27 +143,11 @@ def _run(args):
 
 def _export(args, kwargs):
     from edge_backbones.export import pipeline
+    from edge_backbones.export.options import OPTIONS
 
-    flags = {
-        "image_size": args.image_size,
-        "modes": args.modes,
-        "targets": args.targets,
-        "calibration": args.calibration,
-        "out": args.out,
-        "random_weights": args.random_weights,
-        "min_cos": args.min_cos,
-        "float_layers": args.float_layers,
-        "layer_report": args.layer_report,
-        "pixels_in_graph": args.pixels_in_graph,
-        "io_dtype": args.io_dtype,
-        "max_images": args.max_images,
-        "holdout_fraction": args.holdout_fraction,
-        "seed": args.seed,
-        "num_threads": args.num_threads,
-        "allow_flex": args.allow_flex,
-        "out_features": args.out_features,
-        "socs": args.socs,
-    }
+    # every option with a flag of the same name (argparse's None: not given)
+    flags = {key: getattr(args, key, None) for key in OPTIONS}
+    flags.pop("model")
     kwargs.update({k: v for k, v in flags.items() if v is not None})
     if args.threshold:
         kwargs["thresholds"] = {

@@ -164,7 +164,7 @@ class Converter:
         self._require_dataset("int8")
         return [s["images"] for s in self.representative_dataset()]
 
-    def calibrated(self, ranges="minmax"):
+    def calibrated_model(self, ranges="minmax"):
         """The float model with calibration statistics (computed once).
 
         `ranges`: "minmax" (TF's calibrator), or "percentile:P" / "mse"
@@ -179,7 +179,7 @@ class Converter:
 
             self._log(f"calibrating: activation ranges by {ranges}")
             self._calibrated[ranges] = override_calibrated(
-                self.calibrated(), self.samples(), ranges
+                self.calibrated_model(), self.samples(), ranges
             )
             return self._calibrated[ranges]
         tf = require("tensorflow", "export")
@@ -216,7 +216,7 @@ class Converter:
                 f"int8 I/O type {io_dtype!r} is not supported; use float32, "
                 "int8 or uint8."
             )
-        calibrated = self.calibrated(ranges)
+        calibrated = self.calibrated_model(ranges)
         self._log(
             "quantizing: int8 (" + _describe(float_ops, float_nodes) + ")"
         )

@@ -203,7 +203,7 @@ class ForeignModel:
         parsed = read_model_file(content)
         histogram = parsed.op_histogram
         notes = {}
-        if plan.base in ("int8", "int16x8"):
+        if plan.needs_calibration:
             floats = _float_ops(parsed)
             if floats:
                 notes["float_ops"] = floats
@@ -223,7 +223,7 @@ class ForeignModel:
                 "(sizes computed at run time); fixed-size layers avoid it."
             )
         rejected = [op for op in _INT16X8_REJECTS if op in histogram]
-        if rejected and plan.base in ("int8", "int16x8"):
+        if rejected and plan.needs_calibration:
             notes["int16x8_rejects"] = rejected
             log(
                 f"{plan.mode}: {rejected} in the graph (Keras' "

@@ -1,24 +1,39 @@
-"""The type (and range) of every export option, checked before any work.
+"""Every export option: its type, default and TOML table, in one table.
 
-One table serves both faces of an export: the keyword arguments of
-`export()` and the keys of a TOML recipe. A wrong type is an InputError
-that names the option, the value received, its type and what is expected;
-nothing is coerced (a quoted "false" is not false).
+`OPTIONS` serves both faces of an export: the keyword arguments of
+`export()` and the keys of a TOML job (`recipes.load_recipes`), whose
+tables group them as `ExportJob` does: [model], [export], [calibration],
+[thresholds]. `job()` turns either into frozen option objects, checked
+before any work: an unknown name is an UnknownOptionError that suggests
+the closest one; a wrong type is an InputError that names the option, the
+value received, its type and what is expected; nothing is coerced (a
+quoted "false" is not false).
 """
 
 import dataclasses
+import difflib
+import inspect
 import numbers
 import os
 
-from edge_backbones.errors import InputError
+from edge_backbones.errors import InputError, UnknownOptionError
 
 __all__ = [
     "Kind",
+    "Option",
+    "OPTIONS",
     "EXPORT_OPTIONS",
     "RECIPE_KEYS",
+    "ModelOptions",
+    "ExportOptions",
+    "CalibrationOptions",
+    "ExportJob",
     "check",
-    "check_export",
+    "check_names",
     "check_thresholds",
+    "job",
+    "suggest",
+    "signature",
 ]
 
 
@@ -99,56 +114,120 @@ THRESHOLDS = Kind(
     _thresholds,
 )
 
-# every option of export() whose type matters (None: its default)
-EXPORT_OPTIONS = {
-    "image_size": SIZE,
-    "modes": NAMES,
-    "targets": NAMES,
-    "out": PATH,
-    "random_weights": BOOLEAN,
-    "thresholds": THRESHOLDS,
-    "min_cos": COSINE,
-    "float_layers": NAMES,
-    "pixels_in_graph": BOOLEAN,
-    "io_dtype": TEXT,
-    "out_features": NAMES,
-    "max_images": COUNT,
-    "holdout_fraction": FRACTION,
-    "seed": SEED,
-    "allow_flex": BOOLEAN,
-    "num_threads": COUNT,
-    "bench_runs": COUNT,
-    "layer_report": BOOLEAN,
-    "name": TEXT,
-    "config": TABLE,
-    "socs": NAMES,
+
+def _model(value):
+    from edge_backbones.export.foreign_model import is_foreign
+    from edge_backbones.models.backbone import Backbone
+
+    return isinstance(value, (str, os.PathLike, Backbone)) or is_foreign(value)
+
+
+MODEL = Kind(
+    "a preset name, a checkpoint folder, a Backbone or a Keras / tf-keras "
+    "model",
+    '"mit_b0"',
+    _model,
+)
+CALIBRATION = Kind(
+    "a folder of photos or a CalibrationSet",
+    '"calibration/"',
+    lambda v: isinstance(v, (str, os.PathLike)) or hasattr(v, "arrays"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    """[model]: what to build and at which size."""
+
+    model: object
+    image_size: object = None  # None: the preset's natural size
+    random_weights: bool = False
+    name: str | None = None
+    config: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """[export]: which artifacts, where, and how they are checked."""
+
+    modes: object = None
+    targets: object = ()
+    out: object = "artifacts"
+    min_cos: float | None = None
+    float_layers: object = ()
+    pixels_in_graph: bool = False
+    io_dtype: str = "int8"
+    out_features: object = None
+    allow_flex: bool = False
+    num_threads: int = 2
+    bench_runs: int = 20
+    layer_report: bool = False
+    socs: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationOptions:
+    """[calibration]: the photos that calibrate and verify."""
+
+    calibration: object = None  # TOML: source
+    max_images: int = 32
+    holdout_fraction: float = 0.25
+    seed: int = 0  # also seeds random weights
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One export option: its TOML table, type and TOML key."""
+
+    table: str  # model | export | calibration | thresholds
+    kind: Kind
+    toml_key: str | None = ""  # "": the keyword's name; None: no TOML key
+    toml_kind: Kind | None = None  # in TOML, if not `kind`
+
+
+# keyword of export() -> Option, in the order of export()'s signature; the
+# defaults are the option groups' (None, as a value, keeps the default)
+OPTIONS = {
+    "model": Option("model", MODEL, "preset", TEXT),
+    "image_size": Option("model", SIZE),
+    "modes": Option("export", NAMES),
+    "targets": Option("export", NAMES),
+    "calibration": Option("calibration", CALIBRATION, "source", TEXT),
+    "out": Option("export", PATH, "", TEXT),
+    "random_weights": Option("model", BOOLEAN),
+    "thresholds": Option("thresholds", THRESHOLDS),
+    "min_cos": Option("export", COSINE),
+    "float_layers": Option("export", NAMES),
+    "pixels_in_graph": Option("export", BOOLEAN),
+    "io_dtype": Option("export", TEXT),
+    "out_features": Option("export", NAMES),
+    "max_images": Option("calibration", COUNT),
+    "holdout_fraction": Option("calibration", FRACTION),
+    "seed": Option("calibration", SEED),
+    "allow_flex": Option("export", BOOLEAN),
+    "num_threads": Option("export", COUNT),
+    "bench_runs": Option("export", COUNT, None),
+    "layer_report": Option("export", BOOLEAN, None),
+    "name": Option("model", TEXT),
+    "config": Option("model", TABLE),
+    "socs": Option("export", NAMES),
 }
 
+# every option of export() -> its kind
+EXPORT_OPTIONS = {key: option.kind for key, option in OPTIONS.items()}
+
+
+def _recipe_keys():
+    sections = {"model": {}, "export": {}, "calibration": {}}
+    for key, option in OPTIONS.items():
+        if option.table in sections and option.toml_key is not None:
+            kind = option.toml_kind or option.kind
+            sections[option.table][option.toml_key or key] = kind
+    return {**sections, "thresholds": None}
+
+
 # recipe section -> key -> kind ([thresholds]: every key a cosine)
-RECIPE_KEYS = {
-    "model": {
-        "preset": TEXT,
-        "random_weights": BOOLEAN,
-        "image_size": SIZE,
-        "name": TEXT,
-        "config": TABLE,
-    },
-    "export": {
-        key: EXPORT_OPTIONS[key]
-        for key in (
-            "modes", "targets", "float_layers", "pixels_in_graph",
-            "io_dtype", "min_cos", "out_features", "allow_flex",
-            "num_threads", "socs",
-        )
-    } | {"out": TEXT},
-    "calibration": {
-        "source": TEXT,
-        "max_images": COUNT,
-        "holdout_fraction": FRACTION,
-        "seed": SEED,
-    },
-    "thresholds": None,
-}  # fmt: skip
+RECIPE_KEYS = _recipe_keys()
 
 
 def check(kind, value, key, where=""):
@@ -168,35 +247,108 @@ def check_thresholds(thresholds, where=""):
         check(COSINE, value, f"thresholds.{mode}", where)
 
 
-def check_export(arguments):
-    """Checks `export()`'s keyword arguments (None keeps a default)."""
-    from edge_backbones.export.foreign_model import is_foreign
-    from edge_backbones.models.backbone import Backbone
+def suggest(name, known):
+    """` (did you mean 'modes'?)` for the closest of `known`, or ""."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
-    model = arguments["model"]
-    if not (
-        isinstance(model, (str, os.PathLike, Backbone)) or is_foreign(model)
-    ):
+
+def check_names(given, known, what, where=""):
+    """UnknownOptionError for a name of `given` not in `known`, with the
+    closest known one as the fix."""
+    for name in given:
+        if name not in known:
+            raise UnknownOptionError(
+                f"{where}unknown {what} {name!r}{suggest(name, known)}; "
+                f"known: {sorted(known)}."
+            )
+
+
+def _group(cls, values):
+    """The option group `cls` of `values` (absent names: its defaults)."""
+    return cls(
+        **{
+            field.name: values[field.name]
+            for field in dataclasses.fields(cls)
+            if field.name in values
+        }
+    )
+
+
+def _default(key):
+    groups = (ModelOptions, ExportOptions, CalibrationOptions)
+    for field in (f for group in groups for f in dataclasses.fields(group)):
+        if field.name == key:
+            required = field.default is dataclasses.MISSING
+            return inspect.Parameter.empty if required else field.default
+    return None  # thresholds
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportJob:
+    """One export, as `export()`'s keywords or a TOML job give it."""
+
+    model: ModelOptions
+    export: ExportOptions
+    calibration: CalibrationOptions
+    thresholds: dict | None = None  # [thresholds]: mode -> min cosine
+
+    def replace(self, **values):
+        """This job with keyword options `values` changed (checked)."""
+        return job({**self.as_kwargs(), **values})
+
+    def as_kwargs(self):
+        """The `export()` keyword arguments of this job."""
+        values = {"thresholds": self.thresholds}
+        for group in (self.model, self.export, self.calibration):
+            values.update(
+                {
+                    f.name: getattr(group, f.name)
+                    for f in dataclasses.fields(group)
+                }
+            )
+        return values
+
+
+def job(values, where=""):
+    """The ExportJob of `export()` keyword arguments `values` (a dict).
+
+    Every name must be an option (UnknownOptionError suggests the closest
+    one) and every value of its type (InputError); None keeps a default.
+    """
+    check_names(values, OPTIONS, "export option", where)
+    if "model" not in values:
         raise InputError(
-            f"model = {model!r} ({type(model).__name__}) is not a preset "
-            "name, a checkpoint folder, a Backbone or a Keras / tf-keras "
-            'model; give e.g. model = "mit_b0".'
+            f"{where}no model: give a preset name, a checkpoint folder or a"
+            ' model, e.g. model = "mit_b0".'
         )
-    calibration = arguments["calibration"]
-    if not (
-        calibration is None
-        or isinstance(calibration, (str, os.PathLike))
-        or hasattr(calibration, "arrays")
-    ):
-        raise InputError(
-            f"calibration = {calibration!r} ({type(calibration).__name__}) "
-            "is not a folder of photos or a CalibrationSet; give e.g. "
-            'calibration = "calibration/".'
-        )
-    for key, kind in EXPORT_OPTIONS.items():
-        if arguments[key] is None:
+    for key, value in values.items():
+        if value is None and key != "model":
             continue
-        if kind is THRESHOLDS:
-            check_thresholds(arguments[key])
+        if OPTIONS[key].kind is THRESHOLDS:
+            check_thresholds(value, where)
         else:
-            check(kind, arguments[key], key)
+            check(OPTIONS[key].kind, value, key, where)
+    given = {k: v for k, v in values.items() if v is not None or k == "model"}
+    return ExportJob(
+        model=_group(ModelOptions, given),
+        export=_group(ExportOptions, given),
+        calibration=_group(CalibrationOptions, given),
+        thresholds=values.get("thresholds"),
+    )
+
+
+def signature():
+    """`export()`'s signature: every option, keyword, with its default."""
+    return inspect.Signature(
+        [
+            inspect.Parameter(
+                key,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD
+                if key == "model"
+                else inspect.Parameter.KEYWORD_ONLY,
+                default=_default(key),
+            )
+            for key in OPTIONS
+        ]
+    )

@@ -1,11 +1,19 @@
 """`export(...)`: one call from a backbone to verified .tflite artifacts.
 
-For each requested mode or target recipe: convert (SavedModel ->
-TFLiteConverter, builtins only), run the artifact with the runtime's
-`EdgeModel` on held-out photos, compare every level with the Keras float
-model, and only if it passes its fidelity threshold write it (atomically)
-with our metadata embedded and as a sidecar JSON. Progress goes to stderr;
-each artifact ends with one line: mode, path, size, time, fidelity.
+A pipeline of stages:
+- `plan_export`: every option and name checked, the model built and the
+  photos split, before any conversion (an `ExportPlan`);
+- `_prepare`: the serving graph, its float reference outputs and the
+  converters (a `Workbench`);
+- per mode or target (`modes.Plan`): `_convert` (SavedModel ->
+  TFLiteConverter, builtins only) -> `_check_graph` (the scheme's device
+  checks) -> `_verify` (the runtime's `EdgeModel` on held-out photos,
+  every level against the Keras float model, below the gate nothing is
+  written) -> write, atomically, with our metadata embedded and as a
+  sidecar JSON;
+- with `min_cos`, `_select` times the candidates and keeps the fastest.
+Progress goes to stderr; each artifact ends with one line: mode, path,
+size, time, fidelity.
 """
 
 import contextlib
@@ -25,25 +33,24 @@ from edge_backbones.errors import (
     WeightsNotFoundError,
     require,
 )
-from edge_backbones.export import (
-    gpu_check,
-    memory,
-    options,
-    tflite_metadata,
-    verify,
-)
+from edge_backbones.export import gpu_check, memory, tflite_metadata, verify
+from edge_backbones.export import modes as modes_lib
+from edge_backbones.export import options as options_lib
 from edge_backbones.export import recipes as recipes_lib
 from edge_backbones.export import workspace as workspace_lib
 from edge_backbones.export.convert import Converter, gpu_compatibility
 from edge_backbones.text import megabytes, split_commas
 
-__all__ = ["ArtifactRecord", "export", "parse_image_size", "load_backbone"]
-
-# held-out images used to verify when the caller gives no number
-DEFAULT_HOLDOUT_FRACTION = 0.25
-DEFAULT_MAX_IMAGES = 32
-# what `min_cos` chooses among when no modes or targets are given
-SELECTION_CANDIDATES = ("fp32", "fp16", "int8", "int8_mixed", "cpu")
+__all__ = [
+    "ArtifactRecord",
+    "ExportPlan",
+    "Workbench",
+    "export",
+    "export_job",
+    "load_backbone",
+    "parse_image_size",
+    "plan_export",
+]
 
 
 @dataclasses.dataclass
@@ -103,21 +110,21 @@ def parse_image_size(value):
     return height, width
 
 
-def _check_options(thresholds, io_dtype):
+def _check_options(job):
     """InputError for a threshold of no mode or an I/O type of no plan."""
     from edge_backbones.export.convert import INT8_IO_DTYPES
 
-    unknown = sorted(set(thresholds or {}) - set(verify.DEFAULT_MIN_COSINE))
+    gates = modes_lib.default_min_cosine()
+    unknown = sorted(set(job.thresholds or {}) - set(gates))
     if unknown:
         raise InputError(
             f"thresholds name no mode or target: {unknown}; use "
-            f"{sorted(verify.DEFAULT_MIN_COSINE)} (e.g. --threshold "
-            "int8=0.98)."
+            f"{sorted(gates)} (e.g. --threshold int8=0.98)."
         )
-    if io_dtype not in INT8_IO_DTYPES:
+    if job.export.io_dtype not in INT8_IO_DTYPES:
         raise InputError(
-            f"io_dtype={io_dtype!r} is not an integer I/O type; int8_io and "
-            f"npu take {list(INT8_IO_DTYPES)} (--io-dtype)."
+            f"io_dtype={job.export.io_dtype!r} is not an integer I/O type; "
+            f"int8_io and npu take {list(INT8_IO_DTYPES)} (--io-dtype)."
         )
 
 
@@ -163,7 +170,13 @@ def load_backbone(
         keras.utils.set_random_seed(seed)
     if image_size is not None:
         kwargs["image_shape"] = (*image_size, 3)
-    model = os.fspath(model)
+    return _load_preset(os.fspath(model), random_weights, kwargs)
+
+
+def _load_preset(model, random_weights, kwargs):
+    """(backbone, name, weights) of a preset name or checkpoint folder."""
+    from edge_backbones.models.backbone import Backbone
+
     if os.path.isdir(model):
         name = os.path.basename(os.path.normpath(model))
         weights = "random" if random_weights else os.path.abspath(model)
@@ -297,61 +310,46 @@ def _json_safe(value):
     return str(value)
 
 
-def export(
-    model,
-    image_size=None,
-    modes=None,
-    targets=(),
-    calibration=None,
-    out="artifacts",
-    random_weights=False,
-    thresholds=None,
-    min_cos=None,
-    float_layers=(),
-    pixels_in_graph=False,
-    io_dtype="int8",
-    out_features=None,
-    max_images=DEFAULT_MAX_IMAGES,
-    holdout_fraction=DEFAULT_HOLDOUT_FRACTION,
-    seed=0,
-    allow_flex=False,
-    num_threads=2,
-    bench_runs=20,
-    layer_report=False,
-    name=None,
-    config=None,
-    socs=None,
-):
+def export(model, **options):
     """Exports `model` in each of `modes` and `targets`; verified artifacts.
 
     Args:
         model: a preset name ("mit_b0"), a checkpoint folder, a Backbone,
             or a model of your own (see `foreign_model.ForeignModel`): any
             Keras 3 or tf-keras model, a .keras/.h5 file, a SavedModel.
+        **options: keyword options, each checked against
+            `options.OPTIONS` before any work (an unknown name is an
+            UnknownOptionError naming the closest one); `inspect.signature
+            (export)` lists them with their defaults:
         image_size: 512, "384x640" or (384, 640): the fixed input size.
             Default: the preset's natural size (`mit_b0` 224, SAM 1024; see
             `Backbone.natural_input_size`), 512 for anything else.
-        modes: any of fp32, fp16, dynamic, int8, int8_io, int16x8 (a list
-            or "fp32,int8"). Default: fp32, or with `min_cos` and no
-            targets, `SELECTION_CANDIDATES`.
-        targets: recipes per device: cpu (XNNPACK), npu, gpu (see
-            `recipes.TARGETS`).
+        modes: names of the mode registry (`modes.toml`): fp32, fp16,
+            dynamic, int8, int8_io, int16x8, int8_mixed (a list or
+            "fp32,int8"). Default: fp32, or with `min_cos` and no targets,
+            the registry's `select` list.
+        targets: recipes per device: cpu (XNNPACK), npu, gpu.
         calibration: a folder of photos (or a CalibrationSet); one part
             calibrates, a held-out part (`holdout_fraction`) verifies.
         out: the folder for `<name>_<H>x<W>_<mode>.tflite` + `.json`.
         random_weights: build the architecture with random weights (a preset
             whose weights are not on disk fails without it).
-        thresholds: {mode: minimum cosine} over `verify.DEFAULT_MIN_COSINE`.
+        thresholds: {mode: minimum cosine} over the registry's gates.
         min_cos: pick one artifact: every candidate (modes + targets) is
             verified against this cosine and timed on this device with the
-            runtime benchmark; the fastest that passes is kept, the others
-            are discarded, and a table says why.
+            runtime benchmark (`bench_runs` runs); the fastest that passes
+            is kept, the others are discarded, and a table says why.
         float_layers: node names (or parts of them) kept in float in every
-            int8 artifact (see `quant_debug.layer_report`).
+            int8 artifact (see `quant_debug.layer_report`); the metadata's
+            `scheme.float_layers` records them and the nodes they matched.
         pixels_in_graph: the model takes raw 0-255 RGB; normalization runs
             in the graph (uint8 input for int8_io / npu).
         io_dtype: int8 or uint8, the I/O type of int8_io / npu artifacts.
+        out_features: the pyramid levels to export (default: all).
+        max_images: calibrate on at most this many photos.
         seed: seeds the calibration split/sample and random weights.
+        allow_flex: allow select-TF (Flex) ops (edge runtimes lack them).
+        num_threads: interpreter threads for verification and timing.
         layer_report: before exporting, rank the layers by int8 error
             (QuantizationDebugger on the held-out images); the table goes to
             stderr and every row to `<out>/<name>_<H>x<W>_layers.csv`.
@@ -367,144 +365,31 @@ def export(
         FidelityError (after writing the others) if any artifact fell below
         its threshold; nothing is left where a failed artifact belongs.
     """
-    options.check_export(locals())  # first: the arguments as given
-    started = time.perf_counter()
-    if image_size is None:
-        from edge_backbones.models.backbone import Backbone
+    return export_job(options_lib.job({"model": model, **options}))
 
-        image_size = Backbone.natural_input_size(model)
-    size = parse_image_size(image_size)
-    _check_options(thresholds, io_dtype)
-    if modes is None and not targets:
-        modes = SELECTION_CANDIDATES if min_cos is not None else ("fp32",)
-    plans = recipes_lib.resolve_plans(modes, targets)
-    npu_socs = _npu_socs(socs, [p.mode for p in plans], min_cos)
-    memory.check_input(size)
-    workspace_lib.prepare_out(out)  # a file or read-only `out` fails here
-    backbone, model_name, weights = load_backbone(
-        model, random_weights, size, config, seed
-    )
-    model_name = name or model_name
-    memory.check_backbone(backbone, size)
-    stems = [recipes_lib.artifact_stem(model_name, size, p.mode) for p in plans]
-    _check_destinations(out, stems)
-    # "a,b" as in the CLI, never a string iterated character by character
-    float_layers = split_commas(float_layers)
-    if out_features is not None:
-        out_features = split_commas(out_features)
-        levels = [info.name for info in backbone.feature_info]
-        unknown = [n for n in out_features if n not in levels]
-        if unknown or not out_features:
-            raise InputError(
-                f"out_features={out_features} names unknown level(s) "
-                f"{unknown}; {model_name} has {levels} (e.g. "
-                f"--out-features {','.join(levels[-2:])})."
-            )
-    gates = {**verify.DEFAULT_MIN_COSINE, **(thresholds or {})}
-    preprocessing = _preprocessing(backbone, pixels_in_graph)
-    needs_calibration = any(p.calibrated for p in plans)
-    calib = _calibration_set(calibration, seed, holdout_fraction, max_images)
-    if calib is None and needs_calibration:
-        raise CalibrationError(
-            f"{[p.mode for p in plans if p.calibrated]} quantize "
-            "activations and need calibration photos; got calibration=None."
-            " Pass calibration='calibration/' (--calibration DIR)."
-        )
-    holdout = _holdout(calib, preprocessing, size)
-    holdout_source = (
-        os.fspath(calib.source)
-        if calib is not None and hasattr(calib, "source")
-        else "synthetic: no calibration photos were given"
-    )
+
+# help(), IDEs and inspect see every option of the table, with its default
+export.__signature__ = options_lib.signature()
+
+
+def export_job(job):
+    """Runs one `options.ExportJob`: plan, then per artifact convert ->
+    verify -> write (or, with `min_cos`, select the fastest)."""
+    started = time.perf_counter()
+    plan = plan_export(job)
     _log(
-        f"export: {model_name} ({type(backbone).__name__}, weights: "
-        f"{weights}) at {size[0]}x{size[1]}; {len(holdout)} held-out "
-        f"images verify {[p.mode for p in plans]}"
+        f"export: {plan.name} ({type(plan.backbone).__name__}, weights: "
+        f"{plan.weights}) at {plan.size[0]}x{plan.size[1]}; "
+        f"{len(plan.holdout)} held-out images verify "
+        f"{[p.mode for p in plan.plans]}"
     )
     # every file is staged in a locked `.export-<pid>-*` folder in `out`
-    with workspace_lib.workspace(out) as work:
-        serving = _serving(backbone, size, out_features, preprocessing)
-        reference = _reference(serving, holdout)
-        from edge_backbones.export.graph import write_saved_model
-
-        saved = write_saved_model(serving, os.path.join(work, "saved_model"))
-        dataset = None
-        if needs_calibration or (layer_report and calib is not None):
-            arrays = list(calib.arrays("calibration", preprocessing, size))
-            _log(f"calibration: {len(arrays)} images")
-            dataset = _representative_dataset(arrays, preprocessing, _log)
-        converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
-        # one integer-form graph per softmax form the plans ask for
-        integer_converters = {
-            softmax: _integer_converter(
-                serving, work, dataset, allow_flex, softmax
-            )
-            for softmax in {p.integer_softmax for p in plans}
-            if any(p.integer_layer_norm for p in plans)
-        }
-        if layer_report:  # the graph the full-int8 artifacts convert
-            _report_layers(
-                next(iter(integer_converters.values()), converter),
-                holdout,
-                out,
-                recipes_lib.artifact_stem(model_name, size),
-            )
-        float_nodes = ()
-        if float_layers:
-            from edge_backbones.export.quant_debug import match_nodes
-
-            float_nodes = match_nodes(converter.fp32(), float_layers)
-        base_metadata = {
-            "schema": tflite_metadata.SCHEMA,
-            "model": {
-                "name": model_name,
-                "class_name": type(backbone).__name__,
-                "config": _json_safe(backbone.get_config()),
-                "weights": weights,
-                "params": int(backbone.count_params()),
-            },
-        }
-        selecting = min_cos is not None
-        records, failures = [], []
-        for plan in plans:
-            gate = min_cos if selecting else gates[plan.mode]
-            stem = recipes_lib.artifact_stem(model_name, size, plan.mode)
-            final = os.path.join(work if selecting else out, stem + ".tflite")
-            plan_converter = (
-                integer_converters[plan.integer_softmax]
-                if plan.integer_layer_norm
-                else converter
-            )
-            try:
-                record = _export_one(
-                    plan, plan_converter, holdout, reference, preprocessing,
-                    backbone, base_metadata, gate, final, work, num_threads,
-                    io_dtype, float_nodes, holdout_source,
-                )  # fmt: skip
-            except ExportError as exc:  # FidelityError is one
-                if not selecting and not isinstance(exc, FidelityError):
-                    raise
-                # choosing: a candidate whose graph is refused (or that
-                # fails to convert) loses, and the others still compete
-                if selecting and getattr(exc, "fidelity", None):
-                    name, worst = verify.worst(exc.fidelity)
-                    _log(
-                        f"{plan.mode:<8} rejected: cosine "
-                        f"{worst['cosine']:.4f} ({name}) < {gate}"
-                    )
-                elif selecting:
-                    _log(f"{plan.mode:<8} rejected: {exc}")
-                else:
-                    _log(f"{plan.mode:<8} FAILED: {exc}")
-                failures.append((plan.mode, exc))
-                continue
-            records.append(record)
-            _log(record.summary())
-        if selecting:
-            return _select(
-                records, failures, min_cos, out, num_threads, bench_runs, work
-            )
-        records += _compile_npu(records, npu_socs, holdout, reference, gates)
+    with workspace_lib.workspace(job.export.out) as work:
+        workbench = _prepare(plan, work)
+        records, failures = _export_all(plan, workbench)
+        if plan.selecting:
+            return _select(plan, workbench, records, failures)
+        records += _compile_npu(plan, workbench, records)
         if failures:
             raise FidelityError(
                 " | ".join(str(exc) for _, exc in failures)
@@ -513,6 +398,402 @@ def export(
             )
         _log(f"export: done in {time.perf_counter() - started:.1f} s")
         return records
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportPlan:
+    """An export with everything checked: what `plan_export` returns."""
+
+    job: options_lib.ExportJob
+    size: tuple  # (height, width)
+    plans: tuple  # modes.Plan per artifact
+    socs: list  # SoCs the npu artifact is compiled for
+    backbone: object
+    name: str  # the artifacts' name stem
+    weights: str  # where the weights came from
+    out_features: list | None
+    float_layers: list  # patterns of node names kept in float
+    gates: dict  # mode -> minimum cosine
+    preprocessing: dict
+    calibration: object  # a CalibrationSet or None
+    holdout: list  # float32 (H, W, 3) arrays that verify
+    holdout_source: str
+
+    @property
+    def selecting(self):
+        return self.job.export.min_cos is not None
+
+    def stem(self, mode=None):
+        return recipes_lib.artifact_stem(self.name, self.size, mode)
+
+
+def plan_export(job):
+    """Checks everything before any conversion; an ExportPlan.
+
+    The order is the cheap checks first (sizes, names, the output folder)
+    and the model and photos after, so a typo fails in a second.
+    """
+    exp = job.export
+    size = parse_image_size(_image_size(job.model))
+    _check_options(job)
+    modes = exp.modes
+    if modes is None and not exp.targets:
+        selecting = exp.min_cos is not None
+        modes = modes_lib.selection_candidates() if selecting else ("fp32",)
+    plans = tuple(modes_lib.resolve_plans(modes, exp.targets))
+    socs = _npu_socs(exp.socs, [p.mode for p in plans], exp.min_cos)
+    memory.check_input(size)
+    workspace_lib.prepare_out(exp.out)  # a file or read-only `out` fails here
+    backbone, name, weights = load_backbone(
+        job.model.model,
+        job.model.random_weights,
+        size,
+        job.model.config,
+        job.calibration.seed,
+    )
+    name = job.model.name or name
+    memory.check_backbone(backbone, size)
+    stems = [recipes_lib.artifact_stem(name, size, p.mode) for p in plans]
+    _check_destinations(exp.out, stems)
+    preprocessing = _preprocessing(backbone, exp.pixels_in_graph)
+    calib = _calibration(job, plans)
+    return ExportPlan(
+        job=job,
+        size=size,
+        plans=plans,
+        socs=socs,
+        backbone=backbone,
+        name=name,
+        weights=weights,
+        # "a,b" as in the CLI, never a string iterated character by character
+        out_features=_out_features(exp.out_features, backbone, name),
+        float_layers=split_commas(exp.float_layers),
+        gates={**modes_lib.default_min_cosine(), **(job.thresholds or {})},
+        preprocessing=preprocessing,
+        calibration=calib,
+        holdout=_holdout(calib, preprocessing, size),
+        holdout_source=(
+            os.fspath(calib.source)
+            if calib is not None and hasattr(calib, "source")
+            else "synthetic: no calibration photos were given"
+        ),
+    )
+
+
+def _image_size(model_options):
+    """The size asked for, else the preset's natural one (`mit_b0` 224,
+    SAM 1024; see `Backbone.natural_input_size`), else 512."""
+    if model_options.image_size is not None:
+        return model_options.image_size
+    from edge_backbones.models.backbone import Backbone
+
+    return Backbone.natural_input_size(model_options.model)
+
+
+def _out_features(out_features, backbone, name):
+    """The levels to export (None: all), each one the backbone has."""
+    if out_features is None:
+        return None
+    out_features = split_commas(out_features)
+    levels = [info.name for info in backbone.feature_info]
+    unknown = [n for n in out_features if n not in levels]
+    if unknown or not out_features:
+        raise InputError(
+            f"out_features={out_features} names unknown level(s) "
+            f"{unknown}; {name} has {levels} (e.g. "
+            f"--out-features {','.join(levels[-2:])})."
+        )
+    return out_features
+
+
+def _calibration(job, plans):
+    """The CalibrationSet (None without photos); CalibrationError if a
+    plan needs photos and none were given."""
+    options = job.calibration
+    calib = _calibration_set(
+        options.calibration,
+        options.seed,
+        options.holdout_fraction,
+        options.max_images,
+    )
+    if calib is None and any(p.needs_calibration for p in plans):
+        raise CalibrationError(
+            f"{[p.mode for p in plans if p.needs_calibration]} quantize "
+            "activations and need calibration photos; got calibration=None."
+            " Pass calibration='calibration/' (--calibration DIR)."
+        )
+    return calib
+
+
+@dataclasses.dataclass(frozen=True)
+class Workbench:
+    """What every artifact of one export converts from and verifies on."""
+
+    work: str  # the locked work folder
+    reference: dict  # level -> the Keras float outputs on the held-out set
+    converter: Converter  # the plain graph
+    # full int8: softmax flag -> the graph traced in integer form
+    integer_converters: dict
+    float_nodes: tuple  # nodes `float_layers` matched in the float graph
+    base_metadata: dict  # the model's block, shared by every artifact
+
+    def converter_for(self, plan):
+        if plan.integer_layer_norm:
+            return self.integer_converters[plan.integer_softmax]
+        return self.converter
+
+
+def _prepare(plan, work):
+    """Serving graph, float reference and converters (a Workbench)."""
+    from edge_backbones.export.graph import write_saved_model
+
+    serving = _serving(
+        plan.backbone, plan.size, plan.out_features, plan.preprocessing
+    )
+    reference = _reference(serving, plan.holdout)
+    saved = write_saved_model(serving, os.path.join(work, "saved_model"))
+    dataset = _dataset(plan)
+    allow_flex = plan.job.export.allow_flex
+    converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
+    # one integer-form graph per softmax form the plans ask for
+    integer_converters = {
+        p.integer_softmax: _integer_converter(
+            serving, work, dataset, allow_flex, p.integer_softmax
+        )
+        for p in plan.plans
+        if p.integer_layer_norm
+    }
+    if plan.job.export.layer_report:  # the graph full int8 converts
+        _report_layers(
+            next(iter(integer_converters.values()), converter),
+            plan.holdout,
+            plan.job.export.out,
+            plan.stem(),
+        )
+    float_nodes = ()
+    if plan.float_layers:
+        from edge_backbones.export.quant_debug import match_nodes
+
+        float_nodes = tuple(match_nodes(converter.fp32(), plan.float_layers))
+    return Workbench(
+        work=work,
+        reference=reference,
+        converter=converter,
+        integer_converters=integer_converters,
+        float_nodes=float_nodes,
+        base_metadata=_model_metadata(plan),
+    )
+
+
+def _dataset(plan):
+    """The representative dataset, or None if nothing calibrates."""
+    needs = any(p.needs_calibration for p in plan.plans)
+    report = plan.job.export.layer_report and plan.calibration is not None
+    if not (needs or report):
+        return None
+    arrays = list(
+        plan.calibration.arrays("calibration", plan.preprocessing, plan.size)
+    )
+    _log(f"calibration: {len(arrays)} images")
+    return _representative_dataset(arrays, plan.preprocessing, _log)
+
+
+def _model_metadata(plan):
+    backbone = plan.backbone
+    return {
+        "schema": tflite_metadata.SCHEMA,
+        "model": {
+            "name": plan.name,
+            "class_name": type(backbone).__name__,
+            "config": _json_safe(backbone.get_config()),
+            "weights": plan.weights,
+            "params": int(backbone.count_params()),
+        },
+    }
+
+
+def _export_all(plan, workbench):
+    """([ArtifactRecord], [(mode, error)]): every plan converted, verified
+    and written (into the work folder while selecting)."""
+    records, failures = [], []
+    for mode_plan in plan.plans:
+        try:
+            record = _export_one(plan, workbench, mode_plan)
+        except ExportError as exc:  # FidelityError is one
+            if not plan.selecting and not isinstance(exc, FidelityError):
+                raise
+            _log_rejection(plan, mode_plan, exc)
+            failures.append((mode_plan.mode, exc))
+            continue
+        records.append(record)
+        _log(record.summary())
+    return records, failures
+
+
+def _log_rejection(plan, mode_plan, exc):
+    # choosing: a candidate whose graph is refused (or that fails to
+    # convert) loses, and the others still compete
+    if plan.selecting and getattr(exc, "fidelity", None):
+        name, worst = verify.worst(exc.fidelity)
+        _log(
+            f"{mode_plan.mode:<8} rejected: cosine {worst['cosine']:.4f} "
+            f"({name}) < {plan.job.export.min_cos}"
+        )
+    elif plan.selecting:
+        _log(f"{mode_plan.mode:<8} rejected: {exc}")
+    else:
+        _log(f"{mode_plan.mode:<8} FAILED: {exc}")
+
+
+def _export_one(plan, workbench, mode_plan):
+    """convert -> verify -> write one artifact; its ArtifactRecord."""
+    started = time.perf_counter()
+    exp = plan.job.export
+    gate = exp.min_cos if plan.selecting else plan.gates[mode_plan.mode]
+    folder = workbench.work if plan.selecting else exp.out
+    final = os.path.join(folder, plan.stem(mode_plan.mode) + ".tflite")
+    content, float_layers = _convert(plan, workbench, mode_plan)
+    graph = _check_graph(plan, mode_plan, content)
+    verified = _verify(plan, workbench, mode_plan, content, gate, final)
+    verified["graph"] = {**graph, **verified["graph"]}
+    verified["scheme"] = {**mode_plan.as_metadata(), **float_layers}
+    metadata = _artifact_metadata(plan, workbench, mode_plan, verified, gate)
+    size_bytes = tflite_metadata.write_artifact(
+        final, content, metadata, workbench.work
+    )
+    return ArtifactRecord(
+        mode=mode_plan.mode,
+        path=final,
+        size_bytes=size_bytes,
+        seconds=time.perf_counter() - started,
+        fidelity=verified["fidelity"],
+        metadata=metadata,
+    )
+
+
+def _convert(plan, workbench, mode_plan):
+    """(.tflite bytes, the metadata's record of the nodes kept float).
+
+    That record: `float_layers` (what --float-layers asked for and the
+    graph nodes it matched) and `float_layer_type_nodes` (the nodes of the
+    scheme's float layer types); both apply to int8 schemes only.
+    """
+    _log(f"{mode_plan.mode}: converting ({mode_plan.description})")
+    workspace_lib.crash_point("converting")
+    converter = workbench.converter_for(mode_plan)
+    kind = mode_plan.converter
+    applied = {"matched_nodes": [], "type_nodes": []}
+    if kind in ("fp32", "fp16", "int16x8"):
+        content = getattr(converter, kind)()
+    elif kind == "dynamic":
+        content = converter.dynamic(mode_plan.float_weight_ops)
+    else:
+        applied["matched_nodes"] = list(workbench.float_nodes)
+        if mode_plan.float_layer_types:
+            from edge_backbones.export.quant_debug import layer_type_nodes
+
+            applied["type_nodes"] = layer_type_nodes(
+                converter.fp32(), plan.backbone, mode_plan.float_layer_types
+            )
+        float_nodes = applied["matched_nodes"] + [
+            n for n in applied["type_nodes"] if n not in workbench.float_nodes
+        ]
+        content = converter.int8(
+            io_dtype=plan.job.export.io_dtype
+            if mode_plan.integer_io
+            else "float32",
+            float_ops=mode_plan.float_ops,
+            float_nodes=float_nodes,
+            ranges=mode_plan.ranges,
+        )
+    return content, {
+        "float_layers": {
+            "requested": list(plan.float_layers),
+            "matched_nodes": applied["matched_nodes"],
+        },
+        "float_layer_type_nodes": list(applied["type_nodes"]),
+    }
+
+
+def _check_graph(plan, mode_plan, content):
+    """The metadata's graph block; ExportError if the graph breaks the
+    plan's device checks."""
+    graph = tflite_metadata.graph_summary(content)
+    if hasattr(plan.backbone, "graph_notes"):  # a foreign_model.ForeignModel
+        graph["foreign_model"] = plan.backbone.graph_notes(
+            mode_plan, content, _log
+        )
+    compatible, warnings = gpu_compatibility(content)
+    graph["gpu_compatible"] = compatible
+    modes_lib.check_graph(mode_plan, content, compatible, warnings)
+    return graph
+
+
+def _verify(plan, workbench, mode_plan, content, gate, final):
+    """Runs the candidate on the held-out images; FidelityError below
+    `gate`. Returns its fidelity, I/O specs, `verified_on` and GPU run."""
+    candidate = os.path.join(
+        workbench.work, f"candidate_{mode_plan.mode}.tflite"
+    )
+    with open(candidate, "wb") as f:
+        f.write(content)
+    _log(f"{mode_plan.mode}: verifying on {len(plan.holdout)} held-out images")
+    workspace_lib.crash_point("verifying")
+    threads = plan.job.export.num_threads
+    runtime_model, outputs = _run_tflite(candidate, plan.holdout, threads)
+    fidelity = verify.compare(workbench.reference, outputs)
+    what = os.path.basename(final)
+    verify.check(fidelity, gate, mode_plan.mode, what)
+    graph = {}
+    if mode_plan.require_gpu_compatible:
+        _log(f"{mode_plan.mode}: checking on LiteRT's GPU accelerator")
+        graph["gpu_run"] = gpu_check.run_on_gpu(
+            candidate,
+            plan.holdout,
+            workbench.reference,
+            gate,
+            mode_plan.mode,
+            what,
+            threads,
+        )
+        _log(f"{mode_plan.mode}: GPU check: {graph['gpu_run']['status']}")
+    input_meta, output_meta = _io_metadata(
+        runtime_model, plan.backbone, plan.preprocessing
+    )
+    from edge_backbones.runtime.parity import verified_on
+
+    on = verified_on(runtime_model)
+    del runtime_model
+    os.unlink(candidate)
+    return {
+        "fidelity": fidelity,
+        "input": input_meta,
+        "outputs": output_meta,
+        "verified_on": on,
+        "graph": graph,
+    }
+
+
+def _artifact_metadata(plan, workbench, mode_plan, verified, gate):
+    return {
+        **workbench.base_metadata,
+        "mode": mode_plan.mode,
+        "recipe": mode_plan.target,
+        **({"recipe_reason": mode_plan.reason} if mode_plan.reason else {}),
+        # the full resolved scheme: numerics, settings, float layers
+        "scheme": verified["scheme"],
+        "input": verified["input"],
+        "outputs": verified["outputs"],
+        "fidelity": {
+            **verified["fidelity"],
+            "min_cosine": gate,
+            "holdout": plan.holdout_source,
+        },
+        "verified_on": verified["verified_on"],
+        "graph": verified["graph"],
+        "versions": tflite_metadata.versions(),
+        "created": tflite_metadata.utc_now(),
+    }
 
 
 def _npu_socs(socs, modes, min_cos):
@@ -528,9 +809,9 @@ def _npu_socs(socs, modes, min_cos):
     return check_socs(socs, modes)
 
 
-def _compile_npu(records, socs, holdout, reference, gates):
-    """ArtifactRecords of the npu artifact compiled for each of `socs`."""
-    if not socs:
+def _compile_npu(plan, workbench, records):
+    """ArtifactRecords of the npu artifact compiled for each SoC."""
+    if not plan.socs:
         return []
     from edge_backbones.npu.export_gate import compile_verified
 
@@ -538,7 +819,12 @@ def _compile_npu(records, socs, holdout, reference, gates):
     for source in [r for r in records if r.mode == "npu"]:
         started = time.perf_counter()
         for path, fidelity, metadata in compile_verified(
-            source, socs, holdout, reference, gates["npu"], _log
+            source,
+            plan.socs,
+            plan.holdout,
+            workbench.reference,
+            plan.gates["npu"],
+            _log,
         ):
             compiled.append(
                 ArtifactRecord(
@@ -639,115 +925,50 @@ def _reference(serving, holdout):
     }
 
 
-def _convert(plan, converter, io_dtype, float_nodes, backbone):
-    if plan.base == "fp32":
-        return converter.fp32()
-    if plan.base == "fp16":
-        return converter.fp16()
-    if plan.base == "dynamic":
-        return converter.dynamic(plan.float_weight_ops)
-    if plan.base == "int16x8":
-        return converter.int16x8()
-    if plan.float_layer_types:
-        from edge_backbones.export.quant_debug import layer_type_nodes
-
-        extra = layer_type_nodes(
-            converter.fp32(), backbone, plan.float_layer_types
-        )
-        float_nodes = [
-            *float_nodes,
-            *(n for n in extra if n not in float_nodes),
-        ]
-    return converter.int8(
-        io_dtype=io_dtype if plan.integer_io else "float32",
-        float_ops=plan.float_ops,
-        float_nodes=float_nodes,
-        ranges=plan.ranges,
-    )
-
-
-def _export_one(
-    plan, converter, holdout, reference, preprocessing, backbone,
-    base_metadata, gate, final, work, num_threads, io_dtype, float_nodes,
-    holdout_source,
-):  # fmt: skip
-    started = time.perf_counter()
-    _log(f"{plan.mode}: converting ({plan.description})")
-    workspace_lib.crash_point("converting")
-    content = _convert(plan, converter, io_dtype, float_nodes, backbone)
-    graph = tflite_metadata.graph_summary(content)
-    if hasattr(backbone, "graph_notes"):  # a foreign_model.ForeignModel
-        graph["foreign_model"] = backbone.graph_notes(plan, content, _log)
-    compatible, warnings = gpu_compatibility(content)
-    graph["gpu_compatible"] = compatible
-    recipes_lib.check_graph(plan, content, compatible, warnings)
-    candidate = os.path.join(work, f"candidate_{plan.mode}.tflite")
-    with open(candidate, "wb") as f:
-        f.write(content)
-    _log(f"{plan.mode}: verifying on {len(holdout)} held-out images")
-    workspace_lib.crash_point("verifying")
-    runtime_model, outputs = _run_tflite(candidate, holdout, num_threads)
-    fidelity = verify.compare(reference, outputs)
-    verify.check(fidelity, gate, plan.mode, os.path.basename(final))
-    if plan.require_gpu_compatible:
-        _log(f"{plan.mode}: checking on LiteRT's GPU accelerator")
-        graph["gpu_run"] = gpu_check.run_on_gpu(
-            candidate, holdout, reference, gate, plan.mode,
-            os.path.basename(final), num_threads,
-        )  # fmt: skip
-        _log(f"{plan.mode}: GPU check: {graph['gpu_run']['status']}")
-    input_meta, output_meta = _io_metadata(
-        runtime_model, backbone, preprocessing
-    )
-    from edge_backbones.runtime.parity import verified_on
-
-    verified = verified_on(runtime_model)
-    del runtime_model
-    os.unlink(candidate)
-    metadata = {
-        **base_metadata,
-        "mode": plan.mode,
-        "recipe": plan.recipe,
-        **({"recipe_reason": plan.reason} if plan.reason else {}),
-        "input": input_meta,
-        "outputs": output_meta,
-        "fidelity": {
-            **fidelity,
-            "min_cosine": gate,
-            "holdout": holdout_source,
-        },
-        "verified_on": verified,
-        "graph": graph,
-        "versions": tflite_metadata.versions(),
-        "created": tflite_metadata.utc_now(),
-    }
-    size_bytes = tflite_metadata.write_artifact(final, content, metadata, work)
-    return ArtifactRecord(
-        mode=plan.mode,
-        path=final,
-        size_bytes=size_bytes,
-        seconds=time.perf_counter() - started,
-        fidelity=fidelity,
-        metadata=metadata,
-    )
-
-
-def _select(records, failures, min_cos, out, num_threads, runs, work):
+def _select(plan, workbench, records, failures):
     """Benchmarks the passing candidates; keeps the fastest one in `out`."""
     from edge_backbones.runtime.bench import benchmark
 
+    threads, runs = plan.job.export.num_threads, plan.job.export.bench_runs
+    min_cos = plan.job.export.min_cos
     for record in records:
-        _log(f"timing {record.mode} ({runs} runs, {num_threads} threads)")
-        result = benchmark(record.path, num_threads=num_threads, runs=runs)
+        _log(f"timing {record.mode} ({runs} runs, {threads} threads)")
+        result = benchmark(record.path, num_threads=threads, runs=runs)
         record.latency_ms = result["latency_ms"]["median"]
-    rows = [
-        ("mode", "cosine", "latency ms", "size MB", "verdict"),
-    ]
     best = min(records, key=lambda r: r.latency_ms, default=None)
+    rows, reasons = _selection_rows(records, failures, best, min_cos)
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        _log("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    if best is None:
+        # per-mode thresholds do not apply here: min_cos is every gate
+        raise FidelityError(
+            f"No candidate reached cosine {min_cos}: "
+            + " | ".join(reasons)
+            + ". Nothing was written. Lower --min-cos (min_cos), add "
+            "candidates (--modes / --target), or keep the lossy layers in "
+            "float (--float-layers, see --layer-report)."
+        )
+    final = os.path.join(plan.job.export.out, os.path.basename(best.path))
+    # the pair moves together, as write_artifact's does
+    sidecar = tflite_metadata.sidecar_path
+    workspace_lib.commit(
+        workbench.work,
+        [(sidecar(best.path), sidecar(final)), (best.path, final)],
+    )
+    best.path = final
+    _log(best.summary() + f"  {best.latency_ms:.1f} ms")
+    return [best]
+
+
+def _selection_rows(records, failures, best, min_cos):
+    """The table `--min-cos` prints (header first), and why each failed
+    candidate lost."""
+    rows = [("mode", "cosine", "latency ms", "size MB", "verdict")]
     for record in sorted(records, key=lambda r: r.latency_ms):
-        verdict = "KEPT: fastest" if record is best else (
-            f"slower than {best.mode}"
-        )  # fmt: skip
+        verdict = (
+            "KEPT: fastest" if record is best else f"slower than {best.mode}"
+        )
         rows.append(
             (
                 record.mode,
@@ -768,24 +989,4 @@ def _select(records, failures, min_cos, out, num_threads, runs, work):
             cosine, verdict = float("nan"), f"rejected: {reason}"
             reasons.append(f"{mode}: {exc}")
         rows.append((mode, f"{cosine:.4f}", "-", "-", verdict))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        _log("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    if best is None:
-        # per-mode thresholds do not apply here: min_cos is every gate
-        raise FidelityError(
-            f"No candidate reached cosine {min_cos}: "
-            + " | ".join(reasons)
-            + ". Nothing was written. Lower --min-cos (min_cos), add "
-            "candidates (--modes / --target), or keep the lossy layers in "
-            "float (--float-layers, see --layer-report)."
-        )
-    final = os.path.join(out, os.path.basename(best.path))
-    # the pair moves together, as write_artifact's does
-    sidecar = tflite_metadata.sidecar_path
-    workspace_lib.commit(
-        work, [(sidecar(best.path), sidecar(final)), (best.path, final)]
-    )
-    best.path = final
-    _log(best.summary() + f"  {best.latency_ms:.1f} ms")
-    return [best]
+    return rows, reasons

@@ -10,8 +10,9 @@ Both run on held-out photos (never used for calibration). Per level:
   real ones). Levels that are not exact carry no `exact` key;
 - `max_abs`: the largest absolute difference.
 
-Default minimum cosine per mode (the gate an artifact must pass; override
-per mode from the CLI, a recipe or `export(thresholds=...)`):
+Default minimum cosine per mode (the gate an artifact must pass, set in
+the mode registry `modes.toml`; override per mode from the CLI, a recipe
+or `export(thresholds=...)`), and why:
 - fp32 0.9999: the same maths in another order; anything lower is a bug.
 - fp16, gpu 0.999: float16 weights keep ~11 mantissa bits (relative error
   ~5e-4 per weight).
@@ -30,6 +31,7 @@ per mode from the CLI, a recipe or `export(thresholds=...)`):
 import numpy as np
 
 from edge_backbones.errors import FidelityError
+from edge_backbones.export.modes import default_min_cosine
 
 __all__ = [
     "DEFAULT_MIN_COSINE",
@@ -40,18 +42,8 @@ __all__ = [
     "worst",
 ]
 
-DEFAULT_MIN_COSINE = {
-    "fp32": 0.9999,
-    "fp16": 0.999,
-    "gpu": 0.999,
-    "dynamic": 0.99,
-    "int8": 0.98,
-    "int8_io": 0.98,
-    "int16x8": 0.999,
-    "int8_mixed": 0.99,
-    "cpu": 0.999,
-    "npu": 0.99,
-}
+# mode or target -> its gate, from the mode registry (modes.toml)
+DEFAULT_MIN_COSINE = default_min_cosine()
 
 
 def compare(reference, candidate):

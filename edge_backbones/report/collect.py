@@ -28,6 +28,7 @@ from edge_backbones.errors import (
     ModelFileError,
     ReportError,
 )
+from edge_backbones.export.modes import names as mode_names
 from edge_backbones.report.deployment import deployment_fields
 from edge_backbones.report.macs import count_macs
 from edge_backbones.report.records import (
@@ -54,12 +55,6 @@ __all__ = [
     "scan_artifacts",
 ]
 
-# fp32 first: the baseline the other modes of a model are compared with
-_MODE_ORDER = (
-    *("fp32", "fp16", "gpu", "dynamic", "int16x8", "cpu", "int8"),
-    *("int8_io", "npu"),
-)
-
 
 def _log(message):
     print(f"report: {message}", file=sys.stderr, flush=True)
@@ -68,7 +63,10 @@ def _log(message):
 def _order(artifact):
     meta = artifact["metadata"]
     mode = meta["mode"]
-    rank = _MODE_ORDER.index(mode) if mode in _MODE_ORDER else len(_MODE_ORDER)
+    # the mode registry's order: fp32 first, the baseline the other modes
+    # of a model are compared with
+    order = mode_names()
+    rank = order.index(mode) if mode in order else len(order)
     return (meta["model"]["name"], meta["input"]["shape"], rank, mode)
 
 

@@ -84,7 +84,7 @@ def test_converter_calibrates_the_branch_on_its_own_range(tmp_path):
         module, saved, signatures={"serving_default": module.__call__}
     )
     converter = Converter(saved, _dataset, log=lambda line: None)
-    ranges = _ranges(converter.calibrated())
+    ranges = _ranges(converter.calibrated_model())
     branch = [n for n in ranges if "Tensordot" in n and "MatMul" not in n]
     values = np.concatenate([(s @ _SMALL).ravel() for s in _SAMPLES])
     assert [ranges[n] for n in branch] == [

@@ -15,7 +15,7 @@ from edge_backbones.errors import (
     InputError,
     WeightsNotFoundError,
 )
-from edge_backbones.export import recipes, verify
+from edge_backbones.export import modes, verify
 from edge_backbones.export.graph import serving_model
 from edge_backbones.export.pipeline import export, parse_image_size
 from edge_backbones.runtime import gpu_probe
@@ -103,10 +103,43 @@ def test_fidelity_ordering_and_gates(exported):
     assert worst("cpu") > worst("int8_mixed")
     assert records["cpu"].metadata["recipe"] == "cpu"
     # the CPU check that chose the cpu recipe is recorded
-    assert records["cpu"].metadata["recipe_reason"] == (
-        recipes.cpu_plan().reason
-    )
+    assert records["cpu"].metadata["recipe_reason"] == (modes.cpu_plan().reason)
     assert records["int8_mixed"].metadata["recipe"] is None
+
+
+def test_metadata_records_the_resolved_scheme(exported):
+    records, _ = exported
+    schemes = {mode: r.metadata["scheme"] for mode, r in records.items()}
+    names = {mode: scheme["name"] for mode, scheme in schemes.items()}
+    assert names == {
+        "fp32": "fp32",
+        "int8": "wi8_ai8",
+        "int8_mixed": "wi8_ai8_mixed",
+        "int16x8": "wi8_ai16",
+        "cpu": modes.cpu_plan().scheme,
+        "npu": "wi8_ai8_io8",
+        "gpu": "wf16",
+    }
+    assert schemes["npu"]["io"] == "integer" and schemes["npu"]["checks"] == [
+        "forbid_float_handoffs", "forbid_float_tensors"
+    ]  # fmt: skip
+    assert schemes["gpu"]["checks"] == ["require_gpu_compatible"]
+    assert schemes["int8_mixed"]["float_ops"] == [
+        "BATCH_MATMUL", "SOFTMAX", "GELU", "ADD"
+    ]  # fmt: skip
+    assert "LayerNormalization" in schemes["int8_mixed"]["float_layer_types"]
+    assert schemes["cpu"]["kind"] == "target"
+    assert schemes["int8"]["kind"] == "mode" and schemes["int8"]["alias"] == (
+        "int8"
+    )
+    # no --float-layers: nothing asked, nothing matched
+    for scheme in schemes.values():
+        assert scheme["float_layers"] == {"requested": [], "matched_nodes": []}
+    # int8_mixed kept its layer norms' ops float, and says which; no other
+    # scheme has float layer types
+    type_nodes = schemes.pop("int8_mixed")["float_layer_type_nodes"]
+    assert type_nodes and all("norm" in node for node in type_nodes)
+    assert all(not s["float_layer_type_nodes"] for s in schemes.values())
 
 
 def test_gpu_recipe_is_checked_fp16(exported):
@@ -132,7 +165,7 @@ def test_cpu_target_is_fp16_weights_without_int8_dot_products(
     tiny_backbone, tmp_path, monkeypatch
 ):
     # an AVX2-only CPU: dynamic int8 would be slower than fp32 there
-    monkeypatch.setattr(recipes, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(modes, "cpu_flags", lambda: {"avx2", "fma"})
     (record,) = export(tiny_backbone, image_size=SIZE, targets="cpu",
                        out=tmp_path)  # fmt: skip
     assert "float16 weights" in record.metadata["recipe_reason"]
@@ -265,14 +298,14 @@ def test_min_cos_rejects_a_refused_graph_and_keeps_choosing(
     from edge_backbones.errors import ExportError
     from edge_backbones.export import pipeline
 
-    real_check = pipeline.recipes_lib.check_graph
+    real_check = pipeline.modes_lib.check_graph
 
     def refuse_gpu(plan, *args):
         if plan.mode == "gpu":
             raise ExportError("The gpu graph failed the GPU check.")
         return real_check(plan, *args)
 
-    monkeypatch.setattr(pipeline.recipes_lib, "check_graph", refuse_gpu)
+    monkeypatch.setattr(pipeline.modes_lib, "check_graph", refuse_gpu)
     records = export(
         tiny_backbone,
         image_size=SIZE,
@@ -386,6 +419,14 @@ def test_layer_report_and_float_layers(tiny_backbone, photos, tmp_path):
     # the named node runs in float: it is wrapped by (de)quantize ops
     hist = records[0].metadata["graph"]["op_histogram"]
     assert hist["DEQUANTIZE"] > 2
+    # and the metadata says so: the hand-tuned int8 artifact is told from
+    # a plain one by what was asked and the graph nodes it matched
+    scheme = records[0].metadata["scheme"]
+    assert scheme["name"] == "wi8_ai8" and scheme["alias"] == "int8"
+    requested = scheme["float_layers"]["requested"]
+    matched = scheme["float_layers"]["matched_nodes"]
+    assert requested == ["block1_1/MatMul_1"]
+    assert matched and all("block1_1/MatMul_1" in node for node in matched)
 
 
 def test_unknown_float_layer_is_an_error(tiny_backbone, tmp_path):

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from edge_backbones.errors import InputError
-from edge_backbones.export import recipes
+from edge_backbones.export import modes, recipes
 from edge_backbones.runtime.cpuinfo import cpu_flags
 
 
@@ -13,7 +13,7 @@ def test_resolve_plans():
     plans = recipes.resolve_plans("fp32,int8", ["cpu"])
     assert [p.mode for p in plans] == ["fp32", "int8", "cpu"]
     # cpu (dynamic int8 or fp16 weights): no calibration photos needed
-    assert [p.calibrated for p in plans] == [False, True, False]
+    assert [p.needs_calibration for p in plans] == [False, True, False]
     assert recipes.resolve_plans(["npu"], "npu")[0].integer_io
     with pytest.raises(InputError, match="int4"):
         recipes.resolve_plans("int4", ())
@@ -32,8 +32,8 @@ def test_resolve_plans():
     ],
 )
 def test_cpu_target_follows_the_int8_dot_product(flags, base, named):
-    plan = recipes.cpu_plan(flags)
-    assert (plan.mode, plan.recipe, plan.base) == ("cpu", "cpu", base)
+    plan = modes.cpu_plan(flags)
+    assert (plan.mode, plan.target, plan.converter) == ("cpu", "cpu", base)
     assert f"flags include {named} of" in plan.reason
     # fp16 weights keep every op's weights as they are
     assert plan.float_weight_ops == (
@@ -52,9 +52,9 @@ def test_cpu_flags_reads_x86_and_arm_cpuinfo(tmp_path):
 
 
 def test_cpu_target_without_cpuinfo_is_fp16(monkeypatch):
-    monkeypatch.setattr(recipes, "cpu_flags", lambda: None)
+    monkeypatch.setattr(modes, "cpu_flags", lambda: None)
     (plan,) = recipes.resolve_plans((), "cpu")
-    assert plan.base == "fp16"
+    assert plan.converter == "fp16"
     assert "unknown" in plan.reason
 
 

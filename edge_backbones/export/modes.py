@@ -1,0 +1,363 @@
+"""The mode registry (`modes.toml`): quantization schemes as data.
+
+A scheme is named by its numerics (`wi8_ai8`: int8 weights, int8
+activations) and says how to convert and what fidelity gate to pass. The
+names users type (`fp32`, `int8`, `cpu`, ...) are aliases of schemes in
+the same file, some adding a device's graph checks. Every list of modes
+in the package (`MODE_PLANS`, `TARGETS`, the gates, the `min_cos`
+candidates, the report's row order, the CLI's help) is derived from it,
+so a new entry in the file is a new mode everywhere.
+
+Light: TOML and dataclasses only (the report imports it on a device that
+has no TensorFlow).
+"""
+
+import dataclasses
+import functools
+import os
+import platform
+
+from edge_backbones.errors import ExportError, InputError
+from edge_backbones.runtime.cpuinfo import cpu_flags
+from edge_backbones.text import split_commas
+
+__all__ = [
+    "FAST_INT8_CPU_FLAGS",
+    "MODE_PLANS",
+    "TARGETS",
+    "Plan",
+    "Registry",
+    "REGISTRY_PATH",
+    "registry",
+    "load_registry",
+    "mode_plans",
+    "target_plans",
+    "names",
+    "default_min_cosine",
+    "selection_candidates",
+    "fast_int8_cpu_flags",
+    "cpu_plan",
+    "resolve_plans",
+    "check_graph",
+]
+
+REGISTRY_PATH = os.path.join(os.path.dirname(__file__), "modes.toml")
+# what each scheme may set (and its default); aliases may also set the
+# device checks, a description and a gate
+_SCHEME_KEYS = {
+    "description": "",
+    "converter": None,
+    "io": "float32",
+    "float_ops": (),
+    "float_layer_types": (),
+    "float_weight_ops": (),
+    "integer_layer_norm": False,
+    "integer_softmax": False,
+    "ranges": "minmax",
+    "min_cosine": None,
+}
+_CHECKS = (
+    "forbid_float_handoffs",
+    "forbid_float_tensors",
+    "require_gpu_compatible",
+)
+_ALIAS_KEYS = {"kind", "scheme", "description", "min_cosine", "by_cpu"}
+_CONVERTERS = ("fp32", "fp16", "dynamic", "int8", "int16x8")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """One user-facing name resolved to its scheme: how one artifact is
+    converted and what its graph must satisfy."""
+
+    mode: str  # the name used: the artifact's name and the metadata's "mode"
+    scheme: str  # the registry's scheme, named by its numerics
+    converter: str  # fp32 | fp16 | dynamic | int8 | int16x8
+    description: str
+    min_cosine: float
+    target: str | None = None  # cpu | npu | gpu for device targets
+    integer_io: bool = False
+    float_ops: tuple = ()
+    float_layer_types: tuple = ()
+    float_weight_ops: tuple = ()  # dynamic: ops whose weights stay float
+    forbid_float_handoffs: bool = False
+    forbid_float_tensors: bool = False
+    require_gpu_compatible: bool = False
+    reason: str = ""  # why this scheme (the cpu target's CPU check)
+    # trace layer norms as L2_NORMALIZATION (models.layers.
+    # integer_layer_norm): for graphs whose layer norms run in int8
+    integer_layer_norm: bool = False
+    # with integer_layer_norm: softmax as exp * rsqrt(sum)^2
+    # (models.layers.integer_softmax), calibrated instead of int8
+    # SOFTMAX's fixed 1/256 output scale
+    integer_softmax: bool = False
+    # activation ranges of the int8 modes (export.calibration_ranges)
+    ranges: str = "minmax"
+
+    @property
+    def needs_calibration(self):
+        """True if the converter quantizes activations from photos."""
+        return self.converter in ("int8", "int16x8")
+
+    def as_metadata(self):
+        """The resolved scheme, as the artifact's metadata records it."""
+        return {
+            "name": self.scheme,
+            "alias": self.mode,
+            "kind": "target" if self.target else "mode",
+            "converter": self.converter,
+            "io": "integer" if self.integer_io else "float32",
+            "float_ops": list(self.float_ops),
+            "float_layer_types": list(self.float_layer_types),
+            "float_weight_ops": list(self.float_weight_ops),
+            "integer_layer_norm": self.integer_layer_norm,
+            "integer_softmax": self.integer_softmax,
+            "ranges": self.ranges,
+            "checks": [c for c in _CHECKS if getattr(self, c)],
+        }
+
+
+def _fail(where, problem):
+    raise ExportError(
+        f"The mode registry (modes.toml): {where} {problem}. The package's "
+        f"own ({REGISTRY_PATH}) ships with it: reinstall edge_backbones, or "
+        "fix the edit."
+    )
+
+
+def _scheme_plan(name, table):
+    unknown = sorted(set(table) - set(_SCHEME_KEYS))
+    if unknown:
+        _fail(f"[schemes.{name}]", f"has unknown key(s) {unknown}")
+    fields = {**_SCHEME_KEYS, **table}
+    if fields["converter"] not in _CONVERTERS:
+        _fail(f"[schemes.{name}]", f"converter must be one of {_CONVERTERS}")
+    if fields["io"] not in ("float32", "integer"):
+        _fail(f"[schemes.{name}]", 'io must be "float32" or "integer"')
+    return Plan(
+        mode=name,
+        scheme=name,
+        converter=fields["converter"],
+        description=fields["description"],
+        min_cosine=fields["min_cosine"],
+        integer_io=fields["io"] == "integer",
+        float_ops=tuple(fields["float_ops"]),
+        float_layer_types=tuple(fields["float_layer_types"]),
+        float_weight_ops=tuple(fields["float_weight_ops"]),
+        integer_layer_norm=fields["integer_layer_norm"],
+        integer_softmax=fields["integer_softmax"],
+        ranges=fields["ranges"],
+    )
+
+
+def _alias_plan(name, table, schemes, scheme_name=None):
+    """The Plan of alias `name` over `scheme_name` (default: its own)."""
+    unknown = sorted(set(table) - _ALIAS_KEYS - set(_CHECKS))
+    if unknown:
+        _fail(f"[aliases.{name}]", f"has unknown key(s) {unknown}")
+    if table.get("kind") not in ("mode", "target"):
+        _fail(f"[aliases.{name}]", 'needs kind = "mode" or "target"')
+    scheme_name = scheme_name or table.get("scheme")
+    if scheme_name not in schemes:
+        _fail(f"[aliases.{name}]", f"names no scheme ({scheme_name!r})")
+    scheme = schemes[scheme_name]
+    gate = table.get("min_cosine", scheme.min_cosine)
+    if not (isinstance(gate, float) and 0 < gate <= 1):
+        _fail(f"[aliases.{name}]", f"has no min_cosine in (0, 1] ({gate!r})")
+    return dataclasses.replace(
+        scheme,
+        mode=name,
+        description=table.get("description", scheme.description),
+        min_cosine=gate,
+        target=name if table["kind"] == "target" else None,
+        **{check: table.get(check, False) for check in _CHECKS},
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Registry:
+    """The parsed registry: schemes, aliases (in report order), choices."""
+
+    schemes: dict  # scheme name -> Plan (mode = the scheme's name)
+    aliases: dict  # alias name -> Plan
+    tables: dict  # alias name -> its table as written (by_cpu: a choice)
+    select: tuple  # what min_cos chooses among by default
+
+
+def _parse(data):
+    schemes = {
+        name: _scheme_plan(name, table)
+        for name, table in data.get("schemes", {}).items()
+    }
+    tables = data.get("aliases", {})
+    aliases = {}
+    for name, table in tables.items():
+        choice = table.get("by_cpu")
+        for key in ("with_flags", "without_flags") if choice else ():
+            if choice.get(key) not in schemes:
+                _fail(f"[aliases.{name}.by_cpu]", f"{key} names no scheme")
+        default = choice["with_flags"] if choice else None
+        aliases[name] = _alias_plan(name, table, schemes, default)
+    select = tuple(data.get("select", ()))
+    unknown = sorted(set(select) - set(aliases))
+    if unknown:
+        _fail("select", f"names unknown aliases {unknown}")
+    return Registry(schemes, aliases, tables, select)
+
+
+def load_registry(path):
+    """The registry in the TOML file `path`, checked."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: tomli is a core dependency there
+        import tomli as tomllib
+
+    with open(path, "rb") as f:
+        return _parse(tomllib.load(f))
+
+
+@functools.cache
+def registry():
+    """The package's registry (`modes.toml`), parsed once."""
+    return load_registry(REGISTRY_PATH)
+
+
+def mode_plans():
+    """{name: Plan} of the aliases of kind "mode", in registry order."""
+    return {
+        name: plan
+        for name, plan in registry().aliases.items()
+        if plan.target is None
+    }
+
+
+def target_plans():
+    """{name: Plan} of the device targets, in registry order (cpu's plan
+    is the one for a CPU with int8 dot products: see `cpu_plan`)."""
+    return {
+        name: plan
+        for name, plan in registry().aliases.items()
+        if plan.target is not None
+    }
+
+
+def names():
+    """Every name a user can type, in report order (fp32 first)."""
+    return tuple(registry().aliases)
+
+
+def default_min_cosine():
+    """{name: its fidelity gate} for every mode and target."""
+    return {name: plan.min_cosine for name, plan in registry().aliases.items()}
+
+
+def selection_candidates():
+    """What `export(min_cos=...)` chooses among when given no modes."""
+    return registry().select
+
+
+def fast_int8_cpu_flags(name="cpu"):
+    """The /proc/cpuinfo flags that pick target `name`'s int8 scheme."""
+    return tuple(registry().tables[name]["by_cpu"]["flags"])
+
+
+def cpu_plan(flags=None, name="cpu"):
+    """Target `name`'s plan for a CPU with `flags` (default: this one).
+
+    The registry's `by_cpu` table picks its scheme: `with_flags` where the
+    CPU has one of `flags` (int8 dot products, for XNNPACK's dynamic int8
+    kernels), `without_flags` elsewhere; the plan's `reason` names the
+    flags that decided, for the metadata.
+    """
+    table = registry().tables[name]
+    wanted = table["by_cpu"]["flags"]
+    if flags is None:
+        flags = cpu_flags()
+    machine = platform.machine() or "unknown machine"
+    if flags is None:
+        found, known = [], "its flags are unknown (no /proc/cpuinfo)"
+    else:
+        found = sorted(set(flags) & set(wanted))
+        known = f"{machine} flags include " + ", ".join(found or ["none"])
+        known += f" of {list(wanted)}"
+    if found:
+        scheme = table["by_cpu"]["with_flags"]
+        reason = f"dynamic int8: the CPU has int8 dot products ({known})"
+    else:
+        scheme = table["by_cpu"]["without_flags"]
+        reason = (
+            "float16 weights: no int8 dot product on this CPU, where "
+            f"dynamic int8 runs slower than fp32 ({known})"
+        )
+    plan = _alias_plan(name, table, registry().schemes, scheme)
+    return dataclasses.replace(plan, reason=reason)
+
+
+def _plan(name):
+    if "by_cpu" in registry().tables[name]:
+        return cpu_plan(name=name)
+    return registry().aliases[name]
+
+
+def resolve_plans(modes, targets):
+    """The plans for `modes` + `targets` (lists or comma-separated)."""
+    aliases = registry().aliases
+    plans = []
+    for name in split_commas(modes):
+        if name not in aliases:
+            raise InputError(
+                f"Unknown mode {name!r}; modes are {list(mode_plans())} and "
+                f"targets are {list(target_plans())}."
+            )
+        plans.append(_plan(name))
+    for name in split_commas(targets):
+        if name not in target_plans():
+            raise InputError(
+                f"Unknown target {name!r}; targets are {list(target_plans())}."
+            )
+        plans.append(_plan(name))
+    unique = list(dict.fromkeys(plans))
+    if not unique:
+        raise InputError(
+            "Nothing to export: give modes (e.g. fp32,int8) and/or targets "
+            f"({', '.join(target_plans())})."
+        )
+    return unique
+
+
+def check_graph(plan, content, gpu_compatible, gpu_warnings):
+    """Raises ExportError if the converted graph breaks the plan's rules."""
+    from edge_backbones.runtime.model_file import read_model_file
+
+    parsed = read_model_file(content)
+    found = dict(parsed.op_histogram.items())
+    forbidden = parsed.float_handoffs if plan.forbid_float_handoffs else {}
+    if forbidden:
+        raise ExportError(
+            f"The {plan.mode} graph holds {forbidden}: each one hands the "
+            "tensor back to the CPU. Usually an op the quantizer could not "
+            "make integer; find it with --layer-report, or export the cpu "
+            "target instead."
+        )
+    if plan.forbid_float_tensors:
+        floats = sum(t in ("float32", "float16") for t in parsed.tensor_types)
+        if floats:
+            raise ExportError(
+                f"The {plan.mode} graph still has {floats} float tensor(s) "
+                f"(ops: {found}); an integer-only accelerator cannot run "
+                "them. Drop --float-layers for this target, or export cpu."
+            )
+    if plan.require_gpu_compatible and not gpu_compatible:
+        raise ExportError(
+            f"The {plan.mode} graph failed the TFLite Analyzer's GPU check: "
+            + ("; ".join(gpu_warnings[:5]) or "no verdict in its report")
+            + ". Export fp16 instead, or fix the listed ops."
+        )
+
+
+# the registry's lists, as constants for callers that read them once
+MODE_PLANS = mode_plans()  # name -> Plan, kind "mode"
+TARGETS = target_plans()  # name -> Plan, kind "target"
+# /proc/cpuinfo flags of int8 dot-product instructions XNNPACK's dynamic
+# int8 (QD8) kernels use (the cpu target's scheme choice)
+FAST_INT8_CPU_FLAGS = fast_int8_cpu_flags()
