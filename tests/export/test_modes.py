@@ -104,7 +104,11 @@ def test_registry_names_schemes_by_numerics():
     assert modes.resolve_plans("int16x8", ())[0].scheme == "wi8_ai16"
     assert modes.resolve_plans("dynamic", ())[0].scheme == "wi8_afp32"
     npu = registry.aliases["npu"]
-    assert npu.scheme == "wi8_ai8_io8" and npu.integer_io
+    assert npu.scheme == "wi8_ai8_io8_softmax8" and npu.integer_io
+    # the npu keeps int8 SOFTMAX (QNN's HTP leaves int8 EXP on the CPU);
+    # int8 / int8_io trace softmax in integer form
+    assert not npu.integer_softmax
+    assert registry.aliases["int8_io"].integer_softmax
     assert npu.forbid_float_tensors and npu.forbid_float_handoffs
     assert registry.aliases["gpu"].require_gpu_compatible
     # int8_mixed keeps the layer norms (every op in them) float
@@ -160,7 +164,8 @@ def test_the_signature_lists_every_option():
               options.CalibrationOptions]  # fmt: skip
     fields = [f.name for g in groups for f in dataclasses.fields(g)]
     assert sorted([*fields, "thresholds"]) == sorted(options.OPTIONS)
-    assert parameters["image_size"].default == 512
+    # None: the preset's natural size (test_natural_size)
+    assert parameters["image_size"].default is None
     # the package attribute stays callable after a submodule import
     import edge_backbones.export.modes  # noqa: F401
 

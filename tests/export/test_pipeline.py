@@ -117,7 +117,7 @@ def test_metadata_records_the_resolved_scheme(exported):
         "int8_mixed": "wi8_ai8_mixed",
         "int16x8": "wi8_ai16",
         "cpu": modes.cpu_plan().scheme,
-        "npu": "wi8_ai8_io8",
+        "npu": "wi8_ai8_io8_softmax8",
         "gpu": "wf16",
     }
     assert schemes["npu"]["io"] == "integer" and schemes["npu"]["checks"] == [
