@@ -18,6 +18,18 @@ def repo_root():
 
 
 @pytest.fixture(scope="session")
+def tiny_backbone():
+    """`tests.tiny.TinyBackbone` (dim 8, 32x32), seeded and named."""
+    import keras
+
+    from tests.tiny import TinyBackbone
+
+    keras.utils.set_random_seed(0)
+    # named, so artifact names do not depend on what Keras built before
+    return TinyBackbone(dim=8, name="tiny_backbone")
+
+
+@pytest.fixture(scope="session")
 def calibration_dir():
     """The real photos we ship in calibration/."""
     return REPO_ROOT / "calibration"

@@ -79,8 +79,8 @@ def test_stock_artifact_metadata_is_read_by_runtime_and_report(
     # written around a file our exporter did not make
     from edge_backbones.report.collect import scan_artifacts
     from edge_backbones.runtime import EdgeModel
-    from tests.export.tiny_backbone import TinyBackbone
     from tests.models.backbone_harness import float_tflite
+    from tests.tiny import TinyBackbone
 
     content = float_tflite(TinyBackbone(dim=8), (32, 32))
     args = targets._parser().parse_args(["--out", str(tmp_path)])

@@ -1,21 +1,11 @@
-"""Export fixtures: a tiny backbone and a folder of photos to calibrate on."""
+"""Export fixtures: a folder of photos to calibrate on (the tiny backbone
+is `tiny_backbone`, in tests/conftest.py)."""
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.export.tiny_backbone import TinyBackbone
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-@pytest.fixture(scope="session")
-def tiny_backbone():
-    import keras
-
-    keras.utils.set_random_seed(0)
-    # named, so artifact names do not depend on what Keras built before
-    return TinyBackbone(dim=8, name="tiny_backbone")
 
 
 @pytest.fixture(scope="session")

@@ -4,24 +4,14 @@ import json
 import os
 
 from edge_backbones.cli import main
-
-TINY_MIT = {
-    "depths": [1, 1],
-    "num_layers": 2,
-    "blockwise_num_heads": [1, 1],
-    "blockwise_sr_ratios": [2, 1],
-    "max_drop_path_rate": 0.0,
-    "patch_sizes": [7, 3],
-    "strides": [4, 2],
-    "hidden_dims": [8, 16],
-}
+from tests.tiny import TINY_MIT_TWO_STAGES
 
 
 def test_export_checkpoint_folder(tmp_path, capsys):
     from edge_backbones.models.mit import MiTBackbone
 
     folder = str(tmp_path / "tiny_mit")
-    MiTBackbone(**TINY_MIT).save_to_preset(folder)
+    MiTBackbone(**TINY_MIT_TWO_STAGES).save_to_preset(folder)
     out = tmp_path / "out"
     code = main(
         ["export", folder, "--image-size", "32x64", "--modes", "fp32,fp16",

@@ -9,18 +9,7 @@ import pytest
 from edge_backbones.export.pipeline import export
 from edge_backbones.models.mit import MiTBackbone
 from edge_backbones.runtime.edge_model import EdgeModel
-
-TINY_MIT = {
-    "depths": [1, 1],
-    "num_layers": 2,
-    "blockwise_num_heads": [1, 2],
-    "blockwise_sr_ratios": [2, 1],
-    "max_drop_path_rate": 0.0,
-    "patch_sizes": [7, 3],
-    "strides": [4, 2],
-    "hidden_dims": [16, 32],
-    "image_shape": (32, 32, 3),
-}
+from tests.tiny import TINY_MIT_TWO_STAGES_WIDE
 
 
 def _cosine(a, b):
@@ -31,8 +20,8 @@ def _cosine(a, b):
 @pytest.mark.parametrize("mode", ["int8", "int4"])
 def test_keras_quantized_backbone_exports(mode, tmp_path):
     keras.utils.set_random_seed(0)
-    float_model = MiTBackbone(**TINY_MIT)
-    quantized = MiTBackbone(**TINY_MIT)
+    float_model = MiTBackbone(**TINY_MIT_TWO_STAGES_WIDE)
+    quantized = MiTBackbone(**TINY_MIT_TWO_STAGES_WIDE)
     quantized.set_weights(float_model.get_weights())
     with warnings.catch_warnings():  # Keras lists layers it cannot quantize
         warnings.simplefilter("ignore")

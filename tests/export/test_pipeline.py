@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 
 import ai_edge_litert
 import numpy as np
@@ -15,12 +16,14 @@ from edge_backbones.errors import (
     InputError,
     WeightsNotFoundError,
 )
-from edge_backbones.export import modes, verify
+from edge_backbones.export import modes
 from edge_backbones.export.graph import serving_model
 from edge_backbones.export.pipeline import export, parse_image_size
 from edge_backbones.runtime import gpu_probe
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.model_file import read_model_file
+from edge_backbones.runtime.preprocess import preprocess
+from tests.tflite_ops import op_histogram, operators
 
 SIZE = (32, 48)  # non-square on purpose
 
@@ -76,9 +79,10 @@ def test_every_mode_written_with_metadata(exported):
             "runtime": f"litert {ai_edge_litert.__version__}",
             "delegate": "xnnpack",
         }
-        assert embedded["graph"]["op_count"] == sum(
-            embedded["graph"]["op_histogram"].values()
-        )
+        # the graph block agrees with LiteRT's own reading of the file
+        independent = op_histogram(record.path)
+        assert embedded["graph"]["op_histogram"] == independent
+        assert embedded["graph"]["op_count"] == sum(independent.values())
     # only artifacts and sidecars are left: no temp files, no SavedModel
     assert sorted(os.listdir(out)) == sorted(
         f"tiny_backbone_32x48_{m}.{ext}" for m in records
@@ -161,18 +165,6 @@ def test_gpu_recipe_is_checked_fp16(exported):
         }
 
 
-def test_cpu_target_is_fp16_weights_without_int8_dot_products(
-    tiny_backbone, tmp_path, monkeypatch
-):
-    # an AVX2-only CPU: dynamic int8 would be slower than fp32 there
-    monkeypatch.setattr(modes, "cpu_flags", lambda: {"avx2", "fma"})
-    (record,) = export(tiny_backbone, image_size=SIZE, targets="cpu",
-                       out=tmp_path)  # fmt: skip
-    assert "float16 weights" in record.metadata["recipe_reason"]
-    assert "float16" in read_model_file(record.path).tensor_types
-    assert verify.worst(record.fidelity)[1]["cosine"] >= 0.999
-
-
 def test_npu_is_integer_end_to_end(exported):
     records, _ = exported
     npu = read_model_file(records["npu"].path)
@@ -189,7 +181,52 @@ def test_npu_is_integer_end_to_end(exported):
     assert mixed["DEQUANTIZE"] > 2 * 4  # 4 layer norms + 4 matmuls ...
 
 
-def test_npu_takes_camera_pixels(tiny_backbone, photos, tmp_path):
+def test_int8_mixed_keeps_the_layer_norms_float(exported):
+    records, _ = exported
+    # the ops the converter names after the tiny backbone's norm1 / norm2
+    # layers (`serving_1/block1_1/norm1_1/Mean`): mean, centre, square,
+    # variance, + epsilon, rsqrt, scale in each of the 4 layer norms
+    in_norm = re.compile(r"/norm[12](_\d+)?/")
+    mixed = operators(records["int8_mixed"].path)
+    norm_ops = [op for op in mixed if in_norm.search(op.output)]
+    assert len(norm_ops) >= 4 * 6, [op.output for op in mixed]
+    assert {op.output_type for op in norm_ops} == {"FLOAT32"}, norm_ops
+    # while the convolutions and dense layers are int8
+    assert {
+        op.output_type
+        for op in mixed
+        if op.name in ("CONV_2D", "FULLY_CONNECTED")
+    } == {"INT8"}
+
+
+def _cosine(a, b):
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _check_in_graph_normalization(path, backbone, calibration_dir, minimum):
+    """The artifact fed raw camera pixels computes what the float Keras
+    model computes fed the package's own float preprocessing, on real
+    photos (the export's gate compares with the same pixel graph, so it
+    cannot see a wrong in-graph normalization)."""
+    model = EdgeModel(path, num_threads=1)
+    assert model.metadata["input"]["preprocessing"]["pixels_in_graph"]
+    float_model = serving_model(backbone, SIZE)  # float input
+    float_spec = {**backbone.preprocessing, "pixels_in_graph": False}
+    for photo in sorted(calibration_dir.glob("*.jpg"))[:3]:
+        pixels = model.preprocess(str(photo))
+        assert pixels.dtype == np.uint8
+        got = model(pixels)
+        x = preprocess(str(photo), float_spec, SIZE)[None]
+        expected = float_model(x, training=False)
+        for name, value in expected.items():
+            cosine = _cosine(got[name], value)
+            assert cosine >= minimum, (photo.name, name, cosine)
+
+
+def test_npu_takes_camera_pixels(
+    tiny_backbone, photos, calibration_dir, tmp_path
+):
     """uint8 RGB in, normalization in the graph, integer all the way."""
     (record,) = export(
         tiny_backbone,
@@ -212,6 +249,9 @@ def test_npu_takes_camera_pixels(tiny_backbone, photos, tmp_path):
     pixels = model.preprocess(str(photo))
     assert pixels.dtype == np.uint8
     assert model(pixels)["P2"].shape == (1, 4, 6, 16)
+    _check_in_graph_normalization(
+        record.path, tiny_backbone, calibration_dir, 0.99
+    )
 
 
 def test_runtime_reads_the_artifact(exported, photos):
@@ -254,7 +294,9 @@ def test_failed_gate_writes_nothing_and_keeps_the_good_one(
     )
 
 
-def test_pixels_in_graph_takes_raw_uint8(tiny_backbone, photos, tmp_path):
+def test_pixels_in_graph_takes_raw_uint8(
+    tiny_backbone, photos, calibration_dir, tmp_path
+):
     records = export(
         tiny_backbone,
         image_size=SIZE,
@@ -271,6 +313,9 @@ def test_pixels_in_graph_takes_raw_uint8(tiny_backbone, photos, tmp_path):
     # raw pixels map onto the input tensor exactly
     assert meta["quantization"]["scale"] == pytest.approx(1.0, abs=1e-6)
     assert meta["quantization"]["zero_point"] == 0
+    _check_in_graph_normalization(
+        records[0].path, tiny_backbone, calibration_dir, 0.95
+    )
 
 
 def test_min_cos_keeps_the_fastest_passing(tiny_backbone, photos, tmp_path):
@@ -471,14 +516,14 @@ def test_reference_matches_keras(tiny_backbone, exported):
 
 
 def test_preset_with_config_overrides_and_random_weights(tmp_path):
-    from tests.export.test_cli import TINY_MIT
+    from tests.tiny import TINY_MIT_TWO_STAGES
 
     records = export(
         "mit_b0",
         image_size="32x64",
         out=tmp_path,
         random_weights=True,
-        config=TINY_MIT,
+        config=TINY_MIT_TWO_STAGES,
         name="mit_tiny",
     )
     meta = records[0].metadata

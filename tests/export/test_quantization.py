@@ -9,19 +9,7 @@ import pytest
 
 from edge_backbones.export.pipeline import export
 from edge_backbones.runtime.model_file import read_model_file
-
-# SAM's layout (windowed + global attention, relative positions, neck with
-# LayerNorm2d) at toy widths; at 128 the 8x8 grid pads to one 14x14 window
-TINY_VITDET = {
-    "hidden_size": 48,
-    "num_layers": 2,
-    "intermediate_dim": 192,
-    "num_heads": 2,
-    "global_attention_layer_indices": [1],
-    "patch_size": 16,
-    "num_output_channels": 32,
-    "window_size": 14,
-}
+from tests.tiny import TINY_SAM
 
 
 def _export_vitdet(photos, out, **kwargs):
@@ -31,7 +19,7 @@ def _export_vitdet(photos, out, **kwargs):
         calibration=photos,
         out=out,
         random_weights=True,
-        config=TINY_VITDET,
+        config=TINY_SAM,
         name="vitdet_tiny",
         **kwargs,
     )
@@ -107,7 +95,7 @@ def vitdet_mixed(photos, tmp_path_factory):
         calibration=photos,
         out=tmp_path_factory.mktemp("vitdet_mixed"),
         random_weights=True,
-        config=TINY_VITDET,
+        config=TINY_SAM,
         thresholds={"int8_mixed": 0.5},  # the floor is asserted below
         name="vitdet_tiny",
     )

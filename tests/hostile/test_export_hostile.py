@@ -340,7 +340,7 @@ def previous(tmp_path_factory):
     """A good fp32 artifact of the tiny backbone (seed 0)."""
     import keras
 
-    from tests.export.tiny_backbone import TinyBackbone
+    from tests.tiny import TinyBackbone
 
     keras.utils.set_random_seed(0)
     out = tmp_path_factory.mktemp("previous")
@@ -401,7 +401,7 @@ KILLED_EXPORT = textwrap.dedent(
     """
     import sys
     import keras
-    from tests.export.tiny_backbone import TinyBackbone
+    from tests.tiny import TinyBackbone
     from edge_backbones.export.pipeline import export
 
     keras.utils.set_random_seed(1)  # other weights: another artifact
@@ -472,7 +472,7 @@ def test_killed_export_keeps_the_previous_artifact(point, previous, tmp_path):
 def test_next_export_cleans_a_killed_one(previous, tmp_path):
     import keras
 
-    from tests.export.tiny_backbone import TinyBackbone
+    from tests.tiny import TinyBackbone
 
     out = tmp_path / "out"
     before = _copy_previous(previous, out)

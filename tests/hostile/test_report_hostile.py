@@ -18,12 +18,14 @@ from edge_backbones.cli import main as cli_main
 from edge_backbones.errors import MetadataError, ReportError
 from edge_backbones.report import collect
 from edge_backbones.report.records import load_results
-from tests.hostile import tiny_artifacts as tiny
+from tests import tiny
 
 
 @pytest.fixture(scope="module")
 def contents(tmp_path_factory):
-    return tiny.convert_tiny(str(tmp_path_factory.mktemp("hostile_report")))
+    return tiny.convert_two_conv_all(
+        str(tmp_path_factory.mktemp("hostile_report"))
+    )
 
 
 def _good(folder, contents, name="tiny_fp32.tflite", mode="fp32"):

@@ -28,8 +28,8 @@ from edge_backbones.errors import (
 )
 from edge_backbones.runtime import EdgeModel
 from edge_backbones.runtime.model_file import read_model_file
-from tests.hostile import tiny_artifacts as tiny
-from tests.runtime.conftest import SIZE
+from tests import tiny
+from tests.tiny import SIZE
 
 # what a damaged file may raise, and words its message must contain
 _DAMAGE_ERRORS = {
@@ -42,7 +42,7 @@ _DAMAGE_ERRORS = {
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile_runtime")
-    contents = tiny.convert_tiny(str(folder))
+    contents = tiny.convert_two_conv_all(str(folder))
     paths = {"contents": contents}
     for key, dtype in (("f32", "float32"), ("int8", "int8"),
                        ("uint8", "uint8")):  # fmt: skip

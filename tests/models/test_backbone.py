@@ -1,11 +1,11 @@
-"""The Backbone base class, on a tiny two-level model defined here."""
+"""The Backbone base class, on `tests.tiny.TinyConvBackbone`."""
 
 import keras
 import numpy as np
 import pytest
 
 from edge_backbones.errors import CheckpointError, UnknownPresetError
-from edge_backbones.models.backbone import Backbone, FeatureInfo
+from edge_backbones.models.backbone import Backbone
 from edge_backbones.models.layers import (
     EdgeLayerNormalization,
     integer_layer_norm,
@@ -17,34 +17,7 @@ from tests.models.backbone_harness import (
     run_edge_graph_test,
     run_model_saving_test,
 )
-
-
-@keras.saving.register_keras_serializable(package="edge_backbones_tests")
-class TinyBackbone(Backbone):
-    def __init__(self, channels=8, image_shape=(None, None, 3), **kwargs):
-        images = keras.Input(image_shape)
-        p1 = keras.layers.Conv2D(channels, 3, strides=4, padding="same")(images)
-        p1 = EdgeLayerNormalization()(p1)
-        p2 = keras.layers.Conv2D(
-            2 * channels, 3, strides=2, padding="same", activation="gelu"
-        )(p1)
-        super().__init__(images, p2, **kwargs)
-        self._set_pyramid(
-            {"P1": p1, "P2": p2},
-            [
-                FeatureInfo("P1", channels, 4),
-                FeatureInfo("P2", 2 * channels, 8),
-            ],
-        )
-        self.channels = channels
-        self.image_shape = image_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "channels": self.channels,
-            "image_shape": self.image_shape,
-        }
+from tests.tiny import TinyConvBackbone
 
 
 def test_layer_norm_matches_keras():
@@ -90,7 +63,7 @@ def test_integer_softmax_form_is_the_same_maths():
 
 def test_pyramid_contract():
     x = np.ones((2, 32, 48, 3), "float32")
-    backbone, _ = run_backbone_test(TinyBackbone, {"channels": 4}, x)
+    backbone, _ = run_backbone_test(TinyConvBackbone, {"channels": 4}, x)
     assert [i.as_dict() for i in backbone.feature_info] == [
         {"name": "P1", "channels": 4, "stride": 4},
         {"name": "P2", "channels": 8, "stride": 8},
@@ -98,7 +71,7 @@ def test_pyramid_contract():
 
 
 def test_level_selection_errors_name_the_levels():
-    backbone = TinyBackbone()
+    backbone = TinyConvBackbone()
     assert backbone.select_features(out_indices=[-1]) == ["P2"]
     assert backbone.select_features([0], ["P1"]) == ["P1"]
     with pytest.raises(ValueError, match=r"levels 0..1"):
@@ -111,17 +84,23 @@ def test_level_selection_errors_name_the_levels():
 
 def test_saving(tmp_path):
     x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype("float32")
-    run_model_saving_test(TinyBackbone, {"channels": 4}, x, tmp_path)
+    run_model_saving_test(TinyConvBackbone, {"channels": 4}, x, tmp_path)
 
 
 def test_edge_graph(tmp_path):
-    model_file = run_edge_graph_test(TinyBackbone(), (32, 48), tmp_path)
+    model_file = run_edge_graph_test(TinyConvBackbone(), (32, 48), tmp_path)
     assert model_file.op_histogram["CONV_2D"] == 2
 
 
 def test_unknown_preset_suggests_close_names():
-    with pytest.raises(UnknownPresetError, match="Unknown preset 'tiny_b0'"):
-        TinyBackbone.from_preset("tiny_b0")
+    with pytest.raises(UnknownPresetError) as info:
+        TinyConvBackbone.from_preset("mit_b00")
+    assert "Unknown preset 'mit_b00'" in str(info.value)
+    assert "Did you mean 'mit_b0'?" in str(info.value)
+    # nothing close: no guess, the known names
+    with pytest.raises(UnknownPresetError, match="Known presets") as info:
+        TinyConvBackbone.from_preset("tiny_b0")
+    assert "Did you mean" not in str(info.value)
 
 
 def test_folder_without_config_is_a_clear_error(tmp_path):

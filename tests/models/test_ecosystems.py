@@ -14,20 +14,19 @@ from edge_backbones.errors import (
 )
 from edge_backbones.models.mit import MiTBackbone
 from edge_backbones.models.vit_det import ViTDetBackbone
-from tests.models.test_mit_backbone import TINY as MIT_TINY
-from tests.models.test_vit_det_backbone import TINY as VIT_DET_TINY
+from tests.tiny import TINY_MIT, TINY_VITDET
 
 # keras-hub >= 0.18 spells five MiT arguments differently
 KERAS_HUB_018 = {
-    "layerwise_depths": MIT_TINY["depths"],
+    "layerwise_depths": TINY_MIT["depths"],
     "num_layers": 4,
-    "layerwise_num_heads": MIT_TINY["blockwise_num_heads"],
-    "layerwise_sr_ratios": MIT_TINY["blockwise_sr_ratios"],
+    "layerwise_num_heads": TINY_MIT["blockwise_num_heads"],
+    "layerwise_sr_ratios": TINY_MIT["blockwise_sr_ratios"],
     "max_drop_path_rate": 0.1,
-    "layerwise_patch_sizes": MIT_TINY["patch_sizes"],
-    "layerwise_strides": MIT_TINY["strides"],
-    "image_shape": MIT_TINY["image_shape"],
-    "hidden_dims": MIT_TINY["hidden_dims"],
+    "layerwise_patch_sizes": TINY_MIT["patch_sizes"],
+    "layerwise_strides": TINY_MIT["strides"],
+    "image_shape": TINY_MIT["image_shape"],
+    "hidden_dims": TINY_MIT["hidden_dims"],
 }
 
 
@@ -48,7 +47,7 @@ def _cosine(a, b):
 
 
 def test_keras_hub_018_names_build_the_same_model():
-    old = MiTBackbone(**MIT_TINY, name="mit")
+    old = MiTBackbone(**TINY_MIT, name="mit")
     new = MiTBackbone(**KERAS_HUB_018, name="mit")
     # one canonical set: the 0.17 names
     assert new.get_config() == old.get_config()
@@ -59,16 +58,16 @@ def test_keras_hub_018_names_build_the_same_model():
 
 
 def test_configs_with_either_spelling_round_trip():
-    reference = MiTBackbone(**MIT_TINY).get_config()
-    for config in (KERAS_HUB_018, MIT_TINY):
+    reference = MiTBackbone(**TINY_MIT).get_config()
+    for config in (KERAS_HUB_018, TINY_MIT):
         restored = MiTBackbone.from_config(dict(config))
-        assert restored.get_config()["depths"] == MIT_TINY["depths"]
+        assert restored.get_config()["depths"] == TINY_MIT["depths"]
         assert restored.get_config() == {**reference, "name": restored.name}
 
 
 def test_both_spellings_of_one_argument_is_an_error():
     with pytest.raises(InputError, match="layerwise_strides"):
-        MiTBackbone(**{**MIT_TINY, "layerwise_strides": [4, 2, 2, 2]})
+        MiTBackbone(**{**TINY_MIT, "layerwise_strides": [4, 2, 2, 2]})
     missing = {
         k: v for k, v in KERAS_HUB_018.items() if k != "layerwise_depths"
     }
@@ -81,7 +80,7 @@ def test_both_spellings_of_one_argument_is_an_error():
 
 @pytest.fixture(scope="module")
 def mit():
-    return MiTBackbone(**MIT_TINY)
+    return MiTBackbone(**TINY_MIT)
 
 
 @pytest.mark.parametrize(
@@ -120,8 +119,8 @@ def test_valid_selections_and_our_default(mit):
 @pytest.mark.parametrize(
     "cls, config, shape",
     [
-        (MiTBackbone, MIT_TINY, (1, 64, 96, 3)),
-        (ViTDetBackbone, VIT_DET_TINY, (1, 32, 32, 3)),
+        (MiTBackbone, TINY_MIT, (1, 64, 96, 3)),
+        (ViTDetBackbone, TINY_VITDET, (1, 32, 32, 3)),
     ],
 )
 def test_mixed_float16_reaches_every_layer(cls, config, shape):
@@ -160,7 +159,7 @@ def test_layer_norm_statistics_in_float32_under_float16():
 def test_global_dtype_policy_is_followed():
     keras.config.set_dtype_policy("mixed_float16")
     try:
-        backbone = MiTBackbone(**MIT_TINY)
+        backbone = MiTBackbone(**TINY_MIT)
     finally:
         keras.config.set_dtype_policy("float32")
     dense = [
@@ -187,9 +186,9 @@ def _dense_layers(model):
 @pytest.mark.parametrize(
     "cls, config, shape, mode, min_cosine",
     [
-        (MiTBackbone, MIT_TINY, (1, 64, 96, 3), "int8", 0.99),
-        (MiTBackbone, MIT_TINY, (1, 64, 96, 3), "int4", 0.9),
-        (ViTDetBackbone, VIT_DET_TINY, (1, 32, 32, 3), "int8", 0.99),
+        (MiTBackbone, TINY_MIT, (1, 64, 96, 3), "int8", 0.99),
+        (MiTBackbone, TINY_MIT, (1, 64, 96, 3), "int4", 0.9),
+        (ViTDetBackbone, TINY_VITDET, (1, 32, 32, 3), "int8", 0.99),
     ],
 )
 def test_quantize_reaches_every_dense_layer(
@@ -225,7 +224,7 @@ def test_dtype_policy_map_quantizes_the_named_layers():
     policy["stage2_block1_attention/query"] = keras.dtype_policies.get(
         "int8_from_float32"
     )
-    backbone = MiTBackbone(**MIT_TINY, dtype=policy)
+    backbone = MiTBackbone(**TINY_MIT, dtype=policy)
     quantized = sorted(
         d.path for d in _dense_layers(backbone) if d.quantization_mode
     )
@@ -269,8 +268,8 @@ def test_model_on_backbone_inputs_does_not_warn(mit):
 @pytest.mark.parametrize(
     "cls, config, size",
     [
-        (MiTBackbone, {**MIT_TINY, "image_shape": (32, 32, 3)}, (32, 32)),
-        (ViTDetBackbone, VIT_DET_TINY, (32, 32)),
+        (MiTBackbone, {**TINY_MIT, "image_shape": (32, 32, 3)}, (32, 32)),
+        (ViTDetBackbone, TINY_VITDET, (32, 32)),
     ],
 )
 def test_keras_export_litert_and_saved_model(cls, config, size, tmp_path):

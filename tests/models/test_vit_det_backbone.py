@@ -11,20 +11,7 @@ from tests.models.backbone_harness import (
     run_edge_graph_test,
     run_model_saving_test,
 )
-
-# Windowed blocks 0 and 2 (window 3 on a 4x5 or 6x10 grid: padded), global
-# block 1; position tables stored for 4x4 tokens, so other inputs resize them.
-TINY = {
-    "hidden_size": 16,
-    "num_layers": 3,
-    "intermediate_dim": 32,
-    "num_heads": 2,
-    "global_attention_layer_indices": [1],
-    "image_shape": (32, 32, 3),
-    "patch_size": 8,
-    "num_output_channels": 8,
-    "window_size": 3,
-}
+from tests.tiny import TINY_VITDET
 
 
 def _randomized(backbone, seed=0):
@@ -56,7 +43,7 @@ def test_keras_hub_docstring_example():
 
 def test_pyramid_contract_non_square():
     x = np.random.default_rng(0).normal(size=(2, 48, 80, 3)).astype("float32")
-    backbone, features = run_backbone_test(ViTDetBackbone, TINY, x)
+    backbone, features = run_backbone_test(ViTDetBackbone, TINY_VITDET, x)
     assert [i.as_dict() for i in backbone.feature_info] == [
         {"name": "P3", "channels": 8, "stride": 8}
     ]
@@ -96,19 +83,19 @@ def test_large_preset_params(preset, published):
 
 def test_saving(tmp_path):
     x = np.random.default_rng(1).normal(size=(1, 40, 56, 3)).astype("float32")
-    run_model_saving_test(ViTDetBackbone, TINY, x, tmp_path)
+    run_model_saving_test(ViTDetBackbone, TINY_VITDET, x, tmp_path)
 
 
 def test_edge_graph_non_square(tmp_path):
-    backbone = _randomized(ViTDetBackbone(**TINY))
+    backbone = _randomized(ViTDetBackbone(**TINY_VITDET))
     # 40x56 -> 5x7 tokens: abs and global relative tables are resized and
     # the windowed blocks pad 5x7 to 6x9.
     model_file = run_edge_graph_test(backbone, (40, 56), tmp_path)
     histogram = model_file.op_histogram
     resizes = [op for op in histogram if "RESIZE" in op]
     assert not resizes, histogram
-    assert histogram["GELU"] == TINY["num_layers"], histogram
-    assert histogram["SOFTMAX"] == TINY["num_layers"], histogram
+    assert histogram["GELU"] == TINY_VITDET["num_layers"], histogram
+    assert histogram["SOFTMAX"] == TINY_VITDET["num_layers"], histogram
 
 
 @pytest.mark.large
@@ -133,5 +120,5 @@ def test_presets_without_weights(tmp_path, monkeypatch):
     )
     with pytest.raises(WeightsNotFoundError, match="sam-vit-base"):
         ViTDetBackbone.from_preset("sam_vit_base")
-    with pytest.raises(UnknownPresetError, match="sam_vit_base"):
+    with pytest.raises(UnknownPresetError, match="Did you mean 'sam_vit_base'"):
         ViTDetBackbone.from_preset("sam_vit_bas")

@@ -26,7 +26,7 @@ def tiny_npu(tmp_path_factory, calibration_dir):
     import keras
 
     from edge_backbones.export.pipeline import export
-    from tests.export.tiny_backbone import TinyBackbone
+    from tests.tiny import TinyBackbone
 
     keras.utils.set_random_seed(0)
     out = tmp_path_factory.mktemp("tiny_npu")

@@ -1,18 +1,12 @@
 """Tiny exported models and report results shared by the report tests.
 
 The artifacts are real exports (`edge_backbones.export`) of a four-stage
-MiT with 8-16 channels at 64x64, so timing them takes milliseconds.
+MiT (tests/tiny.py: `TINY_MIT_64`), so timing them takes milliseconds.
 """
 
 import pytest
 
-TINY_MIT = {
-    "depths": [1, 1, 1, 1],
-    "hidden_dims": [8, 16, 16, 16],
-    "blockwise_num_heads": [1, 1, 1, 1],
-    "blockwise_sr_ratios": [4, 2, 1, 1],
-    "image_shape": [64, 64, 3],
-}
+from tests.tiny import TINY_MIT_64
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +15,7 @@ def tiny_artifacts(tmp_path_factory):
     import edge_backbones
     from edge_backbones.models.backbone import Backbone
 
-    backbone = Backbone.from_preset("mit_b0", load_weights=False, **TINY_MIT)
+    backbone = Backbone.from_preset("mit_b0", load_weights=False, **TINY_MIT_64)
     folder = tmp_path_factory.mktemp("artifacts")
     edge_backbones.export(
         backbone,

@@ -12,7 +12,7 @@ from edge_backbones.report.merge import merge_results
 from edge_backbones.report.records import load_results
 from edge_backbones.report.render import render_csv, render_markdown
 from edge_backbones.runtime import gpu_probe
-from tests.report.conftest import TINY_MIT
+from tests.tiny import TINY_MIT_64
 
 _DEVICE = "SwiftShader Device (Subzero) (software Vulkan)"
 
@@ -73,7 +73,7 @@ def test_report_times_gpu_artifacts_on_the_gpu(tmp_path):
     from edge_backbones.models.backbone import Backbone
     from edge_backbones.report.collect import collect_artifacts
 
-    backbone = Backbone.from_preset("mit_b0", load_weights=False, **TINY_MIT)
+    backbone = Backbone.from_preset("mit_b0", load_weights=False, **TINY_MIT_64)
     artifacts = tmp_path / "artifacts"
     edge_backbones.export(
         backbone, image_size=64, targets="gpu", out=str(artifacts),

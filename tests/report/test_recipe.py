@@ -7,8 +7,7 @@ from edge_backbones.report import collect
 from edge_backbones.report.merge import load_and_merge
 from edge_backbones.report.recipe import load_exports
 from edge_backbones.report.records import load_results
-
-from .conftest import TINY_MIT
+from tests.tiny import TINY_MIT_64
 
 
 def _toml_value(value):
@@ -17,7 +16,7 @@ def _toml_value(value):
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _write_recipe(folder, config=TINY_MIT, random_weights=True):
+def _write_recipe(folder, config=TINY_MIT_64, random_weights=True):
     inline = ", ".join(f"{k} = {_toml_value(v)}" for k, v in config.items())
     recipe = folder / "tiny_report.toml"
     recipe.write_text(

@@ -96,25 +96,68 @@ def test_cli_errors_are_typed(tmp_path):
         _run_cli(["bench", "m.tflite", "--threads", "0"])
 
 
+class _DiskFillsMidWrite:
+    """A file object whose first write stores half the data, then fails as
+    a full disk does."""
+
+    def __init__(self, file):
+        self._file = file
+
+    def write(self, data):
+        self._file.write(data[: len(data) // 2])
+        self._file.flush()
+        raise OSError(28, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._file.__exit__(*exc)
+
+
+def _fill_disk_mid_write(monkeypatch):
+    """Every file opened for writing (by open or os.fdopen) fails half way
+    through its first write."""
+    import builtins
+
+    real_open, real_fdopen = builtins.open, os.fdopen
+
+    def writing(mode):
+        return any(flag in mode for flag in "wax+")
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        return _DiskFillsMidWrite(f) if writing(mode) else f
+
+    def fake_fdopen(fd, mode="r", *args, **kwargs):
+        f = real_fdopen(fd, mode, *args, **kwargs)
+        return _DiskFillsMidWrite(f) if writing(mode) else f
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(os, "fdopen", fake_fdopen)
+
+
 def test_cli_bench_json_is_replaced_whole_or_not_at_all(
     tiny, tmp_path, monkeypatch
 ):
     out = tmp_path / "bench.json"
     out.write_text('{"results": ["an earlier run"]}')
     model = str(tiny["paths"]["f32"])
-
-    def unserializable(*args, **kwargs):
-        # a result that cannot be written, as a full disk would leave it
-        return {"latency_ms": object()}
-
     monkeypatch.setattr(
-        "edge_backbones.runtime.bench.benchmark", unserializable
+        "edge_backbones.runtime.bench.benchmark",
+        lambda *args, **kwargs: {"latency_ms": {"median": 1.0}},
     )
     monkeypatch.setattr(
         "edge_backbones.runtime.bench.format_table", lambda results: ""
     )
-    with pytest.raises(TypeError):
+    # the disk fills while the new JSON is being written
+    _fill_disk_mid_write(monkeypatch)
+    with pytest.raises(InputError, match="No space left on device"):
         _run_cli(["bench", model, "--json", str(out)])
+    monkeypatch.undo()
     assert json.loads(out.read_text()) == {"results": ["an earlier run"]}
     assert os.listdir(tmp_path) == ["bench.json"]
 

@@ -17,10 +17,10 @@ from edge_backbones.errors import (
 from edge_backbones.runtime import DelegateFallbackWarning, EdgeModel
 from edge_backbones.runtime.delegates import delegation_summary
 from edge_backbones.runtime.preprocess import preprocess
-from tests.runtime.conftest import (
+from tests.runtime.conftest import gpu_fallback
+from tests.tiny import (
     PREPROCESSING,
     SIZE,
-    gpu_fallback,
     make_metadata,
     write_with_metadata,
 )
@@ -215,7 +215,7 @@ def test_metadata_that_disagrees_with_the_model(
 
 
 def test_malformed_metadata_json(tiny, tmp_path):
-    from tests.runtime.conftest import embed
+    from tests.tiny import embed
 
     path = tmp_path / "bad.tflite"
     path.write_bytes(embed(tiny["contents"]["f32"], b"{not json"))
