@@ -131,6 +131,21 @@ TINY_SAM = {
 }
 
 
+def save_tiny_sam_checkpoint(folder):
+    """A random Hugging Face SAM vision encoder at toy widths, saved as
+    safetensors in `folder` (needs the test extra: torch, transformers)."""
+    import transformers
+
+    vision = transformers.SamVisionConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        image_size=32, patch_size=8, window_size=2, global_attn_indexes=[1],
+        output_channels=8, mlp_dim=48,
+    )  # fmt: skip
+    transformers.SamVisionModel(vision).save_pretrained(
+        folder, safe_serialization=True
+    )
+
+
 # --- Keras backbones --------------------------------------------------------
 class _TinyBlock(keras.layers.Layer):
     def __init__(self, dim, **kwargs):

@@ -10,18 +10,9 @@ from edge_backbones.models.backbone import DEFAULT_INPUT_SIZE, Backbone
 from edge_backbones.models.mit import MiTBackbone
 from edge_backbones.models.mit.mit_presets import PREPROCESSING
 from edge_backbones.report.recipe import expected_stems
+from tests.tiny import TINY_MIT_TWO_STAGES as TINY_MIT
 
 TINY_PRESET = "tiny_mit_natural_size"
-TINY_MIT = {
-    "depths": [1, 1],
-    "num_layers": 2,
-    "blockwise_num_heads": [1, 1],
-    "blockwise_sr_ratios": [2, 1],
-    "max_drop_path_rate": 0.0,
-    "patch_sizes": [3, 3],
-    "strides": [4, 2],
-    "hidden_dims": [8, 8],
-}
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from edge_backbones.export.cli import _thresholds
 from edge_backbones.export.pipeline import export
 from edge_backbones.models.backbone import Backbone
 from tests.conftest import REPO_ROOT
+from tests.tiny import save_tiny_sam_checkpoint
 
 STEM = "tiny_32x32_fp32"
 
@@ -300,17 +301,10 @@ def test_checkpoint_tensor_of_the_wrong_rank(tmp_path):
 
 def test_sam_tensor_of_the_wrong_rank(tmp_path):
     pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from safetensors.numpy import load_file, save_file
 
-    vision = transformers.SamVisionConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        image_size=32, patch_size=8, window_size=2, global_attn_indexes=[1],
-        output_channels=8, mlp_dim=48,
-    )  # fmt: skip
-    transformers.SamVisionModel(vision).save_pretrained(
-        tmp_path, safe_serialization=True
-    )
+    save_tiny_sam_checkpoint(tmp_path)
     weights = str(tmp_path / "model.safetensors")
     tensors = load_file(weights)
     key = "vision_encoder.neck.conv1.weight"

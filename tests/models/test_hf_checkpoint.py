@@ -10,6 +10,7 @@ import pytest
 
 from edge_backbones.errors import CheckpointError, WeightsNotFoundError
 from edge_backbones.models.backbone import Backbone
+from tests.tiny import save_tiny_sam_checkpoint
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -28,14 +29,7 @@ def _segformer(folder):
 
 
 def _sam(folder):
-    vision = transformers.SamVisionConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        image_size=32, patch_size=8, window_size=2, global_attn_indexes=[1],
-        output_channels=8, mlp_dim=48,
-    )  # fmt: skip
-    transformers.SamVisionModel(vision).save_pretrained(
-        folder, safe_serialization=True
-    )
+    save_tiny_sam_checkpoint(folder)
     return "vision_encoder.layers.0.mlp.lin1.weight"
 
 
