@@ -91,8 +91,9 @@ def _add_model_options(parser):
         type=split_commas,
         default=["xnnpack"],
         help="comma-separated, in order of precedence: xnnpack (default "
-        "CPU), cpu (reference kernels), gpu, nnapi, edgetpu, or a delegate "
-        ".so path",
+        "CPU), cpu (TFLite's builtin optimized kernels), portable (its "
+        "reference kernels: slow, the same integers on every CPU), gpu, "
+        "nnapi, edgetpu, or a delegate .so path",
     )
     parser.add_argument(
         "--backend",
