@@ -5,6 +5,7 @@ floor sits below what the recipe measured here and above what the recipe
 it replaced reached (see the comments), so a regression fails.
 """
 
+import numpy as np
 import pytest
 
 from edge_backbones.export.pipeline import export
@@ -107,3 +108,21 @@ def test_vitdet_int8_mixed_fidelity_floor(vitdet_mixed):
     # ranges, 0.99847 / 27.6 dB with min/max ranges
     assert _worst(vitdet_mixed) >= 0.9988, vitdet_mixed.fidelity
     assert vitdet_mixed.metadata["graph"]["op_histogram"]["SOFTMAX"] == 2
+
+
+def test_vitdet_int8_io_runs_right_on_the_reference_kernels(vitdet_int8_io):
+    # the integer softmax sums with FULLY_CONNECTED: TFLite's reference
+    # int8 SUM kernel sums wrong (with it: cosine 0.960 here against the
+    # fast kernels), so a runtime on reference kernels got a broken graph
+    from edge_backbones.runtime import EdgeModel
+
+    graph = read_model_file(vitdet_int8_io.path)
+    assert "SUM" not in graph.op_histogram
+    fast = EdgeModel(vitdet_int8_io.path, ("xnnpack",), num_threads=1)
+    portable = EdgeModel(vitdet_int8_io.path, ("portable",), num_threads=1)
+    x = np.random.default_rng(0).normal(size=fast.input_spec.shape)
+    a, b = fast(x.astype(np.float32)), portable(x.astype(np.float32))
+    for level in a:
+        u, v = (np.ravel(o[level]).astype(np.float64) for o in (a, b))
+        cosine = u @ v / (np.linalg.norm(u) * np.linalg.norm(v))
+        assert cosine >= 0.99, (level, cosine)
