@@ -556,12 +556,12 @@ def _prepare(plan, work):
     allow_flex = plan.job.export.allow_flex
     converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
     # one integer-form graph per softmax form the plans ask for
+    softmax_forms = {
+        p.integer_softmax for p in plan.plans if p.integer_layer_norm
+    }
     integer_converters = {
-        p.integer_softmax: _integer_converter(
-            serving, work, dataset, allow_flex, p.integer_softmax
-        )
-        for p in plan.plans
-        if p.integer_layer_norm
+        softmax: _integer_converter(serving, work, dataset, allow_flex, softmax)
+        for softmax in softmax_forms
     }
     if plan.job.export.layer_report:  # the graph full int8 converts
         _report_layers(
