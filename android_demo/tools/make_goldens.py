@@ -41,7 +41,7 @@ __all__ = [
     "main",
 ]
 
-# tests/export/test_cli.py's tiny MiT: two levels, 8 and 16 channels
+# tests/tiny.py's TINY_MIT_TWO_STAGES: two levels, 8 and 16 channels
 TINY_MIT = {
     "depths": [1, 1],
     "num_layers": 2,
