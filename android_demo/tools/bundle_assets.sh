@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fills app/src/main/assets with what the app runs: MiT-B0 exported for the
-# cpu, npu and gpu targets (random weights unless a checkpoint folder is given)
+# cpu, npu_int8 and gpu targets (random weights unless a checkpoint folder
+# is given)
 # with their sidecar JSON, and a bundled photo. Run from the repository root
 # with the package installed with [export]:
 #   bash android_demo/tools/bundle_assets.sh [MODEL] [SIZE]
@@ -13,6 +14,6 @@ mkdir -p "$assets"
 weights=()
 [ -d "$model" ] || weights=(--random-weights)
 edge-backbones export "$model" "${weights[@]}" --image-size "$size" \
-    --target cpu,npu,gpu --calibration calibration/ --out "$assets"
+    --target cpu,npu_int8,gpu --calibration calibration/ --out "$assets"
 cp calibration/grace_hopper.jpg "$assets/photo.jpg"
 ls -l "$assets"

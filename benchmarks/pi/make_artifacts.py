@@ -2,18 +2,19 @@
 
 Runs on the x86 host (needs the `export` extra). Writes into OUT:
 - `artifacts/`: a tiny MiT and a tiny ViTDet (random weights, seed 0) in
-  fp32, `cpu` (dynamic int8), full int8 and `npu` (int8 end to end),
+  fp32, `cpu` (dynamic int8), full int8, `npu` (int16 activations and
+  I/O) and `npu_int8` (int8 end to end),
   calibrated and verified on the bundled photos like any export;
 - `inputs.npz`: the held-out photos preprocessed for each model;
 - `x86.npz` + `x86.json`: every artifact's outputs on those inputs, through
   each delegate, on this machine (the reference the Pi is compared with);
 - `legacy/fc_int8_no_bias.tflite`: one int8 FULLY_CONNECTED of the MiT
-  `npu` graph with its bias removed, as exports made before
+  `npu_int8` graph with its bias removed, as exports made before
   export/fc_bias.py wrote it (tflite-runtime 2.14 crashes on it on aarch64;
   the runtime must refuse it).
 
 With --real-mit, MiT-B0 at its real widths and depths (random weights,
-128x128; fp32, int8, npu) instead: the size where ARM and x86 int8
+128x128; fp32, int8, npu, npu_int8) instead: the size where ARM and x86 int8
 outputs part most (docs/raspberry_pi.md), too slow for every CI run.
 
     python benchmarks/pi/make_artifacts.py OUT [--real-mit]
@@ -65,13 +66,13 @@ IMAGE_SIZE = 64
 REAL_MIT = {"mit_b0": ("mit_b0", {})}
 REAL_MIT_SIZE = 128
 MODES = ["fp32", "int8"]
-TARGETS = ["cpu", "npu"]
+TARGETS = ["cpu", "npu", "npu_int8"]
 # Random weights spread activations wider than trained ones; these gates
 # catch a broken export, they are not quality figures. Full int8 of the
 # random tiny ViTDet measured cosine 0.84 on x86 (int8 layer norms and
 # softmax over 16 channels); what matters here is that ARM computes what
 # x86 computes.
-THRESHOLDS = {"int8": 0.8, "npu": 0.8, "cpu": 0.99}
+THRESHOLDS = {"int8": 0.8, "npu": 0.8, "npu_int8": 0.8, "cpu": 0.99}
 
 
 def export_all(out, models=TINY_MODELS, image_size=IMAGE_SIZE, targets=TARGETS):
@@ -127,11 +128,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     artifacts = args.out / "artifacts"
     if args.real_mit:
-        paths = export_all(artifacts, REAL_MIT, REAL_MIT_SIZE, ["npu"])
+        paths = export_all(
+            artifacts, REAL_MIT, REAL_MIT_SIZE, ["npu", "npu_int8"]
+        )
     else:
         paths = export_all(artifacts)
         write_bias_less_fc(
-            artifacts / f"mit_tiny_{IMAGE_SIZE}x{IMAGE_SIZE}_npu.tflite",
+            artifacts / f"mit_tiny_{IMAGE_SIZE}x{IMAGE_SIZE}_npu_int8.tflite",
             args.out / "legacy" / "fc_int8_no_bias.tflite",
         )
     inputs = parity.holdout_inputs(paths, REPO / "calibration")

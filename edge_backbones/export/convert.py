@@ -24,6 +24,7 @@ import warnings
 
 from edge_backbones.errors import ExportError, require
 from edge_backbones.export.fc_bias import add_zero_fc_biases
+from edge_backbones.export.grouped_depthwise import depthwise_as_grouped_conv
 from edge_backbones.export.inplace_ranges import remeasure_tied_ranges
 
 __all__ = [
@@ -244,7 +245,14 @@ class Converter:
                 ) from exc
         return model
 
-    def int16x8(self):
+    def int16x8(self, integer_io=False, grouped_depthwise=False):
+        """int16 activations, int8 weights.
+
+        `integer_io`: int16 input and outputs instead of float ones (no
+        QUANTIZE/DEQUANTIZE left in the graph). `grouped_depthwise`:
+        depthwise convolutions as grouped CONV_2D, which NPUs without an
+        int16 depthwise kernel run (`grouped_depthwise.py`).
+        """
         tf = require("tensorflow", "export")
         self._require_dataset("int16x8")
         self._log("calibrating + quantizing: int16x8")
@@ -254,11 +262,17 @@ class Converter:
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
+        if integer_io:
+            converter.inference_input_type = tf.int16
+            converter.inference_output_type = tf.int16
         if self.allow_flex:  # as in every other mode
             converter.target_spec.supported_ops.append(
                 tf.lite.OpsSet.SELECT_TF_OPS
             )
-        return self._run(converter, "int16x8 conversion")
+        model = self._run(converter, "int16x8 conversion")
+        if grouped_depthwise:
+            model = depthwise_as_grouped_conv(model)
+        return model
 
 
 def dequantize_weights(model_content, op_names):

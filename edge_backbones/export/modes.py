@@ -53,6 +53,7 @@ _SCHEME_KEYS = {
     "float_weight_ops": (),
     "integer_layer_norm": False,
     "integer_softmax": False,
+    "grouped_depthwise": False,
     "ranges": "minmax",
     "min_cosine": None,
 }
@@ -91,6 +92,9 @@ class Plan:
     # (models.layers.integer_softmax), calibrated instead of int8
     # SOFTMAX's fixed 1/256 output scale
     integer_softmax: bool = False
+    # depthwise convolutions as grouped CONV_2D (export.grouped_depthwise):
+    # for NPUs without an int16 depthwise kernel
+    grouped_depthwise: bool = False
     # activation ranges of the int8 modes (export.calibration_ranges)
     ranges: str = "minmax"
 
@@ -112,6 +116,7 @@ class Plan:
             "float_weight_ops": list(self.float_weight_ops),
             "integer_layer_norm": self.integer_layer_norm,
             "integer_softmax": self.integer_softmax,
+            "grouped_depthwise": self.grouped_depthwise,
             "ranges": self.ranges,
             "checks": [c for c in _CHECKS if getattr(self, c)],
         }
@@ -146,6 +151,7 @@ def _scheme_plan(name, table):
         float_weight_ops=tuple(fields["float_weight_ops"]),
         integer_layer_norm=fields["integer_layer_norm"],
         integer_softmax=fields["integer_softmax"],
+        grouped_depthwise=fields["grouped_depthwise"],
         ranges=fields["ranges"],
     )
 

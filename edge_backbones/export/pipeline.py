@@ -683,8 +683,13 @@ def _convert(plan, workbench, mode_plan):
     converter = workbench.converter_for(mode_plan)
     kind = mode_plan.converter
     applied = {"matched_nodes": [], "type_nodes": []}
-    if kind in ("fp32", "fp16", "int16x8"):
+    if kind in ("fp32", "fp16"):
         content = getattr(converter, kind)()
+    elif kind == "int16x8":
+        content = converter.int16x8(
+            integer_io=mode_plan.integer_io,
+            grouped_depthwise=mode_plan.grouped_depthwise,
+        )
     elif kind == "dynamic":
         content = converter.dynamic(mode_plan.float_weight_ops)
     else:
@@ -813,22 +818,22 @@ def _compile_npu(plan, workbench, records):
     """ArtifactRecords of the npu artifact compiled for each SoC."""
     if not plan.socs:
         return []
-    from edge_backbones.npu.export_gate import compile_verified
+    from edge_backbones.npu.export_gate import NPU_TARGETS, compile_verified
 
     compiled = []
-    for source in [r for r in records if r.mode == "npu"]:
+    for source in [r for r in records if r.mode in NPU_TARGETS]:
         started = time.perf_counter()
         for path, fidelity, metadata in compile_verified(
             source,
             plan.socs,
             plan.holdout,
             workbench.reference,
-            plan.gates["npu"],
+            plan.gates[source.mode],
             _log,
         ):
             compiled.append(
                 ArtifactRecord(
-                    mode=f"npu@{metadata['compiled']['soc']}",
+                    mode=f"{source.mode}@{metadata['compiled']['soc']}",
                     path=path,
                     size_bytes=os.path.getsize(path),
                     seconds=time.perf_counter() - started,

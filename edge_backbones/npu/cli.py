@@ -24,7 +24,7 @@ def _compile(args):
         check = check_numerics(
             result.path, args.model, args.images, args.max_images
         )
-        update_metadata(result.path, {"numerics_vs_cpu_int8": check.record()})
+        update_metadata(result.path, {"numerics_vs_cpu": check.record()})
         print(check.summary())
     return 0
 

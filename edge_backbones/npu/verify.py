@@ -44,7 +44,7 @@ def image_paths(folder, max_images):
 class NumericsCheck:
     path: str
     backend: str
-    fidelity: dict  # export.verify.compare's dict, vs LiteRT CPU int8
+    fidelity: dict  # export.verify.compare's dict, vs LiteRT CPU
 
     @property
     def worst_cosine(self):
@@ -63,7 +63,7 @@ class NumericsCheck:
         level, figures = worst(self.fidelity)
         return (
             f"{os.path.basename(self.path)}: {NPU_NUMERICS_LABEL} on "
-            f"{self.backend} vs LiteRT CPU int8: cos {figures['cosine']:.5f}"
+            f"{self.backend} vs LiteRT CPU: cos {figures['cosine']:.5f}"
             f" ({level}), sqnr {figures['sqnr_db']:.1f} dB over "
             f"{self.fidelity['images']} images"
         )

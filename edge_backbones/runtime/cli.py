@@ -171,7 +171,7 @@ def _print_npu_numerics(compiled, fidelity):
     )
     for what, figures in (
         ("vs float", fidelity),
-        ("vs CPU int8", compiled.get("numerics_vs_cpu_int8")),
+        ("vs LiteRT CPU", compiled.get("numerics_vs_cpu")),
     ):
         if figures:
             worst = min_level(figures, "cosine")

@@ -131,6 +131,17 @@ class _CapturedStderr:
         return False
 
 
+# LiteRT 2.3's Python TensorBuffer refuses int16 arrays (its dtype table
+# has no int16), while its native buffers only copy bytes: an int16 tensor
+# (the a16w8 npu artifacts' I/O) travels as a same-width float16 view
+_WIRE_TYPES = {np.dtype(np.int16): np.dtype(np.float16)}
+
+
+def _on_the_wire(x):
+    wire = _WIRE_TYPES.get(x.dtype)
+    return x if wire is None else x.view(wire)
+
+
 class CompiledModelEngine:
     """A LiteRT CompiledModel on one hardware accelerator ("gpu"/"cpu")."""
 
@@ -226,15 +237,17 @@ class CompiledModelEngine:
             for name, _, _ in outputs
         }
         self._reads = [
-            (self._outputs[name], int(np.prod(shape)), dtype, shape)
+            (self._outputs[name], int(np.prod(shape)), np.dtype(dtype), shape)
             for name, shape, dtype in outputs
         ]
 
     def run(self, x):
-        self._input.write(x)
+        self._input.write(_on_the_wire(x))
         self.invoke()
         return [
-            buffer.read(count, dtype).reshape(shape)
+            buffer.read(count, _WIRE_TYPES.get(dtype, dtype))
+            .view(dtype)
+            .reshape(shape)
             for buffer, count, dtype, shape in self._reads
         ]
 

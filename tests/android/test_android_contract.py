@@ -1,7 +1,7 @@
 """What android_demo's `:core` reads matches what the exporter writes.
 
-For every artifact kind the app bundles (fp32, cpu, gpu, npu with int8 or
-uint8 pixel input), the sidecar fields `:core` reads (ModelMetadata.kt) must
+For every artifact kind the app bundles (fp32, cpu, gpu, npu_int8 with int8
+or uint8 pixel input), the sidecar fields `:core` reads (ModelMetadata.kt) must
 agree with the model's own SignatureDef as the runtime binds it: input name,
 shape, dtype and quantization, output names (the keys `:core` maps outputs
 by), shapes, dtypes and quantization. The `android` test checks that

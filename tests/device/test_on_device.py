@@ -101,7 +101,7 @@ def test_tflite_runtime_portable_kernels_are_refused_on_int8_fcs(device_ref):
     from edge_backbones.errors import DelegateUnavailableError
     from edge_backbones.runtime import EdgeModel
 
-    path = next(p for p in artifact_paths() if p.stem.endswith("_npu"))
+    path = next(p for p in artifact_paths() if p.stem.endswith("_npu_int8"))
     if BACKEND != "tflite_runtime":  # a tflite-runtime 2.14 fault only
         model = EdgeModel(path, ("portable",), backend=BACKEND, strict=True)
         assert model.active_delegate == "portable"

@@ -103,13 +103,18 @@ def test_registry_names_schemes_by_numerics():
     assert modes.resolve_plans("int8", ())[0].scheme == "wi8_ai8"
     assert modes.resolve_plans("int16x8", ())[0].scheme == "wi8_ai16"
     assert modes.resolve_plans("dynamic", ())[0].scheme == "wi8_afp32"
+    # npu is a16w8 with integer I/O and grouped depthwise convolutions
     npu = registry.aliases["npu"]
-    assert npu.scheme == "wi8_ai8_io8_softmax8" and npu.integer_io
-    # the npu keeps int8 SOFTMAX (QNN's HTP leaves int8 EXP on the CPU);
+    assert npu.scheme == "wi8_ai16_io16" and npu.integer_io
+    assert npu.converter == "int16x8" and npu.grouped_depthwise
+    # npu_int8 keeps int8 SOFTMAX (QNN's HTP leaves int8 EXP on the CPU);
     # int8 / int8_io trace softmax in integer form
-    assert not npu.integer_softmax
+    npu_int8 = registry.aliases["npu_int8"]
+    assert npu_int8.scheme == "wi8_ai8_io8_softmax8"
+    assert not npu_int8.integer_softmax and not npu_int8.grouped_depthwise
     assert registry.aliases["int8_io"].integer_softmax
-    assert npu.forbid_float_tensors and npu.forbid_float_handoffs
+    for target in (npu, npu_int8):
+        assert target.forbid_float_tensors and target.forbid_float_handoffs
     assert registry.aliases["gpu"].require_gpu_compatible
     # int8_mixed keeps the layer norms (every op in them) float
     mixed = registry.aliases["int8_mixed"]

@@ -121,7 +121,7 @@ def test_metadata_records_the_resolved_scheme(exported):
         "int8_mixed": "wi8_ai8_mixed",
         "int16x8": "wi8_ai16",
         "cpu": modes.cpu_plan().scheme,
-        "npu": "wi8_ai8_io8_softmax8",
+        "npu": "wi8_ai16_io16",
         "gpu": "wf16",
     }
     assert schemes["npu"]["io"] == "integer" and schemes["npu"]["checks"] == [
@@ -171,10 +171,13 @@ def test_npu_is_integer_end_to_end(exported):
     assert "QUANTIZE" not in npu.op_histogram
     assert "DEQUANTIZE" not in npu.op_histogram
     assert not {"float32", "float16"} & set(npu.tensor_types)
+    # a16w8: int16 activations and I/O, no depthwise op left
+    assert {"int16", "int8"} <= set(npu.tensor_types)
+    assert "DEPTHWISE_CONV_2D" not in npu.op_histogram
     meta = records["npu"].metadata
-    assert meta["input"]["dtype"] == "int8"
+    assert meta["input"]["dtype"] == "int16"
     assert meta["input"]["quantization"]["scale"] > 0
-    assert all(o["dtype"] == "int8" for o in meta["outputs"].values())
+    assert all(o["dtype"] == "int16" for o in meta["outputs"].values())
     # int8_mixed: every layer-norm op and the attention run in float,
     # each float island bracketed by (de)quantize ops
     mixed = records["int8_mixed"].metadata["graph"]["op_histogram"]
@@ -224,19 +227,19 @@ def _check_in_graph_normalization(path, backbone, calibration_dir, minimum):
             assert cosine >= minimum, (photo.name, name, cosine)
 
 
-def test_npu_takes_camera_pixels(
+def test_npu_int8_takes_camera_pixels(
     tiny_backbone, photos, calibration_dir, tmp_path
 ):
     """uint8 RGB in, normalization in the graph, integer all the way."""
     (record,) = export(
         tiny_backbone,
         image_size=SIZE,
-        targets="npu",
+        targets="npu_int8",
         pixels_in_graph=True,
         io_dtype="uint8",
         calibration=photos,
         out=tmp_path,
-        thresholds={"npu": 0.99},
+        thresholds={"npu_int8": 0.99},
     )
     graph = read_model_file(record.path)
     assert graph.float_handoffs == {}

@@ -20,25 +20,36 @@ needs_npu_extra = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="session")
-def tiny_npu(tmp_path_factory, calibration_dir):
-    """A tiny backbone exported as a verified `npu` artifact (int8 I/O)."""
+def _tiny_export(target, out, calibration_dir):
     import keras
 
     from edge_backbones.export.pipeline import export
     from tests.tiny import TinyBackbone
 
     keras.utils.set_random_seed(0)
-    out = tmp_path_factory.mktemp("tiny_npu")
     (record,) = export(
         TinyBackbone(dim=8, image_shape=(32, 32, 3)),
         image_size=32,
-        targets="npu",
+        targets=target,
         calibration=str(calibration_dir),
         out=str(out),
         name="tiny",
         max_images=8,
         # random weights on a toy: only a broken conversion falls this low
-        thresholds={"npu": 0.95},
+        thresholds={target: 0.95},
     )
     return record.path
+
+
+@pytest.fixture(scope="session")
+def tiny_npu(tmp_path_factory, calibration_dir):
+    """A tiny backbone exported as a verified `npu` artifact (a16w8)."""
+    out = tmp_path_factory.mktemp("tiny_npu")
+    return _tiny_export("npu", out, calibration_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_npu_int8(tmp_path_factory, calibration_dir):
+    """The same backbone as an `npu_int8` artifact (full int8)."""
+    out = tmp_path_factory.mktemp("tiny_npu_int8")
+    return _tiny_export("npu_int8", out, calibration_dir)

@@ -15,7 +15,7 @@ pytestmark = needs_npu_extra
 
 
 @pytest.fixture(scope="module")
-def l2_norm_op(tiny_npu, tmp_path_factory):
+def l2_norm_op(tiny_npu_int8, tmp_path_factory):
     """The tiny artifact's first L2_NORMALIZATION alone, compiled."""
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -24,7 +24,7 @@ def l2_norm_op(tiny_npu, tmp_path_factory):
     from edge_backbones.npu.sdk import toolchain_for
     from edge_backbones.npu.socs import parse_socs
 
-    model = flatbuffer_utils.read_model(tiny_npu)
+    model = flatbuffer_utils.read_model(tiny_npu_int8)
     graph, names = model.subgraphs[0], builtin_op_names()
     index = next(
         i
@@ -70,16 +70,16 @@ def test_qnn_l2_normalization_truncates_where_litert_rounds(l2_norm_op):
     assert 0.3 < np.mean(htp != litert) < 0.7
 
 
-def test_probe_ops_flags_l2_normalization_only(tiny_npu, tmp_path):
+def test_probe_ops_flags_l2_normalization_only(tiny_npu_int8, tmp_path):
     from edge_backbones.npu.op_probe import probe_ops
     from edge_backbones.npu.socs import parse_socs
     from edge_backbones.runtime.edge_model import EdgeModel
 
-    model = EdgeModel(tiny_npu)
+    model = EdgeModel(tiny_npu_int8)
     shape = (1, *model.input_spec.shape[1:])
     x = np.random.default_rng(1).integers(-128, 128, shape, dtype=np.int8)
     rows = probe_ops(
-        tiny_npu,
+        tiny_npu_int8,
         [x],
         parse_socs("SM8650")[0],
         ("L2_NORMALIZATION", "GELU"),
@@ -96,7 +96,7 @@ def test_probe_ops_flags_l2_normalization_only(tiny_npu, tmp_path):
 
 
 def test_replay_on_the_cpu_is_litert_and_on_the_htp_is_close(
-    tiny_npu, tmp_path
+    tiny_npu_int8, tmp_path
 ):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -104,7 +104,7 @@ def test_replay_on_the_cpu_is_litert_and_on_the_htp_is_close(
     from edge_backbones.npu.socs import parse_socs
 
     whole = Interpreter(
-        model_path=tiny_npu,
+        model_path=tiny_npu_int8,
         experimental_op_resolver_type=(
             OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         ),
@@ -120,7 +120,7 @@ def test_replay_on_the_cpu_is_litert_and_on_the_htp_is_close(
         d["index"]: whole.get_tensor(d["index"])
         for d in whole.get_output_details()
     }
-    run = replay(tiny_npu, parse_socs("SM8650")[0], str(tmp_path))
+    run = replay(tiny_npu_int8, parse_socs("SM8650")[0], str(tmp_path))
     every_kind = tuple(builtin_op_names().values())
     on_cpu = run(x, every_kind)
     assert set(on_cpu) == set(want)

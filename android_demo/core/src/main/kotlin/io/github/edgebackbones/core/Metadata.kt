@@ -18,7 +18,8 @@ enum class DType(val jsonName: String, val byteSize: Int, val min: Int, val max:
         fun of(name: String, where: String): DType =
             entries.firstOrNull { it.jsonName == name } ?: throw MetadataException(
                 "$where has dtype \"$name\"; this app reads ${entries.map { it.jsonName }}. " +
-                    "Export a float32, int8 or uint8 artifact (targets cpu, gpu, npu).",
+                    "Export a float32, int8 or uint8 artifact (targets cpu, gpu, npu_int8): LiteRT's " +
+                    "Kotlin TensorBuffer reads and writes no int16, the I/O of the npu target.",
             )
     }
 }
