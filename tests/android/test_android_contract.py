@@ -118,8 +118,8 @@ def test_report_merge_takes_the_phone_json(artifacts, tmp_path):
     merged = load_and_merge([laptop, phone])
     rows = {(r["device"], r["mode"]): r for r in merged["rows"]}
     assert set(rows) == {("laptop", "fp32"), ("pixel-test", "fp32"),
-                         ("pixel-test", "npu")}  # fmt: skip
-    phone_npu = rows[("pixel-test", "npu")]
+                         ("pixel-test", "npu_int8")}  # fmt: skip
+    phone_npu = rows[("pixel-test", "npu_int8")]
     assert phone_npu["delegate"] == "xnnpack"
     assert phone_npu["accelerator_attempts"][0]["error"]
     # the phone's npu row is compared with the phone's own fp32 row
