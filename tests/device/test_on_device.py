@@ -50,8 +50,11 @@ def test_outputs_match_x86_within_bounds(device_rows, artifact, delegate):
         reason = device_rows["unloadable"][artifact]
         assert BACKEND == "tflite_runtime", reason
         assert "backend='litert'" in reason
-        # a newer op version; never a crash (export/fc_bias.py)
-        assert "op for builtin opcode" in reason
+        # a newer op version, or an int16 kernel 2.14 does not have (the
+        # a16w8 npu's int16 RSQRT); never a crash (export/fc_bias.py)
+        assert "op for builtin opcode" in reason or (
+            artifact.endswith("_npu") and "Type INT16 is unsupported" in reason
+        )
         return
     row = device_rows[(artifact, delegate)]
     kind, problems = parity.verdict(row)

@@ -39,7 +39,7 @@ def x86():
 
 
 def modes():
-    return {"m_fp32": "fp32", "m_npu": "npu"}
+    return {"m_fp32": "fp32", "m_npu": "npu_int8"}
 
 
 def _rows(x86, device):
