@@ -40,11 +40,14 @@ def depthwise_as_grouped_conv(model_content):
     if not depthwise:
         return model_content
     conv_code = _grouped_conv_code(schema, model)
+    transposed = set()  # a layer called twice shares its filter tensor
     for subgraph, op in depthwise:
         op.opcodeIndex = conv_code
         op.builtinOptionsType = schema.BuiltinOptions.Conv2DOptions
         op.builtinOptions = _conv_options(schema, op.builtinOptions)
-        _transpose_filter(schema, model, subgraph, op.inputs[1])
+        if (id(subgraph), op.inputs[1]) not in transposed:
+            _transpose_filter(schema, model, subgraph, op.inputs[1])
+            transposed.add((id(subgraph), op.inputs[1]))
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 

@@ -73,6 +73,23 @@ def test_rewrite_computes_the_same_numbers(tmp_path, layer, int16):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_a_shared_depthwise_layer_is_rewritten_once(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    images = keras.Input((8, 8, 3), batch_size=1, name="images")
+    depthwise = keras.layers.DepthwiseConv2D(3, padding="same")
+    model = keras.Model(images, depthwise(depthwise(images)))
+    model.export(str(tmp_path / "saved"), verbose=False)
+    content = _convert(str(tmp_path / "saved"), int16=False)
+    x = np.random.default_rng(3).normal(size=(1, 8, 8, 3)).astype(np.float32)
+    grouped = depthwise_as_grouped_conv(content)
+    assert op_histogram(grouped) == {"CONV_2D": 2}
+    np.testing.assert_allclose(
+        _run(grouped, x), _run(content, x), rtol=1e-5, atol=1e-5
+    )
+
+
 def test_a_model_without_depthwise_comes_back_unchanged(tmp_path):
     import keras
 
