@@ -1,6 +1,7 @@
 """Builds one experiment case once: float .tflite graphs, calibration and
 held-out arrays, and the Keras reference outputs, cached in a folder."""
 
+import contextlib
 import json
 import os
 import pickle
@@ -11,6 +12,7 @@ import numpy as np
 from edge_backbones.export import pipeline
 from edge_backbones.export.convert import Converter
 from edge_backbones.export.graph import write_saved_model
+from edge_backbones.export.options import CalibrationOptions
 from edge_backbones.models.layers import integer_layer_norm, integer_softmax
 
 CONFIGS = {
@@ -32,17 +34,28 @@ CONFIGS = {
 }
 
 
-def build(case, size, folder, seed=0):
-    preset, config = CONFIGS[case]
+GRAPHS = ("plain", "l2", "l2sm", "plainsm")
+
+
+def load_case_backbone(case, size, seed=0):
+    """A case's backbone: a CONFIGS name (random weights, `seed`) or a
+    checkpoint folder (its own weights, e.g. benchmarks/peers' SegFormer)."""
+    if case in CONFIGS:
+        preset, config = CONFIGS[case]
+        return pipeline.load_backbone(preset, True, (size, size), config, seed)[
+            0
+        ]
+    return pipeline.load_backbone(case, False, (size, size))[0]
+
+
+def build(case, size, folder, seed=0, graphs=GRAPHS):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "case.json"), "w") as f:
         json.dump([case, size], f)
-    backbone, _, _ = pipeline.load_backbone(
-        preset, True, (size, size), config, seed
-    )
+    backbone = load_case_backbone(case, size, seed)
     prep = pipeline._preprocessing(backbone, False)
     calib = pipeline._calibration_set(
-        "calibration", seed, pipeline.DEFAULT_HOLDOUT_FRACTION, 16,
+        "calibration", seed, CalibrationOptions().holdout_fraction, 16,
     )  # fmt: skip
     holdout = pipeline._holdout(calib, prep, (size, size))
     arrays = [
@@ -51,15 +64,19 @@ def build(case, size, folder, seed=0):
     ]
     serving = pipeline._serving(backbone, (size, size), None, prep)
     reference = pipeline._reference(serving, holdout)
-    plain = write_saved_model(serving, os.path.join(folder, "sm_plain"))
-    with integer_layer_norm():
-        l2 = write_saved_model(serving, os.path.join(folder, "sm_l2"))
-        with integer_softmax():
-            l2sm = write_saved_model(serving, os.path.join(folder, "sm_l2sm"))
-    with integer_softmax():
-        plainsm = write_saved_model(serving, os.path.join(folder, "sm_plainsm"))
-    graphs = {"plain": plain, "l2": l2, "l2sm": l2sm, "plainsm": plainsm}
-    for name, saved in graphs.items():
+    forms = {
+        "plain": (),
+        "l2": (integer_layer_norm,),
+        "l2sm": (integer_layer_norm, integer_softmax),
+        "plainsm": (integer_softmax,),
+    }
+    for name in graphs:
+        with contextlib.ExitStack() as stack:
+            for form in forms[name]:
+                stack.enter_context(form())
+            saved = write_saved_model(
+                serving, os.path.join(folder, f"sm_{name}")
+            )
         conv = Converter(saved, pipeline._representative_dataset(arrays, prep))
         with open(os.path.join(folder, f"fp32_{name}.tflite"), "wb") as f:
             f.write(conv.fp32())
@@ -70,5 +87,8 @@ def build(case, size, folder, seed=0):
 
 
 if __name__ == "__main__":
+    # setup_case.py CASE SIZE FOLDER [GRAPH,GRAPH...]; CASE is a CONFIGS
+    # name or a checkpoint folder
     case, size, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    build(case, size, folder)
+    graphs = sys.argv[4].split(",") if len(sys.argv) > 4 else GRAPHS
+    build(case, size, folder, graphs=graphs)

@@ -50,6 +50,7 @@ _SCHEME_KEYS = {
     "io": "float32",
     "float_ops": (),
     "float_layer_types": (),
+    "float_layer_names": (),
     "float_weight_ops": (),
     "integer_layer_norm": False,
     "integer_softmax": False,
@@ -80,6 +81,8 @@ class Plan:
     integer_io: bool = False
     float_ops: tuple = ()
     float_layer_types: tuple = ()
+    # glob patterns of Keras layer paths whose ops stay float (int8 only)
+    float_layer_names: tuple = ()
     float_weight_ops: tuple = ()  # dynamic: ops whose weights stay float
     forbid_float_handoffs: bool = False
     forbid_float_tensors: bool = False
@@ -113,6 +116,7 @@ class Plan:
             "io": "integer" if self.integer_io else "float32",
             "float_ops": list(self.float_ops),
             "float_layer_types": list(self.float_layer_types),
+            "float_layer_names": list(self.float_layer_names),
             "float_weight_ops": list(self.float_weight_ops),
             "integer_layer_norm": self.integer_layer_norm,
             "integer_softmax": self.integer_softmax,
@@ -148,6 +152,7 @@ def _scheme_plan(name, table):
         integer_io=fields["io"] == "integer",
         float_ops=tuple(fields["float_ops"]),
         float_layer_types=tuple(fields["float_layer_types"]),
+        float_layer_names=tuple(fields["float_layer_names"]),
         float_weight_ops=tuple(fields["float_weight_ops"]),
         integer_layer_norm=fields["integer_layer_norm"],
         integer_softmax=fields["integer_softmax"],

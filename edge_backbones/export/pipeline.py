@@ -675,14 +675,15 @@ def _convert(plan, workbench, mode_plan):
     """(.tflite bytes, the metadata's record of the nodes kept float).
 
     That record: `float_layers` (what --float-layers asked for and the
-    graph nodes it matched) and `float_layer_type_nodes` (the nodes of the
-    scheme's float layer types); both apply to int8 schemes only.
+    graph nodes it matched), `float_layer_type_nodes` and
+    `float_layer_name_nodes` (the nodes of the scheme's float layer types
+    and layer names); all apply to int8 schemes only.
     """
     _log(f"{mode_plan.mode}: converting ({mode_plan.description})")
     workspace_lib.crash_point("converting")
     converter = workbench.converter_for(mode_plan)
     kind = mode_plan.converter
-    applied = {"matched_nodes": [], "type_nodes": []}
+    applied = {"matched_nodes": [], "type_nodes": [], "name_nodes": []}
     if kind in ("fp32", "fp16"):
         content = getattr(converter, kind)()
     elif kind == "int16x8":
@@ -693,16 +694,19 @@ def _convert(plan, workbench, mode_plan):
     elif kind == "dynamic":
         content = converter.dynamic(mode_plan.float_weight_ops)
     else:
-        applied["matched_nodes"] = list(workbench.float_nodes)
-        if mode_plan.float_layer_types:
-            from edge_backbones.export.quant_debug import layer_type_nodes
+        from edge_backbones.export.quant_debug import scheme_float_nodes
 
-            applied["type_nodes"] = layer_type_nodes(
-                converter.fp32(), plan.backbone, mode_plan.float_layer_types
+        applied["matched_nodes"] = list(workbench.float_nodes)
+        applied["type_nodes"], applied["name_nodes"] = scheme_float_nodes(
+            converter.fp32(), plan.backbone, mode_plan
+        )
+        float_nodes = list(
+            dict.fromkeys(
+                applied["matched_nodes"]
+                + applied["type_nodes"]
+                + applied["name_nodes"]
             )
-        float_nodes = applied["matched_nodes"] + [
-            n for n in applied["type_nodes"] if n not in workbench.float_nodes
-        ]
+        )
         content = converter.int8(
             io_dtype=plan.job.export.io_dtype
             if mode_plan.integer_io
@@ -717,6 +721,7 @@ def _convert(plan, workbench, mode_plan):
             "matched_nodes": applied["matched_nodes"],
         },
         "float_layer_type_nodes": list(applied["type_nodes"]),
+        "float_layer_name_nodes": list(applied["name_nodes"]),
     }
 
 

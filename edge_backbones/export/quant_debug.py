@@ -8,7 +8,8 @@ clipping or a range too wide for 8 bits (softmax, attention scores).
 
 `match_nodes` turns names from that report (or any part of a tensor name,
 e.g. a Keras layer name) into the output tensor names the quantizer keeps
-in float (`--float-layers`).
+in float (`--float-layers`); `scheme_float_nodes` does the same for a
+scheme's `float_layer_types` and `float_layer_names` (modes.toml).
 
 `write_node_data` writes the same `rmse/scale` as a Model Explorer
 (`ai-edge-model-explorer`) node-data overlay, so the error is painted on
@@ -17,6 +18,7 @@ against each TFLite node's `tensor_name`.
 """
 
 import csv
+import fnmatch
 import io
 import math
 import re
@@ -31,6 +33,8 @@ __all__ = [
     "format_layer_report",
     "match_nodes",
     "layer_type_nodes",
+    "layer_name_nodes",
+    "scheme_float_nodes",
     "write_layer_report",
     "node_data",
     "write_node_data",
@@ -107,6 +111,62 @@ def layer_type_nodes(model_content, backbone, class_names):
         for _, tensor in _op_outputs(model_content)
         if pattern.search(tensor)
     ]
+
+
+def _layer_paths(model):
+    """['parent/child', ...]: the path of every layer nested in `model`."""
+    paths = []
+
+    def walk(layer, prefix):
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            path = prefix + child.name
+            paths.append(path)
+            walk(child, path + "/")
+
+    walk(model, "")
+    return paths
+
+
+def layer_name_nodes(model_content, backbone, patterns):
+    """Output tensor names of every op inside layers whose path matches
+    one of the glob `patterns` (`stage1_patch_embed_proj`,
+    `stage*_attention/proj`: a nested layer's path is its parents' names
+    and its own, joined by "/").
+
+    The converter names each tensor after that path, each name with an
+    optional `_N` suffix (`serving_1/stage1_block0_attention_1/proj_1/
+    Tensordot`).
+    """
+    paths = [
+        path
+        for path in _layer_paths(backbone)
+        if any(fnmatch.fnmatchcase(path, p) for p in patterns)
+    ]
+    if not paths:
+        return []
+    pattern = re.compile(
+        r"(^|/)("
+        + "|".join(
+            r"(_\d+)?/".join(map(re.escape, path.split("/"))) for path in paths
+        )
+        + r")(_\d+)?/"
+    )
+    return [
+        tensor
+        for _, tensor in _op_outputs(model_content)
+        if pattern.search(tensor)
+    ]
+
+
+def scheme_float_nodes(model_content, backbone, plan):
+    """(type nodes, name nodes): the output tensor names of the ops a
+    scheme (`modes.Plan`) keeps in float by its float layer types and by
+    its float layer names; empty where it lists none."""
+    types, names = plan.float_layer_types, plan.float_layer_names
+    return (
+        layer_type_nodes(model_content, backbone, types) if types else [],
+        layer_name_nodes(model_content, backbone, names) if names else [],
+    )
 
 
 def layer_report(converter, debug_dataset):
