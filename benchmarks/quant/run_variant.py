@@ -12,7 +12,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from evaluate import evaluate, load  # noqa: E402
-from setup_case import CONFIGS  # noqa: E402
+from setup_case import load_case_backbone  # noqa: E402
 
 
 def tf_int8(folder, data, graph, ranges="minmax", io="int8"):
@@ -27,15 +27,12 @@ def tf_int8(folder, data, graph, ranges="minmax", io="int8"):
 
 
 def tf_mixed(folder, data, ranges):
-    from edge_backbones.export import modes, pipeline
+    from edge_backbones.export import modes
     from edge_backbones.export.convert import Converter
-    from edge_backbones.export.quant_debug import layer_type_nodes
+    from edge_backbones.export.quant_debug import scheme_float_nodes
 
     case, size = json.load(open(f"{folder}/case.json"))
-    preset, config = CONFIGS[case]
-    backbone, _, _ = pipeline.load_backbone(
-        preset, True, (size, size), config, 0
-    )
+    backbone = load_case_backbone(case, size)
 
     def dataset():
         for x in data["calib"]:
@@ -43,9 +40,9 @@ def tf_mixed(folder, data, ranges):
 
     conv = Converter(f"{folder}/sm_plain", dataset)
     mixed = modes.MODE_PLANS["int8_mixed"]
-    nodes = layer_type_nodes(conv.fp32(), backbone, mixed.float_layer_types)
+    types, names = scheme_float_nodes(conv.fp32(), backbone, mixed)
     return conv.int8(
-        float_ops=mixed.float_ops, float_nodes=nodes, ranges=ranges
+        float_ops=mixed.float_ops, float_nodes=types + names, ranges=ranges
     )
 
 
