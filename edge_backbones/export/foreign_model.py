@@ -190,10 +190,12 @@ class ForeignModel:
             return int(self._loaded.count_params())
         return int(sum(v.shape.num_elements() for v in self._loaded.variables))
 
-    def _flatten_layers(self, include_self=True):
-        # what int8_mixed's float layer types are looked up in
+    def _flatten_layers(self, include_self=True, recursive=True):
+        # what int8_mixed's float layer types and names are looked up in
         if hasattr(self._loaded, "_flatten_layers"):
-            return self._loaded._flatten_layers(include_self=include_self)
+            return self._loaded._flatten_layers(
+                include_self=include_self, recursive=recursive
+            )
         return iter(())
 
     def graph_notes(self, plan, content, log):

@@ -135,7 +135,9 @@ def test_keras3_model_fp32_cpu_int8(photos, tmp_path):
     records = export(
         model,
         image_size=SIZE,
-        modes="fp32,int8",
+        # int8_mixed looks its scheme's layer types and names up in the
+        # wrapped model's layers
+        modes="fp32,int8,int8_mixed",
         targets="cpu",
         calibration=photos,
         out=tmp_path,
@@ -144,7 +146,9 @@ def test_keras3_model_fp32_cpu_int8(photos, tmp_path):
     for record in records:
         _check_runtime(record, levels)
         assert record.fidelity["levels"]["P3"]["cosine"] > 0.99
-    assert sorted(r.mode for r in records) == ["cpu", "fp32", "int8"]
+    assert sorted(r.mode for r in records) == [
+        "cpu", "fp32", "int8", "int8_mixed"
+    ]  # fmt: skip
     # the graph holds what our rewrites avoid, and the metadata says so
     notes = records[1].metadata["graph"]["foreign_model"]
     assert records[1].mode == "int8"
