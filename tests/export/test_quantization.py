@@ -27,24 +27,23 @@ def _export_vitdet(photos, out, **kwargs):
     return record
 
 
-@pytest.fixture(scope="module")
-def vitdet_npu(photos, tmp_path_factory):
+def _export_vitdet_target(photos, tmp_path_factory, target):
     return _export_vitdet(
         photos,
-        tmp_path_factory.mktemp("vitdet"),
-        targets="npu",
-        thresholds={"npu": 0.5},  # the floor is asserted below
+        tmp_path_factory.mktemp(target),
+        targets=target,
+        thresholds={target: 0.5},  # the floors are asserted below
     )
+
+
+@pytest.fixture(scope="module")
+def vitdet_npu(photos, tmp_path_factory):
+    return _export_vitdet_target(photos, tmp_path_factory, "npu")
 
 
 @pytest.fixture(scope="module")
 def vitdet_npu_int8(photos, tmp_path_factory):
-    return _export_vitdet(
-        photos,
-        tmp_path_factory.mktemp("vitdet_int8"),
-        targets="npu_int8",
-        thresholds={"npu_int8": 0.5},  # the floor is asserted below
-    )
+    return _export_vitdet_target(photos, tmp_path_factory, "npu_int8")
 
 
 @pytest.fixture(scope="module")
