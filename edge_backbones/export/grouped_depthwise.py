@@ -1,9 +1,9 @@
 """DEPTHWISE_CONV_2D rewritten as CONV_2D with one input channel per group.
 
-Qualcomm's HTP has no depthwise kernel for int16 activations with int8
-weights (QAIRT 2.51 lists only unsigned 16-bit inputs, which TFLite's
-symmetric int16 is not), so LiteRT's Qualcomm plugin leaves every int16
-DEPTHWISE_CONV_2D on the CPU and splits the graph. A grouped CONV_2D
+Qualcomm's HTP validator (QAIRT 2.51) refuses the int16 DEPTHWISE_CONV_2D
+TFLite writes (signed 16-bit activations, signed 8-bit per-channel
+weights; the supported sets it prints have unsigned 16-bit inputs), so
+LiteRT's Qualcomm plugin leaves every one on the CPU and splits the graph. A grouped CONV_2D
 (groups = input channels) computes the same sums and the HTP takes it. The
 rewrite moves no number: the filter is transposed from (1, kh, kw, C*M) to
 (C*M, kh, kw, 1), its per-channel scales stay with their output channels,
