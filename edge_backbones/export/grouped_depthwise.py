@@ -3,12 +3,13 @@
 Qualcomm's HTP validator (QAIRT 2.51) refuses the int16 DEPTHWISE_CONV_2D
 TFLite writes (signed 16-bit activations, signed 8-bit per-channel
 weights; the supported sets it prints have unsigned 16-bit inputs), so
-LiteRT's Qualcomm plugin leaves every one on the CPU and splits the graph. A grouped CONV_2D
-(groups = input channels) computes the same sums and the HTP takes it. The
-rewrite moves no number: the filter is transposed from (1, kh, kw, C*M) to
-(C*M, kh, kw, 1), its per-channel scales stay with their output channels,
-and output channel c*M + m still reads input channel c (TFLite's grouped
-convolution assigns output channel o to group o // M).
+LiteRT's Qualcomm plugin leaves every one on the CPU and splits the graph.
+A grouped CONV_2D (groups = input channels) computes the same sums and the
+HTP takes it. The rewrite moves no number: the filter is transposed from
+(1, kh, kw, C*M) to (C*M, kh, kw, 1), its per-channel scales stay with
+their output channels, and output channel c*M + m still reads input
+channel c (TFLite's grouped convolution assigns output channel o to group
+o // M).
 """
 
 import numpy as np
