@@ -26,6 +26,7 @@ from edge_backbones.errors import ExportError, require
 from edge_backbones.export.fc_bias import add_zero_fc_biases
 from edge_backbones.export.grouped_depthwise import depthwise_as_grouped_conv
 from edge_backbones.export.inplace_ranges import remeasure_tied_ranges
+from edge_backbones.runtime.model_file import operator_builtin
 
 __all__ = [
     "INT8_IO_DTYPES",
@@ -296,8 +297,7 @@ def dequantize_weights(model_content, op_names):
     changed = 0
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+            builtin = operator_builtin(model.operatorCodes[op.opcodeIndex])
             if builtin not in wanted or len(op.inputs) < 2:
                 continue
             tensor = subgraph.tensors[op.inputs[1]]

@@ -14,6 +14,7 @@ to the int32 accumulators), so every full-int8 export carries one.
 import numpy as np
 
 from edge_backbones.errors import require
+from edge_backbones.runtime.model_file import operator_builtin
 
 __all__ = ["add_zero_fc_biases"]
 
@@ -33,8 +34,7 @@ def add_zero_fc_biases(model_content):
     added = 0
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+            builtin = operator_builtin(model.operatorCodes[op.opcodeIndex])
             if builtin != fully_connected or not _needs_bias(
                 schema, subgraph, op
             ):

@@ -15,6 +15,7 @@ o // M).
 import numpy as np
 
 from edge_backbones.errors import ExportError, require
+from edge_backbones.runtime.model_file import operator_builtin
 
 __all__ = ["depthwise_as_grouped_conv"]
 
@@ -36,7 +37,8 @@ def depthwise_as_grouped_conv(model_content):
         (subgraph, op)
         for subgraph in model.subgraphs
         for op in subgraph.operators
-        if _builtin(model, op) == ops.DEPTHWISE_CONV_2D
+        if operator_builtin(model.operatorCodes[op.opcodeIndex])
+        == ops.DEPTHWISE_CONV_2D
     ]
     if not depthwise:
         return model_content
@@ -52,17 +54,12 @@ def depthwise_as_grouped_conv(model_content):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _builtin(model, op):
-    code = model.operatorCodes[op.opcodeIndex]
-    return max(code.builtinCode, code.deprecatedBuiltinCode)
-
-
 def _grouped_conv_code(schema, model):
     """Index of a CONV_2D operator code at the grouped version (added or
     raised; a higher version still runs the plain convolutions)."""
     conv = schema.BuiltinOperator.CONV_2D
     for index, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == conv:
+        if operator_builtin(code) == conv:
             code.version = max(code.version, _GROUPED_CONV_VERSION)
             return index
     code = schema.OperatorCodeT()

@@ -13,7 +13,12 @@ import struct
 
 from edge_backbones.errors import ModelFileError
 
-__all__ = ["TFLiteModelFile", "read_model_file", "builtin_op_name"]
+__all__ = [
+    "TFLiteModelFile",
+    "read_model_file",
+    "builtin_op_name",
+    "operator_builtin",
+]
 
 _IDENTIFIER = b"TFL3"
 
@@ -44,6 +49,14 @@ _KNOWN_BUILTINS = {
     **{3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE"},
     **{9: "FULLY_CONNECTED", 114: "QUANTIZE", 126: "BATCH_MATMUL"},
 }
+
+
+def operator_builtin(code):
+    """The BuiltinOperator of an `OperatorCode` object (the flatbuffer
+    object API of LiteRT's or TensorFlow's schema): a code below 127 may
+    sit in the deprecated int8 field only, a newer one in the int32 field
+    only."""
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
 
 
 def builtin_op_name(code):

@@ -159,7 +159,10 @@ def op_profile(model_path, num_threads=1, runs=20, warmup=3, top=10):
 
 
 def _time_ops(model, context):
-    from edge_backbones.runtime.model_file import builtin_op_name
+    from edge_backbones.runtime.model_file import (
+        builtin_op_name,
+        operator_builtin,
+    )
 
     graph = model.subgraphs[0]
     ops = []
@@ -169,9 +172,7 @@ def _time_ops(model, context):
         ops.append(
             {
                 "index": index,
-                "op": builtin_op_name(
-                    max(code.builtinCode, code.deprecatedBuiltinCode)
-                ),
+                "op": builtin_op_name(operator_builtin(code)),
                 "output": output.decode("utf-8", "replace"),
                 "ms": _time_op(model, index, context),
             }
