@@ -32,6 +32,7 @@ __all__ = [
     "load_registry",
     "mode_plans",
     "target_plans",
+    "npu_targets",
     "names",
     "default_min_cosine",
     "selection_candidates",
@@ -250,6 +251,16 @@ def target_plans():
         for name, plan in registry().aliases.items()
         if plan.target is not None
     }
+
+
+def npu_targets():
+    """The targets whose graph must be integer end to end
+    (`forbid_float_tensors`): the ones `--soc` compiles for an NPU."""
+    return tuple(
+        name
+        for name, plan in target_plans().items()
+        if plan.forbid_float_tensors
+    )
 
 
 def names():

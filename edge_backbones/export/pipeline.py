@@ -823,10 +823,10 @@ def _compile_npu(plan, workbench, records):
     """ArtifactRecords of the npu artifact compiled for each SoC."""
     if not plan.socs:
         return []
-    from edge_backbones.npu.export_gate import NPU_TARGETS, compile_verified
+    from edge_backbones.npu.export_gate import compile_verified
 
     compiled = []
-    for source in [r for r in records if r.mode in NPU_TARGETS]:
+    for source in [r for r in records if r.mode in modes_lib.npu_targets()]:
         started = time.perf_counter()
         for path, fidelity, metadata in compile_verified(
             source,

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_backbones.errors import InputError
 from edge_backbones.export import verify
+from edge_backbones.export.modes import npu_targets
 from edge_backbones.npu.compile import (
     compile_model,
     compiled_name,
@@ -28,20 +29,18 @@ from edge_backbones.npu.sdk import toolchain_for
 from edge_backbones.npu.socs import parse_socs
 from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
 
-__all__ = ["NPU_TARGETS", "check_socs", "compile_verified"]
-
-# the targets --soc compiles: a16w8 and, for int8-only NPUs, full int8
-NPU_TARGETS = ("npu", "npu_int8")
+__all__ = ["check_socs", "compile_verified"]
 
 
 def check_socs(socs, targets):
     """Parsed SoCs, each with its SDK checked; before any slow work."""
     if not socs:
         return []
-    if not set(NPU_TARGETS) & set(targets or ()):
+    npu = npu_targets()
+    if not set(npu) & set(targets or ()):
         raise InputError(
             f"--soc {socs} compiles the npu artifact, but the targets are "
-            f"{list(targets or ())}. Add --target npu (or npu_int8)."
+            f"{list(targets or ())}. Add --target {' or '.join(npu)}."
         )
     parsed = parse_socs(socs if isinstance(socs, str) else ",".join(socs))
     for soc in parsed:
