@@ -28,6 +28,7 @@ from keras import ops
 
 from edge_backbones.models.backbone import Backbone, FeatureInfo
 from edge_backbones.models.layers import EdgeLayerNormalization
+from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
 
 __all__ = [
     "PREPROCESSING",
@@ -201,15 +202,7 @@ class TinyBackbone(Backbone):
 
     @property
     def preprocessing(self):
-        return {
-            "color_order": "RGB",
-            "resize": "stretch",
-            "interpolation": "linear",
-            "pixels_in_graph": False,
-            "scale": 1 / 255,
-            "mean": [0.485, 0.456, 0.406],
-            "std": [0.229, 0.224, 0.225],
-        }
+        return copy.deepcopy(IMAGENET_PREPROCESSING)
 
     def get_config(self):
         return {
@@ -252,15 +245,8 @@ class TinyConvBackbone(Backbone):
 # --- .tflite files of a two-convolution model -------------------------------
 
 SIZE = 32
-PREPROCESSING = {
-    "color_order": "RGB",
-    "resize": "stretch",
-    "interpolation": "linear",
-    "pixels_in_graph": False,
-    "scale": 1.0 / 255.0,
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-}
+# the files' metadata preprocessing, as every preset's (read, never edited)
+PREPROCESSING = IMAGENET_PREPROCESSING
 
 
 def two_conv_model():
