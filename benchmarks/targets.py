@@ -4,7 +4,7 @@
     python benchmarks/targets.py --vitdet-b      # + SAM ViT-B @1024
 
 Exports MiT-B0 (random weights, seeded: nothing is downloaded) in our modes
-and target recipes with `edge_backbones.export`, converts keras-hub's MiT-B0
+and target recipes with `edge_backbones.export()`, converts keras-hub's MiT-B0
 (same architecture, random weights) the stock way (Keras SavedModel export +
 a default TFLiteConverter; the `bench` extra) and a small ViTDet. Every
 artifact is verified on the held-out photos against its own Keras float
@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from edge_backbones.atomic_io import write_file_atomic, write_json_atomic
-from edge_backbones.export import tflite_metadata, verify
+from edge_backbones.exporter import tflite_metadata, verify
 from edge_backbones.text import megabytes
 
 __all__ = ["checks", "main", "table", "time_rounds"]
@@ -91,7 +91,7 @@ def export_ours(model, size, modes, targets, args, name, config=None):
 
 def _photos(args, size):
     """(calibration, held-out) float arrays, MiT's preprocessing."""
-    from edge_backbones.export.calibration import load_calibration_set
+    from edge_backbones.exporter.calibration import load_calibration_set
     from edge_backbones.models.mit.mit_presets import PREPROCESSING
 
     calib = load_calibration_set(
@@ -347,7 +347,7 @@ def table(rows, found):
 
 
 def _export_all(args):
-    from edge_backbones.export.pipeline import parse_image_size
+    from edge_backbones.exporter.pipeline import parse_image_size
 
     size = parse_image_size(args.size)
     os.makedirs(os.path.join(args.out, "artifacts"), exist_ok=True)

@@ -23,7 +23,7 @@ _LAZY = {
     "MiTB4Backbone": "edge_backbones.models.mit",
     "MiTB5Backbone": "edge_backbones.models.mit",
     "ViTDetBackbone": "edge_backbones.models.vit_det",
-    "export": "edge_backbones.export.pipeline",
+    "export": "edge_backbones.exporter.pipeline",
     "EdgeModel": "edge_backbones.runtime",
 }
 

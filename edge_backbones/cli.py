@@ -15,7 +15,7 @@ from edge_backbones.errors import EdgeBackbonesError
 # subcommand modules; each defines add_parsers(subparsers), and each parser
 # it adds sets `func` (args -> exit code)
 _COMMAND_MODULES = (
-    "edge_backbones.export.cli",
+    "edge_backbones.exporter.cli",
     "edge_backbones.runtime.cli",
     "edge_backbones.report.cli",
     "edge_backbones.npu.cli",

@@ -14,7 +14,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-from edge_backbones.export import recipes
+from edge_backbones.exporter import recipes
 from tests.conftest import REPO_ROOT
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from edge_backbones.export.recipes import resolve_plans
+from edge_backbones.exporter.recipes import resolve_plans
 from edge_backbones.runtime.cli import thread_counts
 from edge_backbones.text import megabytes, split_commas
 
@@ -31,7 +31,7 @@ def test_users_strip_spaces_and_drop_empty_items():
 
 
 def test_every_printed_mb_is_ten_to_the_six_bytes():
-    from edge_backbones.export.pipeline import ArtifactRecord
+    from edge_backbones.exporter.pipeline import ArtifactRecord
 
     assert megabytes(13_280_000) == 13.28
     record = ArtifactRecord(

@@ -329,7 +329,7 @@ def convert_two_conv_all(folder):
     """{"f32", "int8", "uint8": .tflite bytes} of `two_conv_model`."""
     import tensorflow as tf
 
-    from edge_backbones.export.graph import write_saved_model
+    from edge_backbones.exporter.graph import write_saved_model
 
     saved = write_saved_model(
         two_conv_model(), os.path.join(folder, "saved_model")
@@ -358,7 +358,7 @@ def artifact_metadata(input_dtype="float32", mode=None, fidelity=None):
 
 def write_artifact(path, content, metadata):
     """Embeds `metadata` (with its content digest) and writes `path`."""
-    from edge_backbones.export.tflite_metadata import embed_metadata
+    from edge_backbones.exporter.tflite_metadata import embed_metadata
 
     data = embed_metadata(content, metadata)
     with open(path, "wb") as f:

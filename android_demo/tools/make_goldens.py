@@ -130,8 +130,8 @@ class _Writer:
 
 def export_kinds(calibration, out, kinds=ARTIFACT_KINDS):
     """Exports each kind of tiny MiT; returns {kind: .tflite path}."""
-    from edge_backbones.export.calibration import CalibrationWarning
-    from edge_backbones.export.pipeline import export
+    from edge_backbones.exporter.calibration import CalibrationWarning
+    from edge_backbones.exporter.pipeline import export
 
     paths = {}
     for kind, options in kinds.items():

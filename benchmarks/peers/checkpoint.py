@@ -77,9 +77,9 @@ def load_inputs(calibration, size):
 
     `calibration`: a folder with a manifest (the bundled `calibration/`)
     or a `CalibrationSet`; its manifest's split decides which photos
-    calibrate and which are held out, as in `edge_backbones.export`.
+    calibrate and which are held out, as in `edge_backbones.export()`.
     """
-    from edge_backbones.export.calibration import load_calibration_set
+    from edge_backbones.exporter.calibration import load_calibration_set
 
     calib = (
         calibration

@@ -64,7 +64,7 @@ class Peer:
 
 
 def export_ours(context, modes, targets):
-    """{mode: path} of `edge_backbones.export` of the checkpoint folder."""
+    """{mode: path} of `edge_backbones.export()` of the checkpoint folder."""
     from edge_backbones import export
 
     records = export(
@@ -82,13 +82,13 @@ def export_ours(context, modes, targets):
 
 
 def build_ours(context):
-    """edge_backbones.export of the folder; a mode that fails alone is
+    """edge_backbones.export() of the folder; a mode that fails alone is
     exported again alone, so its error is its own."""
     try:
         return export_ours(context, OUR_MODES, OUR_TARGETS)
     except Exception:  # noqa: BLE001 - each mode below gets its own error
         pass
-    from edge_backbones.export.recipes import artifact_stem
+    from edge_backbones.exporter.recipes import artifact_stem
 
     built = {}
     folder = os.path.join(context.work, OURS)
@@ -219,7 +219,7 @@ def _without_our_metadata(path):
     require("tensorflow", "export")
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from edge_backbones.export.tflite_metadata import METADATA_NAME
+    from edge_backbones.exporter.tflite_metadata import METADATA_NAME
 
     with open(path, "rb") as f:
         model = flatbuffer_utils.convert_bytearray_to_object(f.read())

@@ -57,7 +57,7 @@ def _error_text(exc):
 def measure_row(peer, mode, built, inputs, reference, threads):
     """One row: the artifact's graph and fidelity, or its error."""
     from benchmarks.peers import measure
-    from edge_backbones.export import verify
+    from edge_backbones.exporter import verify
 
     row = {"tool": peer.tool, "mode": mode, "source": peer.source}
     if isinstance(built, Exception):
@@ -118,7 +118,7 @@ def run(args, peers=None):
     """Everything but the writing; returns the result dict."""
     from benchmarks.peers import checkpoint, measure
     from benchmarks.peers import peers as peers_lib
-    from edge_backbones.export.pipeline import parse_image_size
+    from edge_backbones.exporter.pipeline import parse_image_size
 
     size = parse_image_size(args.size)
     folder = os.path.join(args.work_dir, "segformer_b0_seed0")

@@ -76,7 +76,7 @@ THRESHOLDS = {"int8": 0.8, "npu": 0.8, "npu_int8": 0.8, "cpu": 0.99}
 
 
 def export_all(out, models=TINY_MODELS, image_size=IMAGE_SIZE, targets=TARGETS):
-    from edge_backbones.export import export
+    from edge_backbones.exporter import export
 
     paths = []
     for name, (preset, config) in models.items():

@@ -99,7 +99,7 @@ def _load_recipe(aeq, recipe):
 
 
 def _replace_ranges(float_model, samples, qsvs, method, recipe):
-    from edge_backbones.export.calibration_ranges import activation_ranges
+    from edge_backbones.exporter.calibration_ranges import activation_ranges
 
     bits = 16 if recipe.endswith("ai16") else 8
     found = activation_ranges(float_model, samples, list(qsvs), method, bits)

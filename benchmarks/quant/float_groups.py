@@ -19,9 +19,9 @@ import time
 from evaluate import evaluate, load
 from setup_case import load_case_backbone
 
-from edge_backbones.export import modes
-from edge_backbones.export.convert import Converter
-from edge_backbones.export.quant_debug import _op_outputs, layer_type_nodes
+from edge_backbones.exporter import modes
+from edge_backbones.exporter.convert import Converter
+from edge_backbones.exporter.quant_debug import _op_outputs, layer_type_nodes
 
 WEIGHTED = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 

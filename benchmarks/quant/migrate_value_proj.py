@@ -22,9 +22,9 @@ import numpy as np
 from evaluate import load
 from setup_case import load_case_backbone
 
-from edge_backbones.export import pipeline
-from edge_backbones.export.convert import Converter
-from edge_backbones.export.graph import write_saved_model
+from edge_backbones.exporter import pipeline
+from edge_backbones.exporter.convert import Converter
+from edge_backbones.exporter.graph import write_saved_model
 
 PROJ_INPUT = re.compile(
     r"(stage\d_block\d+)_attention_1/proj_1/Tensordot/MatMul1$"

@@ -16,7 +16,7 @@ from setup_case import load_case_backbone  # noqa: E402
 
 
 def tf_int8(folder, data, graph, ranges="minmax", io="int8"):
-    from edge_backbones.export.convert import Converter
+    from edge_backbones.exporter.convert import Converter
 
     def dataset():
         for x in data["calib"]:
@@ -27,9 +27,9 @@ def tf_int8(folder, data, graph, ranges="minmax", io="int8"):
 
 
 def tf_mixed(folder, data, ranges):
-    from edge_backbones.export import modes
-    from edge_backbones.export.convert import Converter
-    from edge_backbones.export.quant_debug import scheme_float_nodes
+    from edge_backbones.exporter import modes
+    from edge_backbones.exporter.convert import Converter
+    from edge_backbones.exporter.quant_debug import scheme_float_nodes
 
     case, size = json.load(open(f"{folder}/case.json"))
     backbone = load_case_backbone(case, size)
@@ -47,7 +47,7 @@ def tf_mixed(folder, data, ranges):
 
 
 def tf_int16x8(folder, data, graph):
-    from edge_backbones.export.convert import Converter
+    from edge_backbones.exporter.convert import Converter
 
     def dataset():
         for x in data["calib"]:
@@ -67,7 +67,7 @@ def main():
     elif kind == "mixed":
         content, plan = tf_mixed(folder, data, ":".join(rest) or "minmax"), "x"
     elif kind == "dynamic":
-        from edge_backbones.export.convert import Converter
+        from edge_backbones.exporter.convert import Converter
 
         content = Converter(f"{folder}/sm_{graph}").dynamic()
         plan = "x"

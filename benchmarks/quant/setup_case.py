@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 
-from edge_backbones.export import pipeline
-from edge_backbones.export.convert import Converter
-from edge_backbones.export.graph import write_saved_model
-from edge_backbones.export.options import CalibrationOptions
+from edge_backbones.exporter import pipeline
+from edge_backbones.exporter.convert import Converter
+from edge_backbones.exporter.graph import write_saved_model
+from edge_backbones.exporter.options import CalibrationOptions
 from edge_backbones.models.layers import integer_layer_norm, integer_softmax
 
 CONFIGS = {

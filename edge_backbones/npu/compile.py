@@ -24,7 +24,7 @@ from importlib import metadata as package_metadata
 
 from edge_backbones.atomic_io import dumps_json
 from edge_backbones.errors import CompileError, MetadataError
-from edge_backbones.export.workspace import write_pair
+from edge_backbones.exporter.workspace import write_pair
 from edge_backbones.npu.sdk import toolchain_for
 from edge_backbones.npu.socs import VENDORS, parse_socs
 from edge_backbones.runtime.metadata import (

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from edge_backbones.errors import CalibrationError
-from edge_backbones.export.verify import compare, worst
+from edge_backbones.exporter.verify import compare, worst
 from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
 
 __all__ = ["NumericsCheck", "check_numerics", "image_paths"]

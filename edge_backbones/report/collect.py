@@ -28,7 +28,7 @@ from edge_backbones.errors import (
     ModelFileError,
     ReportError,
 )
-from edge_backbones.export.modes import names as mode_names
+from edge_backbones.exporter.modes import names as mode_names
 from edge_backbones.report.deployment import deployment_fields
 from edge_backbones.report.macs import count_macs
 from edge_backbones.report.records import (
@@ -492,7 +492,7 @@ def collect_recipe(recipe, out, device_name, **settings):
     record and on stderr) and left out; the others are timed. With
     `resume`, models whose artifacts all exist are not exported again.
     """
-    from edge_backbones.export.pipeline import export
+    from edge_backbones.exporter.pipeline import export
     from edge_backbones.report.recipe import expected_stems, load_exports
 
     settings = RunSettings(out, device_name, **settings)

@@ -7,7 +7,7 @@ TensorFlow), and the fastest mode of each model that meets a cosine budget.
 """
 
 from edge_backbones.errors import InputError, MetadataError
-from edge_backbones.export.verify import min_level
+from edge_backbones.exporter.verify import min_level
 from edge_backbones.report.deployment import is_simulated
 from edge_backbones.report.records import check_row, load_results
 

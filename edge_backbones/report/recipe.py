@@ -28,7 +28,7 @@ Paths are relative to the recipe file.
 
 import os
 
-from edge_backbones.export.recipes import (
+from edge_backbones.exporter.recipes import (
     artifact_stem,
     load_recipes,
     resolve_plans,
@@ -58,7 +58,7 @@ def load_exports(path, default_out):
 
 def expected_stems(kwargs):
     """The file stems `export(**kwargs)` writes, to skip it on --resume."""
-    from edge_backbones.export.pipeline import parse_image_size
+    from edge_backbones.exporter.pipeline import parse_image_size
 
     name = kwargs.get("name") or os.path.basename(
         os.path.normpath(os.fspath(kwargs["model"]))

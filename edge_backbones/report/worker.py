@@ -43,7 +43,7 @@ def _keras(job):
     tf.config.threading.set_intra_op_parallelism_threads(job["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import edge_backbones
-    from edge_backbones.export.graph import serving_model
+    from edge_backbones.exporter.graph import serving_model
     from edge_backbones.runtime.bench import latency_stats, peak_rss_mb
 
     started = time.perf_counter()

@@ -101,7 +101,7 @@ def verified_on(model):
 def holdout_inputs(paths, calibration, count=4):
     """{model name: (count, H, W, C)} float32 held-out photos, preprocessed
     with each model's own metadata."""
-    from edge_backbones.export.calibration import load_calibration_set
+    from edge_backbones.exporter.calibration import load_calibration_set
 
     photos = load_calibration_set(calibration).holdout[:count]
     inputs = {}

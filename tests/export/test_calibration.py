@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_backbones.errors import CalibrationError
-from edge_backbones.export.calibration import (
+from edge_backbones.exporter.calibration import (
     MANIFEST_SCHEMA,
     MIN_CALIBRATION_IMAGES,
     CalibrationWarning,

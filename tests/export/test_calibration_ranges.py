@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge_backbones.errors import InputError
-from edge_backbones.export.calibration_ranges import (
+from edge_backbones.exporter.calibration_ranges import (
     activation_ranges,
     parse_method,
 )

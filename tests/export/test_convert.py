@@ -5,8 +5,8 @@ import pytest
 from keras import ops
 
 from edge_backbones.errors import ExportError
-from edge_backbones.export.convert import Converter, gpu_compatibility
-from edge_backbones.export.graph import serving_model, write_saved_model
+from edge_backbones.exporter.convert import Converter, gpu_compatibility
+from edge_backbones.exporter.graph import serving_model, write_saved_model
 from edge_backbones.models.backbone import Backbone, FeatureInfo
 from edge_backbones.runtime.model_file import read_model_file
 
@@ -77,7 +77,7 @@ def test_dequantize_weights_with_a_shared_buffer():
     import numpy as np
     import tensorflow as tf
 
-    from edge_backbones.export.convert import dequantize_weights
+    from edge_backbones.exporter.convert import dequantize_weights
     from edge_backbones.runtime.backends import load_backend
 
     # k and 2k quantize (per channel) to the same int8 bytes, which the

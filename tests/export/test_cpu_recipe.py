@@ -8,7 +8,7 @@ fixture's are too small: the converter leaves them float).
 
 import pytest
 
-from edge_backbones.export.pipeline import export
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime import cpuinfo
 from tests.tflite_ops import operators
 

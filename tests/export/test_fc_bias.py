@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_backbones.errors import DelegateUnavailableError, ModelFileError
-from edge_backbones.export.fc_bias import add_zero_fc_biases
+from edge_backbones.exporter.fc_bias import add_zero_fc_biases
 from edge_backbones.runtime.delegates import parse_delegates
 from edge_backbones.runtime.known_faults import tflite_runtime_fault
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edge_backbones.errors import InputError
-from edge_backbones.export.foreign_model import ForeignModel
-from edge_backbones.export.pipeline import export
+from edge_backbones.exporter.foreign_model import ForeignModel
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime.edge_model import EdgeModel
 
 tf_keras = pytest.importorskip(

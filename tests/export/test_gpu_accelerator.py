@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edge_backbones.errors import ExportError
-from edge_backbones.export import gpu_check
-from edge_backbones.export.pipeline import export
+from edge_backbones.exporter import gpu_check
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime import EdgeModel, gpu_probe
 
 # ViTDet as in Segment Anything, scaled down: 4x4-token windows

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_backbones.export.grouped_depthwise import depthwise_as_grouped_conv
+from edge_backbones.exporter.grouped_depthwise import depthwise_as_grouped_conv
 from tests.tflite_ops import op_histogram
 
 tf = pytest.importorskip("tensorflow")

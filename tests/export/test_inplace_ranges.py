@@ -9,7 +9,7 @@ measures it, and leave the other tensors alone.
 import numpy as np
 import pytest
 
-from edge_backbones.export.convert import Converter
+from edge_backbones.exporter.convert import Converter
 
 tf = pytest.importorskip("tensorflow")
 
@@ -58,7 +58,7 @@ def _ranges(content):
 
 
 def test_fc_output_gets_its_own_range():
-    from edge_backbones.export.inplace_ranges import remeasure_tied_ranges
+    from edge_backbones.exporter.inplace_ranges import remeasure_tied_ranges
 
     calibrated = _calibrated()
     before = _ranges(calibrated)

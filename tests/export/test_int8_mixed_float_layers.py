@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from edge_backbones.export import modes
-from edge_backbones.export.pipeline import export
+from edge_backbones.exporter import modes
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.models.backbone import Backbone
 from tests.tflite_ops import operators
 from tests.tiny import TINY_MIT_64

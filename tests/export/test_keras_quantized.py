@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from edge_backbones.export.pipeline import export
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.models.mit import MiTBackbone
 from edge_backbones.runtime.edge_model import EdgeModel
 from tests.tiny import TINY_MIT_TWO_STAGES_WIDE

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from edge_backbones.export import tflite_metadata
+from edge_backbones.exporter import tflite_metadata
 from edge_backbones.runtime.metadata import content_sha256, digest_span
 from edge_backbones.runtime.model_file import read_model_file
 from tests.models.backbone_harness import float_tflite

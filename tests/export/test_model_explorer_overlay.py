@@ -5,8 +5,8 @@ import csv
 import pytest
 
 from edge_backbones.atomic_io import loads_json_strict
-from edge_backbones.export.pipeline import export
-from edge_backbones.export.quant_debug import _op_outputs, node_data
+from edge_backbones.exporter.pipeline import export
+from edge_backbones.exporter.quant_debug import _op_outputs, node_data
 
 SIZE = (32, 48)
 STEM = "tiny_backbone_32x48_layers"

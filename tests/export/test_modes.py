@@ -7,8 +7,8 @@ import pytest
 
 from edge_backbones.cli import build_parser
 from edge_backbones.errors import ExportError, InputError, UnknownOptionError
-from edge_backbones.export import modes, options, verify
-from edge_backbones.export.pipeline import export, plan_export
+from edge_backbones.exporter import modes, options, verify
+from edge_backbones.exporter.pipeline import export, plan_export
 from edge_backbones.report import collect
 
 # a copy of the shipped registry plus one mode, placed (in report order)
@@ -172,13 +172,13 @@ def test_the_signature_lists_every_option():
     # None: the preset's natural size (test_natural_size)
     assert parameters["image_size"].default is None
     # the package attribute stays callable after a submodule import
-    import edge_backbones.export.modes  # noqa: F401
+    import edge_backbones.exporter.modes  # noqa: F401
 
     assert callable(edge_backbones.export)
 
 
 def test_toml_job_and_keywords_map_onto_the_same_options(tmp_path):
-    from edge_backbones.export import recipes
+    from edge_backbones.exporter import recipes
 
     recipe = tmp_path / "r.toml"
     recipe.write_text(

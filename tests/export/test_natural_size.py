@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from edge_backbones.export.pipeline import export
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.models import backbone as backbone_lib
 from edge_backbones.models.backbone import DEFAULT_INPUT_SIZE, Backbone
 from edge_backbones.models.mit import MiTBackbone

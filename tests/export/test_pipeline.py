@@ -16,9 +16,9 @@ from edge_backbones.errors import (
     InputError,
     WeightsNotFoundError,
 )
-from edge_backbones.export import modes
-from edge_backbones.export.graph import serving_model
-from edge_backbones.export.pipeline import export, parse_image_size
+from edge_backbones.exporter import modes
+from edge_backbones.exporter.graph import serving_model
+from edge_backbones.exporter.pipeline import export, parse_image_size
 from edge_backbones.runtime import gpu_probe
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.model_file import read_model_file
@@ -344,7 +344,7 @@ def test_min_cos_rejects_a_refused_graph_and_keeps_choosing(
     tiny_backbone, tmp_path, monkeypatch
 ):
     from edge_backbones.errors import ExportError
-    from edge_backbones.export import pipeline
+    from edge_backbones.exporter import pipeline
 
     real_check = pipeline.modes_lib.check_graph
 

@@ -8,7 +8,7 @@ it replaced reached (see the comments), so a regression fails.
 import numpy as np
 import pytest
 
-from edge_backbones.export.pipeline import export
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime.model_file import read_model_file
 from tests.tiny import TINY_SAM
 

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from edge_backbones.errors import InputError
-from edge_backbones.export import modes, recipes
+from edge_backbones.exporter import modes, recipes
 from edge_backbones.runtime.cpuinfo import cpu_flags
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from edge_backbones.atomic_io import dumps_json, loads_json_strict
 from edge_backbones.errors import FidelityError
-from edge_backbones.export import verify
+from edge_backbones.exporter import verify
 
 
 def test_identical_outputs():
@@ -67,7 +67,7 @@ def test_missing_level_and_shape_mismatch():
 
 
 def test_every_mode_and_target_has_a_threshold():
-    from edge_backbones.export.modes import MODE_PLANS, TARGETS
+    from edge_backbones.exporter.modes import MODE_PLANS, TARGETS
 
     assert set(verify.DEFAULT_MIN_COSINE) == set(MODE_PLANS) | set(TARGETS)
 

@@ -6,7 +6,7 @@ model on the bundled photos."""
 import numpy as np
 import pytest
 
-from edge_backbones.export.pipeline import export
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.preprocess import preprocess
 from tests.tflite_ops import operators

@@ -23,9 +23,9 @@ from edge_backbones.errors import (
     InputError,
     UnknownPresetError,
 )
-from edge_backbones.export import options, recipes, tflite_metadata, workspace
-from edge_backbones.export.cli import _thresholds
-from edge_backbones.export.pipeline import export
+from edge_backbones.exporter import options, recipes, tflite_metadata, workspace
+from edge_backbones.exporter.cli import _thresholds
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.models.backbone import Backbone
 from tests.conftest import REPO_ROOT
 from tests.tiny import save_tiny_sam_checkpoint
@@ -260,7 +260,7 @@ def test_activation_estimates_are_the_attention_scores():
     )  # fmt: skip
     # the global block at 8192: 2 heads x (512^2 tokens)^2
     assert vit.peak_activation_bytes(8192, 8192) == 4 * 2 * (512**2) ** 2
-    from edge_backbones.export import memory
+    from edge_backbones.exporter import memory
 
     memory.check_backbone(mit, (512, 512), free=2**30)  # 17 MB: fits
     with pytest.raises(InputError, match="8192x8192"):
@@ -396,7 +396,7 @@ KILLED_EXPORT = textwrap.dedent(
     import sys
     import keras
     from tests.tiny import TinyBackbone
-    from edge_backbones.export.pipeline import export
+    from edge_backbones.exporter.pipeline import export
 
     keras.utils.set_random_seed(1)  # other weights: another artifact
     export(TinyBackbone(dim=8), image_size=32, modes="fp32",
@@ -515,7 +515,7 @@ def test_live_work_folder_is_not_removed(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent("""
             import sys, time
-            from edge_backbones.export.workspace import workspace
+            from edge_backbones.exporter.workspace import workspace
             with workspace(sys.argv[1]) as work:
                 print(work, flush=True)
                 time.sleep(120)

@@ -18,7 +18,7 @@ import tempfile
 import keras
 import numpy as np
 
-from edge_backbones.export.graph import (
+from edge_backbones.exporter.graph import (
     INPUT_NAME,
     serving_model,
     write_saved_model,
@@ -114,7 +114,7 @@ def gpu_compatibility_report(tflite_bytes):
 def _converter(backbone, image_size, tmp_path, samples):
     """The shipped export converter on `backbone`'s serving SavedModel,
     calibrated on `samples`."""
-    from edge_backbones.export.convert import Converter
+    from edge_backbones.exporter.convert import Converter
 
     saved = write_saved_model(
         serving_model(backbone, image_size),

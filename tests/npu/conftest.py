@@ -23,7 +23,7 @@ needs_npu_extra = pytest.mark.skipif(
 def _tiny_export(target, out, calibration_dir):
     import keras
 
-    from edge_backbones.export.pipeline import export
+    from edge_backbones.exporter.pipeline import export
     from tests.tiny import TinyBackbone
 
     keras.utils.set_random_seed(0)

@@ -1,6 +1,6 @@
 """Tiny exported models and report results shared by the report tests.
 
-The artifacts are real exports (`edge_backbones.export`) of a four-stage
+The artifacts are real exports (`edge_backbones.export()`) of a four-stage
 MiT (tests/tiny.py: `TINY_MIT_64`), so timing them takes milliseconds.
 """
 

@@ -81,7 +81,7 @@ def test_recipe_rejects_unknown_keys(tmp_path):
 def test_resume_stems_follow_the_export_file_name_rule():
     # what --resume looks for is what export() writes: name, height x
     # width (height first), mode; the layer report drops the mode
-    from edge_backbones.export.recipes import artifact_stem
+    from edge_backbones.exporter.recipes import artifact_stem
     from edge_backbones.report.recipe import expected_stems
 
     kwargs = {"model": "weights/mit_b0/", "image_size": "384x640"}

@@ -42,7 +42,7 @@ def tiny(tmp_path_factory):
     """Paths of the tiny models plus the Keras reference outputs."""
     import tensorflow as tf
 
-    from edge_backbones.export.graph import write_saved_model
+    from edge_backbones.exporter.graph import write_saved_model
 
     folder = tmp_path_factory.mktemp("tiny")
     model = two_conv_model()

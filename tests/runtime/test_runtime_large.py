@@ -17,7 +17,7 @@ SIZE = 512
 def mit_b0(tmp_path_factory):
     import tensorflow as tf
 
-    from edge_backbones.export.graph import serving_model, write_saved_model
+    from edge_backbones.exporter.graph import serving_model, write_saved_model
     from edge_backbones.models.backbone import from_preset
 
     folder = tmp_path_factory.mktemp("mit_b0")

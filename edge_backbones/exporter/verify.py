@@ -33,7 +33,7 @@ or `export(thresholds=...)`), and why:
 import numpy as np
 
 from edge_backbones.errors import FidelityError
-from edge_backbones.export.modes import default_min_cosine
+from edge_backbones.exporter.modes import default_min_cosine
 
 __all__ = [
     "DEFAULT_MIN_COSINE",

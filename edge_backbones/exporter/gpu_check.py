@@ -18,7 +18,7 @@ import collections
 import numpy as np
 
 from edge_backbones.errors import DelegateUnavailableError, ExportError
-from edge_backbones.export import verify
+from edge_backbones.exporter import verify
 from edge_backbones.runtime import gpu_probe
 
 __all__ = ["run_on_gpu"]

@@ -32,7 +32,7 @@ def _thresholds(values):
 def _flags():
     """(flags, argparse keywords) of every export option on the command
     line; the mode and target lists come from the mode registry."""
-    from edge_backbones.export import modes
+    from edge_backbones.exporter import modes
 
     flag = {"action": "store_true", "default": None}
     return [
@@ -126,7 +126,7 @@ def _run(args):
     # TensorFlow's C++ start-up chatter is not export progress
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edge_backbones.errors import InputError
-    from edge_backbones.export import recipes
+    from edge_backbones.exporter import recipes
 
     exports = recipes.load_recipes(args.recipe) if args.recipe else [{}]
     if args.model:
@@ -142,8 +142,8 @@ def _run(args):
 
 
 def _export(args, kwargs):
-    from edge_backbones.export import pipeline
-    from edge_backbones.export.options import OPTIONS
+    from edge_backbones.exporter import pipeline
+    from edge_backbones.exporter.options import OPTIONS
 
     # every option with a flag of the same name (argparse's None: not given)
     flags = {key: getattr(args, key, None) for key in OPTIONS}
@@ -158,7 +158,7 @@ def _export(args, kwargs):
         if isinstance(kwargs.get(key), str):
             kwargs[key] = split_commas(kwargs[key])
     if args.level_names or args.preprocessing:
-        from edge_backbones.export.foreign_model import ForeignModel
+        from edge_backbones.exporter.foreign_model import ForeignModel
 
         kwargs["model"] = ForeignModel(
             kwargs["model"],

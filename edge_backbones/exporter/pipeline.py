@@ -33,12 +33,12 @@ from edge_backbones.errors import (
     WeightsNotFoundError,
     require,
 )
-from edge_backbones.export import gpu_check, memory, tflite_metadata, verify
-from edge_backbones.export import modes as modes_lib
-from edge_backbones.export import options as options_lib
-from edge_backbones.export import recipes as recipes_lib
-from edge_backbones.export import workspace as workspace_lib
-from edge_backbones.export.convert import Converter, gpu_compatibility
+from edge_backbones.exporter import gpu_check, memory, tflite_metadata, verify
+from edge_backbones.exporter import modes as modes_lib
+from edge_backbones.exporter import options as options_lib
+from edge_backbones.exporter import recipes as recipes_lib
+from edge_backbones.exporter import workspace as workspace_lib
+from edge_backbones.exporter.convert import Converter, gpu_compatibility
 from edge_backbones.text import megabytes, split_commas
 
 __all__ = [
@@ -112,7 +112,7 @@ def parse_image_size(value):
 
 def _check_options(job):
     """InputError for a threshold of no mode or an I/O type of no plan."""
-    from edge_backbones.export.convert import INT8_IO_DTYPES
+    from edge_backbones.exporter.convert import INT8_IO_DTYPES
 
     gates = modes_lib.default_min_cosine()
     unknown = sorted(set(job.thresholds or {}) - set(gates))
@@ -149,7 +149,7 @@ def load_backbone(
     are drawn from Keras' global generator seeded with `seed`, so the same
     command exports the same model (and the same fidelity figures).
     """
-    from edge_backbones.export import foreign_model
+    from edge_backbones.exporter import foreign_model
     from edge_backbones.models.backbone import Backbone
 
     if isinstance(model, Backbone):
@@ -215,7 +215,7 @@ def _preprocessing(backbone, pixels_in_graph):
 def _serving(backbone, size, out_features, preprocessing):
     """The serving model; with pixels in graph it normalizes raw pixels."""
     keras = require("keras", "export")
-    from edge_backbones.export.graph import INPUT_NAME, serving_model
+    from edge_backbones.exporter.graph import INPUT_NAME, serving_model
 
     model = serving_model(backbone, size, out_features)
     if not preprocessing["pixels_in_graph"]:
@@ -237,7 +237,7 @@ def _calibration_set(calibration, seed, holdout_fraction, max_images):
         return None
     if hasattr(calibration, "arrays"):
         return calibration
-    from edge_backbones.export.calibration import load_calibration_set
+    from edge_backbones.exporter.calibration import load_calibration_set
 
     return load_calibration_set(
         calibration,
@@ -545,7 +545,7 @@ class Workbench:
 
 def _prepare(plan, work):
     """Serving graph, float reference and converters (a Workbench)."""
-    from edge_backbones.export.graph import write_saved_model
+    from edge_backbones.exporter.graph import write_saved_model
 
     serving = _serving(
         plan.backbone, plan.size, plan.out_features, plan.preprocessing
@@ -572,7 +572,7 @@ def _prepare(plan, work):
         )
     float_nodes = ()
     if plan.float_layers:
-        from edge_backbones.export.quant_debug import match_nodes
+        from edge_backbones.exporter.quant_debug import match_nodes
 
         float_nodes = tuple(match_nodes(converter.fp32(), plan.float_layers))
     return Workbench(
@@ -694,7 +694,7 @@ def _convert(plan, workbench, mode_plan):
     elif kind == "dynamic":
         content = converter.dynamic(mode_plan.float_weight_ops)
     else:
-        from edge_backbones.export.quant_debug import scheme_float_nodes
+        from edge_backbones.exporter.quant_debug import scheme_float_nodes
 
         applied["matched_nodes"] = list(workbench.float_nodes)
         applied["type_nodes"], applied["name_nodes"] = scheme_float_nodes(
@@ -850,7 +850,7 @@ def _compile_npu(plan, workbench, records):
 
 
 def _report_layers(converter, holdout, out, stem):
-    from edge_backbones.export import quant_debug
+    from edge_backbones.exporter import quant_debug
 
     if converter.representative_dataset is None:
         raise CalibrationError(
@@ -912,7 +912,7 @@ def _integer_converter(serving, work, dataset, allow_flex, softmax):
     `softmax`, softmax as exp * rsqrt(sum)^2 (`integer_softmax`); the
     float and mixed plans keep the plain graph, which XNNPACK runs whole.
     """
-    from edge_backbones.export.graph import write_saved_model
+    from edge_backbones.exporter.graph import write_saved_model
     from edge_backbones.models.layers import (
         integer_layer_norm,
         integer_softmax,

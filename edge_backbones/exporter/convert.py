@@ -23,9 +23,9 @@ import sys
 import warnings
 
 from edge_backbones.errors import ExportError, require
-from edge_backbones.export.fc_bias import add_zero_fc_biases
-from edge_backbones.export.grouped_depthwise import depthwise_as_grouped_conv
-from edge_backbones.export.inplace_ranges import remeasure_tied_ranges
+from edge_backbones.exporter.fc_bias import add_zero_fc_biases
+from edge_backbones.exporter.grouped_depthwise import depthwise_as_grouped_conv
+from edge_backbones.exporter.inplace_ranges import remeasure_tied_ranges
 from edge_backbones.runtime.model_file import operator_builtin
 
 __all__ = [
@@ -175,7 +175,7 @@ class Converter:
         if ranges in self._calibrated:
             return self._calibrated[ranges]
         if ranges != "minmax":
-            from edge_backbones.export.calibration_ranges import (
+            from edge_backbones.exporter.calibration_ranges import (
                 override_calibrated,
             )
 

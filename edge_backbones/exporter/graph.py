@@ -22,7 +22,7 @@ def serving_model(backbone, image_size, out_features=None):
     """
     if hasattr(backbone, "serving_model"):  # a foreign_model.ForeignModel
         return backbone.serving_model(image_size, out_features)
-    from edge_backbones.export.keras_quantized import float_equivalent
+    from edge_backbones.exporter.keras_quantized import float_equivalent
 
     backbone = float_equivalent(backbone)  # Keras-quantized: see there
     keras = require("keras", "export")

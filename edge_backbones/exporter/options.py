@@ -116,7 +116,7 @@ THRESHOLDS = Kind(
 
 
 def _model(value):
-    from edge_backbones.export.foreign_model import is_foreign
+    from edge_backbones.exporter.foreign_model import is_foreign
     from edge_backbones.models.backbone import Backbone
 
     return isinstance(value, (str, os.PathLike, Backbone)) or is_foreign(value)

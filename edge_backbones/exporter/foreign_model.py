@@ -141,7 +141,7 @@ class ForeignModel:
     def at_size(self, image_size):
         """Traces the model at (1, H, W, C); names and measures its levels."""
         keras = require("keras", "export")
-        from edge_backbones.export.graph import INPUT_NAME
+        from edge_backbones.exporter.graph import INPUT_NAME
 
         height, width = image_size
         channels = _input_channels(self._loaded, self.format)
