@@ -4,6 +4,8 @@ This module imports nothing heavy: the runtime (numpy + a TFLite interpreter)
 raises these too.
 """
 
+from types import ModuleType
+
 __all__ = [
     "EdgeBackbonesError",
     "UnknownPresetError",
@@ -106,8 +108,12 @@ class MissingDependencyError(EdgeBackbonesError, ImportError):
     """An optional dependency is not installed; says which extra brings it."""
 
 
-def require(module: str, extra: str):
-    """Imports `module`, or raises a MissingDependencyError naming the extra."""
+def require(module: str, extra: str) -> ModuleType:
+    """Imports `module`, or raises a MissingDependencyError naming the extra.
+
+    Raises:
+        MissingDependencyError: `module` is not installed.
+    """
     import importlib
 
     try:

@@ -369,7 +369,7 @@ def export(model, **options):
 
 
 # help(), IDEs and inspect see every option of the table, with its default
-export.__signature__ = options_lib.signature()
+export.__signature__ = options_lib.signature()  # type: ignore[attr-defined]
 
 
 def export_job(job):

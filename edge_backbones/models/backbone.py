@@ -18,6 +18,7 @@ import dataclasses
 import importlib
 import json
 import os
+from typing import Any
 
 import keras
 
@@ -44,9 +45,9 @@ __all__ = [
 # that this module never pulls in a family it does not need.
 _FAMILY_MODULES = ("edge_backbones.models.mit", "edge_backbones.models.vit_det")
 # preset name -> {"class": Backbone subclass, "config": {}, "metadata": {}}
-_PRESETS = {}
+_PRESETS: dict[str, dict[str, Any]] = {}
 # Backbone subclasses that can load a foreign (Hugging Face) checkpoint.
-_FAMILIES = []
+_FAMILIES: list[type["Backbone"]] = []
 
 # Said when a preset's weights are missing, by family: keras-cv users expect
 # its weightless presets to build random weights silently; ours never do.
@@ -508,7 +509,7 @@ class Backbone(keras.Model):
         """Families that read Hugging Face checkpoints override this."""
         raise NotImplementedError
 
-    hf_model_types = ()
+    hf_model_types: tuple[str, ...] = ()
 
     @classmethod
     def natural_input_size(cls, preset):

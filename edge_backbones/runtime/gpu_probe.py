@@ -49,7 +49,8 @@ _REASON = re.compile(
     r"^(?:E\d{4} [\d:.]+\s+\d+ \S+\] |ERROR: (?:\[[^\]]*\] )?|Warning: )"
     r"(?P<text>.+)$"
 )
-_cache = {}
+# (TensorFlow loaded, the Vulkan environment) -> verdict
+_cache: dict[tuple[bool, tuple[tuple[str, str], ...]], "GpuVerdict"] = {}
 _lock = threading.Lock()
 
 

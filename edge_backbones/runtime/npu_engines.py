@@ -68,7 +68,7 @@ def qnn_tensor_name(tensor_name):
     return re.sub(r"[^A-Za-z0-9_]+", "_", tensor_name)
 
 
-_QNN_PROVIDER_REGISTERED = []
+_QNN_PROVIDER_REGISTERED: list[bool] = []
 
 
 def _qnn_session_options(num_threads):
