@@ -20,6 +20,14 @@ ANNOTATED_MODULES = [
     "edge_backbones.errors",
     "edge_backbones.atomic_io",
     "edge_backbones.text",
+    *(
+        f"edge_backbones.runtime.{name}"
+        for name in (
+            "backends bench cli cpuinfo delegates edge_model engines "
+            "gpu_probe known_faults metadata model_file npu_engines "
+            "op_profile parity preprocess"
+        ).split()
+    ),
 ]
 
 

@@ -57,11 +57,16 @@ class CalibrationSet:
         source: the folder or manifest the set was loaded from.
     """
 
-    calibration: list
-    holdout: list
+    calibration: list[str]
+    holdout: list[str]
     source: str
 
-    def paths(self, split):
+    def paths(self, split: str) -> list[str]:
+        """The paths of `split` ("calibration" or "holdout").
+
+        Raises:
+            CalibrationError: an unknown split.
+        """
         if split not in SPLITS:
             raise CalibrationError(
                 f"Unknown split {split!r}; use one of {list(SPLITS)}."
@@ -87,8 +92,11 @@ class CalibrationSet:
 
 
 def load_calibration_set(
-    source, seed=0, holdout_fraction=0.25, max_images=None
-):
+    source: str | os.PathLike[str],
+    seed: int = 0,
+    holdout_fraction: float = 0.25,
+    max_images: int | None = None,
+) -> CalibrationSet:
     """Loads a folder of photos or a manifest into a `CalibrationSet`.
 
     Args:
@@ -110,6 +118,11 @@ def load_calibration_set(
     with its name rather than halfway through a conversion. Warns
     (`CalibrationWarning`) when fewer than `MIN_CALIBRATION_IMAGES`
     photos are left to calibrate on.
+
+    Raises:
+        CalibrationError: no usable photos, an unreadable photo or
+            manifest, or a split that leaves nothing to calibrate on.
+        InputError: a bad `holdout_fraction` or `max_images`.
     """
     _check_sampling(holdout_fraction, max_images)
     source = os.fspath(source)

@@ -30,6 +30,8 @@ or `export(thresholds=...)`), and why:
   0.98915 on LiteRT's CPU, 0.9999 on the simulated HTP).
 """
 
+from typing import Any
+
 import numpy as np
 
 from edge_backbones.errors import FidelityError
@@ -118,7 +120,7 @@ def worst(fidelity, metric="cosine"):
     return min(levels, key=key) if levels else (None, None)
 
 
-def min_level(fidelity, metric):
+def min_level(fidelity: Any, metric: str) -> float | None:
     """The lowest `metric` over levels (NaN lowest); None if no level has
     it (every level exact, for `sqnr_db`) or there is no fidelity."""
     _, figures = worst(fidelity, metric)

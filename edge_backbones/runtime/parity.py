@@ -16,8 +16,11 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_backbones.atomic_io import (
     stage_file,
@@ -50,6 +53,11 @@ __all__ = [
     "where_am_i",
 ]
 
+# `run_artifacts`' result: {"info": {...}, "outputs": {key: array}}
+Run: TypeAlias = dict[str, Any]
+# one row of `compare`: artifact, model, mode, delegate, levels {figures}
+Row: TypeAlias = dict[str, Any]
+
 # XNNPACK (the default CPU path), the interpreter's builtin kernels, and
 # TFLite's portable reference kernels
 DELEGATES = ("xnnpack", "cpu", "portable")
@@ -71,7 +79,7 @@ MIN_INT_COSINE = 0.999
 MAX_INT8_ERROR_RATIO = 1.25
 
 
-def where_am_i():
+def where_am_i() -> dict[str, str | None]:
     """Architecture, CPU and emulation of this process, for a run record."""
     cpu = read_cpuinfo() or {}
     return {
@@ -82,7 +90,7 @@ def where_am_i():
     }
 
 
-def verified_on(model):
+def verified_on(model: EdgeModel) -> dict[str, str | None]:
     """Where an `EdgeModel` ran: the `verified_on` block of an artifact.
 
     TFLite's int8 kernels round differently on ARM and x86, so an int8
@@ -98,9 +106,15 @@ def verified_on(model):
     }
 
 
-def holdout_inputs(paths, calibration, count=4):
+def holdout_inputs(
+    paths: Iterable[str], calibration: str | os.PathLike[str], count: int = 4
+) -> dict[str, npt.NDArray[Any]]:
     """{model name: (count, H, W, C)} float32 held-out photos, preprocessed
-    with each model's own metadata."""
+    with each model's own metadata.
+
+    Raises:
+        CalibrationError: no usable photos in `calibration`.
+    """
     from edge_backbones.exporter.calibration import load_calibration_set
 
     photos = load_calibration_set(calibration).holdout[:count]
@@ -113,15 +127,15 @@ def holdout_inputs(paths, calibration, count=4):
     return inputs
 
 
-def _metadata(path):
+def _metadata(path: str) -> dict[str, Any]:
     return read_metadata(path, read_model_file(path)) or {}
 
 
-def _key(stem, delegate, level):
+def _key(stem: str, delegate: str, level: str) -> str:
     return f"{stem}/{delegate}/{level}"
 
 
-def _cannot_run(path, backend, isolate):
+def _cannot_run(path: str, backend: str, isolate: bool) -> str | None:
     """Why `backend` cannot run `path` (None if it can).
 
     With `isolate`, one zero input first runs in a child process, so an
@@ -159,8 +173,12 @@ def _cannot_run(path, backend, isolate):
 
 
 def run_artifacts(
-    paths, inputs, backend=None, delegates=DELEGATES, isolate=False
-):
+    paths: Iterable[str],
+    inputs: Mapping[str, npt.NDArray[Any]],
+    backend: str | None = None,
+    delegates: Sequence[str] = DELEGATES,
+    isolate: bool = False,
+) -> Run:
     """Runs every artifact through each delegate on its model's inputs.
 
     Returns {"info": {...}, "outputs": {"stem/delegate/level": array}};
@@ -168,6 +186,10 @@ def run_artifacts(
     artifact this interpreter cannot load (an op version newer than it
     knows, or with `isolate`, one that crashes it) is listed in
     info["unloadable"] with the reason.
+
+    Raises:
+        DelegateUnavailableError: a delegate of `delegates` did not load.
+        MissingDependencyError: `backend` is not installed.
     """
     outputs, artifacts, unloadable = {}, {}, {}
     used = load_backend(backend)
@@ -207,7 +229,10 @@ def run_artifacts(
     return {"info": info, "outputs": outputs}
 
 
-def save_arrays(path, arrays):
+def save_arrays(
+    path: str | os.PathLike[str], arrays: Mapping[str, Any]
+) -> None:
+    """Writes `arrays` as one .npz file, atomically."""
     path = os.fspath(path)
     staging = stage_file(path, b"")
     try:
@@ -219,17 +244,24 @@ def save_arrays(path, arrays):
         raise
 
 
-def load_arrays(path):
+def load_arrays(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]]:
+    """The arrays of a `save_arrays` file, by name."""
     with np.load(os.fspath(path)) as data:
         return {key: data[key] for key in data.files}
 
 
-def save_run(folder, name, run):
+def save_run(folder: str | os.PathLike[str], name: str, run: Run) -> None:
+    """Writes `run` as `<name>.npz` and `<name>.json` in `folder`."""
     save_arrays(os.path.join(folder, f"{name}.npz"), run["outputs"])
     write_json_atomic(os.path.join(folder, f"{name}.json"), run["info"])
 
 
-def load_run(folder, name):
+def load_run(folder: str | os.PathLike[str], name: str) -> Run:
+    """The run `save_run` wrote.
+
+    Raises:
+        InputError: there is no run `name` in `folder`.
+    """
     json_path = os.path.join(folder, f"{name}.json")
     if not os.path.isfile(json_path):
         raise InputError(
@@ -244,7 +276,7 @@ def load_run(folder, name):
     }
 
 
-def _min_cosine(a, b):
+def _min_cosine(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     a = a.reshape(len(a), -1).astype(np.float64)
     b = b.reshape(len(b), -1).astype(np.float64)
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
@@ -255,7 +287,13 @@ def _min_cosine(a, b):
     return float(np.min(np.clip(cosines, -1.0, 1.0)))
 
 
-def _level_figures(ref, out, scale, fp32_ref, fp32_out):
+def _level_figures(
+    ref: npt.NDArray[Any],
+    out: npt.NDArray[Any],
+    scale: float | None,
+    fp32_ref: npt.NDArray[Any] | None,
+    fp32_out: npt.NDArray[Any] | None,
+) -> dict[str, Any]:
     diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
     peak = float(np.max(np.abs(ref))) or 1.0
     figures = {
@@ -267,18 +305,22 @@ def _level_figures(ref, out, scale, fp32_ref, fp32_out):
         # quantization steps apart (outputs dequantized with `scale`)
         "max_steps": None if scale is None else int(round(diff.max() / scale)),
     }
-    if fp32_out is not None:
+    if fp32_out is not None and fp32_ref is not None:  # set together
         # each machine's own int8 error: against its own fp32 outputs
         figures["fidelity"] = _min_cosine(fp32_out, out)
         figures["reference_fidelity"] = _min_cosine(fp32_ref, ref)
     return figures
 
 
-def compare(reference, device):
+def compare(reference: Run, device: Run) -> list[Row]:
     """Rows: artifact x delegate, per level figures vs `reference` and
     the device's fidelity (cosine vs the fp32 artifact of the same model,
     same delegate, run on the device). Artifacts the device could not load
-    are left out (see device["info"]["unloadable"])."""
+    are left out (see device["info"]["unloadable"]).
+
+    Raises:
+        InputError: the device run lacks an output the reference has.
+    """
     skipped = device["info"].get("unloadable", {})
     artifacts = {
         stem: artifact
@@ -323,7 +365,9 @@ def compare(reference, device):
     return rows
 
 
-def _integer_level(figures, where, row):
+def _integer_level(
+    figures: Mapping[str, Any], where: str, row: Row
+) -> tuple[str, list[str]]:
     """(how one integer level agrees, [reasons it is out of bounds])."""
     problems = []
     delegate = row["delegate"]
@@ -368,7 +412,7 @@ def _integer_level(figures, where, row):
     return "within int8 error", problems
 
 
-def verdict(row):
+def verdict(row: Row) -> tuple[str, list[str]]:
     """(how `row` from `compare` is within bounds, [reasons it is not]).
 
     Float modes must agree to MAX_FLOAT_RELATIVE of each level's peak.
@@ -401,7 +445,10 @@ def verdict(row):
         kind, level_problems = _integer_level(figures, where, row)
         kinds.add(kind)
         problems += level_problems
-    order = ("within int8 error", f"cosine >= {MIN_INT_COSINE}")
+    order: tuple[str, ...] = (
+        "within int8 error",
+        f"cosine >= {MIN_INT_COSINE}",
+    )
     order += ("float rounding", "exact")
     kind = next((k for k in order if k in kinds), "exact")
     return ("OUT OF BOUNDS" if problems else kind), problems
