@@ -28,6 +28,13 @@ ANNOTATED_MODULES = [
             "op_profile parity preprocess"
         ).split()
     ),
+    *(
+        f"edge_backbones.report.{name}"
+        for name in (
+            "cli collect deployment macs merge plot recipe records render "
+            "thermal worker"
+        ).split()
+    ),
 ]
 
 
@@ -112,3 +119,34 @@ def test_built_wheel_ships_py_typed(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "edge_backbones/py.typed" in names
     assert "edge_backbones/exporter/modes.toml" in names
+
+
+def test_lazy_names_are_typed_as_what_they_resolve_to():
+    # editors read the TYPE_CHECKING imports; callers get _LAZY's names
+    import ast
+
+    import edge_backbones
+
+    path = os.path.join(ROOT, "edge_backbones", "__init__.py")
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    (block,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and ast.unparse(node.test) == "TYPE_CHECKING"
+    ]
+    typed = {
+        alias.asname or alias.name: node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    # the same module each: nothing heavy is imported to check it
+    assert typed == edge_backbones._LAZY
+
+
+def test_export_kwargs_lists_every_export_option():
+    from edge_backbones.exporter.options import OPTIONS, ExportKwargs
+
+    assert set(ExportKwargs.__annotations__) == set(OPTIONS) - {"model"}
