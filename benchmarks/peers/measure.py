@@ -125,7 +125,7 @@ def time_interleaved(paths, threads, rounds, runs, warmup, log=print):
 
 def cpu_record():
     """The CPU the timings come from: model, flags (lscpu), load."""
-    from edge_backbones.runtime.cpuinfo import cpu_flags, read_cpuinfo
+    from edge_backbones.core.cpuinfo import cpu_flags, read_cpuinfo
 
     info = read_cpuinfo() or {}
     try:

@@ -2,7 +2,8 @@
 
 import pickle
 
-from edge_backbones.exporter import modes, verify
+from edge_backbones.core import modes
+from edge_backbones.exporter import verify
 from edge_backbones.exporter.pipeline import _run_tflite
 from edge_backbones.runtime.model_file import read_model_file
 

@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from edge_backbones.core import modes as modes_lib
 from edge_backbones.errors import (
     CalibrationError,
     ExportError,
@@ -34,7 +35,6 @@ from edge_backbones.errors import (
     require,
 )
 from edge_backbones.exporter import gpu_check, memory, tflite_metadata, verify
-from edge_backbones.exporter import modes as modes_lib
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
 from edge_backbones.exporter import workspace as workspace_lib

@@ -28,9 +28,9 @@ keyword arguments.
 
 import os
 
+from edge_backbones.core.modes import resolve_plans
 from edge_backbones.errors import InputError, UnknownOptionError, require
 from edge_backbones.exporter import options
-from edge_backbones.exporter.modes import resolve_plans
 from edge_backbones.exporter.options import RECIPE_KEYS, check, check_thresholds
 
 __all__ = [

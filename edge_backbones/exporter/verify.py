@@ -32,8 +32,8 @@ or `export(thresholds=...)`), and why:
 
 import numpy as np
 
+from edge_backbones.core.modes import default_min_cosine
 from edge_backbones.errors import FidelityError
-from edge_backbones.exporter.modes import default_min_cosine
 
 __all__ = [
     "DEFAULT_MIN_COSINE",

@@ -22,6 +22,7 @@ import os
 import keras
 
 from edge_backbones.atomic_io import staged_directory
+from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.errors import (
     CheckpointError,
     InputError,
@@ -95,8 +96,6 @@ class _classproperty:
 
 def _check_preset(cls, name, preset):
     """ValueError unless `preset` carries what callers read from it."""
-    from edge_backbones.runtime.preprocess import validate_preprocessing
-
     metadata = preset.get("metadata", {})
     size = metadata.get("image_size")
     if (

@@ -17,9 +17,9 @@ import tempfile
 
 import numpy as np
 
+from edge_backbones.core.modes import npu_targets
 from edge_backbones.errors import InputError
 from edge_backbones.exporter import verify
-from edge_backbones.exporter.modes import npu_targets
 from edge_backbones.npu.compile import (
     compile_model,
     compiled_name,

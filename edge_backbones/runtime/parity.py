@@ -23,9 +23,10 @@ from edge_backbones.atomic_io import (
     stage_file,
     write_json_atomic,
 )
+from edge_backbones.core import modes
+from edge_backbones.core.cpuinfo import read_cpuinfo
 from edge_backbones.errors import InputError, ModelFileError
 from edge_backbones.runtime.backends import load_backend
-from edge_backbones.runtime.cpuinfo import read_cpuinfo
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.metadata import read_metadata
 from edge_backbones.runtime.model_file import read_model_file
@@ -59,9 +60,9 @@ DELEGATES = ("xnnpack", "cpu", "portable")
 # float, and so do some int16 reference kernels (the a16w8 `npu` measured
 # up to 10 int16 steps apart on emulated ARM: docs/raspberry_pi.md)
 EXACT_DELEGATES = ("portable",)
-INTEGER_ONLY_MODES = ("int8", "int8_io", "npu_int8")
+INTEGER_ONLY_MODES = modes.integer_only_modes()
 # modes whose kernels are float end to end; all others compute in integers
-FLOAT_MODES = ("fp32", "fp16", "gpu")
+FLOAT_MODES = modes.float_modes()
 # float: the same maths, another instruction set; integer: what the issue
 # asked for (met by tiny models' first levels only: docs/raspberry_pi.md)
 MAX_FLOAT_RELATIVE = 1e-5

@@ -10,13 +10,13 @@ import ai_edge_litert
 import numpy as np
 import pytest
 
+from edge_backbones.core import modes
 from edge_backbones.errors import (
     CalibrationError,
     FidelityError,
     InputError,
     WeightsNotFoundError,
 )
-from edge_backbones.exporter import modes
 from edge_backbones.exporter.graph import serving_model
 from edge_backbones.exporter.pipeline import export, parse_image_size
 from edge_backbones.runtime import gpu_probe

@@ -67,7 +67,7 @@ def test_missing_level_and_shape_mismatch():
 
 
 def test_every_mode_and_target_has_a_threshold():
-    from edge_backbones.exporter.modes import MODE_PLANS, TARGETS
+    from edge_backbones.core.modes import MODE_PLANS, TARGETS
 
     assert set(verify.DEFAULT_MIN_COSINE) == set(MODE_PLANS) | set(TARGETS)
 
