@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.core import modes as modes_lib
 from edge_backbones.errors import (
     CalibrationError,
@@ -69,7 +70,7 @@ class ArtifactRecord:
         """The one line printed when the artifact is done."""
         size = f"{megabytes(self.size_bytes):.2f} MB"
         figures = (
-            verify.format_fidelity(self.fidelity)
+            fidelity_lib.format_fidelity(self.fidelity)
             if self.fidelity
             else "not verified"
         )
@@ -634,7 +635,7 @@ def _log_rejection(plan, mode_plan, exc):
     # choosing: a candidate whose graph is refused (or that fails to
     # convert) loses, and the others still compete
     if plan.selecting and getattr(exc, "fidelity", None):
-        name, worst = verify.worst(exc.fidelity)
+        name, worst = fidelity_lib.worst(exc.fidelity)
         _log(
             f"{mode_plan.mode:<8} rejected: cosine {worst['cosine']:.4f} "
             f"({name}) < {plan.job.export.min_cos}"
@@ -751,7 +752,7 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
     workspace_lib.crash_point("verifying")
     threads = plan.job.export.num_threads
     runtime_model, outputs = _run_tflite(candidate, plan.holdout, threads)
-    fidelity = verify.compare(workbench.reference, outputs)
+    fidelity = fidelity_lib.compare(workbench.reference, outputs)
     what = os.path.basename(final)
     verify.check(fidelity, gate, mode_plan.mode, what)
     graph = {}
@@ -982,7 +983,7 @@ def _selection_rows(records, failures, best, min_cos):
         rows.append(
             (
                 record.mode,
-                f"{verify.worst(record.fidelity)[1]['cosine']:.4f}",
+                f"{fidelity_lib.worst(record.fidelity)[1]['cosine']:.4f}",
                 f"{record.latency_ms:.1f}",
                 f"{megabytes(record.size_bytes):.2f}",
                 verdict,
@@ -991,7 +992,7 @@ def _selection_rows(records, failures, best, min_cos):
     reasons = []
     for mode, exc in failures:
         if getattr(exc, "fidelity", None):
-            level, figures = verify.worst(exc.fidelity)
+            level, figures = fidelity_lib.worst(exc.fidelity)
             cosine, verdict = figures["cosine"], f"rejected: below {min_cos}"
             reasons.append(f"{mode}: cosine {cosine:.4f} ({level})")
         else:

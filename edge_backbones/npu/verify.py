@@ -12,8 +12,8 @@ import os
 
 import numpy as np
 
+from edge_backbones.core.fidelity import compare, worst
 from edge_backbones.errors import CalibrationError
-from edge_backbones.exporter.verify import compare, worst
 from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
 
 __all__ = ["NumericsCheck", "check_numerics", "image_paths"]
@@ -44,7 +44,7 @@ def image_paths(folder, max_images):
 class NumericsCheck:
     path: str
     backend: str
-    fidelity: dict  # export.verify.compare's dict, vs LiteRT CPU
+    fidelity: dict  # core.fidelity.compare's dict, vs LiteRT CPU
 
     @property
     def worst_cosine(self):

@@ -25,6 +25,7 @@ from edge_backbones.atomic_io import (
 )
 from edge_backbones.core import modes
 from edge_backbones.core.cpuinfo import read_cpuinfo
+from edge_backbones.core.fidelity import min_cosine
 from edge_backbones.errors import InputError, ModelFileError
 from edge_backbones.runtime.backends import load_backend
 from edge_backbones.runtime.edge_model import EdgeModel
@@ -245,17 +246,6 @@ def load_run(folder, name):
     }
 
 
-def _min_cosine(a, b):
-    a = a.reshape(len(a), -1).astype(np.float64)
-    b = b.reshape(len(b), -1).astype(np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    both_zero = (norms == 0) & ~np.any(a - b, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cosines = np.where(both_zero, 1.0, np.sum(a * b, axis=1) / norms)
-    # rounding can put a cosine a hair above 1
-    return float(np.min(np.clip(cosines, -1.0, 1.0)))
-
-
 def _level_figures(ref, out, scale, fp32_ref, fp32_out):
     diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
     peak = float(np.max(np.abs(ref))) or 1.0
@@ -264,14 +254,14 @@ def _level_figures(ref, out, scale, fp32_ref, fp32_out):
         "max_abs": float(np.max(diff)),
         "max_relative": float(np.max(diff)) / peak,
         "differing": float(np.mean(diff > 0)),
-        "cosine": _min_cosine(ref, out),
+        "cosine": min_cosine(ref, out),
         # quantization steps apart (outputs dequantized with `scale`)
         "max_steps": None if scale is None else int(round(diff.max() / scale)),
     }
     if fp32_out is not None:
         # each machine's own int8 error: against its own fp32 outputs
-        figures["fidelity"] = _min_cosine(fp32_out, out)
-        figures["reference_fidelity"] = _min_cosine(fp32_ref, ref)
+        figures["fidelity"] = min_cosine(fp32_out, out)
+        figures["reference_fidelity"] = min_cosine(fp32_ref, ref)
     return figures
 
 
