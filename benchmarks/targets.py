@@ -92,14 +92,17 @@ def export_ours(model, size, modes, targets, args, name, config=None):
 
 def _photos(args, size):
     """(calibration, held-out) float arrays, MiT's preprocessing."""
-    from edge_backbones.exporter.calibration import load_calibration_set
+    from edge_backbones.exporter.calibration import load_photos, preprocessed
     from edge_backbones.models.mit.mit_presets import PREPROCESSING
 
-    calib = load_calibration_set(
+    calib = load_photos(
         args.calibration, seed=args.seed, max_images=args.max_images
     )
     return [
-        [np.asarray(a, np.float32) for a in calib.arrays(split, spec, size)]
+        [
+            np.asarray(a, np.float32)
+            for a in preprocessed(calib, split, spec, size)
+        ]
         for split, spec in (
             ("calibration", PREPROCESSING),
             ("holdout", PREPROCESSING),

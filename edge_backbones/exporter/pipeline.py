@@ -27,6 +27,7 @@ import numpy as np
 
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.core import modes as modes_lib
+from edge_backbones.core.image_sets import CalibrationSet
 from edge_backbones.errors import (
     CalibrationError,
     ExportError,
@@ -35,6 +36,7 @@ from edge_backbones.errors import (
     WeightsNotFoundError,
     require,
 )
+from edge_backbones.exporter import calibration as calibration_lib
 from edge_backbones.exporter import gpu_check, memory, tflite_metadata, verify
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
@@ -236,11 +238,9 @@ def _serving(backbone, size, out_features, preprocessing):
 def _calibration_set(calibration, seed, holdout_fraction, max_images):
     if calibration is None:
         return None
-    if hasattr(calibration, "arrays"):
+    if isinstance(calibration, CalibrationSet):
         return calibration
-    from edge_backbones.exporter.calibration import load_calibration_set
-
-    return load_calibration_set(
+    return calibration_lib.load_photos(
         calibration,
         seed=seed,
         holdout_fraction=holdout_fraction,
@@ -592,8 +592,8 @@ def _dataset(plan):
     report = plan.job.export.layer_report and plan.calibration is not None
     if not (needs or report):
         return None
-    arrays = list(
-        plan.calibration.arrays("calibration", plan.preprocessing, plan.size)
+    arrays = calibration_lib.preprocessed(
+        plan.calibration, "calibration", plan.preprocessing, plan.size
     )
     _log(f"calibration: {len(arrays)} images")
     return _representative_dataset(arrays, plan.preprocessing, _log)
@@ -879,7 +879,9 @@ def _report_layers(converter, holdout, out, stem):
 
 def _holdout(calib, preprocessing, size):
     if calib is not None:
-        images = list(calib.arrays("holdout", preprocessing, size))
+        images = calibration_lib.preprocessed(
+            calib, "holdout", preprocessing, size
+        )
         if not images:
             raise CalibrationError(
                 f"The held-out split of {getattr(calib, 'source', calib)!r}"

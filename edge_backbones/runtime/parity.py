@@ -26,11 +26,13 @@ from edge_backbones.atomic_io import (
 from edge_backbones.core import modes
 from edge_backbones.core.cpuinfo import read_cpuinfo
 from edge_backbones.core.fidelity import min_cosine
+from edge_backbones.core.image_sets import load_calibration_set
 from edge_backbones.errors import InputError, ModelFileError
 from edge_backbones.runtime.backends import load_backend
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.metadata import read_metadata
 from edge_backbones.runtime.model_file import read_model_file
+from edge_backbones.runtime.preprocess import load_image
 
 __all__ = [
     "DELEGATES",
@@ -103,9 +105,8 @@ def verified_on(model):
 def holdout_inputs(paths, calibration, count=4):
     """{model name: (count, H, W, C)} float32 held-out photos, preprocessed
     with each model's own metadata."""
-    from edge_backbones.exporter.calibration import load_calibration_set
-
-    photos = load_calibration_set(calibration).holdout[:count]
+    photos = load_calibration_set(calibration, decode=load_image)
+    photos = photos.holdout[:count]
     inputs = {}
     for path in paths:
         name = _metadata(path)["model"]["name"]
