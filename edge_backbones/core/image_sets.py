@@ -85,10 +85,8 @@ def load_calibration_set(
             the held-out photos stay the same on every machine.
         max_images: calibrate on a seeded sample of at most this many
             photos; the held-out split is kept whole. A sample below
-            `MIN_CALIBRATION_IMAGES` warns too: on the shipped photos, 8
-            instead of 24 took a toy two-level transformer's (random
-            weights, 32x48) int16x8 P2 cosine on the held-out photos from
-            0.9989 to 0.983.
+            `MIN_CALIBRATION_IMAGES` warns too: too few photos leave
+            activation ranges that the held-out photos fall outside.
         decode: path -> image, raising InputError on a broken file
             (`edge_backbones.runtime.preprocess.load_image`). Given, every
             chosen file is decoded once here, so a broken photo fails now

@@ -60,18 +60,18 @@ DELEGATES = ("xnnpack", "cpu", "portable")
 # kernels with no architecture-specific rounding: an int8 graph (these
 # modes) computes equal integers through them on every machine;
 # dynamic-range (`cpu`, `dynamic`) and mixed graphs compute partly in
-# float, and so do some int16 reference kernels (the a16w8 `npu` measured
-# up to 10 int16 steps apart on emulated ARM: docs/raspberry_pi.md)
+# float, and so do some int16 reference kernels (docs/raspberry_pi.md)
 EXACT_DELEGATES = ("portable",)
 INTEGER_ONLY_MODES = modes.integer_only_modes()
 # modes whose kernels are float end to end; all others compute in integers
 FLOAT_MODES = modes.float_modes()
-# float: the same maths, another instruction set; integer: what the issue
-# asked for (met by tiny models' first levels only: docs/raspberry_pi.md)
+# float: the same maths, another instruction set; integer: the fidelity an
+# int8 artifact should keep across machines (docs/raspberry_pi.md says
+# which levels meet it)
 MAX_FLOAT_RELATIVE = 1e-5
 MIN_INT_COSINE = 0.999
-# the device's int8 error may exceed the reference machine's by this factor
-# (measured: up to 1.13x, MiT-B0 @128 P4 on the builtin kernels)
+# the device's int8 error may exceed the reference machine's by this
+# factor: a margin over what ARM's one-rounding kernels add
 MAX_INT8_ERROR_RATIO = 1.25
 
 
