@@ -5,6 +5,7 @@ raises these too.
 """
 
 from types import ModuleType
+from typing import Any
 
 __all__ = [
     "EdgeBackbonesError",
@@ -66,6 +67,9 @@ class ExportError(EdgeBackbonesError, RuntimeError):
 class FidelityError(ExportError):
     """An artifact fell below its mode's accuracy threshold."""
 
+    # its figures (`core.fidelity.compare`), where the raiser had them
+    fidelity: dict[str, Any] | None = None
+
 
 class ModelFileError(EdgeBackbonesError, ValueError):
     """A missing, empty, truncated or non-TFLite model file."""
@@ -94,6 +98,9 @@ class DelegateUnavailableError(EdgeBackbonesError, ValueError):
 
 class ReportError(EdgeBackbonesError, RuntimeError):
     """Some rows of a report could not be measured (the others were kept)."""
+
+    # the result file holding the rows that were measured, if one was written
+    result_path: str | None = None
 
 
 class SdkUnavailableError(EdgeBackbonesError, RuntimeError):

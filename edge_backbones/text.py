@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 __all__ = ["megabytes", "split_commas"]
 
-# "MB" everywhere we print a file size is 10^6 bytes, as in the README's
+# "MB" everywhere we print a file size is 10^6 bytes, as in the reports'
 # tables; memory (peak RSS) is printed in MiB and labelled so.
 BYTES_PER_MB = 10**6
 

@@ -21,9 +21,15 @@ ANNOTATED_MODULES = [
     "edge_backbones.atomic_io",
     "edge_backbones.text",
     *(
+        f"edge_backbones.core.{name}"
+        for name in (
+            "cpuinfo fidelity image_sets modes preprocessing suggest"
+        ).split()
+    ),
+    *(
         f"edge_backbones.runtime.{name}"
         for name in (
-            "backends bench cli cpuinfo delegates edge_model engines "
+            "backends bench cli delegates edge_model engines "
             "gpu_probe known_faults metadata model_file npu_engines "
             "op_profile parity preprocess"
         ).split()
@@ -118,7 +124,7 @@ def test_built_wheel_ships_py_typed(tmp_path):
     (wheel,) = glob.glob(str(tmp_path / "dist" / "*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "edge_backbones/py.typed" in names
-    assert "edge_backbones/exporter/modes.toml" in names
+    assert "edge_backbones/core/modes.toml" in names
 
 
 def test_lazy_names_are_typed_as_what_they_resolve_to():

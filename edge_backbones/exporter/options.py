@@ -11,17 +11,17 @@ quoted "false" is not false).
 """
 
 import dataclasses
-import difflib
 import inspect
 import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from edge_backbones.core.suggest import did_you_mean
 from edge_backbones.errors import InputError, UnknownOptionError
 
 if TYPE_CHECKING:
-    from edge_backbones.exporter.calibration import CalibrationSet
+    from edge_backbones.core.image_sets import CalibrationSet
 
 __all__ = [
     "Kind",
@@ -37,7 +37,6 @@ __all__ = [
     "check_names",
     "check_thresholds",
     "job",
-    "suggest",
     "signature",
     "ExportKwargs",
 ]
@@ -297,12 +296,6 @@ def check_thresholds(thresholds: Any, where: str = "") -> None:
         check(COSINE, value, f"thresholds.{mode}", where)
 
 
-def suggest(name: str, known: Iterable[str]) -> str:
-    """` (did you mean 'modes'?)` for the closest of `known`, or ""."""
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def check_names(
     given: Iterable[str], known: Iterable[str], what: str, where: str = ""
 ) -> None:
@@ -315,7 +308,7 @@ def check_names(
     for name in given:
         if name not in known:
             raise UnknownOptionError(
-                f"{where}unknown {what} {name!r}{suggest(name, known)}; "
+                f"{where}unknown {what} {name!r}{did_you_mean(name, known)}; "
                 f"known: {sorted(known)}."
             )
 

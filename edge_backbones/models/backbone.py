@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from edge_backbones.atomic_io import staged_directory
+from edge_backbones.core.preprocessing import validate_preprocessing
+from edge_backbones.core.suggest import suggest
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -41,6 +43,7 @@ __all__ = [
     "from_preset",
     "largest_level_bytes",
     "list_presets",
+    "register_preset_aliases",
     "register_presets",
     "suggest",
 ]
@@ -50,6 +53,10 @@ __all__ = [
 _FAMILY_MODULES = ("edge_backbones.models.mit", "edge_backbones.models.vit_det")
 # preset name -> {"class": Backbone subclass, "config": {}, "metadata": {}}
 _PRESETS: dict[str, dict[str, Any]] = {}
+# other ecosystems' name -> our preset name: the same architecture and the
+# same weights lookup, kept out of `Backbone.presets` so that each model is
+# listed (and built by the registry-driven tests) once
+_ALIASES: dict[str, str] = {}
 # Backbone subclasses that can load a foreign (Hugging Face) checkpoint.
 _FAMILIES: list[type["Backbone"]] = []
 
@@ -101,8 +108,6 @@ class _classproperty:
 
 def _check_preset(cls, name, preset):
     """ValueError unless `preset` carries what callers read from it."""
-    from edge_backbones.runtime.preprocess import validate_preprocessing
-
     metadata = preset.get("metadata", {})
     size = metadata.get("image_size")
     if (
@@ -144,6 +149,32 @@ def register_presets(
         _FAMILIES.append(cls)
 
 
+def register_preset_aliases(aliases: Mapping[str, str]) -> None:
+    """Registers `aliases` (name -> registered preset name): the names other
+    libraries' documentation uses for one of our presets.
+
+    Raises:
+        ValueError: an alias of an unregistered preset, or one taken (a bug
+            in the family, not a user error).
+    """
+    for alias, name in aliases.items():
+        if name not in _PRESETS:
+            raise ValueError(
+                f"Alias {alias!r} names {name!r}, which is not a registered "
+                "preset; register the preset first."
+            )
+        if alias in _PRESETS or _ALIASES.get(alias, name) != name:
+            raise ValueError(
+                f"Alias {alias!r} is already a preset or another alias."
+            )
+        _ALIASES[alias] = name
+
+
+def _canonical(preset):
+    """The registered name `preset` stands for (itself unless an alias)."""
+    return _ALIASES.get(preset, preset)
+
+
 def _ensure_registered():
     for module in _FAMILY_MODULES:
         importlib.import_module(module)
@@ -156,7 +187,7 @@ def list_presets() -> list[str]:
 
 
 def from_preset(
-    preset: str, load_weights: bool = True, **kwargs: Any
+    preset: str, load_weights: bool | None = True, **kwargs: Any
 ) -> "Backbone":
     """Builds any family's backbone from a preset name or a local folder.
 
@@ -166,41 +197,6 @@ def from_preset(
         WeightsNotFoundError: the preset's weights are not on this disk.
     """
     return Backbone.from_preset(preset, load_weights=load_weights, **kwargs)
-
-
-# characters one is typed or read for another (o/0, l/1, ...): a cheap edit
-_LOOKALIKES = {frozenset(p) for p in ("o0", "O0", "l1", "I1", "i1", "s5")}
-_LOOKALIKE_COST = 0.25
-
-
-def _edit_distance(typed, name):
-    """Levenshtein distance where a look-alike substitution costs less."""
-    previous = [float(j) for j in range(len(name) + 1)]
-    for i, a in enumerate(typed, 1):
-        current = [float(i)]
-        for j, b in enumerate(name, 1):
-            swap = 0.0 if a == b else 1.0
-            if frozenset((a, b)) in _LOOKALIKES:
-                swap = _LOOKALIKE_COST
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + swap)
-            )
-        previous = current
-    return previous[-1]
-
-
-def suggest(typed: str, names: Iterable[str], limit: int = 3) -> list[str]:
-    """The names closest to `typed` (at most `limit`), nearest first.
-
-    Edit distance with look-alike characters (`mit_bo` is `mit_b0`, not
-    `mit_b5`) beats difflib's ratio, which ties every `mit_b*` here.
-    """
-    scored = sorted((_edit_distance(typed, n), n) for n in names)
-    if not scored:
-        return []
-    best = scored[0][0]
-    cutoff = min(best + 0.5, max(1.0, len(typed) / 3))
-    return [name for score, name in scored[:limit] if score <= cutoff]
 
 
 def _hub_cache_dir():
@@ -391,6 +387,19 @@ class Backbone(keras.Model):
             if issubclass(entry["class"], cls)
         }
 
+    @_classproperty
+    def preset_aliases(cls) -> dict[str, str]:
+        """Other libraries' names for presets of this class (alias -> our
+        name); `from_preset` takes them. Not in `presets`: one model, one
+        entry."""
+        _ensure_registered()
+        presets = cls.presets
+        return {
+            alias: name
+            for alias, name in sorted(_ALIASES.items())
+            if name in presets
+        }
+
     def __init__(self, *args: Any, dtype: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # keras.Model drops `dtype` for functional models; the families
@@ -561,7 +570,7 @@ class Backbone(keras.Model):
         """
         if isinstance(preset, str) and not os.path.isdir(preset):
             _ensure_registered()
-            entry = _PRESETS.get(preset)
+            entry = _PRESETS.get(_canonical(preset))
             if entry is not None:
                 height, width = entry["metadata"]["image_size"]
                 return int(height), int(width)
@@ -569,16 +578,20 @@ class Backbone(keras.Model):
 
     @classmethod
     def from_preset(
-        cls, preset: str, load_weights: bool = True, **kwargs: Any
+        cls, preset: str, load_weights: bool | None = True, **kwargs: Any
     ) -> "Self":
         """Builds a backbone from a preset name or a local checkpoint folder.
 
         `preset` is a registered name (`Backbone.presets`), a folder holding a
         Hugging Face checkpoint (`config.json` + `model.safetensors`) or a
-        folder written by `save_to_preset`. Nothing is downloaded: a preset's
+        folder written by `save_to_preset`, or another library's name for
+        one of them (`Backbone.preset_aliases`: keras-cv's
+        `mit_b0_imagenet` is `mit_b0`). Nothing is downloaded: a preset's
         weights load only if they are already on this disk; otherwise pass
-        `load_weights=False` for the architecture with random weights.
-        `kwargs` override the preset's config (e.g. `image_shape`).
+        `load_weights=False` for the architecture with random weights
+        (`None`, keras-cv's default, loads the preset's weights: every
+        preset here has them). `kwargs` override the preset's config (e.g.
+        `image_shape`).
 
         Raises:
             UnknownPresetError: neither a preset name nor a folder, or a
@@ -598,9 +611,11 @@ class Backbone(keras.Model):
             )
         entry = cls._registered(preset)
         target = entry["class"]
+        if load_weights is None:
+            load_weights = True
         if not load_weights:
             return target(**{**entry["config"], **kwargs})
-        candidates = local_weight_candidates(preset)
+        candidates = local_weight_candidates(_canonical(preset))
         for folder in candidates:
             if _is_checkpoint_folder(folder):
                 return target._from_folder(folder, True, **kwargs)
@@ -610,19 +625,11 @@ class Backbone(keras.Model):
     def _registered(cls, preset):
         """The registry entry of `preset`, which must build a `cls`."""
         _ensure_registered()
-        entry = _PRESETS.get(preset)
+        entry = _PRESETS.get(_canonical(preset))
         if entry is None:
-            close = suggest(preset, list(_PRESETS))
+            close = suggest(preset, list(_PRESETS) + list(_ALIASES))
             hint = f" Did you mean {' or '.join(map(repr, close))}?"
             hint = hint if close else ""
-            stem = preset.removesuffix("_imagenet")
-            if stem != preset and stem in _PRESETS:
-                # keras-cv's trained MiT presets carry this suffix
-                hint = (
-                    f" keras-cv's {preset!r} is this package's {stem!r} "
-                    "(ImageNet-1k weights): call from_preset"
-                    f"({stem!r})."
-                )
             raise UnknownPresetError(
                 f"Unknown preset {preset!r} (and no such folder).{hint} "
                 f"Known presets: {sorted(cls.presets or _PRESETS)}."

@@ -9,8 +9,8 @@ TensorFlow), and the fastest mode of each model that meets a cosine budget.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from edge_backbones.core.fidelity import min_level
 from edge_backbones.errors import InputError, MetadataError
-from edge_backbones.exporter.verify import min_level
 from edge_backbones.report.deployment import is_simulated
 from edge_backbones.report.records import check_row, load_results
 

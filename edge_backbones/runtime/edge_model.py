@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.errors import (
     DelegateUnavailableError,
     InputError,
@@ -35,11 +36,7 @@ from edge_backbones.runtime.known_faults import tflite_runtime_fault
 from edge_backbones.runtime.metadata import load_metadata, validate_metadata
 from edge_backbones.runtime.model_file import read_model_file
 from edge_backbones.runtime.npu_engines import open_npu_engine
-from edge_backbones.runtime.preprocess import (
-    ImageLike,
-    preprocess,
-    validate_preprocessing,
-)
+from edge_backbones.runtime.preprocess import ImageLike, preprocess
 
 __all__ = ["EdgeModel", "Outputs", "TensorSpec"]
 
