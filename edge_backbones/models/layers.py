@@ -5,6 +5,8 @@ accept, and keeps every tensor at rank <= 4.
 """
 
 import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 import keras
 from keras import ops
@@ -24,7 +26,7 @@ _L2_EPSILON_LIMIT = 1e-4
 
 
 @contextlib.contextmanager
-def integer_layer_norm():
+def integer_layer_norm() -> Iterator[None]:
     """Layer norms traced inside lower to TFLite's L2_NORMALIZATION.
 
     LayerNorm(x) = sqrt(C) * c / ||c|| * gamma + beta with c = x - mean(x):
@@ -44,7 +46,7 @@ def integer_layer_norm():
 
 
 @contextlib.contextmanager
-def integer_softmax():
+def integer_softmax() -> Iterator[None]:
     """Softmaxes traced inside are exp(x - max) * (1 / sum) in builtins.
 
     TFLite's int8 SOFTMAX writes its output at the fixed scale 1/256, so
@@ -73,13 +75,13 @@ class EdgeLayerNormalization(keras.layers.Layer):
     (`gamma`, `beta`), so checkpoints map one to one.
     """
 
-    def __init__(self, epsilon=1e-6, **kwargs):
+    def __init__(self, epsilon: float = 1e-6, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.epsilon = epsilon
         # gamma and beta stay float32 under mixed precision (see call)
         self.autocast = False
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         dim = input_shape[-1]
         self.gamma = self.add_weight(
             name="gamma", shape=(dim,), initializer="ones"
@@ -88,7 +90,7 @@ class EdgeLayerNormalization(keras.layers.Layer):
             name="beta", shape=(dim,), initializer="zeros"
         )
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         # Statistics in float32 whatever the policy, as Keras'
         # LayerNormalization computes them: a float16 variance overflows.
         # Under float32 both casts are no-ops and emit nothing.
@@ -117,11 +119,11 @@ class EdgeLayerNormalization(keras.layers.Layer):
         unit = tf.reshape(unit, tf.shape(centered))
         return unit * (self.gamma * dim**0.5) + self.beta
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-def softmax_float32(logits, compute_dtype):
+def softmax_float32(logits: Any, compute_dtype: Any) -> Any:
     """Softmax over the last axis computed in float32, cast to the policy's.
 
     Attention under a float16 policy: exponentials of float16 logits lose

@@ -7,6 +7,9 @@ encoder keys start with `segformer.` and whose head keys are ignored.
 Tensors are read by `models.hf_checkpoint`, never with pickle.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from edge_backbones.errors import CheckpointError
 from edge_backbones.models import hf_checkpoint
 from edge_backbones.models.hf_checkpoint import (
@@ -23,8 +26,14 @@ ENCODER_PREFIX = "segformer."
 HEAD_PREFIXES = ("decode_head.", "classifier.")
 
 
-def convert_config(hf_config, path="<config>"):
-    """MiTBackbone arguments from a SegFormer `config.json` dict."""
+def convert_config(
+    hf_config: Mapping[str, Any], path: str = "<config>"
+) -> dict[str, Any]:
+    """MiTBackbone arguments from a SegFormer `config.json` dict.
+
+    Raises:
+        CheckpointError: a config this MiTBackbone cannot reproduce.
+    """
     act = hf_config.get("hidden_act", "gelu")
     if act != "gelu":
         raise CheckpointError(
@@ -121,7 +130,7 @@ def _weight_map(backbone):
     return slots
 
 
-def load_weights(backbone, folder):
+def load_weights(backbone: Any, folder: str) -> None:
     """Assigns the encoder weights of the checkpoint in `folder`.
 
     Every encoder tensor must map to exactly one variable of the same

@@ -1,5 +1,7 @@
 """MiT's efficient self-attention, written for a static 4-D edge graph."""
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -37,7 +39,9 @@ class MiTAttention(keras.layers.Layer):
             it off.
     """
 
-    def __init__(self, hidden_dim, num_heads, sr_ratio=1, **kwargs):
+    def __init__(
+        self, hidden_dim: int, num_heads: int, sr_ratio: int = 1, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if hidden_dim % num_heads:
             raise ValueError(
@@ -75,7 +79,7 @@ class MiTAttention(keras.layers.Layer):
                 name="reduction_norm",
             )
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         self.query.build(input_shape)
         self.proj.build(input_shape)
         kv_shape = input_shape
@@ -93,7 +97,7 @@ class MiTAttention(keras.layers.Layer):
         )
         return ops.transpose(x, perm)
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         batch, height, width, channels = ops.shape(x)
         # Scaling the queries costs H*W*C multiplies instead of the
         # attention matrix's H*W*N'.
@@ -110,7 +114,7 @@ class MiTAttention(keras.layers.Layer):
         out = ops.reshape(out, (batch, height, width, channels))
         return self.proj(out)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "hidden_dim": self.hidden_dim,

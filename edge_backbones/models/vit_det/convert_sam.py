@@ -8,6 +8,9 @@ tensors are read; the prompt encoder and mask decoder are ignored. Tensors
 are read by `models.hf_checkpoint`, never unpickled.
 """
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 
 from edge_backbones.errors import CheckpointError
@@ -59,8 +62,14 @@ def _square(value, name, path):
     )
 
 
-def convert_config(hf_config, path="<config>"):
-    """`ViTDetBackbone` arguments from a Hugging Face SAM config dict."""
+def convert_config(
+    hf_config: Mapping[str, Any], path: str = "<config>"
+) -> dict[str, Any]:
+    """`ViTDetBackbone` arguments from a Hugging Face SAM config dict.
+
+    Raises:
+        CheckpointError: a config this ViTDetBackbone cannot reproduce.
+    """
     if hf_config.get("model_type") == "sam":
         if "vision_config" not in hf_config:
             raise CheckpointError(
@@ -196,7 +205,11 @@ def _weight_map(backbone, checkpoint_grid):
     return slots
 
 
-def load_weights(backbone, path, checkpoint_image_shape=None):
+def load_weights(
+    backbone: Any,
+    path: str,
+    checkpoint_image_shape: Sequence[int] | None = None,
+) -> None:
     """Copies the vision-encoder tensors of checkpoint `path` into `backbone`.
 
     `checkpoint_image_shape` is the image size the checkpoint was trained at

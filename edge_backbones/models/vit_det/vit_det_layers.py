@@ -8,8 +8,12 @@ matrices: they depend on weights only, so the converter folds them away and
 no RESIZE/GATHER op reaches the .tflite.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import numpy as np
+import numpy.typing as npt
 from keras import ops
 
 from edge_backbones.models.layers import softmax_float32
@@ -43,7 +47,9 @@ def _source_coordinates(in_size, out_size):
     return (np.arange(out_size, dtype=np.float64) + 0.5) * scale - 0.5
 
 
-def linear_resize_matrix(in_size, out_size):
+def linear_resize_matrix(
+    in_size: int, out_size: int
+) -> npt.NDArray[np.float64]:
     """(out, in) matrix of PyTorch's 1-D linear interpolation.
 
     Same as `F.interpolate(mode="linear", align_corners=False)`, which SAM's
@@ -60,7 +66,9 @@ def linear_resize_matrix(in_size, out_size):
     return matrix
 
 
-def bicubic_resize_matrix(in_size, out_size):
+def bicubic_resize_matrix(
+    in_size: int, out_size: int
+) -> npt.NDArray[np.float64]:
     """(out, in) matrix of PyTorch's bicubic interpolation along one axis.
 
     Same as `F.interpolate(mode="bicubic", align_corners=False)` (Keys
@@ -88,7 +96,9 @@ def bicubic_resize_matrix(in_size, out_size):
     return matrix
 
 
-def relative_position_matrix(query_size, key_size, table_size):
+def relative_position_matrix(
+    query_size: int, key_size: int, table_size: int
+) -> npt.NDArray[np.float64]:
     """(query * key, table) matrix: SAM's `get_rel_pos` as one linear map.
 
     Row `q * key_size + k` picks (after resizing the table to
@@ -117,18 +127,18 @@ class ViTDetPositionEmbedding(keras.layers.Layer):
     grows.
     """
 
-    def __init__(self, grid_size, **kwargs):
+    def __init__(self, grid_size: Sequence[int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.grid_size = tuple(grid_size)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         self.pos_embed = self.add_weight(
             name="pos_embed",
             shape=(1, *self.grid_size, input_shape[-1]),
             initializer="zeros",
         )
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         height, width = _static_height_width(x, self)
         if (height, width) == self.grid_size:
             return x + self.pos_embed
@@ -149,10 +159,10 @@ class ViTDetPositionEmbedding(keras.layers.Layer):
         table = ops.transpose(table, (1, 0, 2))
         return x + table[None]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "grid_size": self.grid_size}
 
 
@@ -164,11 +174,11 @@ class ViTDetWindowPartition(keras.layers.Layer):
     (B * nH, ws, nW, ws * C) and a 4-D transpose, never a 6-D tensor.
     """
 
-    def __init__(self, window_size, **kwargs):
+    def __init__(self, window_size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.window_size = window_size
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         size = self.window_size
         height, width = _static_height_width(x, self)
         channels = x.shape[-1]
@@ -180,10 +190,10 @@ class ViTDetWindowPartition(keras.layers.Layer):
         x = ops.transpose(x, (0, 2, 1, 3))
         return ops.reshape(x, (-1, size, size, channels))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return (None, self.window_size, self.window_size, input_shape[-1])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "window_size": self.window_size}
 
 
@@ -195,11 +205,11 @@ class ViTDetWindowUnpartition(keras.layers.Layer):
     width say how many windows there are and what padding to crop.
     """
 
-    def __init__(self, window_size, **kwargs):
+    def __init__(self, window_size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.window_size = window_size
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         windows, reference = inputs
         size = self.window_size
         height, width = _static_height_width(reference, self)
@@ -213,11 +223,11 @@ class ViTDetWindowUnpartition(keras.layers.Layer):
             x = x[:, :height, :width, :]
         return x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         windows_shape, reference_shape = input_shape
         return (*reference_shape[:3], windows_shape[-1])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "window_size": self.window_size}
 
 
@@ -241,12 +251,12 @@ class ViTDetAttention(keras.layers.Layer):
 
     def __init__(
         self,
-        num_heads,
-        use_bias=True,
-        use_rel_pos=False,
-        rel_pos_size=None,
-        **kwargs,
-    ):
+        num_heads: int,
+        use_bias: bool = True,
+        use_rel_pos: bool = False,
+        rel_pos_size: Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if use_rel_pos and rel_pos_size is None:
             raise ValueError(
@@ -261,7 +271,7 @@ class ViTDetAttention(keras.layers.Layer):
             None if rel_pos_size is None else tuple(rel_pos_size)
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         dim = input_shape[-1]
         if dim % self.num_heads:
             raise ValueError(
@@ -278,7 +288,8 @@ class ViTDetAttention(keras.layers.Layer):
             dim, name="proj", dtype=self.dtype_policy
         )
         self.proj.build((*input_shape[:-1], dim))
-        if self.use_rel_pos:
+        # __init__ refuses use_rel_pos without rel_pos_size
+        if self.use_rel_pos and self.rel_pos_size is not None:
             self.rel_pos_h = self.add_weight(
                 name="rel_pos_h",
                 shape=(2 * self.rel_pos_size[0] - 1, self.head_dim),
@@ -322,7 +333,7 @@ class ViTDetAttention(keras.layers.Layer):
         logits = logits + bias_h + bias_w
         return ops.reshape(logits, (-1, height * width, height * width))
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         height, width = _static_height_width(x, self)
         tokens = height * width
         heads, head_dim = self.num_heads, self.head_dim
@@ -347,10 +358,10 @@ class ViTDetAttention(keras.layers.Layer):
         x = ops.reshape(x, (-1, height, width, heads * head_dim))
         return self.proj(x)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "num_heads": self.num_heads,
