@@ -145,7 +145,7 @@ def compare(
 
 def worst(
     fidelity: Mapping[str, Any] | None, metric: str = "cosine"
-) -> tuple[str, dict[str, Any]] | tuple[None, None]:
+) -> tuple[Any, Any]:
     """(level name, its figures) with the lowest `metric`, NaN lowest.
 
     Levels without the metric (an exact match's `sqnr_db` is None) are
@@ -180,5 +180,4 @@ def format_fidelity(fidelity: Mapping[str, Any] | None) -> str:
     name, figures = worst(fidelity)
     sqnr = min_level(fidelity, "sqnr_db")
     text = "exact" if sqnr is None else f"{sqnr:.1f} dB"
-    # a fidelity without levels fails here, as it always has
-    return f"cos {figures['cosine']:.4f} ({name}) sqnr {text}"  # type: ignore[index]
+    return f"cos {figures['cosine']:.4f} ({name}) sqnr {text}"

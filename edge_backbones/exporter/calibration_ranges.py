@@ -14,7 +14,11 @@ outside are clipped.
   the same sample: clipping rare outliers buys a finer step for the rest.
 """
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from edge_backbones.errors import InputError, require
 
@@ -25,8 +29,12 @@ RANGE_METHODS = ("minmax", "percentile:P", "mse")
 _SAMPLE = 16384
 
 
-def parse_method(method):
-    """`"percentile:99.99"` -> ("percentile", 99.99); typed error if bad."""
+def parse_method(method: str) -> tuple[str, float | None]:
+    """`"percentile:99.99"` -> ("percentile", 99.99); typed error if bad.
+
+    Raises:
+        InputError: an unknown method or a bad parameter.
+    """
     name, _, arg = str(method).partition(":")
     if name in ("minmax", "mse") and not arg:
         return name, None
@@ -43,7 +51,13 @@ def parse_method(method):
     )
 
 
-def activation_ranges(float_model, samples, names, method="minmax", bits=8):
+def activation_ranges(
+    float_model: bytes,
+    samples: Iterable[npt.NDArray[Any]],
+    names: Iterable[str],
+    method: str = "minmax",
+    bits: int = 8,
+) -> dict[str, tuple[float, float]]:
     """`{tensor name: (low, high)}` for the float activations `names`.
 
     Args:
@@ -61,7 +75,7 @@ def activation_ranges(float_model, samples, names, method="minmax", bits=8):
         # must map 0..255 one to one
         if name == "minmax" or values.size == 0 or tensor in inputs:
             ranges[tensor] = (low, high)
-        elif name == "percentile":
+        elif name == "percentile" and percent is not None:
             lo, hi = np.percentile(values, [100.0 - percent, percent])
             ranges[tensor] = (min(float(lo), 0.0), max(float(hi), 0.0))
         else:

@@ -21,6 +21,8 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from edge_backbones.errors import ExportError, require
 from edge_backbones.exporter.fc_bias import add_zero_fc_biases
@@ -59,17 +61,18 @@ class Converter:
 
     def __init__(
         self,
-        saved_model_dir,
-        representative_dataset=None,
-        allow_flex=False,
-        log=None,
-    ):
+        saved_model_dir: str | os.PathLike[str],
+        representative_dataset: Callable[[], Iterable[Any]] | None = None,
+        allow_flex: bool = False,
+        log: Callable[[str], object] | None = None,
+    ) -> None:
         self.saved_model_dir = os.fspath(saved_model_dir)
-        self.representative_dataset = representative_dataset
+        # None until calibration photos are given (fp32/fp16/dynamic only)
+        self.representative_dataset: Any = representative_dataset
         self.allow_flex = allow_flex
         self._log = log or (lambda line: print(line, file=sys.stderr))
-        self._calibrated = {}  # range method -> calibrated model
-        self._fp32 = None
+        self._calibrated: dict[str, bytes] = {}  # range method -> model
+        self._fp32: bytes | None = None
 
     def _converter(self):
         tf = require("tensorflow", "export")
@@ -132,20 +135,22 @@ class Converter:
 
     # ---- float modes -----------------------------------------------------
 
-    def fp32(self):
+    def fp32(self) -> bytes:
+        """The float32 model (converted once)."""
         # kept: the float graph also names the nodes for float fallback
         if self._fp32 is None:
             self._fp32 = self._run(self._converter(), "fp32 conversion")
         return self._fp32
 
-    def fp16(self):
+    def fp16(self) -> bytes:
+        """float16 weights, float32 activations."""
         tf = require("tensorflow", "export")
         converter = self._converter()
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
         return self._run(converter, "fp16 conversion")
 
-    def dynamic(self, float_weight_ops=()):
+    def dynamic(self, float_weight_ops: Iterable[str] = ()) -> bytes:
         """int8 weights; activations quantized per inference by the kernel.
 
         `float_weight_ops` (op names) keep their weights in float32: see
@@ -161,12 +166,12 @@ class Converter:
 
     # ---- calibrated modes ------------------------------------------------
 
-    def samples(self):
+    def samples(self) -> list[Any]:
         """The calibration inputs, each (1, H, W, 3) float32."""
         self._require_dataset("int8")
         return [s["images"] for s in self.representative_dataset()]
 
-    def calibrated_model(self, ranges="minmax"):
+    def calibrated_model(self, ranges: str = "minmax") -> bytes:
         """The float model with calibration statistics (computed once).
 
         `ranges`: "minmax" (TF's calibrator), or "percentile:P" / "mse"
@@ -200,8 +205,12 @@ class Converter:
         return self._calibrated[ranges]
 
     def int8(
-        self, io_dtype="float32", float_ops=(), float_nodes=(), ranges="minmax"
-    ):
+        self,
+        io_dtype: str = "float32",
+        float_ops: Iterable[str] = (),
+        float_nodes: Iterable[str] = (),
+        ranges: str = "minmax",
+    ) -> bytes:
         """Full-int8 from the calibrated model.
 
         `io_dtype` "float32" keeps float I/O (QUANTIZE/DEQUANTIZE at the
@@ -246,7 +255,9 @@ class Converter:
                 ) from exc
         return model
 
-    def int16x8(self, integer_io=False, grouped_depthwise=False):
+    def int16x8(
+        self, integer_io: bool = False, grouped_depthwise: bool = False
+    ) -> bytes:
         """int16 activations, int8 weights.
 
         `integer_io`: int16 input and outputs instead of float ones (no
@@ -276,7 +287,7 @@ class Converter:
         return model
 
 
-def dequantize_weights(model_content, op_names):
+def dequantize_weights(model_content: bytes, op_names: Iterable[str]) -> bytes:
     """`model_content` with the int8 weights of `op_names` ops in float32.
 
     Only constant weight tensors (input 1) of those ops change; the ops then
@@ -310,8 +321,8 @@ def dequantize_weights(model_content, op_names):
                 or quant.scale is None
             ):
                 continue
-            values = np.asarray(buffer.data, np.uint8).view(np.int8)
-            values = values.reshape(tensor.shape).astype(np.float32)
+            stored = np.asarray(buffer.data, np.uint8).view(np.int8)
+            values = stored.reshape(tensor.shape).astype(np.float32)
             shape = [1] * values.ndim
             scale = np.asarray(quant.scale, np.float32)
             if scale.size > 1:
@@ -343,7 +354,7 @@ def _describe(float_ops, float_nodes):
     return "; ".join(parts) or "every op int8"
 
 
-def gpu_compatibility(model_content):
+def gpu_compatibility(model_content: bytes) -> tuple[bool | None, list[str]]:
     """Runs the TFLite Analyzer's GPU check on a model.
 
     Returns `(compatible, warnings)`: True/False, and the Analyzer's

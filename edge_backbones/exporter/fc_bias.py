@@ -19,7 +19,7 @@ from edge_backbones.runtime.model_file import operator_builtin
 __all__ = ["add_zero_fc_biases"]
 
 
-def add_zero_fc_biases(model_content):
+def add_zero_fc_biases(model_content: bytes) -> bytes:
     """`model_content` (.tflite bytes) with a zero int32 bias on every
     int8-activation FULLY_CONNECTED op that has none (bias scale =
     input scale x weight scale per output channel, as TFLite requires).

@@ -25,6 +25,8 @@ import dataclasses
 import functools
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from edge_backbones.core.preprocessing import (
     IMAGENET_PREPROCESSING,
@@ -69,7 +71,7 @@ def _is_keras3(obj):
     return isinstance(obj, keras.Model)
 
 
-def is_foreign(model):
+def is_foreign(model: object) -> bool:
     """Whether `export()` should treat `model` as bring-your-own."""
     if isinstance(model, ForeignModel):
         return True
@@ -85,7 +87,9 @@ def is_foreign(model):
     return _is_keras3(model) and not isinstance(model, Backbone)
 
 
-def as_foreign(model, image_size):
+def as_foreign(
+    model: object, image_size: Sequence[int]
+) -> "ForeignModel | None":
     """A ForeignModel built at `image_size`, or None for our own models."""
     if not is_foreign(model):
         return None
@@ -112,12 +116,12 @@ class ForeignModel:
             file's stem).
     """
 
-    model: object
-    level_names: object = None
-    preprocessing: object = "raw"
+    model: Any
+    level_names: Sequence[str] | Mapping[str, str] | None = None
+    preprocessing: str | Mapping[str, Any] = "raw"
     name: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         spec = self.preprocessing
         if isinstance(spec, str):
             if spec not in PREPROCESSING:
@@ -134,12 +138,12 @@ class ForeignModel:
             else "in-memory"
         )
         self.name = self.name or _default_name(self.model, self._loaded)
-        self._serving = None
-        self._levels = None
+        self._serving: Any = None  # the traced model, after at_size
+        self._levels: Any = None  # its FeatureInfo per level, after at_size
 
     # ---- what export() reads ----------------------------------------------
 
-    def at_size(self, image_size):
+    def at_size(self, image_size: Sequence[int]) -> "ForeignModel":
         """Traces the model at (1, H, W, C); names and measures its levels."""
         keras = require("keras", "export")
         from edge_backbones.exporter.graph import INPUT_NAME
@@ -157,10 +161,14 @@ class ForeignModel:
         return self
 
     @property
-    def feature_info(self):
+    def feature_info(self) -> list[Any]:
         return list(self._levels)
 
-    def serving_model(self, image_size, out_features=None):
+    def serving_model(
+        self,
+        image_size: Sequence[int],
+        out_features: Sequence[str] | None = None,
+    ) -> Any:
         """The Keras 3 serving model; see `graph.serving_model`."""
         if self._serving is None or tuple(
             self._serving.inputs[0].shape[1:3]
@@ -172,7 +180,7 @@ class ForeignModel:
         outputs = {n: self._serving.output[n] for n in out_features}
         return keras.Model(self._serving.input, outputs, name="serving")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "source": self.weights,
             "format": self.format,
@@ -180,13 +188,13 @@ class ForeignModel:
             "levels": [info.as_dict() for info in self._levels or ()],
         }
 
-    def peak_activation_bytes(self, height, width):
+    def peak_activation_bytes(self, height: int, width: int) -> int:
         """A lower bound (the largest output level): the graph is opaque."""
         from edge_backbones.models.backbone import largest_level_bytes
 
         return largest_level_bytes(self._levels, height, width)
 
-    def count_params(self):
+    def count_params(self) -> int:
         if hasattr(self._loaded, "count_params"):
             return int(self._loaded.count_params())
         return int(sum(v.shape.num_elements() for v in self._loaded.variables))
@@ -199,7 +207,9 @@ class ForeignModel:
             )
         return iter(())
 
-    def graph_notes(self, plan, content, log):
+    def graph_notes(
+        self, plan: Any, content: bytes, log: Callable[[str], object]
+    ) -> dict[str, Any]:
         """Ops our rewrites avoid, found in this converted graph; logged."""
         from edge_backbones.runtime.model_file import read_model_file
 

@@ -14,8 +14,11 @@ the op coverage recorded here are meaningful.
 """
 
 import collections
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.errors import DelegateUnavailableError, ExportError
@@ -27,12 +30,21 @@ __all__ = ["run_on_gpu"]
 NOT_RUN = "not run: no GPU adapter"
 
 
-def run_on_gpu(path, holdout, reference, gate, mode, what, num_threads=None):
+def run_on_gpu(
+    path: str,
+    holdout: Sequence[npt.NDArray[Any]],
+    reference: Mapping[str, npt.NDArray[Any]],
+    gate: float,
+    mode: str,
+    what: str,
+    num_threads: int | None = None,
+) -> dict[str, Any]:
     """Runs `path` on the GPU accelerator -> the metadata's `gpu_run` dict.
 
-    Raises ExportError naming the ops that fell back to the CPU when the
-    GPU does not take the whole graph, and FidelityError when its outputs
-    fall below `gate`.
+    Raises:
+        ExportError: the GPU does not take the whole graph (the ops that
+            fell back to the CPU are named).
+        FidelityError: its outputs fall below `gate`.
     """
     verdict = gpu_probe.gpu_verdict()
     if not verdict.usable:
@@ -53,7 +65,8 @@ def run_on_gpu(path, holdout, reference, gate, mode, what, num_threads=None):
         counts = dict(collections.Counter(model.cpu_ops or ()))
         raise ExportError(
             f"{what} ({mode}) is not fully accelerated on {where}: "
-            f"{model._engine.fallback_report}. Ops that fell back: "
+            f"{getattr(model._engine, 'fallback_report', None)}. Ops that "
+            "fell back: "
             f"{counts}. Known GPU traps: tensors above 4-D, dynamic RESHAPE, "
             "GELU/LayerNorm on some back-ends. Rewrite those ops, or export "
             "fp16 for a CPU instead."

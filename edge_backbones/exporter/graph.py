@@ -4,6 +4,9 @@ A fixed batch of 1 and a static spatial size keep the converted graph free of
 SHAPE/GATHER/PACK plumbing and dynamic tensors.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 from edge_backbones.atomic_io import staged_directory
 from edge_backbones.errors import require
 
@@ -12,7 +15,11 @@ __all__ = ["INPUT_NAME", "serving_model", "write_saved_model"]
 INPUT_NAME = "images"
 
 
-def serving_model(backbone, image_size, out_features=None):
+def serving_model(
+    backbone: Any,
+    image_size: Sequence[int],
+    out_features: Sequence[str] | None = None,
+) -> Any:
     """A Keras model: `images` (1, H, W, 3) float32 -> {level: tensor}.
 
     The backbone's own layers (and weights: quantized, mixed-precision or
@@ -42,7 +49,7 @@ def serving_model(backbone, image_size, out_features=None):
     return keras.Model(images, flat.output, name="serving")
 
 
-def write_saved_model(model, path):
+def write_saved_model(model: Any, path: str) -> str:
     """Writes `model` as a SavedModel with one `serving_default` signature.
 
     Its input is named like the model's input and its outputs are the model's

@@ -24,7 +24,7 @@ __all__ = ["depthwise_as_grouped_conv"]
 _GROUPED_CONV_VERSION = 6
 
 
-def depthwise_as_grouped_conv(model_content):
+def depthwise_as_grouped_conv(model_content: bytes) -> bytes:
     """`model_content` (.tflite bytes) with every DEPTHWISE_CONV_2D as an
     equivalent grouped CONV_2D; the bytes unchanged if there is none."""
     require("tensorflow", "export")

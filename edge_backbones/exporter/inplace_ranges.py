@@ -14,6 +14,9 @@ writes into an output in place) and logs their true min/max over the same
 representative dataset.
 """
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import numpy as np
 
 __all__ = ["remeasure_tied_ranges", "tied_tensors"]
@@ -32,7 +35,7 @@ def _range(tensor):
     return float(quant.min[0]), float(quant.max[0])
 
 
-def tied_tensors(model):
+def tied_tensors(model: Any) -> list[int]:
     """Indices of tensors whose range equals their consumer's output's.
 
     Only activation tensors produced by an op and read by exactly one op
@@ -40,7 +43,7 @@ def tied_tensors(model):
     """
     graph = model.subgraphs[0]
     produced = {o for op in graph.operators for o in op.outputs}
-    readers = {}
+    readers: dict[Any, Any] = {}
     for op in graph.operators:
         for i in op.inputs:
             readers.setdefault(i, []).append(op)
@@ -86,7 +89,11 @@ def _measure(content, indices, dataset):
     return low, high
 
 
-def remeasure_tied_ranges(content, dataset, log=None):
+def remeasure_tied_ranges(
+    content: bytes,
+    dataset: Callable[[], Iterable[Any]],
+    log: Callable[[str], object] | None = None,
+) -> bytes:
     """`content` (a calibrated model) with its tied ranges re-measured.
 
     `dataset` is the converter's representative_dataset callable.

@@ -7,6 +7,8 @@ whose kernels are the quantized kernels dequantized: the same weight values
 (fp32 keeps them, int8/cpu quantize them again).
 """
 
+from typing import Any
+
 import numpy as np
 
 from edge_backbones.errors import ExportError, require
@@ -14,7 +16,7 @@ from edge_backbones.errors import ExportError, require
 __all__ = ["float_equivalent"]
 
 
-def float_equivalent(backbone):
+def float_equivalent(backbone: Any) -> Any:
     """`backbone` itself, or a float copy if Keras quantized any layer."""
     by_path = {
         layer.path: layer

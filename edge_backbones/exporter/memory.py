@@ -18,6 +18,9 @@ Free memory is Linux's MemAvailable, capped by the cgroup's limit when one
 is set; elsewhere it is unknown and nothing is checked.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 from edge_backbones.errors import InputError
 
 __all__ = [
@@ -54,7 +57,7 @@ def _cgroup_free():
     return None
 
 
-def available_bytes():
+def available_bytes() -> int | None:
     """Memory this process can still allocate, or None if unknown."""
     free = None
     try:
@@ -79,8 +82,12 @@ def _refuse(what, needed, free, size):
     )
 
 
-def check_input(size, free=None):
-    """InputError if the images alone at `size` cannot fit in memory."""
+def check_input(size: Sequence[int], free: int | None = None) -> None:
+    """InputError if the images alone at `size` cannot fit in memory.
+
+    Raises:
+        InputError: the input images alone exceed the free memory.
+    """
     free = available_bytes() if free is None else free
     needed = INPUT_COPIES * size[0] * size[1] * 3 * 4
     if free is not None and needed > free:
@@ -89,8 +96,14 @@ def check_input(size, free=None):
         )
 
 
-def check_backbone(backbone, size, free=None):
-    """InputError if `backbone`'s activations at `size` cannot fit."""
+def check_backbone(
+    backbone: Any, size: Sequence[int], free: int | None = None
+) -> None:
+    """InputError if `backbone`'s activations at `size` cannot fit.
+
+    Raises:
+        InputError: the largest activation exceeds the free memory.
+    """
     free = available_bytes() if free is None else free
     peak = backbone.peak_activation_bytes(*size)
     needed = ACTIVATION_COPIES * peak + 4 * backbone.count_params()

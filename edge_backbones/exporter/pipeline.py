@@ -48,7 +48,6 @@ from edge_backbones.text import megabytes, split_commas
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from edge_backbones.models.backbone import Backbone
 
 __all__ = [
     "ArtifactRecord",
@@ -155,7 +154,7 @@ def load_backbone(
     image_size: tuple[int, int] | None = None,
     config: dict[str, Any] | None = None,
     seed: int = 0,
-) -> tuple["Backbone | Any", str, str]:
+) -> tuple[Any, str, str]:
     """(backbone, model name, weights source) from a name, folder or object.
 
     A preset name loads its weights from this disk only; without them it
@@ -180,7 +179,7 @@ def load_backbone(
                 "random_weights and config build our presets; "
                 f"{foreign.name!r} is a model of your own with its weights."
             )
-        return foreign, foreign.name, foreign.weights
+        return foreign, str(foreign.name), foreign.weights  # set at init
     kwargs = dict(config or {})
     if random_weights:
         import keras

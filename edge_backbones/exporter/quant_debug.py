@@ -22,6 +22,8 @@ import fnmatch
 import io
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +65,7 @@ def _op_outputs(model_content):
     return pairs
 
 
-def match_nodes(model_content, patterns):
+def match_nodes(model_content: bytes, patterns: Iterable[str]) -> list[str]:
     """Output tensor names matching each pattern (exact, else substring).
 
     Raises ExportError naming a pattern that matches nothing, with the
@@ -86,7 +88,9 @@ def match_nodes(model_content, patterns):
     return matched
 
 
-def layer_type_nodes(model_content, backbone, class_names):
+def layer_type_nodes(
+    model_content: bytes, backbone: Any, class_names: Iterable[str]
+) -> list[str]:
     """Output tensor names of every op inside layers of `class_names`.
 
     The converter names each tensor after the Keras layer path that made it
@@ -126,7 +130,9 @@ def _layer_paths(model):
     return paths
 
 
-def layer_name_nodes(model_content, backbone, patterns):
+def layer_name_nodes(
+    model_content: bytes, backbone: Any, patterns: Iterable[str]
+) -> list[str]:
     """Output tensor names of every op inside layers whose path matches
     one of the glob `patterns` (`stage1_patch_embed_proj`,
     `stage*_attention/proj`: a nested layer's path is its parents' names
@@ -157,7 +163,9 @@ def layer_name_nodes(model_content, backbone, patterns):
     ]
 
 
-def scheme_float_nodes(model_content, backbone, plan):
+def scheme_float_nodes(
+    model_content: bytes, backbone: Any, plan: Any
+) -> tuple[list[str], list[str]]:
     """(type nodes, name nodes): the output tensor names of the ops a
     scheme (`modes.Plan`) keeps in float by its float layer types and by
     its float layer names; empty where it lists none."""
@@ -168,7 +176,7 @@ def scheme_float_nodes(model_content, backbone, plan):
     )
 
 
-def layer_report(converter, debug_dataset):
+def layer_report(converter: Any, debug_dataset: Any) -> list[dict[str, Any]]:
     """Per-layer int8 error rows, worst first.
 
     `converter` is an `export.convert.Converter` with a representative
@@ -205,7 +213,9 @@ def layer_report(converter, debug_dataset):
     return rows
 
 
-def format_layer_report(rows, top=10):
+def format_layer_report(
+    rows: Sequence[Mapping[str, Any]], top: int = 10
+) -> str:
     """The `top` worst rows as an aligned text table."""
     lines = [f"{'rmse/scale':>10}  {'max abs':>9}  {'op':<16} tensor"]
     for row in rows[:top]:
@@ -216,7 +226,7 @@ def format_layer_report(rows, top=10):
     return "\n".join(lines)
 
 
-def write_layer_report(rows, path):
+def write_layer_report(rows: Sequence[Mapping[str, Any]], path: str) -> str:
     """Writes every row as CSV (atomically)."""
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else [])
@@ -225,13 +235,13 @@ def write_layer_report(rows, path):
     return write_file_atomic(path, text.getvalue())
 
 
-def node_data(rows):
+def node_data(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Model Explorer graph node data (its `GraphNodeData` JSON) of rows.
 
     One result per op output tensor: {tensor name: {"value": rmse/scale}};
     a tensor reported twice keeps its worst value.
     """
-    results = {}
+    results: dict[str, dict[str, float]] = {}
     for row in rows:
         name, value = row["tensor_name"], row["rmse/scale"]
         if name and math.isfinite(value):  # strict JSON has no NaN
@@ -244,6 +254,6 @@ def node_data(rows):
     }
 
 
-def write_node_data(rows, path):
+def write_node_data(rows: Sequence[Mapping[str, Any]], path: str) -> str:
     """Writes `node_data(rows)` as strict JSON (atomically)."""
     return write_file_atomic(path, dumps_json(node_data(rows), indent=1))

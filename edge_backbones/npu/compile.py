@@ -20,13 +20,15 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import metadata as package_metadata
+from typing import Any
 
 from edge_backbones.atomic_io import dumps_json
 from edge_backbones.errors import CompileError, MetadataError
 from edge_backbones.exporter.workspace import write_pair
-from edge_backbones.npu.sdk import toolchain_for
-from edge_backbones.npu.socs import VENDORS, parse_socs
+from edge_backbones.npu.sdk import Toolchain, toolchain_for
+from edge_backbones.npu.socs import VENDORS, Soc, parse_socs
 from edge_backbones.runtime.metadata import (
     DIGEST_KEY,
     DIGEST_PREFIX,
@@ -65,15 +67,15 @@ class CompiledArtifact:
     ops_on_npu: int
     ops_total: int
     partitions: int
-    cpu_op_kinds: dict  # op name -> count, ops the plugin left on the CPU
+    cpu_op_kinds: dict[str, int]  # op name -> count, ops left on the CPU
     compile_seconds: float
 
     @property
-    def ops_on_cpu(self):
+    def ops_on_cpu(self) -> int:
         return self.ops_total - self.ops_on_npu
 
     @property
-    def fully_offloaded(self):
+    def fully_offloaded(self) -> bool:
         return self.ops_on_cpu == 0 and self.partitions == 1
 
 
@@ -158,8 +160,14 @@ def _source_metadata(path):
     return meta
 
 
-def run_plugin(staged_path, soc, toolchain, work_dir):
-    """Compiles `staged_path` for `soc`; (compiled path, stats, seconds)."""
+def run_plugin(
+    staged_path: str, soc: Soc, toolchain: Toolchain, work_dir: str
+) -> tuple[str, list[Any], float]:
+    """Compiles `staged_path` for `soc`; (compiled path, stats, seconds).
+
+    Raises:
+        CompileError: the vendor plugin failed on the model.
+    """
     from ai_edge_litert.aot import aot_compile
 
     extra = {}
@@ -212,11 +220,17 @@ def _compiled_block(soc, toolchain, stats, cpu_ops, seconds, source):
     }
 
 
-def compile_model(path, soc, log=print):
+def compile_model(
+    path: str, soc: Soc, log: Callable[[str], object] = print
+) -> tuple[bytes, dict[str, Any], CompiledArtifact]:
     """Compiles `path` for one Soc; (compiled bytes, metadata, record).
 
     Nothing is written: `write_compiled` puts the pair in place, after
     whatever verification the caller runs.
+
+    Raises:
+        CompileError: the vendor plugin failed on the model.
+        SdkUnavailableError: the SoC's SDK is not on this machine.
     """
     toolchain = toolchain_for(soc)
     for note in toolchain.notes:
@@ -263,13 +277,15 @@ def compile_model(path, soc, log=print):
     return compiled, final, record
 
 
-def compiled_name(path, soc):
+def compiled_name(path: str, soc: Soc) -> str:
     """`x_npu.tflite` -> `x_npu_SM8650.tflite`."""
     stem = os.path.splitext(os.path.basename(path))[0]
     return f"{stem}_{soc.name}.tflite"
 
 
-def compile_for_soc(path, soc, out_dir, log=print):
+def compile_for_soc(
+    path: str, soc: Soc, out_dir: str, log: Callable[[str], object] = print
+) -> CompiledArtifact:
     """Compiles the artifact at `path` for one Soc into `out_dir`."""
     compiled, meta, record = compile_model(path, soc, log)
     record.path = os.path.join(out_dir, compiled_name(path, soc))
@@ -277,7 +293,7 @@ def compile_for_soc(path, soc, out_dir, log=print):
     return record
 
 
-def update_metadata(path, updates):
+def update_metadata(path: str, updates: Mapping[str, Any]) -> None:
     """Rewrites a compiled artifact's metadata with `updates` merged in."""
     with open(path, "rb") as f:
         content = f.read()
@@ -285,7 +301,7 @@ def update_metadata(path, updates):
     write_compiled(path, content, {**without_integrity(meta), **updates})
 
 
-def write_compiled(path, compiled, meta):
+def write_compiled(path: str, compiled: bytes, meta: Mapping[str, Any]) -> None:
     """Writes the compiled model with `meta` patched in, and its sidecar.
 
     Both are staged in a work folder beside `path` and moved into place
@@ -304,11 +320,21 @@ def write_compiled(path, compiled, meta):
     write_pair(path, content, dumps_json(sidecar, indent=2) + "\n")
 
 
-def compile_artifact(path, socs, out, log=print):
+def compile_artifact(
+    path: str,
+    socs: str | Sequence[str],
+    out: str,
+    log: Callable[[str], object] = print,
+) -> list[CompiledArtifact]:
     """Compiles `path` for each SoC in `socs` ("SM8650,SM8750" or a list).
 
     Every SoC is checked (known, SDK available) before the first compile,
     so a typo or a missing SDK fails in a second, not after a long compile.
+
+    Raises:
+        InputError: an unknown SoC.
+        SdkUnavailableError: an SoC's SDK is not on this machine.
+        CompileError: a vendor plugin failed on the model.
     """
     parsed = parse_socs(socs if isinstance(socs, str) else ",".join(socs))
     for soc in parsed:
@@ -318,7 +344,7 @@ def compile_artifact(path, socs, out, log=print):
     return [compile_for_soc(path, soc, out, log) for soc in parsed]
 
 
-def format_table(results):
+def format_table(results: Iterable[CompiledArtifact]) -> str:
     """A Markdown table: ops on the NPU / CPU, partitions, compile time."""
     lines = [
         "| SoC | runs on | ops on NPU | ops on CPU | partitions | compile s "
@@ -331,6 +357,6 @@ def format_table(results):
         lines.append(
             f"| {r.soc} | {r.accelerator} | {r.ops_on_npu}/{r.ops_total} | "
             f"{cpu} | {r.partitions} | {r.compile_seconds:.1f} | "
-            f"{os.path.basename(r.path)} |"
+            f"{os.path.basename(r.path or '')} |"
         )
     return "\n".join(lines)

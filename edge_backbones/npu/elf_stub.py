@@ -48,7 +48,7 @@ def _segment(kind, flags, offset, size, align):
     )
 
 
-def empty_shared_object(soname):
+def empty_shared_object(soname: str) -> bytes:
     """The bytes of an x86-64 ELF shared object named `soname`."""
     strtab = b"\0" + soname.encode("ascii") + b"\0"
     symtab = bytes(_SYM_SIZE)  # the mandatory null symbol only

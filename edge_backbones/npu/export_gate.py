@@ -14,6 +14,8 @@ integer graph, against which the simulator's distance is judged.
 
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,14 +29,21 @@ from edge_backbones.npu.compile import (
     write_compiled,
 )
 from edge_backbones.npu.sdk import toolchain_for
-from edge_backbones.npu.socs import parse_socs
+from edge_backbones.npu.socs import Soc, parse_socs
 from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
 
 __all__ = ["check_socs", "compile_verified"]
 
 
-def check_socs(socs, targets):
-    """Parsed SoCs, each with its SDK checked; before any slow work."""
+def check_socs(
+    socs: str | Sequence[str] | None, targets: Iterable[str]
+) -> list[Soc]:
+    """Parsed SoCs, each with its SDK checked; before any slow work.
+
+    Raises:
+        InputError: SoCs without the npu target, or an unknown SoC.
+        SdkUnavailableError: an SoC's SDK is not on this machine.
+    """
     if not socs:
         return []
     npu = npu_targets()
@@ -73,7 +82,14 @@ def _simulate(compiled, meta, source_path, holdout):
     return simulated, cpu, reference_kernels, backend
 
 
-def compile_verified(source, socs, holdout, reference, gate, log):
+def compile_verified(
+    source: Any,
+    socs: Sequence[Soc],
+    holdout: Any,
+    reference: Mapping[str, Any],
+    gate: float,
+    log: Callable[[str], object],
+) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """Compiles the npu artifact `source` (an ArtifactRecord) per SoC.
 
     Returns [(path, fidelity vs float, metadata)] for the files written

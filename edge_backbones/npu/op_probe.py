@@ -14,8 +14,11 @@ differently"). Whole-graph probes that expose every tensor do not compile
 import copy
 import dataclasses
 import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "OpAgreement",
@@ -37,9 +40,10 @@ class OpAgreement:
     # engine -> (fraction of elements off, max |difference| in LSB, mean
     # signed difference in LSB), each vs LiteRT's optimized int8 kernels;
     # empty when QNN could not compile the op on its own
-    engines: dict
+    engines: dict[str, tuple[float, float, float]]
 
-    def row(self):
+    def row(self) -> str:
+        """This op's row of the agreement table (Markdown)."""
         if not self.engines:
             return (
                 f"| {self.index} | {self.kind} | QNN cannot compile it alone |"
@@ -52,7 +56,7 @@ class OpAgreement:
         return f"| {self.index} | {self.kind} | {spread} | {cells} |"
 
 
-def builtin_op_names():
+def builtin_op_names() -> dict[int, str]:
     """TFLite builtin op codes -> names ("L2_NORMALIZATION")."""
     from ai_edge_litert import schema_py_generated as schema
 
@@ -63,7 +67,9 @@ def builtin_op_names():
     }
 
 
-def capture_tensors(path, inputs):
+def capture_tensors(
+    path: str, inputs: Iterable[npt.NDArray[Any]]
+) -> list[dict[int, npt.NDArray[Any]]]:
     """Every int8/int32 tensor of `path` on LiteRT's optimized kernels.
 
     `inputs` are quantized input batches; returns one {tensor index:
@@ -96,7 +102,9 @@ def _is_constant(model, tensor):
     return data is not None and len(data) > 0
 
 
-def single_op_model(model, index, path):
+def single_op_model(
+    model: Any, index: int, path: str
+) -> tuple[list[int], list[int]]:
     """Writes op `index` of `model` (a ModelT) alone to `path`.
 
     Returns (activation input tensor indices, output tensor indices);
@@ -168,7 +176,14 @@ def _agreement(index, kind, graph, output, wants, gots):
     return OpAgreement(index, kind, float(centered.std()), engines)
 
 
-def probe_ops(path, inputs, soc, kinds, per_kind, work):
+def probe_ops(
+    path: str,
+    inputs: Sequence[npt.NDArray[Any]],
+    soc: Any,
+    kinds: Iterable[str],
+    per_kind: int,
+    work: str,
+) -> list[OpAgreement]:
     """OpAgreement for the first `per_kind` ops of each kind in `kinds`.
 
     `inputs`: quantized input batches; `soc`: a Qualcomm `socs.Soc`.
@@ -180,7 +195,8 @@ def probe_ops(path, inputs, soc, kinds, per_kind, work):
     model = flatbuffer_utils.read_model(path)
     graph, names = model.subgraphs[0], builtin_op_names()
     runs, toolchain = capture_tensors(path, inputs), toolchain_for(soc)
-    seen, results = {}, []
+    seen: dict[str, int] = {}
+    results: list[OpAgreement] = []
     for index, op in enumerate(graph.operators):
         kind = names[model.operatorCodes[op.opcodeIndex].builtinCode]
         if kind not in kinds or seen.get(kind, 0) >= per_kind:
@@ -250,7 +266,9 @@ class _OpRunner:
         ]
 
 
-def replay(path, soc, work):
+def replay(
+    path: str, soc: Any, work: str
+) -> Callable[..., dict[int, npt.NDArray[Any]]]:
     """A function (quantized input, kinds on the CPU) -> graph outputs.
 
     Runs the graph op by op, each op compiled alone for `soc` and run in

@@ -25,11 +25,16 @@ import importlib
 import os
 import sys
 import types
+from collections.abc import Iterable, Iterator
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from edge_backbones.atomic_io import write_file_atomic
 from edge_backbones.errors import SdkUnavailableError, require
 from edge_backbones.npu.elf_stub import empty_shared_object
+
+if TYPE_CHECKING:
+    from edge_backbones.npu.socs import Soc
 
 __all__ = ["Toolchain", "cache_dir", "toolchain_for"]
 
@@ -48,7 +53,7 @@ _SDK_PACKAGES = {
 }
 
 
-def cache_dir():
+def cache_dir() -> str:
     """Our cache folder: $EDGE_BACKBONES_CACHE, else ~/.cache/edge_backbones."""
     root = os.environ.get("EDGE_BACKBONES_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
@@ -60,14 +65,20 @@ def cache_dir():
 class Toolchain:
     """What one vendor's compile needs: library folders and versions."""
 
-    def __init__(self, vendor, sdk_libs, versions, notes=()):
+    def __init__(
+        self,
+        vendor: str,
+        sdk_libs: str | None,
+        versions: dict[str, str],
+        notes: Iterable[str] = (),
+    ) -> None:
         self.vendor = vendor
         self.sdk_libs = sdk_libs  # os.pathsep-joined folders, or None
         self.versions = versions  # name -> version, for the metadata
         self.notes = list(notes)  # what was prepared, said once to the user
 
     @contextlib.contextmanager
-    def active(self):
+    def active(self) -> Iterator[None]:
         """The stand-in SDK module is importable only inside this block.
 
         It goes into `sys.modules` (no file, no `sys.path` change), so
@@ -83,7 +94,7 @@ class Toolchain:
         stand_in = types.ModuleType(name)
         stand_in.__doc__ = "edge_backbones stand-in: SDK library folders."
         libs = self.sdk_libs
-        stand_in.path_to_sdk_libs = lambda *unused: libs
+        stand_in.path_to_sdk_libs = lambda *unused: libs  # type: ignore[attr-defined]
         sys.modules[name] = stand_in
         try:
             yield
@@ -172,8 +183,13 @@ def _intel(soc):
     )
 
 
-def toolchain_for(soc):
-    """The Toolchain to compile for `soc`, or a typed error saying why not."""
+def toolchain_for(soc: "Soc") -> Toolchain:
+    """The Toolchain to compile for `soc`, or a typed error saying why not.
+
+    Raises:
+        SdkUnavailableError: the SoC's SDK is not here and cannot be
+            installed.
+    """
     if soc.vendor == "qualcomm":
         return _qualcomm(soc.name)
     if soc.vendor == "intel_openvino":

@@ -9,6 +9,8 @@ change here.
 
 import dataclasses
 import importlib
+from collections.abc import Sequence
+from typing import Any
 
 from edge_backbones.errors import InputError
 from edge_backbones.text import split_commas
@@ -44,13 +46,13 @@ class Soc:
     graph_backend: str | None = None  # Intel only: "cpu" or None (NPU)
 
     @property
-    def accelerator(self):
+    def accelerator(self) -> str:
         if self.graph_backend == "cpu":
             return "OpenVINO CPU"
         return VENDORS[self.vendor].accelerator
 
     @property
-    def x86_run(self):
+    def x86_run(self) -> str:
         """How its compiled file runs on x86: "simulator" or "native".
 
         QNN's HTP backend simulates the Hexagon NPU (numerics only, slow);
@@ -58,7 +60,8 @@ class Soc:
         """
         return "native" if self.graph_backend == "cpu" else "simulator"
 
-    def litert_target(self):
+    def litert_target(self) -> Any:
+        """The LiteRT `Target` the compiler plugin takes for this SoC."""
         """The `ai_edge_litert.aot` Target object for this SoC."""
         module = _target_module(self.vendor)
         return module.Target(module.SocModel(self.soc_model))
@@ -70,7 +73,7 @@ def _target_module(vendor):
     )
 
 
-def known_socs():
+def known_socs() -> dict[str, Soc]:
     """Name (upper case) -> Soc, for every target LiteRT lists."""
     socs = {INTEL_CPU.upper(): Soc(INTEL_CPU, "intel_openvino", "LNL", "cpu")}
     for vendor in VENDORS:
@@ -82,8 +85,12 @@ def known_socs():
     return socs
 
 
-def parse_socs(text):
-    """ "SM8650,SM8750" -> [Soc, Soc]; unknown names are an InputError."""
+def parse_socs(text: str | Sequence[str] | None) -> list[Soc]:
+    """ "SM8650,SM8750" -> [Soc, Soc]; unknown names are an InputError.
+
+    Raises:
+        InputError: an unknown SoC name.
+    """
     known = known_socs()
     names = split_commas(str(text))
     unknown = [n for n in names if n.upper() not in known]

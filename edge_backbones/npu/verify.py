@@ -10,6 +10,7 @@ device's.
 import dataclasses
 import os
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from edge_backbones.runtime.preprocess import load_image
 __all__ = ["NumericsCheck", "check_numerics", "holdout_paths"]
 
 
-def holdout_paths(source, max_images):
+def holdout_paths(source: str, max_images: int) -> list[str]:
     """The first `max_images` held-out photos of `source` (a folder or a
     manifest): never the photos an artifact was calibrated on, so its
     numerics are checked on images its ranges did not see."""
@@ -46,13 +47,13 @@ def holdout_paths(source, max_images):
 class NumericsCheck:
     path: str
     backend: str
-    fidelity: dict  # core.fidelity.compare's dict, vs LiteRT CPU
+    fidelity: dict[str, Any]  # core.fidelity.compare's dict, vs LiteRT CPU
 
     @property
-    def worst_cosine(self):
+    def worst_cosine(self) -> float:
         return worst(self.fidelity)[1]["cosine"]
 
-    def record(self):
+    def record(self) -> dict[str, Any]:
         """The metadata entry: what ran, against what, and the figures."""
         return {
             **self.fidelity,
@@ -61,7 +62,7 @@ class NumericsCheck:
             "reference": "source artifact on LiteRT CPU (XNNPACK)",
         }
 
-    def summary(self):
+    def summary(self) -> str:
         level, figures = worst(self.fidelity)
         return (
             f"{os.path.basename(self.path)}: {NPU_NUMERICS_LABEL} on "
@@ -76,12 +77,20 @@ def _outputs(model, inputs):
     return {n: np.concatenate([r[n] for r in runs]) for n in runs[0]}
 
 
-def check_numerics(compiled_path, source_path, images, max_images=4):
-    """Compares the compiled file (simulated) with the source on the CPU."""
+def check_numerics(
+    compiled_path: str, source_path: str, images: str, max_images: int = 4
+) -> NumericsCheck:
+    """Compares the compiled file (simulated) with the source on the CPU.
+
+    Raises:
+        CalibrationError: no held-out photos in `images`.
+        DelegateUnavailableError: the simulation cannot run the file.
+    """
     from edge_backbones.runtime.edge_model import EdgeModel
 
     simulated = EdgeModel(compiled_path)
     cpu = EdgeModel(source_path, delegates=("xnnpack",))
     inputs = [cpu.preprocess(p) for p in holdout_paths(images, max_images)]
     fidelity = compare(_outputs(cpu, inputs), _outputs(simulated, inputs))
-    return NumericsCheck(compiled_path, simulated._engine.backend, fidelity)
+    backend = str(getattr(simulated._engine, "backend", "?"))
+    return NumericsCheck(compiled_path, backend, fidelity)
