@@ -1,5 +1,6 @@
-"""The typed public API: py.typed ships, and finished modules stay 100 %
-annotated (tools/count_annotations.py counts; .ci/lint.sh type-checks)."""
+"""The typed public API: py.typed ships, and every public function, method
+and class stays annotated (tools/count_annotations.py counts; .ci/lint.sh
+type-checks)."""
 
 import glob
 import importlib.util
@@ -14,35 +15,6 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# modules whose every public function, method and class is annotated; a
-# module joins when its annotations are complete and mypy-clean
-ANNOTATED_MODULES = [
-    "edge_backbones.errors",
-    "edge_backbones.atomic_io",
-    "edge_backbones.text",
-    *(
-        f"edge_backbones.core.{name}"
-        for name in (
-            "cpuinfo fidelity image_sets modes preprocessing suggest"
-        ).split()
-    ),
-    *(
-        f"edge_backbones.runtime.{name}"
-        for name in (
-            "backends bench cli delegates edge_model engines "
-            "gpu_probe known_faults metadata model_file npu_engines "
-            "op_profile parity preprocess"
-        ).split()
-    ),
-    *(
-        f"edge_backbones.report.{name}"
-        for name in (
-            "cli collect deployment macs merge plot recipe records render "
-            "thermal worker"
-        ).split()
-    ),
-]
-
 
 def _counter():
     path = os.path.join(ROOT, "tools", "count_annotations.py")
@@ -52,12 +24,12 @@ def _counter():
     return module
 
 
-@pytest.mark.parametrize("module", ANNOTATED_MODULES)
-def test_finished_modules_are_fully_annotated(module):
-    units = _counter().count([module])
-    missing = [u.name for u in units if not u.annotated]
-    assert units, f"{module} has no public API to count"
-    assert not missing, f"{module}: not annotated: {missing}"
+def test_every_public_function_is_annotated():
+    # the public API is each module's __all__; see tools/count_annotations.py
+    units = _counter().count()
+    missing = [f"{u.module}.{u.name}" for u in units if not u.annotated]
+    assert len(units) > 400, "the counter lost most of the package"
+    assert not missing, f"not annotated: {missing}"
 
 
 def test_counter_tells_annotated_from_not(tmp_path):
@@ -156,3 +128,34 @@ def test_export_kwargs_lists_every_export_option():
     from edge_backbones.exporter.options import OPTIONS, ExportKwargs
 
     assert set(ExportKwargs.__annotations__) == set(OPTIONS) - {"model"}
+
+
+def test_editor_sees_concrete_types():
+    # what the issue asked an editor to show; mypy reads, never runs, it
+    pytest.importorskip("mypy")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--no-error-summary",
+            "--warn-unused-ignores",
+            os.path.join(ROOT, "tools", "editor_check.py"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    revealed = [
+        line.split('Revealed type is "')[1].rstrip('"')
+        for line in done.stdout.splitlines()
+        if "Revealed type is" in line
+    ]
+    float32 = "numpy.floating[numpy._typing._nbit_base._32Bit]"
+    assert revealed == [
+        f"dict[str, numpy.ndarray[tuple[Any, ...], numpy.dtype[{float32}]]]",
+        "list[edge_backbones.exporter.pipeline.ArtifactRecord]",
+        "edge_backbones.models.mit.mit_backbone.MiTBackbone",
+    ], done.stdout + done.stderr
+    # the typo's ignore is used: mypy caught `mode=` (else: unused ignore)
+    assert done.returncode == 0, done.stdout + done.stderr
