@@ -49,7 +49,11 @@ SMALL = {
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_families_name_their_tables_alike(family):
     module = importlib.import_module(FAMILIES[family])
-    assert set(module.__all__) == {"PREPROCESSING", "backbone_presets"}
+    assert set(module.__all__) == {
+        "PREPROCESSING",
+        "backbone_presets",
+        "preset_aliases",
+    }
     for name, preset in module.backbone_presets.items():
         assert sorted(preset) == ["config", "metadata", "preprocessing"]
         assert "path" not in preset["metadata"], name
