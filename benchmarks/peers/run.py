@@ -57,7 +57,7 @@ def _error_text(exc):
 def measure_row(peer, mode, built, inputs, reference, threads):
     """One row: the artifact's graph and fidelity, or its error."""
     from benchmarks.peers import measure
-    from edge_backbones.exporter import verify
+    from edge_backbones.core import fidelity as fidelity_lib
 
     row = {"tool": peer.tool, "mode": mode, "source": peer.source}
     if isinstance(built, Exception):
@@ -73,8 +73,8 @@ def measure_row(peer, mode, built, inputs, reference, threads):
         "path": built,
         **graph,
         "fidelity": fidelity,
-        "worst_cosine": verify.min_level(fidelity, "cosine"),
-        "worst_sqnr_db": verify.min_level(fidelity, "sqnr_db"),
+        "worst_cosine": fidelity_lib.min_level(fidelity, "cosine"),
+        "worst_sqnr_db": fidelity_lib.min_level(fidelity, "sqnr_db"),
     }
 
 

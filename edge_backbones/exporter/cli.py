@@ -32,7 +32,7 @@ def _thresholds(values):
 def _flags():
     """(flags, argparse keywords) of every export option on the command
     line; the mode and target lists come from the mode registry."""
-    from edge_backbones.exporter import modes
+    from edge_backbones.core import modes
 
     flag = {"action": "store_true", "default": None}
     return [

@@ -22,6 +22,8 @@ import os
 import keras
 
 from edge_backbones.atomic_io import staged_directory
+from edge_backbones.core.preprocessing import validate_preprocessing
+from edge_backbones.core.suggest import suggest
 from edge_backbones.errors import (
     CheckpointError,
     InputError,
@@ -100,8 +102,6 @@ class _classproperty:
 
 def _check_preset(cls, name, preset):
     """ValueError unless `preset` carries what callers read from it."""
-    from edge_backbones.runtime.preprocess import validate_preprocessing
-
     metadata = preset.get("metadata", {})
     size = metadata.get("image_size")
     if (
@@ -171,41 +171,6 @@ def list_presets():
 def from_preset(preset, load_weights=True, **kwargs):
     """Builds any family's backbone from a preset name or a local folder."""
     return Backbone.from_preset(preset, load_weights=load_weights, **kwargs)
-
-
-# characters one is typed or read for another (o/0, l/1, ...): a cheap edit
-_LOOKALIKES = {frozenset(p) for p in ("o0", "O0", "l1", "I1", "i1", "s5")}
-_LOOKALIKE_COST = 0.25
-
-
-def _edit_distance(typed, name):
-    """Levenshtein distance where a look-alike substitution costs less."""
-    previous = [float(j) for j in range(len(name) + 1)]
-    for i, a in enumerate(typed, 1):
-        current = [float(i)]
-        for j, b in enumerate(name, 1):
-            swap = 0.0 if a == b else 1.0
-            if frozenset((a, b)) in _LOOKALIKES:
-                swap = _LOOKALIKE_COST
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + swap)
-            )
-        previous = current
-    return previous[-1]
-
-
-def suggest(typed, names, limit=3):
-    """The names closest to `typed` (at most `limit`), nearest first.
-
-    Edit distance with look-alike characters (`mit_bo` is `mit_b0`, not
-    `mit_b5`) beats difflib's ratio, which ties every `mit_b*` here.
-    """
-    scored = sorted((_edit_distance(typed, n), n) for n in names)
-    if not scored:
-        return []
-    best = scored[0][0]
-    cutoff = min(best + 0.5, max(1.0, len(typed) / 3))
-    return [name for score, name in scored[:limit] if score <= cutoff]
 
 
 def _hub_cache_dir():

@@ -13,7 +13,7 @@ normalizes with ImageNet's mean/std.
 
 import copy
 
-from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
+from edge_backbones.core.preprocessing import IMAGENET_PREPROCESSING
 
 __all__ = ["PREPROCESSING", "backbone_presets", "preset_aliases"]
 
