@@ -25,7 +25,7 @@ from edge_backbones.core.artifact import (
     validate,
 )
 from edge_backbones.errors import ArtifactSchemaError, MetadataError
-from edge_backbones.exporter import modes
+from edge_backbones.core import modes
 from edge_backbones.runtime.edge_model import EdgeModel
 from tests import tiny
 from tests.goldens.make_artifact_goldens import COMPILE_SOC, TARGETS

@@ -26,9 +26,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from edge_backbones.core.preprocessing import IMAGENET_PREPROCESSING
 from edge_backbones.models.backbone import Backbone, FeatureInfo
 from edge_backbones.models.layers import EdgeLayerNormalization
-from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
 
 __all__ = [
     "PREPROCESSING",

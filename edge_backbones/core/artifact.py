@@ -301,7 +301,7 @@ class LevelFigures(_Record):
 
 @_frozen
 class Figures(_Record):
-    """`exporter.verify.compare`'s result."""
+    """`core.fidelity.compare`'s result."""
 
     images: int
     levels: dict = _field(LevelFigures, "dict")

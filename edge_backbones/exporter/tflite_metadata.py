@@ -1,7 +1,7 @@
 """Our metadata inside the .tflite FlatBuffer and beside it, written atomically.
 
-The JSON (schema `edge_backbones.tflite/1`, see the README's metadata
-contract) goes into the model's `metadata` list under the name
+The JSON (schema `edge_backbones.tflite/1`, described in
+docs/export.md) goes into the model's `metadata` list under the name
 `edge_backbones`, which `runtime.model_file.read_model_file` reads without
 TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
 `size_bytes` of the final file. The embedded JSON starts with

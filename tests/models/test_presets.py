@@ -21,11 +21,11 @@ import math
 import numpy as np
 import pytest
 
+from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.models import backbone as backbone_lib
 from edge_backbones.models.backbone import Backbone, register_presets
 from edge_backbones.models.mit import MiTBackbone
 from edge_backbones.models.vit_det import ViTDetBackbone
-from edge_backbones.runtime.preprocess import validate_preprocessing
 from tests.tiny import TINY_MIT, TINY_VITDET
 
 FAMILIES = {
