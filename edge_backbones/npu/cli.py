@@ -5,6 +5,7 @@ Imports nothing heavy at import time (see edge_backbones/cli.py).
 
 import os
 import sys
+from typing import Any
 
 __all__ = ["add_parsers"]
 
@@ -33,7 +34,8 @@ def _note(message):
     print(f"note: {message}", file=sys.stderr)
 
 
-def add_parsers(subparsers):
+def add_parsers(subparsers: Any) -> None:
+    """Adds the command's subcommands to the `edge-backbones` parsers."""
     parser = subparsers.add_parser(
         "compile",
         help="compile an exported artifact ahead of time for NPUs",

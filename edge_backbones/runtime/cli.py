@@ -11,8 +11,14 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from edge_backbones.text import split_commas
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["add_parsers", "check_output_path", "thread_counts"]
 
@@ -20,7 +26,7 @@ __all__ = ["add_parsers", "check_output_path", "thread_counts"]
 _PANEL_HEIGHT = 256
 
 
-def thread_counts(text):
+def thread_counts(text: str) -> list[int]:
     """argparse type: "1,2,4" -> [1, 2, 4], each >= 1."""
     try:
         values = [int(v) for v in split_commas(text)]
@@ -34,7 +40,7 @@ def thread_counts(text):
     return values
 
 
-def _json_dict(text):
+def _json_dict(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -49,10 +55,16 @@ def _json_dict(text):
     return value
 
 
-def check_output_path(flag, path, models, suffix):
+def check_output_path(
+    flag: str, path: str, models: Iterable[str], suffix: str
+) -> None:
     """Raises InputError if writing `path` would destroy a model or its
     sidecar, or cannot work (a folder; an unwritable parent). Checked
-    before any model runs."""
+    before any model runs.
+
+    Raises:
+        InputError: `path` is a model, a sidecar, a folder, or unwritable.
+    """
     from edge_backbones.errors import InputError
     from edge_backbones.runtime.metadata import sidecar_path
 
@@ -85,7 +97,7 @@ def check_output_path(flag, path, models, suffix):
         )
 
 
-def _add_model_options(parser):
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--delegates",
         type=split_commas,
@@ -108,7 +120,7 @@ def _add_model_options(parser):
     )
 
 
-def _model_options(args):
+def _model_options(args: argparse.Namespace) -> dict[str, Any]:
     """The EdgeModel keywords that `_add_model_options` parsed."""
     return {
         "delegates": args.delegates,
@@ -117,7 +129,11 @@ def _model_options(args):
     }
 
 
-def _heatmap_png(image, outputs, path):
+def _heatmap_png(
+    image: "npt.NDArray[np.uint8]",
+    outputs: Mapping[str, "npt.NDArray[np.float32]"],
+    path: str,
+) -> None:
     """Input image, then per level a mean-|channel| heatmap, side by side."""
     import cv2
     import numpy as np
@@ -125,11 +141,13 @@ def _heatmap_png(image, outputs, path):
     from edge_backbones.atomic_io import write_file_atomic
     from edge_backbones.errors import InputError
 
-    def panel(rgb, label, interpolation):
+    def panel(
+        rgb: "npt.NDArray[np.uint8]", label: str, interpolation: int
+    ) -> "npt.NDArray[np.uint8]":
         height, width = rgb.shape[:2]
         size = (max(1, round(width * _PANEL_HEIGHT / height)), _PANEL_HEIGHT)
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        bgr = cv2.resize(bgr, size, interpolation=interpolation)
+        bgr = np.asarray(cv2.resize(bgr, size, interpolation=interpolation))
         white = (255, 255, 255)
         font = cv2.FONT_HERSHEY_SIMPLEX
         cv2.putText(bgr, label, (6, 20), font, 0.5, white, 1, cv2.LINE_AA)
@@ -160,7 +178,9 @@ def _heatmap_png(image, outputs, path):
         ) from exc
 
 
-def _print_npu_numerics(compiled, fidelity):
+def _print_npu_numerics(
+    compiled: Mapping[str, Any], fidelity: Mapping[str, Any] | None
+) -> None:
     """What a compiled artifact's simulated run stands for, and its figures."""
     from edge_backbones.core.fidelity import min_level
     from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
@@ -182,7 +202,7 @@ def _print_npu_numerics(compiled, fidelity):
             )
 
 
-def _run(args):
+def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edge_backbones.runtime import EdgeModel, load_image
@@ -204,9 +224,10 @@ def _run(args):
         f"runs on   {model.active_delegate} (fully delegated: "
         f"{model.fully_delegated}), backend {model.backend.name}"
     )
-    compiled = (model.metadata or {}).get("compiled")
+    metadata = model.metadata or {}
+    compiled = metadata.get("compiled")
     if compiled:
-        _print_npu_numerics(compiled, model.metadata.get("fidelity"))
+        _print_npu_numerics(compiled, metadata.get("fidelity"))
     if model.cpu_ops:
         counts = collections.Counter(model.cpu_ops).most_common()
         print(
@@ -231,7 +252,7 @@ def _run(args):
     return 0
 
 
-def _bench(args):
+def _bench(args: argparse.Namespace) -> int:
     from edge_backbones.runtime.bench import benchmark, format_table
 
     if args.json:
@@ -255,7 +276,7 @@ def _bench(args):
     return 0
 
 
-def _op_profile(args):
+def _op_profile(args: argparse.Namespace) -> int:
     from edge_backbones.runtime.op_profile import format_op_profile, op_profile
 
     profiles = []
@@ -274,7 +295,7 @@ def _op_profile(args):
     return 0
 
 
-def _host():
+def _host() -> dict[str, str | int | None]:
     return {
         "machine": platform.machine(),
         "system": platform.platform(),
@@ -283,7 +304,7 @@ def _host():
     }
 
 
-def _write_json(path, document):
+def _write_json(path: str, document: object) -> None:
     from edge_backbones.atomic_io import dumps_json, write_file_atomic
     from edge_backbones.errors import InputError
 
@@ -298,7 +319,8 @@ def _write_json(path, document):
     print(f"wrote {path}")
 
 
-def add_parsers(subparsers):
+def add_parsers(subparsers: Any) -> None:
+    """Adds `run` and `bench` to the `edge-backbones` command's parsers."""
     run = subparsers.add_parser(
         "run",
         help="run an exported model on one image and print its levels",
