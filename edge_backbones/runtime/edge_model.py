@@ -394,7 +394,9 @@ class EdgeModel:
     # -- running --------------------------------------------------------
 
     def __call__(self, x):
-        """Runs one input in model-input space -> {name: float32 array}.
+        """Runs one input in model-input space -> {name: array}: float32,
+        or the integers of an unquantized integer output (a segmenter's
+        `classes`).
 
         `x` is (1, H, W, C) or (H, W, C) as `preprocess` returns it. Float
         values are quantized with the input tensor's own scale and zero
@@ -407,7 +409,9 @@ class EdgeModel:
         for (name, scale, zero_point), value in zip(
             self._dequantize, raw, strict=True
         ):
-            if scale is None:
+            if scale is None and np.issubdtype(value.dtype, np.integer):
+                out[name] = value  # a class map: ids, not quantized values
+            elif scale is None:
                 out[name] = value.astype(np.float32, copy=False)
             else:
                 out[name] = (value.astype(np.float32) - zero_point) * scale
