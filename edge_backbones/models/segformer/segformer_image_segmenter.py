@@ -16,6 +16,7 @@ from edge_backbones.models.backbone import (
     DEFAULT_INPUT_SIZE,
     KERAS_CONFIG_FILE,
     KERAS_WEIGHTS_FILE,
+    FeatureInfo,
     suggest,
     weight_folders,
 )
@@ -115,6 +116,9 @@ class SegFormerImageSegmenter(keras.Model):
         self.preprocessor = None
         self.class_names = names
         self.dropout = dropout
+        # where `feature_extractor` computes the class map by default: a
+        # serving choice, not architecture (not in get_config)
+        self.classes_at = "logits"
 
     @property
     def preprocessing(self):
@@ -131,16 +135,50 @@ class SegFormerImageSegmenter(keras.Model):
         """The class map's type: uint8 up to 256 classes, else int32."""
         return class_dtype(self.num_classes)
 
-    def feature_extractor(self, out_features=None, classes_at="logits"):
+    @property
+    def feature_info(self):
+        """Per output: name, channels, stride, as a backbone's levels
+        (`classes` has one channel, at the logits' stride or 1)."""
+        stride = 1 if self.classes_at == "input" else self.stride
+        return [
+            FeatureInfo(LOGITS, self.num_classes, self.stride),
+            FeatureInfo(CLASSES, 1, stride),
+        ]
+
+    def select_features(self, out_indices=None, out_features=None):
+        """Names of the outputs picked (a backbone's level selection)."""
+        names = [info.name for info in self.feature_info]
+        if out_indices is not None:
+            return [names[i] for i in out_indices]
+        return names if out_features is None else list(out_features)
+
+    def peak_activation_bytes(self, height, width):
+        """The largest float32 activation at batch 1: the encoder's, or
+        the decoder's concatenation of every projected level at 1/4."""
+        encoder = self.backbone.image_encoder
+        rows, columns = -(-height // self.stride), -(-width // self.stride)
+        levels = len(encoder.feature_info)
+        concat = rows * columns * levels * self.backbone.projection_filters
+        logits = self.num_classes * (
+            height * width if self.classes_at == "input" else rows * columns
+        )
+        return max(
+            encoder.peak_activation_bytes(height, width), 4 * concat, 4 * logits
+        )
+
+    def feature_extractor(self, out_features=None, classes_at=None):
         """A Keras model from images to {"logits": ..., "classes": ...}.
 
         `classes` is the per-pixel argmax (`logit > 0` for one class) as
         `classes_dtype`, on the logits' grid (`classes_at="logits"`) or
         on the input's, the logits first resized bilinearly
         (`classes_at="input"`, transformers'
-        `post_process_semantic_segmentation`). `out_features` picks
-        outputs by name, as a backbone's picks levels.
+        `post_process_semantic_segmentation`); None takes the
+        `classes_at` attribute ("logits" unless set: export sets it per
+        target). `out_features` picks outputs by name, as a backbone's
+        picks levels.
         """
+        classes_at = self.classes_at if classes_at is None else classes_at
         if classes_at not in CLASSES_AT:
             raise InputError(
                 f"classes_at={classes_at!r}; use one of {CLASSES_AT}."
