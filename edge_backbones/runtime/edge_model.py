@@ -21,6 +21,7 @@ from edge_backbones.errors import (
 )
 from edge_backbones.runtime import delegates as delegates_lib
 from edge_backbones.runtime.backends import load_backend
+from edge_backbones.runtime.class_map import CLASSES, LOGITS, class_map
 from edge_backbones.runtime.engines import (
     CompiledModelEngine,
     InterpreterEngine,
@@ -178,6 +179,15 @@ class EdgeModel:
             if preprocessing is None
             else validate_preprocessing(preprocessing)
         )
+        task = (self.metadata or {}).get("task") or {}
+        # a segmenter whose graph leaves its class map to the host (see
+        # runtime.class_map)
+        self._host_classes = (
+            task.get("kind") == "segmentation"
+            and CLASSES not in self.output_specs
+            and LOGITS in self.output_specs
+        )
+        self._classes_at = task.get("classes_at", "logits")
         self._lock = threading.Lock()
 
     # -- construction ---------------------------------------------------
@@ -415,6 +425,10 @@ class EdgeModel:
                 out[name] = value.astype(np.float32, copy=False)
             else:
                 out[name] = (value.astype(np.float32) - zero_point) * scale
+        if self._host_classes:
+            out[CLASSES] = class_map(
+                out[LOGITS], self._classes_at, self.image_size
+            )
         return out
 
     def _to_input(self, x):
@@ -526,5 +540,5 @@ class EdgeModel:
             )
         return {
             name: np.concatenate([r[name] for r in results])
-            for name in self.output_specs
+            for name in results[0]
         }
