@@ -72,3 +72,41 @@ def test_reduce_labels_as_transformers():
     processor = transformers.SegformerImageProcessor(do_reduce_labels=True)
     expected = processor.reduce_label(labels.copy())
     np.testing.assert_array_equal(reduce_labels(labels), expected)
+
+
+def _write(path, array):
+    import cv2
+
+    cv2.imwrite(str(path), array)
+    return path
+
+
+def test_labels_are_checked_before_any_work(tmp_path):
+    from edge_backbones.core.segmentation_labels import (
+        check_labels,
+        read_label,
+    )
+    from edge_backbones.errors import InputError
+
+    photos = tmp_path / "photos"
+    labels = tmp_path / "labels"
+    photos.mkdir()
+    labels.mkdir()
+    photo = _write(photos / "a.jpg", np.zeros((6, 8, 3), np.uint8))
+    mask = np.full((6, 8), 2, np.uint8)
+    mask[0] = 255
+    _write(labels / "a.png", mask)
+    assert check_labels(labels, [photo], 3) == {
+        str(photo): str(labels / "a.png")
+    }
+    np.testing.assert_array_equal(read_label(labels / "a.png"), mask)
+    # ADE20K's reduce_labels: 2 -> 1, 255 stays ignored
+    assert read_label(labels / "a.png", True)[1, 0] == 1
+    with pytest.raises(InputError, match=r"\[2\] outside"):
+        check_labels(labels, [photo], 2)
+    _write(labels / "a.png", np.zeros((5, 8), np.uint8))
+    with pytest.raises(InputError, match="is 8x5 but its photo"):
+        check_labels(labels, [photo], 3)
+    other = _write(photos / "b.jpg", np.zeros((6, 8, 3), np.uint8))
+    with pytest.raises(InputError, match="has no label mask.*b.png"):
+        check_labels(labels, [other], 3)
