@@ -15,6 +15,7 @@ __all__ = [
     "ModelFileError",
     "MetadataError",
     "IntegrityError",
+    "ArtifactSchemaError",
     "InputError",
     "UnknownOptionError",
     "DelegateUnavailableError",
@@ -75,6 +76,19 @@ class MetadataError(EdgeBackbonesError, ValueError):
 
 class IntegrityError(ModelFileError, MetadataError):
     """A model file whose bytes differ from the hash recorded at export."""
+
+
+class ArtifactSchemaError(MetadataError):
+    """Artifact metadata that breaks core/artifact.schema.json.
+
+    `field` is the JSON path of the first problem (`$.outputs.P1.dtype`),
+    `schema_version` the schema file's version it was checked against.
+    """
+
+    def __init__(self, message, field=None, schema_version=None):
+        super().__init__(message)
+        self.field = field
+        self.schema_version = schema_version
 
 
 class InputError(EdgeBackbonesError, ValueError):

@@ -9,7 +9,7 @@ in.
 
 __all__ = ["megabytes", "split_commas"]
 
-# "MB" everywhere we print a file size is 10^6 bytes, as in the README's
+# "MB" everywhere we print a file size is 10^6 bytes, as in the reports'
 # tables; memory (peak RSS) is printed in MiB and labelled so.
 BYTES_PER_MB = 10**6
 

@@ -11,11 +11,11 @@ quoted "false" is not false).
 """
 
 import dataclasses
-import difflib
 import inspect
 import numbers
 import os
 
+from edge_backbones.core.suggest import did_you_mean
 from edge_backbones.errors import InputError, UnknownOptionError
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "check_names",
     "check_thresholds",
     "job",
-    "suggest",
     "signature",
 ]
 
@@ -247,19 +246,13 @@ def check_thresholds(thresholds, where=""):
         check(COSINE, value, f"thresholds.{mode}", where)
 
 
-def suggest(name, known):
-    """` (did you mean 'modes'?)` for the closest of `known`, or ""."""
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def check_names(given, known, what, where=""):
     """UnknownOptionError for a name of `given` not in `known`, with the
     closest known one as the fix."""
     for name in given:
         if name not in known:
             raise UnknownOptionError(
-                f"{where}unknown {what} {name!r}{suggest(name, known)}; "
+                f"{where}unknown {what} {name!r}{did_you_mean(name, known)}; "
                 f"known: {sorted(known)}."
             )
 

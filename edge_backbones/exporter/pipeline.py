@@ -25,6 +25,9 @@ import time
 
 import numpy as np
 
+from edge_backbones.core import fidelity as fidelity_lib
+from edge_backbones.core import modes as modes_lib
+from edge_backbones.core.image_sets import CalibrationSet
 from edge_backbones.errors import (
     CalibrationError,
     ExportError,
@@ -33,8 +36,8 @@ from edge_backbones.errors import (
     WeightsNotFoundError,
     require,
 )
+from edge_backbones.exporter import calibration as calibration_lib
 from edge_backbones.exporter import gpu_check, memory, tflite_metadata, verify
-from edge_backbones.exporter import modes as modes_lib
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
 from edge_backbones.exporter import workspace as workspace_lib
@@ -69,7 +72,7 @@ class ArtifactRecord:
         """The one line printed when the artifact is done."""
         size = f"{megabytes(self.size_bytes):.2f} MB"
         figures = (
-            verify.format_fidelity(self.fidelity)
+            fidelity_lib.format_fidelity(self.fidelity)
             if self.fidelity
             else "not verified"
         )
@@ -235,11 +238,9 @@ def _serving(backbone, size, out_features, preprocessing):
 def _calibration_set(calibration, seed, holdout_fraction, max_images):
     if calibration is None:
         return None
-    if hasattr(calibration, "arrays"):
+    if isinstance(calibration, CalibrationSet):
         return calibration
-    from edge_backbones.exporter.calibration import load_calibration_set
-
-    return load_calibration_set(
+    return calibration_lib.load_photos(
         calibration,
         seed=seed,
         holdout_fraction=holdout_fraction,
@@ -591,8 +592,8 @@ def _dataset(plan):
     report = plan.job.export.layer_report and plan.calibration is not None
     if not (needs or report):
         return None
-    arrays = list(
-        plan.calibration.arrays("calibration", plan.preprocessing, plan.size)
+    arrays = calibration_lib.preprocessed(
+        plan.calibration, "calibration", plan.preprocessing, plan.size
     )
     _log(f"calibration: {len(arrays)} images")
     return _representative_dataset(arrays, plan.preprocessing, _log)
@@ -634,7 +635,7 @@ def _log_rejection(plan, mode_plan, exc):
     # choosing: a candidate whose graph is refused (or that fails to
     # convert) loses, and the others still compete
     if plan.selecting and getattr(exc, "fidelity", None):
-        name, worst = verify.worst(exc.fidelity)
+        name, worst = fidelity_lib.worst(exc.fidelity)
         _log(
             f"{mode_plan.mode:<8} rejected: cosine {worst['cosine']:.4f} "
             f"({name}) < {plan.job.export.min_cos}"
@@ -751,7 +752,7 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
     workspace_lib.crash_point("verifying")
     threads = plan.job.export.num_threads
     runtime_model, outputs = _run_tflite(candidate, plan.holdout, threads)
-    fidelity = verify.compare(workbench.reference, outputs)
+    fidelity = fidelity_lib.compare(workbench.reference, outputs)
     what = os.path.basename(final)
     verify.check(fidelity, gate, mode_plan.mode, what)
     graph = {}
@@ -878,7 +879,9 @@ def _report_layers(converter, holdout, out, stem):
 
 def _holdout(calib, preprocessing, size):
     if calib is not None:
-        images = list(calib.arrays("holdout", preprocessing, size))
+        images = calibration_lib.preprocessed(
+            calib, "holdout", preprocessing, size
+        )
         if not images:
             raise CalibrationError(
                 f"The held-out split of {getattr(calib, 'source', calib)!r}"
@@ -982,7 +985,7 @@ def _selection_rows(records, failures, best, min_cos):
         rows.append(
             (
                 record.mode,
-                f"{verify.worst(record.fidelity)[1]['cosine']:.4f}",
+                f"{fidelity_lib.worst(record.fidelity)[1]['cosine']:.4f}",
                 f"{record.latency_ms:.1f}",
                 f"{megabytes(record.size_bytes):.2f}",
                 verdict,
@@ -991,7 +994,7 @@ def _selection_rows(records, failures, best, min_cos):
     reasons = []
     for mode, exc in failures:
         if getattr(exc, "fidelity", None):
-            level, figures = verify.worst(exc.fidelity)
+            level, figures = fidelity_lib.worst(exc.fidelity)
             cosine, verdict = figures["cosine"], f"rejected: below {min_cos}"
             reasons.append(f"{mode}: cosine {cosine:.4f} ({level})")
         else:

@@ -28,9 +28,10 @@ keyword arguments.
 
 import os
 
+from edge_backbones.core.modes import resolve_plans
+from edge_backbones.core.suggest import did_you_mean
 from edge_backbones.errors import InputError, UnknownOptionError, require
 from edge_backbones.exporter import options
-from edge_backbones.exporter.modes import resolve_plans
 from edge_backbones.exporter.options import RECIPE_KEYS, check, check_thresholds
 
 __all__ = [
@@ -69,7 +70,7 @@ def _check_table(path, section, table, kinds):
     if unknown:
         raise UnknownOptionError(
             f"Recipe {path!r}: unknown key(s) {unknown} in [{section}]"
-            f"{options.suggest(unknown[0], kinds)}; known: {sorted(kinds)}."
+            f"{did_you_mean(unknown[0], kinds)}; known: {sorted(kinds)}."
         )
     for key, value in table.items():
         check(kinds[key], value, key, where)
@@ -129,7 +130,7 @@ def _check_sections(path, data):
         if section not in RECIPE_KEYS:
             raise UnknownOptionError(
                 f"Recipe {path!r}: unknown section [{section}]"
-                f"{options.suggest(section, RECIPE_KEYS)}; sections "
+                f"{did_you_mean(section, RECIPE_KEYS)}; sections "
                 f"are {sorted(RECIPE_KEYS)}."
             )
         tables = value if isinstance(value, list) else [value]

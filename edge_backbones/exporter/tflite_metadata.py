@@ -1,7 +1,7 @@
 """Our metadata inside the .tflite FlatBuffer and beside it, written atomically.
 
-The JSON (schema `edge_backbones.tflite/1`, see the README's metadata
-contract) goes into the model's `metadata` list under the name
+The JSON (schema `edge_backbones.tflite/1`, described in
+docs/export.md) goes into the model's `metadata` list under the name
 `edge_backbones`, which `runtime.model_file.read_model_file` reads without
 TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
 `size_bytes` of the final file. The embedded JSON starts with
@@ -17,6 +17,7 @@ import json
 import numpy as np
 
 from edge_backbones.atomic_io import dumps_json
+from edge_backbones.core.artifact import validate
 from edge_backbones.errors import require
 from edge_backbones.runtime.metadata import (
     DIGEST_KEY,
@@ -129,6 +130,7 @@ def write_artifact(path, model_content, metadata, work=None):
     """
     from edge_backbones.exporter import workspace
 
+    validate(metadata, f"the metadata of {path!r}")
     content = embed_metadata(model_content, metadata)
     sidecar = {
         # the embedded JSON as written, content_sha256 first
@@ -136,6 +138,7 @@ def write_artifact(path, model_content, metadata, work=None):
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }
+    validate(sidecar, f"the sidecar of {path!r}")
     workspace.write_pair(
         path, content, dumps_json(sidecar, indent=2) + "\n", work
     )

@@ -22,6 +22,8 @@ import os
 import keras
 
 from edge_backbones.atomic_io import staged_directory
+from edge_backbones.core.preprocessing import validate_preprocessing
+from edge_backbones.core.suggest import suggest
 from edge_backbones.errors import (
     CheckpointError,
     InputError,
@@ -36,6 +38,7 @@ __all__ = [
     "from_preset",
     "largest_level_bytes",
     "list_presets",
+    "register_preset_aliases",
     "register_presets",
     "suggest",
     "weight_folders",
@@ -46,6 +49,10 @@ __all__ = [
 _FAMILY_MODULES = ("edge_backbones.models.mit", "edge_backbones.models.vit_det")
 # preset name -> {"class": Backbone subclass, "config": {}, "metadata": {}}
 _PRESETS = {}
+# other ecosystems' name -> our preset name: the same architecture and the
+# same weights lookup, kept out of `Backbone.presets` so that each model is
+# listed (and built by the registry-driven tests) once
+_ALIASES = {}
 # Backbone subclasses that can load a foreign (Hugging Face) checkpoint.
 _FAMILIES = []
 
@@ -96,8 +103,6 @@ class _classproperty:
 
 def _check_preset(cls, name, preset):
     """ValueError unless `preset` carries what callers read from it."""
-    from edge_backbones.runtime.preprocess import validate_preprocessing
-
     metadata = preset.get("metadata", {})
     size = metadata.get("image_size")
     if (
@@ -132,6 +137,27 @@ def register_presets(cls, presets):
         _FAMILIES.append(cls)
 
 
+def register_preset_aliases(aliases):
+    """Registers `aliases` (name -> registered preset name): the names other
+    libraries' documentation uses for one of our presets."""
+    for alias, name in aliases.items():
+        if name not in _PRESETS:
+            raise ValueError(
+                f"Alias {alias!r} names {name!r}, which is not a registered "
+                "preset; register the preset first."
+            )
+        if alias in _PRESETS or _ALIASES.get(alias, name) != name:
+            raise ValueError(
+                f"Alias {alias!r} is already a preset or another alias."
+            )
+        _ALIASES[alias] = name
+
+
+def _canonical(preset):
+    """The registered name `preset` stands for (itself unless an alias)."""
+    return _ALIASES.get(preset, preset)
+
+
 def _ensure_registered():
     for module in _FAMILY_MODULES:
         importlib.import_module(module)
@@ -146,41 +172,6 @@ def list_presets():
 def from_preset(preset, load_weights=True, **kwargs):
     """Builds any family's backbone from a preset name or a local folder."""
     return Backbone.from_preset(preset, load_weights=load_weights, **kwargs)
-
-
-# characters one is typed or read for another (o/0, l/1, ...): a cheap edit
-_LOOKALIKES = {frozenset(p) for p in ("o0", "O0", "l1", "I1", "i1", "s5")}
-_LOOKALIKE_COST = 0.25
-
-
-def _edit_distance(typed, name):
-    """Levenshtein distance where a look-alike substitution costs less."""
-    previous = [float(j) for j in range(len(name) + 1)]
-    for i, a in enumerate(typed, 1):
-        current = [float(i)]
-        for j, b in enumerate(name, 1):
-            swap = 0.0 if a == b else 1.0
-            if frozenset((a, b)) in _LOOKALIKES:
-                swap = _LOOKALIKE_COST
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + swap)
-            )
-        previous = current
-    return previous[-1]
-
-
-def suggest(typed, names, limit=3):
-    """The names closest to `typed` (at most `limit`), nearest first.
-
-    Edit distance with look-alike characters (`mit_bo` is `mit_b0`, not
-    `mit_b5`) beats difflib's ratio, which ties every `mit_b*` here.
-    """
-    scored = sorted((_edit_distance(typed, n), n) for n in names)
-    if not scored:
-        return []
-    best = scored[0][0]
-    cutoff = min(best + 0.5, max(1.0, len(typed) / 3))
-    return [name for score, name in scored[:limit] if score <= cutoff]
 
 
 def _hub_cache_dir():
@@ -374,6 +365,19 @@ class Backbone(keras.Model):
             if issubclass(entry["class"], cls)
         }
 
+    @_classproperty
+    def preset_aliases(cls):
+        """Other libraries' names for presets of this class (alias -> our
+        name); `from_preset` takes them. Not in `presets`: one model, one
+        entry."""
+        _ensure_registered()
+        presets = cls.presets
+        return {
+            alias: name
+            for alias, name in sorted(_ALIASES.items())
+            if name in presets
+        }
+
     def __init__(self, *args, dtype=None, **kwargs):
         super().__init__(*args, **kwargs)
         # keras.Model drops `dtype` for functional models; the families
@@ -527,7 +531,7 @@ class Backbone(keras.Model):
         """
         if isinstance(preset, str) and not os.path.isdir(preset):
             _ensure_registered()
-            entry = _PRESETS.get(preset)
+            entry = _PRESETS.get(_canonical(preset))
             if entry is not None:
                 height, width = entry["metadata"]["image_size"]
                 return int(height), int(width)
@@ -539,10 +543,14 @@ class Backbone(keras.Model):
 
         `preset` is a registered name (`Backbone.presets`), a folder holding a
         Hugging Face checkpoint (`config.json` + `model.safetensors`) or a
-        folder written by `save_to_preset`. Nothing is downloaded: a preset's
+        folder written by `save_to_preset`, or another library's name for
+        one of them (`Backbone.preset_aliases`: keras-cv's
+        `mit_b0_imagenet` is `mit_b0`). Nothing is downloaded: a preset's
         weights load only if they are already on this disk; otherwise pass
-        `load_weights=False` for the architecture with random weights.
-        `kwargs` override the preset's config (e.g. `image_shape`).
+        `load_weights=False` for the architecture with random weights
+        (`None`, keras-cv's default, loads the preset's weights: every
+        preset here has them). `kwargs` override the preset's config (e.g.
+        `image_shape`).
         """
         if os.path.isdir(preset):
             return cls._from_folder(preset, load_weights, **kwargs)
@@ -554,9 +562,11 @@ class Backbone(keras.Model):
             )
         entry = cls._registered(preset)
         target = entry["class"]
+        if load_weights is None:
+            load_weights = True
         if not load_weights:
             return target(**{**entry["config"], **kwargs})
-        candidates = local_weight_candidates(preset)
+        candidates = local_weight_candidates(_canonical(preset))
         for folder in candidates:
             if _is_checkpoint_folder(folder):
                 return target._from_folder(folder, True, **kwargs)
@@ -566,19 +576,11 @@ class Backbone(keras.Model):
     def _registered(cls, preset):
         """The registry entry of `preset`, which must build a `cls`."""
         _ensure_registered()
-        entry = _PRESETS.get(preset)
+        entry = _PRESETS.get(_canonical(preset))
         if entry is None:
-            close = suggest(preset, list(_PRESETS))
+            close = suggest(preset, list(_PRESETS) + list(_ALIASES))
             hint = f" Did you mean {' or '.join(map(repr, close))}?"
             hint = hint if close else ""
-            stem = preset.removesuffix("_imagenet")
-            if stem != preset and stem in _PRESETS:
-                # keras-cv's trained MiT presets carry this suffix
-                hint = (
-                    f" keras-cv's {preset!r} is this package's {stem!r} "
-                    "(ImageNet-1k weights): call from_preset"
-                    f"({stem!r})."
-                )
             raise UnknownPresetError(
                 f"Unknown preset {preset!r} (and no such folder).{hint} "
                 f"Known presets: {sorted(cls.presets or _PRESETS)}."

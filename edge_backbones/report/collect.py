@@ -22,13 +22,13 @@ import subprocess
 import sys
 
 from edge_backbones.atomic_io import dumps_json
+from edge_backbones.core.modes import names as mode_names
 from edge_backbones.errors import (
     FidelityError,
     MetadataError,
     ModelFileError,
     ReportError,
 )
-from edge_backbones.exporter.modes import names as mode_names
 from edge_backbones.report.deployment import deployment_fields
 from edge_backbones.report.macs import count_macs
 from edge_backbones.report.records import (

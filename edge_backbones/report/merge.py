@@ -6,8 +6,8 @@ at the same thread count (the fp32 .tflite, and the Keras float model on
 TensorFlow), and the fastest mode of each model that meets a cosine budget.
 """
 
+from edge_backbones.core.fidelity import min_level
 from edge_backbones.errors import InputError, MetadataError
-from edge_backbones.exporter.verify import min_level
 from edge_backbones.report.deployment import is_simulated
 from edge_backbones.report.records import check_row, load_results
 

@@ -14,8 +14,8 @@ import platform
 import uuid
 
 from edge_backbones.atomic_io import write_json_atomic
+from edge_backbones.core.cpuinfo import read_cpuinfo
 from edge_backbones.errors import MetadataError
-from edge_backbones.runtime.cpuinfo import read_cpuinfo
 from edge_backbones.runtime.metadata import utc_now
 
 __all__ = [

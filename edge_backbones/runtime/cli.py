@@ -165,7 +165,7 @@ def _heatmap_png(image, outputs, path):
 
 def _print_npu_numerics(compiled, fidelity):
     """What a compiled artifact's simulated run stands for, and its figures."""
-    from edge_backbones.exporter.verify import min_level
+    from edge_backbones.core.fidelity import min_level
     from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
 
     print(

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.errors import (
     DelegateUnavailableError,
     InputError,
@@ -31,10 +32,7 @@ from edge_backbones.runtime.known_faults import tflite_runtime_fault
 from edge_backbones.runtime.metadata import load_metadata, validate_metadata
 from edge_backbones.runtime.model_file import read_model_file
 from edge_backbones.runtime.npu_engines import open_npu_engine
-from edge_backbones.runtime.preprocess import (
-    preprocess,
-    validate_preprocessing,
-)
+from edge_backbones.runtime.preprocess import preprocess
 
 __all__ = ["EdgeModel", "TensorSpec"]
 

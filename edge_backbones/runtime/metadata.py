@@ -12,6 +12,7 @@ import json
 import mmap
 import os
 
+from edge_backbones.core.artifact import SCHEMA, SCHEMA_COMPILED, validate
 from edge_backbones.errors import IntegrityError, MetadataError
 
 __all__ = [
@@ -31,10 +32,9 @@ __all__ = [
 ]
 
 METADATA_NAME = "edge_backbones"
-SCHEMA = "edge_backbones.tflite/1"
-# an artifact compiled ahead of time for an NPU: /1 plus a `compiled` block
-# (SoC, plugin and SDK versions, ops per partition); see edge_backbones.npu
-SCHEMA_COMPILED = "edge_backbones.tflite/2"
+# SCHEMA (an export) and SCHEMA_COMPILED (an export compiled ahead of time
+# for an NPU, plus a `compiled` block) live with the contract in
+# edge_backbones.core.artifact
 
 # The embedded metadata records a sha256 of the whole .tflite, taken with
 # the 64 hex digits of that very digest read as "0"s: every byte (weights,
@@ -227,7 +227,7 @@ def _parse(data, where):
                 f"{where} has no {key!r} object (got "
                 f"{type(metadata.get(key)).__name__}). Export the model again."
             )
-    return metadata
+    return validate(metadata, where)
 
 
 def validate_metadata(metadata, input_spec, output_specs):

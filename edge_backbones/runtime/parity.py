@@ -23,12 +23,16 @@ from edge_backbones.atomic_io import (
     stage_file,
     write_json_atomic,
 )
+from edge_backbones.core import modes
+from edge_backbones.core.cpuinfo import read_cpuinfo
+from edge_backbones.core.fidelity import min_cosine
+from edge_backbones.core.image_sets import load_calibration_set
 from edge_backbones.errors import InputError, ModelFileError
 from edge_backbones.runtime.backends import load_backend
-from edge_backbones.runtime.cpuinfo import read_cpuinfo
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.metadata import read_metadata
 from edge_backbones.runtime.model_file import read_model_file
+from edge_backbones.runtime.preprocess import load_image
 
 __all__ = [
     "DELEGATES",
@@ -56,18 +60,18 @@ DELEGATES = ("xnnpack", "cpu", "portable")
 # kernels with no architecture-specific rounding: an int8 graph (these
 # modes) computes equal integers through them on every machine;
 # dynamic-range (`cpu`, `dynamic`) and mixed graphs compute partly in
-# float, and so do some int16 reference kernels (the a16w8 `npu` measured
-# up to 10 int16 steps apart on emulated ARM: docs/raspberry_pi.md)
+# float, and so do some int16 reference kernels (docs/raspberry_pi.md)
 EXACT_DELEGATES = ("portable",)
-INTEGER_ONLY_MODES = ("int8", "int8_io", "npu_int8")
+INTEGER_ONLY_MODES = modes.integer_only_modes()
 # modes whose kernels are float end to end; all others compute in integers
-FLOAT_MODES = ("fp32", "fp16", "gpu")
-# float: the same maths, another instruction set; integer: what the issue
-# asked for (met by tiny models' first levels only: docs/raspberry_pi.md)
+FLOAT_MODES = modes.float_modes()
+# float: the same maths, another instruction set; integer: the fidelity an
+# int8 artifact should keep across machines (docs/raspberry_pi.md says
+# which levels meet it)
 MAX_FLOAT_RELATIVE = 1e-5
 MIN_INT_COSINE = 0.999
-# the device's int8 error may exceed the reference machine's by this factor
-# (measured: up to 1.13x, MiT-B0 @128 P4 on the builtin kernels)
+# the device's int8 error may exceed the reference machine's by this
+# factor: a margin over what ARM's one-rounding kernels add
 MAX_INT8_ERROR_RATIO = 1.25
 
 
@@ -101,9 +105,8 @@ def verified_on(model):
 def holdout_inputs(paths, calibration, count=4):
     """{model name: (count, H, W, C)} float32 held-out photos, preprocessed
     with each model's own metadata."""
-    from edge_backbones.exporter.calibration import load_calibration_set
-
-    photos = load_calibration_set(calibration).holdout[:count]
+    photos = load_calibration_set(calibration, decode=load_image)
+    photos = photos.holdout[:count]
     inputs = {}
     for path in paths:
         name = _metadata(path)["model"]["name"]
@@ -244,17 +247,6 @@ def load_run(folder, name):
     }
 
 
-def _min_cosine(a, b):
-    a = a.reshape(len(a), -1).astype(np.float64)
-    b = b.reshape(len(b), -1).astype(np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    both_zero = (norms == 0) & ~np.any(a - b, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cosines = np.where(both_zero, 1.0, np.sum(a * b, axis=1) / norms)
-    # rounding can put a cosine a hair above 1
-    return float(np.min(np.clip(cosines, -1.0, 1.0)))
-
-
 def _level_figures(ref, out, scale, fp32_ref, fp32_out):
     diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
     peak = float(np.max(np.abs(ref))) or 1.0
@@ -263,14 +255,14 @@ def _level_figures(ref, out, scale, fp32_ref, fp32_out):
         "max_abs": float(np.max(diff)),
         "max_relative": float(np.max(diff)) / peak,
         "differing": float(np.mean(diff > 0)),
-        "cosine": _min_cosine(ref, out),
+        "cosine": min_cosine(ref, out),
         # quantization steps apart (outputs dequantized with `scale`)
         "max_steps": None if scale is None else int(round(diff.max() / scale)),
     }
     if fp32_out is not None:
         # each machine's own int8 error: against its own fp32 outputs
-        figures["fidelity"] = _min_cosine(fp32_out, out)
-        figures["reference_fidelity"] = _min_cosine(fp32_ref, ref)
+        figures["fidelity"] = min_cosine(fp32_out, out)
+        figures["reference_fidelity"] = min_cosine(fp32_ref, ref)
     return figures
 
 

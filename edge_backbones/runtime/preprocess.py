@@ -2,49 +2,20 @@
 
 Calibration, fidelity checks and the deployed runtime must feed a model the
 same pixels, so all of them call `load_image` and `preprocess` from here.
-The `preprocessing` dict is the one the exporter embeds in a model's
-metadata (see the metadata contract): color_order, resize, interpolation,
-pixels_in_graph, scale, mean and std. Only numpy and OpenCV are needed.
+The `preprocessing` dict they apply is the spec in
+`edge_backbones.core.preprocessing`, which the exporter embeds in a model's
+metadata. Only numpy and OpenCV are needed.
 """
 
-import copy
 import os
 
 import cv2
 import numpy as np
 
-from edge_backbones.errors import InputError, MetadataError
+from edge_backbones.core.preprocessing import validate_preprocessing
+from edge_backbones.errors import InputError
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_PREPROCESSING",
-    "IMAGENET_STD",
-    "RESIZE_POLICIES",
-    "INTERPOLATIONS",
-    "load_image",
-    "preprocess",
-    "resize",
-    "validate_preprocessing",
-]
-
-# ImageNet's per-channel mean and std on a 0-1 scale: the normalization of
-# every preset here (MiT/SegFormer and SAM), read from their preset tables
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# 0-255 RGB stretched to the input, then ImageNet-normalized; families
-# change what differs (SAM: `resize`)
-IMAGENET_PREPROCESSING = {
-    "color_order": "RGB",
-    "resize": "stretch",
-    "interpolation": "linear",
-    "pixels_in_graph": False,
-    "scale": 1.0 / 255.0,
-    "mean": list(IMAGENET_MEAN),
-    "std": list(IMAGENET_STD),
-}
-RESIZE_POLICIES = ("stretch", "longest_side_pad")
-INTERPOLATIONS = ("linear", "nearest", "area", "cubic")
-_COLOR_ORDERS = ("RGB", "BGR")
+__all__ = ["load_image", "preprocess", "resize"]
 
 
 def load_image(image):
@@ -132,79 +103,6 @@ def _to_rgb(array, channel_order, where):
     if channel_order == "BGR":
         array = array[..., ::-1]
     return np.ascontiguousarray(array)
-
-
-_DEFAULTS = {
-    "color_order": "RGB",
-    "resize": "stretch",
-    "interpolation": "linear",
-    "pixels_in_graph": False,
-    "scale": 1.0 / 255.0,
-    "mean": [0.0, 0.0, 0.0],
-    "std": [1.0, 1.0, 1.0],
-}
-_CHOICES = {
-    "color_order": _COLOR_ORDERS,
-    "resize": RESIZE_POLICIES,
-    "interpolation": INTERPOLATIONS,
-}
-
-
-def validate_preprocessing(preprocessing):
-    """Checks a preprocessing dict; returns it with defaults filled in."""
-    if not isinstance(preprocessing, dict):
-        raise MetadataError(
-            "A preprocessing spec must be a dict (color_order, resize, "
-            "interpolation, pixels_in_graph, scale, mean, std); got "
-            f"{type(preprocessing).__name__}."
-        )
-    # a misspelt key would silently leave its default in force
-    unknown = sorted(set(preprocessing) - set(_DEFAULTS))
-    if unknown:
-        raise MetadataError(
-            f"Unknown preprocessing key(s) {unknown}; the keys are "
-            f"{list(_DEFAULTS)}. Check the spelling."
-        )
-    # fresh lists: a caller may edit the spec it gets back
-    spec = {**copy.deepcopy(_DEFAULTS), **preprocessing}
-    if not isinstance(spec["pixels_in_graph"], bool):
-        raise MetadataError(
-            "Preprocessing pixels_in_graph must be true or false; got "
-            f"{spec['pixels_in_graph']!r}."
-        )
-    for key, allowed in _CHOICES.items():
-        if spec[key] not in allowed:
-            raise MetadataError(
-                f"Preprocessing {key}={spec[key]!r} is not supported; use one "
-                f"of {list(allowed)}."
-            )
-    _check_numbers(spec)
-    return spec
-
-
-def _check_numbers(spec):
-    """mean and std: 3 numbers each, no zero std; scale: positive."""
-    for key in ("mean", "std"):
-        values = spec[key]
-        if (
-            not isinstance(values, (list, tuple))
-            or len(values) != 3
-            or not all(isinstance(v, (int, float)) for v in values)
-        ):
-            raise MetadataError(
-                f"Preprocessing {key} must be 3 numbers (one per channel); "
-                f"got {values!r}."
-            )
-    if any(v == 0 for v in spec["std"]):
-        raise MetadataError(
-            f"Preprocessing std has a zero ({spec['std']}); every channel's "
-            "std must be non-zero."
-        )
-    if not isinstance(spec["scale"], (int, float)) or spec["scale"] <= 0:
-        raise MetadataError(
-            f"Preprocessing scale must be a positive number; got "
-            f"{spec['scale']!r} (1/255 maps 0-255 pixels onto 0-1)."
-        )
 
 
 def _check_size(size):

@@ -18,6 +18,7 @@ import tempfile
 import keras
 import numpy as np
 
+from edge_backbones.core.fidelity import cosine
 from edge_backbones.exporter.graph import (
     INPUT_NAME,
     serving_model,
@@ -128,11 +129,6 @@ def _converter(backbone, image_size, tmp_path, samples, out_features=None):
     return Converter(saved, representative, log=lambda line: None)
 
 
-def _cosine(a, b):
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
-
-
 def run_edge_graph_test(
     backbone, image_size, tmp_path, expect_gelu=True, out_features=None
 ):
@@ -186,5 +182,5 @@ def run_edge_graph_test(
     runner = Interpreter(model_content=int16x8).get_signature_runner()
     got = runner(**{INPUT_NAME: sample})
     for name, value in expected.items():
-        assert _cosine(got[name], value) > 0.999, name
+        assert cosine(got[name], value) > 0.999, name
     return model_file

@@ -17,8 +17,8 @@ import functools
 import os
 import platform
 
+from edge_backbones.core.cpuinfo import cpu_flags
 from edge_backbones.errors import ExportError, InputError
-from edge_backbones.runtime.cpuinfo import cpu_flags
 from edge_backbones.text import split_commas
 
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
     "target_plans",
     "npu_targets",
     "names",
+    "float_modes",
+    "integer_only_modes",
     "default_min_cosine",
     "selection_candidates",
     "fast_int8_cpu_flags",
@@ -266,6 +268,29 @@ def npu_targets():
 def names():
     """Every name a user can type, in report order (fp32 first)."""
     return tuple(registry().aliases)
+
+
+def float_modes():
+    """The names whose kernels are float end to end (fp32 and fp16
+    converters); every other name computes at least partly in integers."""
+    return tuple(
+        name
+        for name, plan in registry().aliases.items()
+        if plan.converter in ("fp32", "fp16")
+    )
+
+
+def integer_only_modes():
+    """The names whose graph is int8 end to end: the int8 converter with
+    no op, layer type or layer name left float."""
+    return tuple(
+        name
+        for name, plan in registry().aliases.items()
+        if plan.converter == "int8"
+        and not (
+            plan.float_ops or plan.float_layer_types or plan.float_layer_names
+        )
+    )
 
 
 def default_min_cosine():
