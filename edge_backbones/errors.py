@@ -18,6 +18,7 @@ __all__ = [
     "ModelFileError",
     "MetadataError",
     "IntegrityError",
+    "ArtifactSchemaError",
     "InputError",
     "UnknownOptionError",
     "DelegateUnavailableError",
@@ -69,6 +70,8 @@ class FidelityError(ExportError):
 
     # its figures (`core.fidelity.compare`), where the raiser had them
     fidelity: dict[str, Any] | None = None
+    # a segmenter's mask agreement figures, where the raiser had them
+    masks: Any = None
 
 
 class ModelFileError(EdgeBackbonesError, ValueError):
@@ -81,6 +84,24 @@ class MetadataError(EdgeBackbonesError, ValueError):
 
 class IntegrityError(ModelFileError, MetadataError):
     """A model file whose bytes differ from the hash recorded at export."""
+
+
+class ArtifactSchemaError(MetadataError):
+    """Artifact metadata that breaks core/artifact.schema.json.
+
+    `field` is the JSON path of the first problem (`$.outputs.P1.dtype`),
+    `schema_version` the schema file's version it was checked against.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        schema_version: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.schema_version = schema_version
 
 
 class InputError(EdgeBackbonesError, ValueError):

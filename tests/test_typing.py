@@ -151,9 +151,14 @@ def test_editor_sees_concrete_types():
         for line in done.stdout.splitlines()
         if "Revealed type is" in line
     ]
-    float32 = "numpy.floating[numpy._typing._nbit_base._32Bit]"
+    bits = "numpy._typing._nbit_base"
+    array = (
+        f"numpy.ndarray[tuple[Any, ...], numpy.dtype[numpy.floating[{bits}"
+        f"._32Bit] | numpy.unsignedinteger[{bits}._8Bit] | "
+        f"numpy.signedinteger[{bits}._32Bit]]]"
+    )
     assert revealed == [
-        f"dict[str, numpy.ndarray[tuple[Any, ...], numpy.dtype[{float32}]]]",
+        f"dict[str, {array}]",
         "list[edge_backbones.exporter.pipeline.ArtifactRecord]",
         "edge_backbones.models.mit.mit_backbone.MiTBackbone",
     ], done.stdout + done.stderr

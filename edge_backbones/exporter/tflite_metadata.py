@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge_backbones.atomic_io import dumps_json
+from edge_backbones.core.artifact import validate
 from edge_backbones.errors import ExportError, require
 from edge_backbones.runtime.metadata import (
     DIGEST_KEY,
@@ -146,6 +147,7 @@ def write_artifact(
     """
     from edge_backbones.exporter import workspace
 
+    validate(metadata, f"the metadata of {path!r}")
     content = embed_metadata(model_content, metadata)
     sidecar = {
         # the embedded JSON as written, content_sha256 first
@@ -153,6 +155,7 @@ def write_artifact(
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }
+    validate(sidecar, f"the sidecar of {path!r}")
     workspace.write_pair(
         path, content, dumps_json(sidecar, indent=2) + "\n", work
     )

@@ -46,6 +46,7 @@ __all__ = [
     "register_preset_aliases",
     "register_presets",
     "suggest",
+    "weight_folders",
 ]
 
 # Families whose import registers their presets; imported on first lookup so
@@ -217,13 +218,18 @@ def local_weight_candidates(preset: str) -> list[str]:
     preset's Hugging Face repository in the local hub cache. Nothing is
     downloaded: this only looks.
     """
-    entry = _PRESETS[preset]
+    return weight_folders(preset, _PRESETS[preset]["metadata"].get("hf_repo"))
+
+
+def weight_folders(preset: str, repo: str | None = None) -> list[str]:
+    """Where the weights of any model's preset `preset` may be on disk:
+    `$EDGE_BACKBONES_WEIGHTS/<preset>/`, then the local hub cache's
+    snapshots of the Hugging Face repository `repo` (if given)."""
     root = os.environ.get(
         "EDGE_BACKBONES_WEIGHTS",
         os.path.join(os.path.expanduser("~"), ".cache", "edge_backbones"),
     )
     candidates = [os.path.join(root, preset)]
-    repo = entry["metadata"].get("hf_repo")
     if repo:
         snapshots = os.path.join(
             _hub_cache_dir(), "models--" + repo.replace("/", "--"), "snapshots"

@@ -14,7 +14,7 @@ def _compile(args):
     from edge_backbones.npu.compile import (
         compile_artifact,
         format_table,
-        update_metadata,
+        update_compiled,
     )
     from edge_backbones.npu.verify import check_numerics
 
@@ -25,7 +25,7 @@ def _compile(args):
         check = check_numerics(
             result.path, args.model, args.images, args.max_images
         )
-        update_metadata(result.path, {"numerics_vs_cpu": check.record()})
+        update_compiled(result.path, {"numerics_vs_cpu": check.record()})
         print(check.summary())
     return 0
 

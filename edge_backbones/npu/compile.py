@@ -25,6 +25,7 @@ from importlib import metadata as package_metadata
 from typing import Any
 
 from edge_backbones.atomic_io import dumps_json
+from edge_backbones.core.artifact import validate
 from edge_backbones.errors import CompileError, MetadataError
 from edge_backbones.exporter.workspace import write_pair
 from edge_backbones.npu.sdk import Toolchain, toolchain_for
@@ -49,7 +50,7 @@ __all__ = [
     "run_plugin",
     "compiled_name",
     "format_table",
-    "update_metadata",
+    "update_compiled",
     "write_compiled",
 ]
 
@@ -293,12 +294,22 @@ def compile_for_soc(
     return record
 
 
-def update_metadata(path: str, updates: Mapping[str, Any]) -> None:
-    """Rewrites a compiled artifact's metadata with `updates` merged in."""
+def update_compiled(path: str, updates: Mapping[str, Any]) -> None:
+    """Rewrites a compiled artifact's metadata with `updates` merged into
+    its `compiled` block (where `numerics_vs_cpu` belongs)."""
     with open(path, "rb") as f:
         content = f.read()
-    meta = read_metadata(path, read_model_file(content))
-    write_compiled(path, content, {**without_integrity(meta), **updates})
+    old = read_metadata(path, read_model_file(content))
+    if old is None:
+        raise MetadataError(
+            f"{path!r} has no edge_backbones metadata to update; compile it "
+            "again with `edge-backbones compile`."
+        )
+    meta = {
+        **without_integrity(old),
+        "compiled": {**old["compiled"], **updates},
+    }
+    write_compiled(path, content, meta)
 
 
 def write_compiled(path: str, compiled: bytes, meta: Mapping[str, Any]) -> None:
@@ -308,6 +319,7 @@ def write_compiled(path: str, compiled: bytes, meta: Mapping[str, Any]) -> None:
     together (`export.workspace.write_pair`), so a failure leaves the
     previous good pair (or nothing).
     """
+    validate(meta, f"the compiled metadata of {path!r}")
     content = patch_metadata(compiled, meta)
     sidecar = {
         # the embedded JSON as written, content_sha256 first
@@ -315,6 +327,7 @@ def write_compiled(path: str, compiled: bytes, meta: Mapping[str, Any]) -> None:
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }
+    validate(sidecar, f"the sidecar of {path!r}")
     # all or none, as the export's own artifacts (a kill is undone by the
     # next export into the folder)
     write_pair(path, content, dumps_json(sidecar, indent=2) + "\n")

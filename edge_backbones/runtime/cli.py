@@ -24,6 +24,9 @@ __all__ = ["add_parsers", "check_output_path", "thread_counts"]
 
 # height in pixels of each panel of the --save-png picture
 _PANEL_HEIGHT = 256
+# a segmenter's class-map output (models.segformer.CLASSES; the runtime
+# does not import models)
+CLASSES = "classes"
 
 
 def thread_counts(text: str) -> list[int]:
@@ -131,7 +134,7 @@ def _model_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _heatmap_png(
     image: "npt.NDArray[np.uint8]",
-    outputs: Mapping[str, "npt.NDArray[np.float32]"],
+    outputs: Mapping[str, "npt.NDArray[Any]"],
     path: str,
 ) -> None:
     """Input image, then per level a mean-|channel| heatmap, side by side."""
@@ -209,12 +212,22 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.save_png:
         check_output_path("--save-png", args.save_png, [args.model], ".png")
+    if args.overlay:
+        check_output_path("--overlay", args.overlay, [args.model], ".png")
     model = EdgeModel(
         args.model,
         num_threads=args.threads,
         preprocessing=args.preprocessing,
         **_model_options(args),
     )
+    if args.overlay and CLASSES not in model.output_specs:
+        from edge_backbones.errors import InputError
+
+        raise InputError(
+            f"--overlay draws a class map, but {args.model!r} outputs "
+            f"{sorted(model.output_specs)}, no {CLASSES!r}. Export a "
+            "segmenter (a checkpoint with a decode head), or use --save-png."
+        )
     image = load_image(args.image)
     outputs = model(model.preprocess(image))
     spec = model.input_spec
@@ -249,7 +262,36 @@ def _run(args: argparse.Namespace) -> int:
     if args.save_png:
         _heatmap_png(image, outputs, args.save_png)
         print(f"saved     {args.save_png}")
+    if args.overlay:
+        task = (model.metadata or {}).get("task") or {}
+        _overlay_png(
+            image, outputs[CLASSES], task.get("class_names"), args.overlay
+        )
+        print(f"saved     {args.overlay}")
     return 0
+
+
+def _overlay_png(
+    image: "npt.NDArray[Any]",
+    classes: "npt.NDArray[Any]",
+    class_names: list[str] | None,
+    path: str,
+) -> None:
+    import cv2
+
+    from edge_backbones.atomic_io import write_file_atomic
+    from edge_backbones.errors import InputError
+    from edge_backbones.runtime.overlay import overlay_image
+
+    picture = overlay_image(image, classes, class_names)
+    _, encoded = cv2.imencode(".png", picture[..., ::-1])
+    try:
+        write_file_atomic(path, encoded.tobytes())
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write --overlay {path!r} ({exc}). Pass a path in a "
+            "folder you can write to."
+        ) from exc
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -334,6 +376,12 @@ def add_parsers(subparsers: Any) -> None:
         "--save-png",
         metavar="PATH",
         help="also write the input and a mean-|channel| heatmap per level",
+    )
+    run.add_argument(
+        "--overlay",
+        metavar="PATH",
+        help="segmenters: write the photo with its class map blended in a "
+        "fixed palette and a legend of the top classes (PNG)",
     )
     run.add_argument("--threads", type=int, default=None)
     run.add_argument(

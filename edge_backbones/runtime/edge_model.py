@@ -25,6 +25,7 @@ from edge_backbones.errors import (
 )
 from edge_backbones.runtime import delegates as delegates_lib
 from edge_backbones.runtime.backends import Backend, load_backend
+from edge_backbones.runtime.class_map import CLASSES, LOGITS, class_map
 from edge_backbones.runtime.delegates import DelegateEntry, DelegateName
 from edge_backbones.runtime.engines import (
     CompiledModelEngine,
@@ -40,9 +41,9 @@ from edge_backbones.runtime.preprocess import ImageLike, preprocess
 
 __all__ = ["EdgeModel", "Outputs", "TensorSpec"]
 
-# what a model returns: output (pyramid level) name -> float32 array, in
-# the exporter's fine-to-coarse order
-Outputs: TypeAlias = dict[str, npt.NDArray[np.float32]]
+# what a model returns: output name -> array, in the exporter's order:
+# float32 pyramid levels and logits, and a segmenter's integer class map
+Outputs: TypeAlias = dict[str, npt.NDArray[np.float32 | np.uint8 | np.int32]]
 
 _SIGNATURE = "serving_default"
 # delegate kinds that run the interpreter's own kernels: which op resolver
@@ -202,6 +203,15 @@ class EdgeModel:
             if preprocessing is None
             else validate_preprocessing(preprocessing)
         )
+        task = (self.metadata or {}).get("task") or {}
+        # a segmenter whose graph leaves its class map to the host (see
+        # runtime.class_map)
+        self._host_classes = (
+            task.get("kind") == "segmentation"
+            and CLASSES not in self.output_specs
+            and LOGITS in self.output_specs
+        )
+        self._classes_at = task.get("classes_at", "logits")
         self._lock = threading.Lock()
 
     # -- construction ---------------------------------------------------
@@ -429,7 +439,9 @@ class EdgeModel:
     # -- running --------------------------------------------------------
 
     def __call__(self, x: npt.ArrayLike) -> Outputs:
-        """Runs one input in model-input space -> {name: float32 array}.
+        """Runs one input in model-input space -> {name: array}: float32,
+        or the integers of an unquantized integer output (a segmenter's
+        `classes`).
 
         `x` is (1, H, W, C) or (H, W, C) as `preprocess` returns it. Float
         values are quantized with the input tensor's own scale and zero
@@ -446,10 +458,16 @@ class EdgeModel:
         for (name, scale, zero_point), value in zip(
             self._dequantize, raw, strict=True
         ):
-            if scale is None:
+            if scale is None and np.issubdtype(value.dtype, np.integer):
+                out[name] = value  # a class map: ids, not quantized values
+            elif scale is None:
                 out[name] = value.astype(np.float32, copy=False)
             else:
                 out[name] = (value.astype(np.float32) - zero_point) * scale
+        if self._host_classes:
+            out[CLASSES] = class_map(
+                out[LOGITS], self._classes_at, self.image_size
+            )
         return out
 
     def _to_input(self, given: npt.ArrayLike) -> npt.NDArray[Any]:
@@ -573,5 +591,5 @@ class EdgeModel:
             )
         return {
             name: np.concatenate([r[name] for r in results])
-            for name in self.output_specs
+            for name in results[0]
         }

@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from edge_backbones.core.artifact import SCHEMA, SCHEMA_COMPILED, validate
 from edge_backbones.errors import IntegrityError, MetadataError
 from edge_backbones.runtime.model_file import TFLiteModelFile
 
@@ -41,10 +42,9 @@ __all__ = [
 Metadata: TypeAlias = dict[str, Any]
 
 METADATA_NAME = "edge_backbones"
-SCHEMA = "edge_backbones.tflite/1"
-# an artifact compiled ahead of time for an NPU: /1 plus a `compiled` block
-# (SoC, plugin and SDK versions, ops per partition); see edge_backbones.npu
-SCHEMA_COMPILED = "edge_backbones.tflite/2"
+# SCHEMA (an export) and SCHEMA_COMPILED (an export compiled ahead of time
+# for an NPU, plus a `compiled` block) live with the contract in
+# edge_backbones.core.artifact
 
 # The embedded metadata records a sha256 of the whole .tflite, taken with
 # the 64 hex digits of that very digest read as "0"s: every byte (weights,
@@ -255,7 +255,7 @@ def _parse(data: bytes, where: str) -> Metadata:
                 f"{where} has no {key!r} object (got "
                 f"{type(metadata.get(key)).__name__}). Export the model again."
             )
-    return metadata
+    return validate(metadata, where)
 
 
 def validate_metadata(

@@ -15,6 +15,30 @@ SEED_NAMES = {
     ("ViTDetBackbone", "vit_det"): "sam_vit_base",
 }
 CLASSES = {"MiTBackbone": MiTBackbone, "ViTDetBackbone": ViTDetBackbone}
+# every MiT preset name the seed pages list, with the parameters (millions)
+# their tables give: keras-cv 0.9 and keras-hub 0.17
+_MILLIONS = {"b0": 3.32, "b1": 13.16, "b2": 24.20, "b3": 44.08, "b4": 60.85,
+             "b5": 81.45}  # fmt: skip
+SEED_MIT_PRESETS = {
+    **{f"mit_{size}": m for size, m in _MILLIONS.items()},
+    "mit_b0_imagenet": _MILLIONS["b0"],
+    **{
+        f"mit_{s}_ade20k_512": _MILLIONS[s]
+        for s in ("b0", "b1", "b2", "b3", "b4")
+    },
+    "mit_b5_ade20k_640": _MILLIONS["b5"],
+    **{f"mit_{size}_cityscapes_1024": m for size, m in _MILLIONS.items()},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_MIT_PRESETS))
+def test_every_seed_mit_name_resolves_with_its_parameter_count(name):
+    entry = MiTBackbone._registered(name)
+    assert entry["class"] is MiTBackbone
+    # the seed tables round to 0.01 M (13,151,424 reads 13.16M there)
+    published = SEED_MIT_PRESETS[name] * 1e6
+    params = entry["metadata"]["params"]
+    assert abs(params - published) <= 1e-3 * published, (name, params)
 
 
 @pytest.mark.parametrize("family, alias", sorted(SEED_NAMES))

@@ -19,7 +19,7 @@ from edge_backbones.models.hf_checkpoint import (
     depthwise_kernel,
 )
 
-__all__ = ["convert_config", "load_weights"]
+__all__ = ["convert_config", "load_weights", "weight_slots"]
 
 # Prefix of the encoder inside the task models, and their heads' prefixes.
 ENCODER_PREFIX = "segformer."
@@ -103,9 +103,9 @@ def _block_slots(slots, backbone, i, j):
         _pair(slots, f"{block}.mlp.{theirs}", layer, kernel)
 
 
-def _weight_map(backbone):
+def weight_slots(backbone: Any) -> list[hf_checkpoint.Slot]:
     """The `Slot`s of every encoder weight, by SegformerModel key."""
-    slots = []
+    slots: list[hf_checkpoint.Slot] = []
     for i in range(backbone.num_layers):
         stage = f"stage{i + 1}"
         embed = f"encoder.patch_embeddings.{i}"
@@ -141,7 +141,7 @@ def load_weights(backbone: Any, folder: str) -> None:
         hf_checkpoint.read_tensors(folder), ENCODER_PREFIX, HEAD_PREFIXES
     )
     converted, problems = hf_checkpoint.fit_tensors(
-        _weight_map(backbone), encoder, prefix
+        weight_slots(backbone), encoder, prefix
     )
     if problems:
         raise CheckpointError(
