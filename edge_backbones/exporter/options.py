@@ -163,6 +163,8 @@ class ExportOptions:
     bench_runs: int = 20
     layer_report: bool = False
     socs: object = None
+    # SavedModels and candidates go here (None: a work folder in `out`)
+    work_dir: object = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +213,7 @@ OPTIONS = {
     "name": Option("model", TEXT),
     "config": Option("model", TABLE),
     "socs": Option("export", NAMES),
+    "work_dir": Option("export", PATH, "", TEXT),
 }
 
 # every option of export() -> its kind

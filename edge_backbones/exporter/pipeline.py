@@ -33,7 +33,13 @@ from edge_backbones.errors import (
     WeightsNotFoundError,
     require,
 )
-from edge_backbones.exporter import gpu_check, memory, tflite_metadata, verify
+from edge_backbones.exporter import (
+    disk,
+    gpu_check,
+    memory,
+    tflite_metadata,
+    verify,
+)
 from edge_backbones.exporter import modes as modes_lib
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
@@ -359,6 +365,10 @@ def export(model, **options):
         socs: with target npu, SoCs ("SM8650,SM8750", "intel-cpu") to
             compile the npu artifact for (`edge_backbones.npu`); each
             compiled file is gated on its simulated numerics vs float.
+        work_dir: the folder for the SavedModel and the candidates
+            (default: a work folder inside `out`); give one on another
+            file system when `out`'s is nearly full. Free space is checked
+            against the export's estimate before any work (DiskSpaceError).
 
     Returns:
         A list of `ArtifactRecord`, one per written artifact. Raises
@@ -383,9 +393,29 @@ def export_job(job):
         f"{len(plan.holdout)} held-out images verify "
         f"{[p.mode for p in plan.plans]}"
     )
-    # every file is staged in a locked `.export-<pid>-*` folder in `out`
-    with workspace_lib.workspace(job.export.out) as work:
-        workbench = _prepare(plan, work)
+    try:
+        return _run_plan(plan, started)
+    except Exception as exc:
+        full = disk.as_disk_space_error(
+            exc, job.export.work_dir or job.export.out
+        )
+        if full is None or full is exc:
+            raise
+        raise full from exc
+
+
+def _run_plan(plan, started):
+    job = plan.job
+    # every file is staged in a locked `.export-<pid>-*` folder in `out`;
+    # the SavedModels and candidates in one in `work_dir` when it is given
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(workspace_lib.workspace(job.export.out))
+        scratch = work
+        if job.export.work_dir is not None:
+            scratch = stack.enter_context(
+                workspace_lib.workspace(job.export.work_dir)
+            )
+        workbench = _prepare(plan, work, scratch)
         records, failures = _export_all(plan, workbench)
         if plan.selecting:
             return _select(plan, workbench, records, failures)
@@ -453,6 +483,14 @@ def plan_export(job):
     )
     name = job.model.name or name
     memory.check_backbone(backbone, size)
+    if exp.work_dir is not None:
+        workspace_lib.prepare_out(exp.work_dir)
+    integer_graphs = {p.integer_softmax for p in plans if p.integer_layer_norm}
+    disk.check_free(
+        exp.out,
+        exp.work_dir,
+        disk.estimate(backbone.count_params(), plans, len(integer_graphs)),
+    )
     stems = [recipes_lib.artifact_stem(name, size, p.mode) for p in plans]
     _check_destinations(exp.out, stems)
     preprocessing = _preprocessing(backbone, exp.pixels_in_graph)
@@ -529,7 +567,8 @@ def _calibration(job, plans):
 class Workbench:
     """What every artifact of one export converts from and verifies on."""
 
-    work: str  # the locked work folder
+    work: str  # the locked work folder in `out`: artifacts are staged here
+    scratch: str  # SavedModels and candidates (`work`, or in `work_dir`)
     reference: dict  # level -> the Keras float outputs on the held-out set
     converter: Converter  # the plain graph
     # full int8: softmax flag -> the graph traced in integer form
@@ -543,7 +582,7 @@ class Workbench:
         return self.converter
 
 
-def _prepare(plan, work):
+def _prepare(plan, work, scratch):
     """Serving graph, float reference and converters (a Workbench)."""
     from edge_backbones.exporter.graph import write_saved_model
 
@@ -551,7 +590,7 @@ def _prepare(plan, work):
         plan.backbone, plan.size, plan.out_features, plan.preprocessing
     )
     reference = _reference(serving, plan.holdout)
-    saved = write_saved_model(serving, os.path.join(work, "saved_model"))
+    saved = write_saved_model(serving, os.path.join(scratch, "saved_model"))
     dataset = _dataset(plan)
     allow_flex = plan.job.export.allow_flex
     converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
@@ -560,7 +599,9 @@ def _prepare(plan, work):
         p.integer_softmax for p in plan.plans if p.integer_layer_norm
     }
     integer_converters = {
-        softmax: _integer_converter(serving, work, dataset, allow_flex, softmax)
+        softmax: _integer_converter(
+            serving, scratch, dataset, allow_flex, softmax
+        )
         for softmax in softmax_forms
     }
     if plan.job.export.layer_report:  # the graph full int8 converts
@@ -577,6 +618,7 @@ def _prepare(plan, work):
         float_nodes = tuple(match_nodes(converter.fp32(), plan.float_layers))
     return Workbench(
         work=work,
+        scratch=scratch,
         reference=reference,
         converter=converter,
         integer_converters=integer_converters,
@@ -743,7 +785,7 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
     """Runs the candidate on the held-out images; FidelityError below
     `gate`. Returns its fidelity, I/O specs, `verified_on` and GPU run."""
     candidate = os.path.join(
-        workbench.work, f"candidate_{mode_plan.mode}.tflite"
+        workbench.scratch, f"candidate_{mode_plan.mode}.tflite"
     )
     with open(candidate, "wb") as f:
         f.write(content)
