@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from edge_backbones.atomic_io import dumps_json
 from edge_backbones.errors import (
     CalibrationError,
     ExportError,
@@ -386,7 +387,10 @@ def export_job(job):
     """Runs one `options.ExportJob`: plan, then per artifact convert ->
     verify -> write (or, with `min_cos`, select the fastest)."""
     started = time.perf_counter()
-    plan = plan_export(job)
+    # each phase's peak resident memory, on stderr (benchmarks/memory/)
+    meter = memory.PhaseMeter(_log)
+    with meter.phase("build"):
+        plan = plan_export(job)
     _log(
         f"export: {plan.name} ({type(plan.backbone).__name__}, weights: "
         f"{plan.weights}) at {plan.size[0]}x{plan.size[1]}; "
@@ -394,7 +398,7 @@ def export_job(job):
         f"{[p.mode for p in plan.plans]}"
     )
     try:
-        return _run_plan(plan, started)
+        return _run_plan(plan, started, meter)
     except Exception as exc:
         full = disk.as_disk_space_error(
             exc, job.export.work_dir or job.export.out
@@ -404,7 +408,7 @@ def export_job(job):
         raise full from exc
 
 
-def _run_plan(plan, started):
+def _run_plan(plan, started, meter):
     job = plan.job
     # every file is staged in a locked `.export-<pid>-*` folder in `out`;
     # the SavedModels and candidates in one in `work_dir` when it is given
@@ -415,7 +419,7 @@ def _run_plan(plan, started):
             scratch = stack.enter_context(
                 workspace_lib.workspace(job.export.work_dir)
             )
-        workbench = _prepare(plan, work, scratch)
+        workbench = _prepare(plan, work, scratch, meter)
         records, failures = _export_all(plan, workbench)
         if plan.selecting:
             return _select(plan, workbench, records, failures)
@@ -427,6 +431,7 @@ def _run_plan(plan, started):
                 f"{[r.path for r in records]})"
             )
         _log(f"export: done in {time.perf_counter() - started:.1f} s")
+        _log(f"memory: peak RSS MiB per phase {dumps_json(meter.summary())}")
         return records
 
 
@@ -575,6 +580,7 @@ class Workbench:
     integer_converters: dict
     float_nodes: tuple  # nodes `float_layers` matched in the float graph
     base_metadata: dict  # the model's block, shared by every artifact
+    meter: memory.PhaseMeter  # peak resident memory per phase
 
     def converter_for(self, plan):
         if plan.integer_layer_norm:
@@ -582,28 +588,33 @@ class Workbench:
         return self.converter
 
 
-def _prepare(plan, work, scratch):
+def _prepare(plan, work, scratch, meter):
     """Serving graph, float reference and converters (a Workbench)."""
     from edge_backbones.exporter.graph import write_saved_model
 
-    serving = _serving(
-        plan.backbone, plan.size, plan.out_features, plan.preprocessing
-    )
-    reference = _reference(serving, plan.holdout)
-    saved = write_saved_model(serving, os.path.join(scratch, "saved_model"))
-    dataset = _dataset(plan)
+    with meter.phase("reference"):
+        serving = _serving(
+            plan.backbone, plan.size, plan.out_features, plan.preprocessing
+        )
+        reference = _reference(serving, plan.holdout)
+    with meter.phase("trace"):
+        saved = write_saved_model(serving, os.path.join(scratch, "saved_model"))
+    with meter.phase("calibration images"):
+        dataset = _dataset(plan)
     allow_flex = plan.job.export.allow_flex
     converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
     # one integer-form graph per softmax form the plans ask for
     softmax_forms = {
         p.integer_softmax for p in plan.plans if p.integer_layer_norm
     }
-    integer_converters = {
-        softmax: _integer_converter(
-            serving, scratch, dataset, allow_flex, softmax
-        )
-        for softmax in softmax_forms
-    }
+    traced = meter.phase("trace integer") if softmax_forms else None
+    with traced or contextlib.nullcontext():
+        integer_converters = {
+            softmax: _integer_converter(
+                serving, scratch, dataset, allow_flex, softmax
+            )
+            for softmax in softmax_forms
+        }
     if plan.job.export.layer_report:  # the graph full int8 converts
         _report_layers(
             next(iter(integer_converters.values()), converter),
@@ -624,6 +635,7 @@ def _prepare(plan, work, scratch):
         integer_converters=integer_converters,
         float_nodes=float_nodes,
         base_metadata=_model_metadata(plan),
+        meter=meter,
     )
 
 
@@ -694,9 +706,12 @@ def _export_one(plan, workbench, mode_plan):
     gate = exp.min_cos if plan.selecting else plan.gates[mode_plan.mode]
     folder = workbench.work if plan.selecting else exp.out
     final = os.path.join(folder, plan.stem(mode_plan.mode) + ".tflite")
-    content, float_layers = _convert(plan, workbench, mode_plan)
+    # an int8 conversion calibrates inside the converter
+    with workbench.meter.phase(f"convert {mode_plan.mode}"):
+        content, float_layers = _convert(plan, workbench, mode_plan)
     graph = _check_graph(plan, mode_plan, content)
-    verified = _verify(plan, workbench, mode_plan, content, gate, final)
+    with workbench.meter.phase(f"verify {mode_plan.mode}"):
+        verified = _verify(plan, workbench, mode_plan, content, gate, final)
     verified["graph"] = {**graph, **verified["graph"]}
     verified["scheme"] = {**mode_plan.as_metadata(), **float_layers}
     metadata = _artifact_metadata(plan, workbench, mode_plan, verified, gate)
