@@ -23,6 +23,7 @@ __all__ = [
     "SdkUnavailableError",
     "CompileError",
     "DiskSpaceError",
+    "ClusterError",
 ]
 
 
@@ -108,6 +109,11 @@ class DiskSpaceError(EdgeBackbonesError, OSError):
     files (checked up front against the export's estimate, or a write
     that failed with ENOSPC); the message names the folder and the relief.
     Not an ExportError: no other candidate can succeed on a full disk."""
+
+
+class ClusterError(EdgeBackbonesError, RuntimeError):
+    """A Ray cluster that cannot be reached or cannot run a part of a
+    report (a device no node provides, an export larger than any node)."""
 
 
 class MissingDependencyError(EdgeBackbonesError, ImportError):
