@@ -24,7 +24,7 @@ import time
 _MARK = "memory: peak RSS MiB per phase "
 
 
-def measure(preset, size, modes):
+def measure(preset, size, modes, calibration):
     """{phase: peak MiB} and the wall time of one export in a child."""
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
@@ -42,6 +42,8 @@ def measure(preset, size, modes):
                 modes,
                 "--out",
                 out,
+                "--calibration",
+                calibration,
             ],
             capture_output=True,
             text=True,
@@ -70,6 +72,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("exports", nargs="+", help="PRESET@SIZE")
     parser.add_argument("--modes", default="fp32")
+    parser.add_argument("--calibration", default="calibration")
     parser.add_argument("--out", default="benchmarks/memory/results.md")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -77,7 +80,9 @@ def main(argv=None):
     for spec in args.exports:
         preset, size = spec.split("@")
         estimate, params = estimate_mib(preset, int(size))
-        phases, seconds, error = measure(preset, int(size), args.modes)
+        phases, seconds, error = measure(
+            preset, int(size), args.modes, args.calibration
+        )
         peak = max(phases.values()) if phases else None
         rows.append(
             {
