@@ -16,10 +16,12 @@ conversion (`PhaseMeter`'s phases, `benchmarks/memory/`): the Keras
 model's variables, the SavedModel the converter loads, its frozen
 constants and the MLIR module built from them, and the flatbuffer. On
 sam_vit_base at 256 (86.7 M parameters, 331 MiB of float32 weights; small
-activations) the fp32 conversion peaked at 3574 MiB with 624 MiB of it
-the runtime: (3574 - 624) / 331 = 8.9 copies. sam_vit_huge at 1024 (632 M
-parameters) then needs ~25 GiB, which is why it was OOM-killed at 24.1
-GiB on a 24 GB machine before this estimate counted the copies.
+activations) the fp32 conversion peaked at 3574 MiB; mit_b0 at 224 (3.3 M
+parameters, so nearly all of it the runtime) peaked at 1110 MiB verifying
+int8. A runtime of 1152 MiB and 8 copies cover both (3821 and ~1260 MiB).
+sam_vit_huge at 1024 (632 M parameters) then needs ~24.5 GB, which is why
+it was OOM-killed at 24.1 GB on a 24 GB machine before this estimate
+counted the copies.
 
 `check_input` runs before the model is even built (building allocates
 size-dependent weights such as ViTDet's position tables): the images alone
@@ -51,8 +53,9 @@ __all__ = [
 
 ACTIVATION_COPIES = 3
 INPUT_COPIES = 4
-WEIGHT_COPIES = 9
-RUNTIME_BYTES = 640 * 2**20  # TensorFlow + Keras imported, nothing built
+WEIGHT_COPIES = 8
+# TensorFlow + Keras imported (624 MiB), the converter and the interpreter
+RUNTIME_BYTES = 1152 * 2**20
 
 
 def _read_int(path):

@@ -37,6 +37,8 @@ this machine and skips them:
 
 import dataclasses
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from edge_backbones.errors import InputError
 from edge_backbones.exporter.recipes import (
@@ -109,8 +111,13 @@ def _with_fp32(kwargs):
     return kwargs
 
 
-def load_exports(path, default_out):
-    """The `export()` keyword arguments of each model the recipe names."""
+def load_exports(path: str, default_out: str) -> list[dict[str, Any]]:
+    """The `export()` keyword arguments of each model the recipe names.
+
+    Raises:
+        InputError: a missing or malformed recipe (UnknownOptionError for
+            an option nothing takes).
+    """
     exports = []
     for kwargs in load_recipes(path, other_sections=(_DEVICE_SECTION,)):
         kwargs.setdefault("out", default_out)
@@ -118,7 +125,7 @@ def load_exports(path, default_out):
     return exports
 
 
-def expected_stems(kwargs):
+def expected_stems(kwargs: Mapping[str, Any]) -> list[str]:
     """The file stems `export(**kwargs)` writes, to skip it on --resume."""
     from edge_backbones.exporter.pipeline import parse_image_size
 
