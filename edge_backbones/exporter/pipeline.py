@@ -37,7 +37,13 @@ from edge_backbones.errors import (
     require,
 )
 from edge_backbones.exporter import calibration as calibration_lib
-from edge_backbones.exporter import gpu_check, memory, tflite_metadata, verify
+from edge_backbones.exporter import (
+    gpu_check,
+    memory,
+    segmentation,
+    tflite_metadata,
+    verify,
+)
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
 from edge_backbones.exporter import workspace as workspace_lib
@@ -139,9 +145,17 @@ def _check_destinations(out, stems):
 
 
 def load_backbone(
-    model, random_weights=False, image_size=None, config=None, seed=0
+    model,
+    random_weights=False,
+    image_size=None,
+    config=None,
+    seed=0,
+    task=None,
 ):
     """(backbone, model name, weights source) from a name, folder or object.
+
+    A checkpoint with a segmentation head (a SegFormer decode head) builds
+    the segmenter unless `task="backbone"` (see `exporter.segmentation`).
 
     A preset name loads its weights from this disk only; without them it
     fails with the WeightsNotFoundError message unless `random_weights` is
@@ -155,6 +169,9 @@ def load_backbone(
     from edge_backbones.exporter import foreign_model
     from edge_backbones.models.backbone import Backbone
 
+    segmenter = segmentation.wants_segmenter(model, task)
+    if segmentation.is_segmenter(model):
+        return model, model.name, "in-memory"
     if isinstance(model, Backbone):
         return model, model.name, "in-memory"
     # any other Keras / tf-keras model, .keras/.h5 file or SavedModel
@@ -173,6 +190,18 @@ def load_backbone(
         keras.utils.set_random_seed(seed)
     if image_size is not None:
         kwargs["image_shape"] = (*image_size, 3)
+    if segmenter:
+        _log(
+            f"export: {os.fspath(model)!r} has a segmentation head: "
+            "exporting the segmenter (outputs logits, classes); --task "
+            "backbone exports the encoder's pyramid"
+        )
+        model = os.fspath(model)
+        built, weights = segmentation.load_segmenter(
+            model, random_weights, kwargs
+        )
+        name = os.path.basename(os.path.normpath(model))
+        return built, name, weights
     return _load_preset(os.fspath(model), random_weights, kwargs)
 
 
@@ -451,6 +480,7 @@ def plan_export(job):
         size,
         job.model.config,
         job.calibration.seed,
+        job.model.task,
     )
     name = job.model.name or name
     memory.check_backbone(backbone, size)
@@ -487,7 +517,12 @@ def _image_size(model_options):
     if model_options.image_size is not None:
         return model_options.image_size
     from edge_backbones.models.backbone import Backbone
+    from edge_backbones.models.segformer import segmenter_presets
 
+    if isinstance(model_options.model, str) and (
+        model_options.model in segmenter_presets
+    ):
+        return segmentation.natural_input_size(model_options.model)
     return Backbone.natural_input_size(model_options.model)
 
 
@@ -537,10 +572,15 @@ class Workbench:
     integer_converters: dict
     float_nodes: tuple  # nodes `float_layers` matched in the float graph
     base_metadata: dict  # the model's block, shared by every artifact
+    # a segmenter's graph without its class map, for int16 activations
+    # (TFLite has no int16 ARG_MAX; the runtime adds `classes`)
+    logits_converter: Converter | None = None
 
     def converter_for(self, plan):
         if plan.integer_layer_norm:
             return self.integer_converters[plan.integer_softmax]
+        if plan.converter == "int16x8" and self.logits_converter is not None:
+            return self.logits_converter
         return self.converter
 
 
@@ -576,6 +616,21 @@ def _prepare(plan, work):
         from edge_backbones.exporter.quant_debug import match_nodes
 
         float_nodes = tuple(match_nodes(converter.fp32(), plan.float_layers))
+    logits_converter = None
+    if segmentation.is_segmenter(plan.backbone) and any(
+        p.converter == "int16x8" for p in plan.plans
+    ):
+        logits_only = _serving(
+            plan.backbone, plan.size, [segmentation.LOGITS], plan.preprocessing
+        )
+        logits_converter = Converter(
+            write_saved_model(
+                logits_only, os.path.join(work, "saved_model_logits")
+            ),
+            dataset,
+            allow_flex=allow_flex,
+            log=_log,
+        )
     return Workbench(
         work=work,
         reference=reference,
@@ -583,6 +638,7 @@ def _prepare(plan, work):
         integer_converters=integer_converters,
         float_nodes=float_nodes,
         base_metadata=_model_metadata(plan),
+        logits_converter=logits_converter,
     )
 
 
@@ -610,6 +666,11 @@ def _model_metadata(plan):
             "weights": plan.weights,
             "params": int(backbone.count_params()),
         },
+        **(
+            {"task": segmentation.task_metadata(backbone)}
+            if segmentation.is_segmenter(backbone)
+            else {}
+        ),
     }
 
 
@@ -752,16 +813,28 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
     workspace_lib.crash_point("verifying")
     threads = plan.job.export.num_threads
     runtime_model, outputs = _run_tflite(candidate, plan.holdout, threads)
-    fidelity = fidelity_lib.compare(workbench.reference, outputs)
+    reference = workbench.reference
     what = os.path.basename(final)
+    task = None
+    if segmentation.is_segmenter(plan.backbone):
+        # cosines of the logits; the class map is scored as masks
+        task = segmentation.verify_masks(
+            plan.backbone, reference, outputs, mode_plan, what, plan.size
+        )
+        reference = segmentation.without_classes(reference)
+        outputs = segmentation.without_classes(outputs)
+    fidelity = fidelity_lib.compare(reference, outputs)
     verify.check(fidelity, gate, mode_plan.mode, what)
+    if task is not None:
+        task["verification"]["holdout"] = plan.holdout_source
+        _log(f"{mode_plan.mode}: {segmentation.format_masks(task)}")
     graph = {}
     if mode_plan.require_gpu_compatible:
         _log(f"{mode_plan.mode}: checking on LiteRT's GPU accelerator")
         graph["gpu_run"] = gpu_check.run_on_gpu(
             candidate,
             plan.holdout,
-            workbench.reference,
+            reference,
             gate,
             mode_plan.mode,
             what,
@@ -782,6 +855,7 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
         "outputs": output_meta,
         "verified_on": on,
         "graph": graph,
+        "task": task,
     }
 
 
@@ -802,6 +876,7 @@ def _artifact_metadata(plan, workbench, mode_plan, verified, gate):
         },
         "verified_on": verified["verified_on"],
         "graph": verified["graph"],
+        **({"task": verified["task"]} if verified["task"] else {}),
         "versions": tflite_metadata.versions(),
         "created": tflite_metadata.utc_now(),
     }
