@@ -14,6 +14,8 @@ import io
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from typing import TextIO
 
 __all__ = ["captured_native_stderr", "quiet_python_loggers", "set_log_levels"]
 
@@ -21,13 +23,13 @@ __all__ = ["captured_native_stderr", "quiet_python_loggers", "set_log_levels"]
 _NOISY_LOGGERS = ("tensorflow", "absl", "h5py", "jax")
 
 
-def set_log_levels(verbose):
+def set_log_levels(verbose: bool) -> None:
     """Sets TensorFlow's C++ log level before it is imported (3: errors
     only; 0 with `verbose`). A value the user exported is kept."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
 
 
-def quiet_python_loggers():
+def quiet_python_loggers() -> None:
     """Keeps absl's and TensorFlow's Python warnings (tracing retraces,
     deprecations of TF internals) off the terminal: errors still show."""
     import logging
@@ -41,7 +43,7 @@ def quiet_python_loggers():
     absl_logging.set_verbosity(absl_logging.ERROR)
 
 
-def _python_writes_to_fd2():
+def _python_writes_to_fd2() -> bool:
     try:
         return sys.stderr is not None and sys.stderr.fileno() == 2
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
@@ -49,7 +51,7 @@ def _python_writes_to_fd2():
 
 
 @contextlib.contextmanager
-def captured_native_stderr():
+def captured_native_stderr() -> Iterator[None]:
     """Runs the block with descriptor 2 going to a temporary file.
 
     Python's `sys.stderr` keeps writing to the terminal (through a copy of
@@ -87,7 +89,7 @@ def captured_native_stderr():
             os.close(saved)
 
 
-def _restore(saved, swap, original_stream):
+def _restore(saved: int, swap: bool, original_stream: TextIO) -> None:
     if swap and sys.stderr is not original_stream:
         sys.stderr.flush()
         sys.stderr.close()

@@ -4,6 +4,7 @@ Imports nothing heavy until the command runs.
 """
 
 import sys
+from typing import Any
 
 from edge_backbones.text import split_commas
 
@@ -81,7 +82,8 @@ def _flags():
     ]  # fmt: skip
 
 
-def add_parsers(subparsers):
+def add_parsers(subparsers: Any) -> None:
+    """Adds the command's subcommands to the `edge-backbones` parsers."""
     parser = subparsers.add_parser(
         "export",
         help="Export a backbone to verified .tflite artifacts.",

@@ -22,6 +22,8 @@ or `export(thresholds=...)`), and why:
 The figures behind these: docs/results/.
 """
 
+from typing import Any
+
 from edge_backbones.core.modes import default_min_cosine
 from edge_backbones.errors import FidelityError
 
@@ -31,8 +33,14 @@ __all__ = ["DEFAULT_MIN_COSINE", "check"]
 DEFAULT_MIN_COSINE = default_min_cosine()
 
 
-def check(fidelity, min_cosine, mode, what):
-    """Raises FidelityError if any level's cosine is below `min_cosine`."""
+def check(
+    fidelity: dict[str, Any], min_cosine: float, mode: str, what: str
+) -> None:
+    """Raises FidelityError if any level's cosine is below `min_cosine`.
+
+    Raises:
+        FidelityError: a level's cosine is below `min_cosine` (or NaN).
+    """
     failing = {
         name: figures
         for name, figures in fidelity["levels"].items()
