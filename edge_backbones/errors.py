@@ -26,6 +26,8 @@ __all__ = [
     "ReportError",
     "SdkUnavailableError",
     "CompileError",
+    "DiskSpaceError",
+    "ClusterError",
 ]
 
 
@@ -122,6 +124,8 @@ class ReportError(EdgeBackbonesError, RuntimeError):
 
     # the result file holding the rows that were measured, if one was written
     result_path: str | None = None
+    # on a cluster: the result files written, one per device
+    result_paths: list[str] | None = None
 
 
 class SdkUnavailableError(EdgeBackbonesError, RuntimeError):
@@ -130,6 +134,21 @@ class SdkUnavailableError(EdgeBackbonesError, RuntimeError):
 
 class CompileError(EdgeBackbonesError, RuntimeError):
     """A vendor compiler plugin failed on a model (ahead-of-time compile)."""
+
+
+class DiskSpaceError(EdgeBackbonesError, OSError):
+    """A folder's file system has too little free space for an export's
+    files (checked up front against the export's estimate, or a write
+    that failed with ENOSPC); the message names the folder and the relief.
+    Not an ExportError: no other candidate can succeed on a full disk."""
+
+
+class ClusterError(EdgeBackbonesError, RuntimeError):
+    """A Ray cluster that cannot be reached or cannot run a part of a
+    report (a device no node provides, an export larger than any node)."""
+
+    # the result files written before the failure, one per device
+    result_paths: list[str] | None = None
 
 
 class MissingDependencyError(EdgeBackbonesError, ImportError):

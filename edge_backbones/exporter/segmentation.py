@@ -11,7 +11,7 @@ gated per mode by the registry's `min_mask_agreement`.
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,11 +26,15 @@ __all__ = [
     "SEGMENTATION",
     "TASKS",
     "check_masks",
+    "format_masks",
     "is_segmenter",
     "load_segmenter",
     "mask_fidelity",
+    "natural_input_size",
     "task_metadata",
+    "verify_masks",
     "wants_segmenter",
+    "without_classes",
 ]
 
 SEGMENTATION = "segmentation"
@@ -124,6 +128,13 @@ def load_segmenter(
     return segmenter, weights
 
 
+def natural_input_size(preset: object) -> tuple[int, int]:
+    """A segmenter preset's training resolution (height, width)."""
+    from edge_backbones.models.segformer import SegFormerImageSegmenter
+
+    return SegFormerImageSegmenter.natural_input_size(preset)
+
+
 def task_metadata(segmenter: Any) -> dict[str, Any]:
     """The artifact's `task` block: what its outputs mean."""
     return {
@@ -131,7 +142,6 @@ def task_metadata(segmenter: Any) -> dict[str, Any]:
         "num_classes": int(segmenter.num_classes),
         "class_names": [str(name) for name in segmenter.class_names],
         "classes_at": segmenter.classes_at,
-        "outputs": {"logits": LOGITS, "classes": CLASSES},
     }
 
 
@@ -183,3 +193,51 @@ def check_masks(
         )
         error.masks = masks
         raise error
+
+
+def without_classes(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """`outputs` without the class map (what the cosine gate compares)."""
+    return {name: v for name, v in outputs.items() if name != CLASSES}
+
+
+def verify_masks(
+    segmenter: Any,
+    reference: Mapping[str, Any],
+    outputs: dict[str, Any],
+    plan: Any,
+    what: str,
+    image_size: Sequence[int],
+) -> dict[str, Any]:
+    """The artifact's `task` block after its masks passed their gate.
+
+    An artifact without a `classes` output (int16 activations) gets the
+    runtime's host-side class map, as `EdgeModel` computes it.
+    """
+    from edge_backbones.runtime.class_map import class_map
+
+    in_graph = CLASSES in outputs
+    if not in_graph:
+        outputs[CLASSES] = class_map(
+            outputs[LOGITS], segmenter.classes_at, image_size
+        )
+    masks = mask_fidelity(reference, outputs, segmenter.num_classes)
+    check_masks(masks, plan.min_mask_agreement, plan.mode, what)
+    return {
+        **task_metadata(segmenter),
+        "classes_in_graph": in_graph,
+        "verification": {
+            **masks,
+            "min_mask_agreement": plan.min_mask_agreement,
+        },
+    }
+
+
+def format_masks(task: Mapping[str, Any]) -> str:
+    """One progress line of the masks' figures."""
+    figures = task["verification"]
+    agreement = figures["mask_agreement"]
+    return (
+        f"mask agreement with float min {100 * agreement['min']:.2f} % "
+        f"(mean {100 * agreement['mean']:.2f} %), mIoU vs float "
+        f"{figures['miou_vs_float']:.4f} on {figures['images']} images"
+    )
