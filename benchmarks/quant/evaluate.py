@@ -4,6 +4,7 @@ import pickle
 
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.core import modes
+from edge_backbones.exporter import verify
 from edge_backbones.exporter.pipeline import _run_tflite
 from edge_backbones.runtime.model_file import read_model_file
 
@@ -19,7 +20,7 @@ def evaluate(path, data, plan="npu"):
     integer = "n/a"
     if plan == "npu":
         try:
-            modes.check_graph(modes.TARGETS[plan], content, True, [])
+            verify.check_graph(modes.TARGETS[plan], content, True, [])
             integer = "yes"
         except Exception as exc:  # the message says why
             integer = "no: " + str(exc)[:90]

@@ -94,8 +94,7 @@ def load_calibration_set(
             chosen file is decoded once here, so a broken photo fails now
             with its name rather than halfway through a conversion.
 
- Warns
-    (`CalibrationWarning`) when fewer than `MIN_CALIBRATION_IMAGES`
+    Warns (`CalibrationWarning`) when fewer than `MIN_CALIBRATION_IMAGES`
     photos are left to calibrate on.
     """
     _check_sampling(holdout_fraction, max_images)

@@ -8,9 +8,7 @@ __all__ = ["did_you_mean", "suggest"]
 
 # characters one is typed or read for another (o/0, l/1, ...), and s/z
 # (-ise/-ize spellings: `modez` is `modes`, not `model`): a cheap edit
-_LOOKALIKES = {
-    frozenset(p) for p in ("o0", "O0", "l1", "I1", "i1", "s5", "sz")
-}
+_LOOKALIKES = {frozenset(p) for p in ("o0", "O0", "l1", "I1", "i1", "s5", "sz")}
 _LOOKALIKE_COST = 0.25
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.core import modes as modes_lib
+from edge_backbones.core import workspace as workspace_lib
 from edge_backbones.core.image_sets import CalibrationSet
 from edge_backbones.errors import (
     CalibrationError,
@@ -40,7 +41,6 @@ from edge_backbones.exporter import calibration as calibration_lib
 from edge_backbones.exporter import gpu_check, memory, tflite_metadata, verify
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
-from edge_backbones.exporter import workspace as workspace_lib
 from edge_backbones.exporter.convert import Converter, gpu_compatibility
 from edge_backbones.text import megabytes, split_commas
 
@@ -736,7 +736,7 @@ def _check_graph(plan, mode_plan, content):
         )
     compatible, warnings = gpu_compatibility(content)
     graph["gpu_compatible"] = compatible
-    modes_lib.check_graph(mode_plan, content, compatible, warnings)
+    verify.check_graph(mode_plan, content, compatible, warnings)
     return graph
 
 
@@ -815,7 +815,7 @@ def _npu_socs(socs, modes, min_cos):
             "socs (--soc) compiles the npu artifact; it does not combine "
             "with min_cos (--min-cos), which keeps one artifact."
         )
-    from edge_backbones.npu.export_gate import check_socs
+    from edge_backbones.exporter.npu_gate import check_socs
 
     return check_socs(socs, modes)
 
@@ -824,7 +824,7 @@ def _compile_npu(plan, workbench, records):
     """ArtifactRecords of the npu artifact compiled for each SoC."""
     if not plan.socs:
         return []
-    from edge_backbones.npu.export_gate import compile_verified
+    from edge_backbones.exporter.npu_gate import compile_verified
 
     compiled = []
     for source in [r for r in records if r.mode in modes_lib.npu_targets()]:

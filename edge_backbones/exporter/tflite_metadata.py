@@ -127,7 +127,7 @@ def write_artifact(path, model_content, metadata, work=None):
     two renames is undone by the next export into the folder). Returns the
     final bytes' size.
     """
-    from edge_backbones.exporter import workspace
+    from edge_backbones.core import workspace
 
     content = embed_metadata(model_content, metadata)
     sidecar = {

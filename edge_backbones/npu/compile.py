@@ -23,8 +23,8 @@ import time
 from importlib import metadata as package_metadata
 
 from edge_backbones.atomic_io import dumps_json
+from edge_backbones.core.workspace import write_pair
 from edge_backbones.errors import CompileError, MetadataError
-from edge_backbones.exporter.workspace import write_pair
 from edge_backbones.npu.sdk import toolchain_for
 from edge_backbones.npu.socs import VENDORS, parse_socs
 from edge_backbones.runtime.metadata import (
@@ -289,7 +289,7 @@ def write_compiled(path, compiled, meta):
     """Writes the compiled model with `meta` patched in, and its sidecar.
 
     Both are staged in a work folder beside `path` and moved into place
-    together (`export.workspace.write_pair`), so a failure leaves the
+    together (`core.workspace.write_pair`), so a failure leaves the
     previous good pair (or nothing).
     """
     content = patch_metadata(compiled, meta)

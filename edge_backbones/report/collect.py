@@ -492,7 +492,7 @@ def collect_recipe(recipe, out, device_name, **settings):
     record and on stderr) and left out; the others are timed. With
     `resume`, models whose artifacts all exist are not exported again.
     """
-    from edge_backbones.exporter.pipeline import export
+    from edge_backbones.exporter import export
     from edge_backbones.report.recipe import expected_stems, load_exports
 
     settings = RunSettings(out, device_name, **settings)

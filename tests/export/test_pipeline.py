@@ -342,14 +342,14 @@ def test_min_cos_rejects_a_refused_graph_and_keeps_choosing(
     from edge_backbones.errors import ExportError
     from edge_backbones.exporter import pipeline
 
-    real_check = pipeline.modes_lib.check_graph
+    real_check = pipeline.verify.check_graph
 
     def refuse_gpu(plan, *args):
         if plan.mode == "gpu":
             raise ExportError("The gpu graph failed the GPU check.")
         return real_check(plan, *args)
 
-    monkeypatch.setattr(pipeline.modes_lib, "check_graph", refuse_gpu)
+    monkeypatch.setattr(pipeline.verify, "check_graph", refuse_gpu)
     records = export(
         tiny_backbone,
         image_size=SIZE,

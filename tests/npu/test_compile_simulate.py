@@ -89,7 +89,7 @@ def test_export_gate_refuses_and_writes_nothing(tiny_npu, tmp_path):
     import types
 
     from edge_backbones.errors import FidelityError
-    from edge_backbones.npu.export_gate import compile_verified
+    from edge_backbones.exporter.npu_gate import compile_verified
     from edge_backbones.npu.socs import parse_socs
     from edge_backbones.runtime.edge_model import EdgeModel
 
