@@ -1,4 +1,4 @@
-"""The export issue's target table, measured with the report machinery.
+"""The export targets' table, measured with the report machinery.
 
     python benchmarks/targets.py                 # MiT-B0 @512 + ViTDet small
     python benchmarks/targets.py --vitdet-b      # + SAM ViT-B @1024
@@ -304,7 +304,7 @@ def _check_integer(rows, add):
 
 
 def checks(rows):
-    """[(target, measured, PASS/FAIL)] for the issue's targets."""
+    """[(target, measured, PASS/FAIL)] for the export targets."""
     found = []
 
     def add(target, ok, measured):
@@ -371,7 +371,7 @@ def _export_all(args):
 def _parser():
     parser = argparse.ArgumentParser(
         prog="python benchmarks/targets.py",
-        description="Measure the export issue's targets side by side.",
+        description="Measure the export targets side by side.",
     )
     parser.add_argument("--size", default="512", help="MiT input, e.g. 512")
     parser.add_argument("--vitdet-size", default="512")

@@ -18,7 +18,11 @@ cosine, which fails every `>=` gate; rounding never lifts a cosine above
 1. Only numpy is needed.
 """
 
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
 import numpy as np
+import numpy.typing as npt
 
 from edge_backbones.errors import FidelityError
 
@@ -32,15 +36,23 @@ __all__ = [
     "worst",
 ]
 
+# `compare`'s result: {"images": N, "levels": {name: {"cosine", ...}}}
+Fidelity: TypeAlias = dict[str, Any]
+
 # digits `compare` keeps: below them the figures are float64 noise
 _COSINE_DIGITS = 6
 _SQNR_DIGITS = 2
 
 
-def cosines(reference, candidate):
+def cosines(
+    reference: npt.ArrayLike, candidate: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
     """Per-image cosine similarities of two (N, ...) arrays, as (N,) float64.
 
     Each image's map is flattened; both-zero -> 1, one zero -> 0, NaN stays.
+
+    Raises:
+        FidelityError: the two shapes differ.
     """
     ref = np.asarray(reference, np.float64)
     out = np.asarray(candidate, np.float64)
@@ -61,19 +73,29 @@ def cosines(reference, candidate):
     return np.clip(values, -1.0, 1.0)
 
 
-def min_cosine(reference, candidate):
-    """The lowest per-image cosine of two (N, ...) arrays (NaN if any is)."""
+def min_cosine(reference: npt.ArrayLike, candidate: npt.ArrayLike) -> float:
+    """The lowest per-image cosine of two (N, ...) arrays (NaN if any is).
+
+    Raises:
+        FidelityError: the two shapes differ.
+    """
     return float(np.min(cosines(reference, candidate)))
 
 
-def cosine(reference, candidate):
-    """The cosine similarity of two arrays, each flattened whole."""
+def cosine(reference: npt.ArrayLike, candidate: npt.ArrayLike) -> float:
+    """The cosine similarity of two arrays, each flattened whole.
+
+    Raises:
+        FidelityError: the two sizes differ.
+    """
     ref = np.ravel(np.asarray(reference))
     out = np.ravel(np.asarray(candidate))
     return min_cosine(ref[None], out[None])
 
 
-def _sqnr(ref, out):
+def _sqnr(
+    ref: npt.NDArray[np.float64], out: npt.NDArray[np.float64]
+) -> dict[str, Any]:
     """{"sqnr_db": dB} or, on an exact match, {"sqnr_db": None, "exact":
     True}. NaN or -inf (non-finite outputs, an all-zero reference) stay as
     they are: such a level fails every gate, so it is never written."""
@@ -85,10 +107,17 @@ def _sqnr(ref, out):
     return {"sqnr_db": round(float(sqnr), _SQNR_DIGITS)}
 
 
-def compare(reference, candidate):
+def compare(
+    reference: Mapping[str, npt.ArrayLike],
+    candidate: Mapping[str, npt.ArrayLike],
+) -> Fidelity:
     """Fidelity of `candidate` against `reference` (dicts of level name ->
     (N, ...) arrays): {"images": N, "levels": {name: {cosine, sqnr_db,
-    [exact], max_abs}}}."""
+    [exact], max_abs}}}.
+
+    Raises:
+        FidelityError: a level is missing or has another shape.
+    """
     missing = sorted(set(reference) - set(candidate))
     if missing:
         raise FidelityError(
@@ -97,8 +126,8 @@ def compare(reference, candidate):
         )
     levels = {}
     images = None
-    for name, ref in reference.items():
-        ref = np.asarray(ref, np.float64)
+    for name, given in reference.items():
+        ref = np.asarray(given, np.float64)
         out = np.asarray(candidate[name], np.float64)
         if ref.shape != out.shape:
             raise FidelityError(
@@ -114,7 +143,9 @@ def compare(reference, candidate):
     return {"images": int(images or 0), "levels": levels}
 
 
-def worst(fidelity, metric="cosine"):
+def worst(
+    fidelity: Mapping[str, Any] | None, metric: str = "cosine"
+) -> tuple[str, dict[str, Any]] | tuple[None, None]:
     """(level name, its figures) with the lowest `metric`, NaN lowest.
 
     Levels without the metric (an exact match's `sqnr_db` is None) are
@@ -122,8 +153,8 @@ def worst(fidelity, metric="cosine"):
     The one "worst level" rule for export, runtime and report.
     """
 
-    def key(item):
-        value = item[1][metric]
+    def key(item: tuple[str, dict[str, Any]]) -> float:
+        value: float = item[1][metric]
         return value if value == value else float("-inf")
 
     levels = [
@@ -134,16 +165,20 @@ def worst(fidelity, metric="cosine"):
     return min(levels, key=key) if levels else (None, None)
 
 
-def min_level(fidelity, metric):
+def min_level(fidelity: Mapping[str, Any] | None, metric: str) -> float | None:
     """The lowest `metric` over levels (NaN lowest); None if no level has
     it (every level exact, for `sqnr_db`) or there is no fidelity."""
     _, figures = worst(fidelity, metric)
-    return None if figures is None else figures[metric]
+    if figures is None:
+        return None
+    value: float = figures[metric]
+    return value
 
 
-def format_fidelity(fidelity):
+def format_fidelity(fidelity: Mapping[str, Any] | None) -> str:
     """`cos 0.9991 (P1) sqnr 27.1 dB`: the worst level's figures."""
     name, figures = worst(fidelity)
     sqnr = min_level(fidelity, "sqnr_db")
-    sqnr = "exact" if sqnr is None else f"{sqnr:.1f} dB"
-    return f"cos {figures['cosine']:.4f} ({name}) sqnr {sqnr}"
+    text = "exact" if sqnr is None else f"{sqnr:.1f} dB"
+    # a fidelity without levels fails here, as it always has
+    return f"cos {figures['cosine']:.4f} ({name}) sqnr {text}"  # type: ignore[index]

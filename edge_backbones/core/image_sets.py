@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import warnings
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -58,21 +59,31 @@ class CalibrationSet:
         source: the folder or manifest the set was loaded from.
     """
 
-    calibration: list
-    holdout: list
+    calibration: list[str]
+    holdout: list[str]
     source: str
 
-    def paths(self, split):
+    def paths(self, split: str) -> list[str]:
+        """The paths of `split` ("calibration" or "holdout").
+
+        Raises:
+            CalibrationError: an unknown split.
+        """
         if split not in SPLITS:
             raise CalibrationError(
                 f"Unknown split {split!r}; use one of {list(SPLITS)}."
             )
-        return getattr(self, split)
+        paths: list[str] = getattr(self, split)
+        return paths
 
 
 def load_calibration_set(
-    source, seed=0, holdout_fraction=0.25, max_images=None, decode=None
-):
+    source: str | os.PathLike[str],
+    seed: int = 0,
+    holdout_fraction: float = 0.25,
+    max_images: int | None = None,
+    decode: Callable[[str], object] | None = None,
+) -> CalibrationSet:
     """Loads a folder of photos or a manifest into a `CalibrationSet`.
 
     Args:
@@ -85,10 +96,8 @@ def load_calibration_set(
             the held-out photos stay the same on every machine.
         max_images: calibrate on a seeded sample of at most this many
             photos; the held-out split is kept whole. A sample below
-            `MIN_CALIBRATION_IMAGES` warns too: on the shipped photos, 8
-            instead of 24 took a toy two-level transformer's (random
-            weights, 32x48) int16x8 P2 cosine on the held-out photos from
-            0.9989 to 0.983.
+            `MIN_CALIBRATION_IMAGES` warns too: too few photos leave
+            activation ranges that the held-out photos fall outside.
         decode: path -> image, raising InputError on a broken file
             (`edge_backbones.runtime.preprocess.load_image`). Given, every
             chosen file is decoded once here, so a broken photo fails now
@@ -96,6 +105,10 @@ def load_calibration_set(
 
     Warns (`CalibrationWarning`) when fewer than `MIN_CALIBRATION_IMAGES`
     photos are left to calibrate on.
+
+    Raises:
+        CalibrationError: no usable photos, a broken manifest or photo, or
+            a split that leaves nothing to calibrate on.
     """
     _check_sampling(holdout_fraction, max_images)
     source = os.fspath(source)
@@ -122,7 +135,7 @@ def load_calibration_set(
     return CalibrationSet(calibration, holdout, source)
 
 
-def _check_sampling(holdout_fraction, max_images):
+def _check_sampling(holdout_fraction: float, max_images: int | None) -> None:
     if not 0.0 <= holdout_fraction < 1.0:
         raise CalibrationError(
             f"holdout_fraction must be in [0, 1); got {holdout_fraction!r}. "
@@ -139,7 +152,9 @@ def _check_sampling(holdout_fraction, max_images):
         )
 
 
-def _warn_few(kept, found, max_images, source):
+def _warn_few(
+    kept: int, found: int, max_images: int | None, source: str
+) -> None:
     low, high = PRODUCTION_CALIBRATION_IMAGES
     cut = (
         f" (max_images={max_images} keeps {kept} of {found})"
@@ -158,7 +173,7 @@ def _warn_few(kept, found, max_images, source):
     )
 
 
-def _find_manifest(source):
+def _find_manifest(source: str) -> str | None:
     if os.path.isfile(source):
         if source.lower().endswith(".json"):
             return source
@@ -175,7 +190,7 @@ def _find_manifest(source):
     return path if os.path.isfile(path) else None
 
 
-def _read_manifest(path):
+def _read_manifest(path: str) -> tuple[list[str], list[str]]:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -192,8 +207,9 @@ def _read_manifest(path):
             f"{sorted(data) if isinstance(data, dict) else []}."
         )
     root = os.path.dirname(os.path.abspath(path))
-    splits = {split: [] for split in SPLITS}
-    problems, seen = [], set()
+    splits: dict[str, list[str]] = {split: [] for split in SPLITS}
+    problems: list[str] = []
+    seen: set[str] = set()
     for i, photo in enumerate(photos):
         entry = photo if isinstance(photo, dict) else {}
         name = entry.get("file")
@@ -225,7 +241,9 @@ def _read_manifest(path):
     return splits["calibration"], splits["holdout"]
 
 
-def _split_folder(folder, seed, holdout_fraction):
+def _split_folder(
+    folder: str, seed: int, holdout_fraction: float
+) -> tuple[list[str], list[str]]:
     paths = sorted(
         os.path.join(root, name)
         for root, dirs, names in os.walk(folder)
@@ -252,7 +270,9 @@ def _split_folder(folder, seed, holdout_fraction):
     return calibration, holdout
 
 
-def _check_decodable(paths, source, decode):
+def _check_decodable(
+    paths: Iterable[str], source: str, decode: Callable[[str], object]
+) -> None:
     broken = []
     for path in paths:
         try:

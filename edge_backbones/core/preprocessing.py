@@ -8,6 +8,8 @@ Only the standard library is needed.
 """
 
 import copy
+from collections.abc import Mapping
+from typing import Any, TypeAlias
 
 from edge_backbones.errors import MetadataError
 
@@ -20,13 +22,16 @@ __all__ = [
     "validate_preprocessing",
 ]
 
+# a preprocessing dict (color_order, resize, ..., mean, std)
+Preprocessing: TypeAlias = dict[str, Any]
+
 # ImageNet's per-channel mean and std on a 0-1 scale: the normalization of
 # every preset here (MiT/SegFormer and SAM), read from their preset tables
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # 0-255 RGB stretched to the input, then ImageNet-normalized; families
 # change what differs (SAM: `resize`)
-IMAGENET_PREPROCESSING = {
+IMAGENET_PREPROCESSING: Preprocessing = {
     "color_order": "RGB",
     "resize": "stretch",
     "interpolation": "linear",
@@ -40,7 +45,7 @@ INTERPOLATIONS = ("linear", "nearest", "area", "cubic")
 _COLOR_ORDERS = ("RGB", "BGR")
 
 
-_DEFAULTS = {
+_DEFAULTS: Preprocessing = {
     "color_order": "RGB",
     "resize": "stretch",
     "interpolation": "linear",
@@ -49,15 +54,19 @@ _DEFAULTS = {
     "mean": [0.0, 0.0, 0.0],
     "std": [1.0, 1.0, 1.0],
 }
-_CHOICES = {
+_CHOICES: dict[str, tuple[str, ...]] = {
     "color_order": _COLOR_ORDERS,
     "resize": RESIZE_POLICIES,
     "interpolation": INTERPOLATIONS,
 }
 
 
-def validate_preprocessing(preprocessing):
-    """Checks a preprocessing dict; returns it with defaults filled in."""
+def validate_preprocessing(preprocessing: Mapping[str, Any]) -> Preprocessing:
+    """Checks a preprocessing dict; returns it with defaults filled in.
+
+    Raises:
+        MetadataError: not a dict, an unknown key, or a value out of range.
+    """
     if not isinstance(preprocessing, dict):
         raise MetadataError(
             "A preprocessing spec must be a dict (color_order, resize, "
@@ -88,7 +97,7 @@ def validate_preprocessing(preprocessing):
     return spec
 
 
-def _check_numbers(spec):
+def _check_numbers(spec: Preprocessing) -> None:
     """mean and std: 3 numbers each, no zero std; scale: positive."""
     for key in ("mean", "std"):
         values = spec[key]

@@ -4,6 +4,8 @@ The one suggestion rule for preset names, export options, recipe sections
 and layer names.
 """
 
+from collections.abc import Iterable
+
 __all__ = ["did_you_mean", "suggest"]
 
 # characters one is typed or read for another (o/0, l/1, ...), and s/z
@@ -12,7 +14,7 @@ _LOOKALIKES = {frozenset(p) for p in ("o0", "O0", "l1", "I1", "i1", "s5", "sz")}
 _LOOKALIKE_COST = 0.25
 
 
-def _edit_distance(typed, name):
+def _edit_distance(typed: str, name: str) -> float:
     """Levenshtein distance where a look-alike substitution costs less."""
     previous = [float(j) for j in range(len(name) + 1)]
     for i, a in enumerate(typed, 1):
@@ -28,7 +30,7 @@ def _edit_distance(typed, name):
     return previous[-1]
 
 
-def suggest(typed, names, limit=3):
+def suggest(typed: str, names: Iterable[str], limit: int = 3) -> list[str]:
     """The names closest to `typed` (at most `limit`), nearest first.
 
     Edit distance with look-alike characters (`mit_bo` is `mit_b0`, not
@@ -42,7 +44,7 @@ def suggest(typed, names, limit=3):
     return [name for score, name in scored[:limit] if score <= cutoff]
 
 
-def did_you_mean(typed, names):
+def did_you_mean(typed: str, names: Iterable[str]) -> str:
     """` (did you mean 'modes'?)` for the closest of `names`, or ""."""
     close = suggest(typed, names, limit=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -22,6 +22,7 @@ import numbers
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +45,11 @@ from edge_backbones.exporter import recipes as recipes_lib
 from edge_backbones.exporter.convert import Converter, gpu_compatibility
 from edge_backbones.text import megabytes, split_commas
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from edge_backbones.models.backbone import Backbone
+
 __all__ = [
     "ArtifactRecord",
     "ExportPlan",
@@ -64,11 +70,11 @@ class ArtifactRecord:
     path: str | None
     size_bytes: int
     seconds: float
-    fidelity: dict | None
-    metadata: dict
+    fidelity: dict[str, Any] | None  # level -> figures ("cosine", ...)
+    metadata: dict[str, Any]  # what the artifact embeds
     latency_ms: float | None = None
 
-    def summary(self):
+    def summary(self) -> str:
         """The one line printed when the artifact is done."""
         size = f"{megabytes(self.size_bytes):.2f} MB"
         figures = (
@@ -86,8 +92,13 @@ def _log(line):
     print(line, file=sys.stderr, flush=True)
 
 
-def parse_image_size(value):
-    """512, "512", "384x640", (384, 640) -> (height, width)."""
+def parse_image_size(value: Any) -> tuple[int, int]:
+    """512, "512", "384x640", (384, 640) -> (height, width).
+
+    Raises:
+        InputError: not a size, or one that is not positive.
+    """
+    parts: list[Any]
     if isinstance(value, str):
         parts = value.lower().replace(",", "x").split("x")
     elif isinstance(value, bool):
@@ -139,8 +150,12 @@ def _check_destinations(out, stems):
 
 
 def load_backbone(
-    model, random_weights=False, image_size=None, config=None, seed=0
-):
+    model: Any,
+    random_weights: bool = False,
+    image_size: tuple[int, int] | None = None,
+    config: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> tuple["Backbone | Any", str, str]:
     """(backbone, model name, weights source) from a name, folder or object.
 
     A preset name loads its weights from this disk only; without them it
@@ -311,7 +326,9 @@ def _json_safe(value):
     return str(value)
 
 
-def export(model, **options):
+def export(
+    model: Any, **options: "Unpack[options_lib.ExportKwargs]"
+) -> list[ArtifactRecord]:
     """Exports `model` in each of `modes` and `targets`; verified artifacts.
 
     Args:
@@ -365,17 +382,30 @@ def export(model, **options):
         A list of `ArtifactRecord`, one per written artifact. Raises
         FidelityError (after writing the others) if any artifact fell below
         its threshold; nothing is left where a failed artifact belongs.
+
+    Raises:
+        UnknownOptionError: an option name nothing takes (a typo).
+        InputError: an option value of the wrong type or range.
+        UnknownPresetError, CheckpointError, WeightsNotFoundError: a model
+            that cannot be loaded.
+        CalibrationError: no usable calibration photos.
+        ExportError: a conversion failed (FidelityError: an artifact fell
+            below its threshold; the others are written).
     """
     return export_job(options_lib.job({"model": model, **options}))
 
 
 # help(), IDEs and inspect see every option of the table, with its default
-export.__signature__ = options_lib.signature()
+export.__signature__ = options_lib.signature()  # type: ignore[attr-defined]
 
 
-def export_job(job):
+def export_job(job: options_lib.ExportJob) -> list[ArtifactRecord]:
     """Runs one `options.ExportJob`: plan, then per artifact convert ->
-    verify -> write (or, with `min_cos`, select the fastest)."""
+    verify -> write (or, with `min_cos`, select the fastest).
+
+    Raises:
+        ExportError: as `export` raises it, after the job's checks.
+    """
     started = time.perf_counter()
     plan = plan_export(job)
     _log(
@@ -406,29 +436,31 @@ class ExportPlan:
     """An export with everything checked: what `plan_export` returns."""
 
     job: options_lib.ExportJob
-    size: tuple  # (height, width)
-    plans: tuple  # modes.Plan per artifact
-    socs: list  # SoCs the npu artifact is compiled for
-    backbone: object
+    size: tuple[int, int]  # (height, width)
+    plans: tuple[Any, ...]  # modes.Plan per artifact
+    socs: list[Any]  # SoCs the npu artifact is compiled for
+    backbone: Any  # a Backbone or a ForeignModel
     name: str  # the artifacts' name stem
     weights: str  # where the weights came from
-    out_features: list | None
-    float_layers: list  # patterns of node names kept in float
-    gates: dict  # mode -> minimum cosine
-    preprocessing: dict
-    calibration: object  # a CalibrationSet or None
-    holdout: list  # float32 (H, W, 3) arrays that verify
+    out_features: list[str] | None
+    float_layers: list[str]  # patterns of node names kept in float
+    gates: dict[str, float]  # mode -> minimum cosine
+    preprocessing: dict[str, Any]
+    calibration: Any  # a CalibrationSet or None
+    holdout: list[Any]  # float32 (H, W, 3) arrays that verify
     holdout_source: str
 
     @property
-    def selecting(self):
+    def selecting(self) -> bool:
+        """True with `min_cos`: the fastest passing artifact is kept."""
         return self.job.export.min_cos is not None
 
-    def stem(self, mode=None):
+    def stem(self, mode: str | None = None) -> str:
+        """The artifacts' file stem (`mit_b0_512x512[_mode]`)."""
         return recipes_lib.artifact_stem(self.name, self.size, mode)
 
 
-def plan_export(job):
+def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
     """Checks everything before any conversion; an ExportPlan.
 
     The order is the cheap checks first (sizes, names, the output folder)
@@ -538,7 +570,8 @@ class Workbench:
     float_nodes: tuple  # nodes `float_layers` matched in the float graph
     base_metadata: dict  # the model's block, shared by every artifact
 
-    def converter_for(self, plan):
+    def converter_for(self, plan: modes_lib.Plan) -> Converter:
+        """The converter `plan` traces from (integer graphs for full int8)."""
         if plan.integer_layer_norm:
             return self.integer_converters[plan.integer_softmax]
         return self.converter

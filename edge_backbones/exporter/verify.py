@@ -9,21 +9,21 @@ Default minimum cosine per mode (the gate an artifact must pass, set in
 the mode registry `modes.toml`; override per mode from the CLI, a recipe
 or `export(thresholds=...)`), and why:
 - fp32 0.9999: the same maths in another order; anything lower is a bug.
-- fp16, gpu 0.999: float16 weights keep ~11 mantissa bits (relative error
-  ~5e-4 per weight).
-- dynamic 0.99: int8 weights and activations quantized per inference.
+- fp16, gpu 0.999: float16 weights keep ~11 mantissa bits.
+- dynamic 0.99: int8 weights, activations quantized per inference.
 - int8, int8_io 0.98: static per-tensor int8 through softmax and layer
-  norms; the issue measured 0.9856 for the stock full-int8 MiT-B0, so this
-  gate catches broken calibration, not a quality promise.
-- int8_mixed 0.99: int8 conv/FC with per-tensor activations, the lossy
-  ops in float.
-- int16x8 0.999, cpu 0.999 (issue target; dynamic int8 measured 0.9996 on
-  random-weight MiT-B0), npu_int8 0.99: it must stay integer end to end
-  (issue target 0.995; the gate leaves room for models that integer
-  arithmetic suits less than MiT-B0). npu 0.98: the CPU run it reads has
-  an int16 RSQRT that errs on flat image regions (sam_vit_base @256:
-  0.98915 on LiteRT's CPU, 0.9999 on the simulated HTP).
+  norms loses more; the gate catches broken calibration, it is not a
+  quality promise.
+- int8_mixed 0.99: int8 conv/FC, the lossy ops in float.
+- int16x8, cpu 0.999: CPU recipes that keep float-level fidelity.
+- npu_int8 0.99: integer end to end, with room for models that integer
+  arithmetic suits less than MiT-B0.
+- npu 0.98: the CPU run it reads has an int16 RSQRT that errs on flat
+  image regions, where the NPU does not.
+The figures behind these: docs/results/.
 """
+
+from typing import Any
 
 from edge_backbones.core.modes import default_min_cosine
 from edge_backbones.errors import ExportError, FidelityError
@@ -35,8 +35,14 @@ __all__ = ["DEFAULT_MIN_COSINE", "check", "check_graph"]
 DEFAULT_MIN_COSINE = default_min_cosine()
 
 
-def check(fidelity, min_cosine, mode, what):
-    """Raises FidelityError if any level's cosine is below `min_cosine`."""
+def check(
+    fidelity: dict[str, Any], min_cosine: float, mode: str, what: str
+) -> None:
+    """Raises FidelityError if any level's cosine is below `min_cosine`.
+
+    Raises:
+        FidelityError: a level's cosine is below `min_cosine` (or NaN).
+    """
     failing = {
         name: figures
         for name, figures in fidelity["levels"].items()

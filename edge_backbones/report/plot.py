@@ -8,6 +8,8 @@ extra), imported here only, with the Agg backend so no display is needed.
 """
 
 import io
+from collections.abc import Mapping
+from typing import Any
 
 from edge_backbones.core import modes
 from edge_backbones.errors import require
@@ -34,8 +36,13 @@ def _clip(cosine):
     return min(max(cosine, _COS_CLIP[0]), _COS_CLIP[1])
 
 
-def pareto_png(merged, dpi=110):
-    """PNG bytes of the latency-vs-min-cosine figure of a merged report."""
+def pareto_png(merged: Mapping[str, Any], dpi: int = 110) -> bytes:
+    """PNG bytes of the latency-vs-min-cosine figure of a merged report.
+
+    Raises:
+        MissingDependencyError: matplotlib (the `report` extra) is not
+            installed.
+    """
     matplotlib = require("matplotlib", "report")
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt

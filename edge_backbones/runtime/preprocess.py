@@ -8,17 +8,23 @@ metadata. Only numpy and OpenCV are needed.
 """
 
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias, cast
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.errors import InputError
 
 __all__ = ["load_image", "preprocess", "resize"]
 
+# what `load_image` takes: a path, or an RGB/grayscale/RGBA array
+ImageLike: TypeAlias = str | os.PathLike[str] | npt.NDArray[Any]
 
-def load_image(image):
+
+def load_image(image: ImageLike) -> npt.NDArray[np.uint8]:
     """A path or an array -> a uint8 RGB array of shape (H, W, 3).
 
     Files are decoded by OpenCV (BGR or grayscale, 8 or 16 bit), turned
@@ -26,10 +32,14 @@ def load_image(image):
     converted to 8-bit RGB; an alpha channel is dropped. Arrays are
     taken as RGB (H, W, 3), grayscale (H, W) or (H, W, 1), or RGBA
     (H, W, 4), in uint8 (or uint16, scaled down to 8 bits).
+
+    Raises:
+        InputError: a missing or undecodable file, or an array of another
+            dtype or shape.
     """
     if isinstance(image, (str, os.PathLike)):
         return _decode_file(os.fspath(image))
-    array = np.asarray(image)
+    array: npt.NDArray[Any] = np.asarray(image)
     if array.dtype == np.uint16:
         array = _to_uint8(array)
     if array.dtype != np.uint8:
@@ -42,7 +52,7 @@ def load_image(image):
     return _to_rgb(array, channel_order="RGB", where="the array")
 
 
-def _decode_file(path):
+def _decode_file(path: str) -> npt.NDArray[np.uint8]:
     if not os.path.isfile(path):
         raise InputError(
             f"No image file at {path!r}. Check the path (a file, not a folder)."
@@ -78,12 +88,14 @@ def _decode_file(path):
     return _to_rgb(decoded, channel_order="BGR", where=repr(path))
 
 
-def _to_uint8(array):
+def _to_uint8(array: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     # 65535 / 257 == 255: maps the 16-bit range onto the 8-bit one exactly
     return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
-def _to_rgb(array, channel_order, where):
+def _to_rgb(
+    array: npt.NDArray[Any], channel_order: str, where: str
+) -> npt.NDArray[np.uint8]:
     if array.ndim in (2, 3) and 0 in array.shape[:2]:
         raise InputError(
             f"{where} is empty (shape {array.shape}); an image needs at "
@@ -105,7 +117,7 @@ def _to_rgb(array, channel_order, where):
     return np.ascontiguousarray(array)
 
 
-def _check_size(size):
+def _check_size(size: Sequence[int]) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in size)
     except (TypeError, ValueError) as exc:
@@ -117,7 +129,12 @@ def _check_size(size):
     return height, width
 
 
-def resize(image, policy, size, interpolation="linear"):
+def resize(
+    image: npt.NDArray[np.uint8],
+    policy: str,
+    size: Sequence[int],
+    interpolation: str = "linear",
+) -> npt.NDArray[np.uint8]:
     """Resizes a uint8 RGB image to `size` = (H, W) under `policy`.
 
     "stretch" ignores the aspect ratio. "longest_side_pad" (Segment
@@ -140,10 +157,13 @@ def resize(image, policy, size, interpolation="linear"):
         width = min(width, int(in_width * ratio + 0.5))
     if (in_height, in_width) == (height, width):
         return image
-    return cv2.resize(image, (width, height), interpolation=flag)
+    resized = cv2.resize(image, (width, height), interpolation=flag)
+    return cast("npt.NDArray[np.uint8]", resized)
 
 
-def preprocess(image, preprocessing, size):
+def preprocess(
+    image: ImageLike, preprocessing: Mapping[str, Any], size: Sequence[int]
+) -> npt.NDArray[np.float32] | npt.NDArray[np.uint8]:
     """A path or array -> the (H, W, 3) array a model takes as input.
 
     With `pixels_in_graph` the model normalizes inside its graph, so this
@@ -152,6 +172,10 @@ def preprocess(image, preprocessing, size):
     (bottom/right) is zero after normalization, as Segment Anything pads:
     in pixel space that is the mean pixel, so a model that normalizes in
     its graph sees the same zeros.
+
+    Raises:
+        InputError: an unreadable image or a bad `size`.
+        MetadataError: a malformed `preprocessing` dict.
     """
     spec = validate_preprocessing(preprocessing)
     height, width = _check_size(size)
@@ -164,14 +188,17 @@ def preprocess(image, preprocessing, size):
     if spec["color_order"] == "BGR":
         pixels = np.ascontiguousarray(pixels[..., ::-1])
     mean = np.asarray(spec["mean"], np.float32)
+    out: npt.NDArray[np.float32] | npt.NDArray[np.uint8]
     if spec["pixels_in_graph"]:
         out = pixels
         mean_pixel = np.clip(np.round(mean / spec["scale"]), 0, 255)
         pad_value = mean_pixel.astype(out.dtype)
     else:
         std = np.asarray(spec["std"], np.float32)
-        out = pixels.astype(np.float32) * np.float32(spec["scale"]) - mean
-        out /= std
+        normalized = pixels.astype(np.float32) * np.float32(spec["scale"])
+        normalized -= mean
+        normalized /= std
+        out = normalized
         pad_value = 0
     if out.shape[:2] != (height, width):
         padded = np.empty((height, width, 3), out.dtype)
