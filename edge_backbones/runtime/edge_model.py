@@ -189,8 +189,12 @@ class EdgeModel:
         )
         self._engine: InterpreterEngine | SignatureEngine
         self.active_delegate: str
+        # the vendor simulation an NPU-compiled artifact runs in (e.g.
+        # "QNN HTP simulated"), or None: its figures are numerics only
+        self.npu_backend: str | None = None
         if npu_engine is not None:
             self._engine, self.active_delegate = npu_engine, npu_engine.name
+            self.npu_backend = npu_engine.backend
         else:
             self._engine, self.active_delegate = self._open(specs, strict)
         self._bind_signature()
@@ -584,10 +588,28 @@ class EdgeModel:
                 f"predict() got {type(images).__name__}; pass a path, an "
                 "RGB array, or a list of them."
             )
-        results = [self(self.preprocess(image)) for image in images]
-        if not results:
+        inputs = [self.preprocess(image) for image in images]
+        if not inputs:
             raise InputError(
                 "predict() got no images; pass a list of paths or arrays."
+            )
+        return self.run_batch(inputs)
+
+    def run_batch(self, inputs: Iterable[npt.ArrayLike]) -> Outputs:
+        """Runs inputs already in model-input space, one at a time (the
+        model takes batch 1) -> {name: outputs stacked along axis 0}.
+
+        Each input is what `__call__` takes ((H, W, C) or (1, H, W, C));
+        the order of the outputs is the order of the inputs.
+
+        Raises:
+            InputError: no inputs, or one the model cannot take.
+        """
+        results = [self(x) for x in inputs]
+        if not results:
+            raise InputError(
+                "run_batch() got no inputs; pass (H, W, C) arrays as "
+                "model.preprocess returns them."
             )
         return {
             name: np.concatenate([r[name] for r in results])
