@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edge_backbones.core.image_sets import CalibrationSet
 
 __all__ = [
+    "parse_image_size",
     "Kind",
     "Option",
     "OPTIONS",
@@ -409,3 +410,35 @@ def signature() -> inspect.Signature:
             for key in OPTIONS
         ]
     )
+
+
+def parse_image_size(value: Any) -> tuple[int, int]:
+    """512, "512", "384x640", (384, 640) -> (height, width).
+
+    Raises:
+        InputError: not a size, or one that is not positive.
+    """
+    parts: list[Any]
+    if isinstance(value, str):
+        parts = value.lower().replace(",", "x").split("x")
+    elif isinstance(value, bool):
+        parts = []
+    elif isinstance(value, numbers.Integral):
+        parts = [value, value]
+    else:
+        try:
+            parts = list(value)
+        except TypeError:  # 512.0, None: not a size
+            parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    try:
+        height, width = (int(p) for p in parts)
+    except (TypeError, ValueError):
+        height = width = -1
+    if len(parts) != 2 or height <= 0 or width <= 0:
+        raise InputError(
+            f"image_size={value!r} is not a size; give 512 (square), "
+            "'384x640' (height x width) or (384, 640)."
+        )
+    return height, width

@@ -21,7 +21,8 @@ from edge_backbones.errors import (
     WeightsNotFoundError,
 )
 from edge_backbones.exporter.graph import serving_model
-from edge_backbones.exporter.pipeline import export, parse_image_size
+from edge_backbones.exporter.options import parse_image_size
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime import gpu_probe
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.model_file import read_model_file
