@@ -14,6 +14,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "edge_backbones"
 
 # part -> the parts it must never import, directly or lazily
 NEVER = {
+    "_compat": {"models", "runtime", "exporter", "report", "npu", "core"},
     "models": {"runtime", "exporter", "report", "npu"},
     "runtime": {"models", "exporter", "report", "npu"},
     "npu": {"exporter", "report", "models"},
@@ -141,3 +142,112 @@ def test_a_seeded_crossing_is_found(
     )
     found = crossings([module])
     assert found and all(broken in f for f in found), found
+
+
+# the libraries whose private names only edge_backbones/_compat may use
+FOREIGN = (
+    "tensorflow",
+    "keras",
+    "tf_keras",
+    "ai_edge_litert",
+    "tflite_runtime",
+)
+# names bound to those libraries by convention, for `tf._x` style access
+FOREIGN_ALIASES = {"tf", "keras", "tensorflow", "ai_edge_litert", "litert"}
+# private attributes of their objects this package has needed (an
+# interpreter's, a layer's, a converter's): named outside _compat, a leak
+FOREIGN_PRIVATE = {
+    "_get_ops_details",
+    "_flatten_layers",
+    "_manual_input_spec",
+    "_experimental_calibrate_only",
+    "_interpreter",
+}
+
+
+def _private(name):
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_uses(paths=None):
+    """["file:line what"] for each private TensorFlow/LiteRT/Keras name used
+    outside edge_backbones/_compat."""
+    found = []
+    for path in paths or _modules():
+        if _part(_module_name(path)) == "_compat":
+            continue
+        where = str(path.relative_to(PACKAGE.parent))
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    + [f"{node.module}.{a.name}" for a in node.names]
+                )
+                for name in names:
+                    parts = name.split(".")
+                    if parts[0] in FOREIGN and (
+                        any(_private(p) for p in parts)
+                        or name.startswith(
+                            ("tensorflow.lite.python", "tensorflow.python")
+                        )
+                        or name.startswith("keras.src")
+                    ):
+                        found.append(f"{where}:{node.lineno} imports {name}")
+                        break
+            elif isinstance(node, ast.Attribute):
+                root = node
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if node.attr in FOREIGN_PRIVATE or (
+                    _private(node.attr)
+                    and isinstance(root, ast.Name)
+                    and root.id in FOREIGN_ALIASES
+                ):
+                    found.append(f"{where}:{node.lineno} .{node.attr}")
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value.startswith(
+                    ("tensorflow.lite.python", "tensorflow.python")
+                )
+            ):
+                found.append(f"{where}:{node.lineno} names {node.value}")
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("hasattr", "getattr", "setattr")
+                and len(node.args) > 1
+                and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value in FOREIGN_PRIVATE
+            ):
+                found.append(f"{where}:{node.lineno} {node.args[1].value!r}")
+    return found
+
+
+def test_private_apis_of_other_libraries_stay_in_compat():
+    assert private_uses() == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def f(i):\n    return i._get_ops_details()\n",
+        "def f(c):\n    c._experimental_calibrate_only = True\n",
+        "from tensorflow.lite.python import util\n",
+        "import keras\nkeras._private_thing\n",
+        'def f(m):\n    return hasattr(m, "_manual_input_spec")\n',
+        'MODULE = "tensorflow.lite.python.interpreter"\n',
+    ],
+)
+def test_a_seeded_private_use_is_found(tmp_path, monkeypatch, source):
+    package = tmp_path / "edge_backbones"
+    (package / "exporter").mkdir(parents=True)
+    module = package / "exporter" / "seeded.py"
+    module.write_text(source)
+    monkeypatch.setattr(
+        __import__(__name__, fromlist=["PACKAGE"]), "PACKAGE", package
+    )
+    assert len(private_uses([module])) == 1

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_backbones._compat import tensorflow as tf_compat
 from edge_backbones.atomic_io import dumps_json
 from edge_backbones.core.artifact import validate
 from edge_backbones.errors import ExportError, require
@@ -71,7 +72,7 @@ def embed_metadata(
 
 def _embed(model_content, metadata, name):
     require("tensorflow", "export")
-    from tensorflow.lite.python import schema_py_generated as schema
+    schema = tf_compat.schema()
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(model_content)
