@@ -14,7 +14,7 @@ import pathlib
 import jsonschema
 import pytest
 
-from edge_backbones.core import json_schema
+from edge_backbones.core import json_schema, modes
 from edge_backbones.core.artifact import (
     ABSENT,
     ARTIFACT_SCHEMA_ID,
@@ -25,7 +25,6 @@ from edge_backbones.core.artifact import (
     validate,
 )
 from edge_backbones.errors import ArtifactSchemaError, MetadataError
-from edge_backbones.core import modes
 from edge_backbones.runtime.edge_model import EdgeModel
 from tests import tiny
 from tests.goldens.make_artifact_goldens import COMPILE_SOC, TARGETS
@@ -146,35 +145,38 @@ def test_the_task_block_of_the_models_to_come():
 
 
 def _mutations(metadata, path=()):
-    """(description, mutated copy) for every leaf: wrong type, or removed."""
+    """(description, mutated copy) for each leaf and object: a wrong type, a
+    negative number, null, or the key removed. A list's first two items
+    stand for the rest; the model's free-form config is skipped."""
     node = metadata
     for key in path:
         node = node[key]
-    items = node.items() if isinstance(node, dict) else enumerate(node)
+    items = node.items() if isinstance(node, dict) else enumerate(node[:2])
     for key, value in list(items):
         where = (*path, key)
+        if where == ("model", "config"):
+            continue
         if isinstance(value, (dict, list)) and value:
             yield from _mutations(metadata, where)
-        for replacement in ("x", 1.5, -1, None, True, [], {}):
-            copied = copy.deepcopy(metadata)
-            target = copied
-            for part in path:
-                target = target[part]
-            target[key] = replacement
-            yield f"{where}={replacement!r}", copied
+        edits = [
+            lambda t, k=key, r=r: t.__setitem__(k, r) for r in ("x", -1, None)
+        ]
         if isinstance(node, dict):
+            edits.append(lambda t, k=key: t.__delitem__(k))
+        for index, edit in enumerate(edits):
             copied = copy.deepcopy(metadata)
             target = copied
             for part in path:
                 target = target[part]
-            del target[key]
-            yield f"del {where}", copied
+            edit(target)
+            yield f"{where} edit {index}", copied
 
 
-@pytest.mark.parametrize("name", NAMES)
+# one golden of each shape: quantized I/O, a GPU run, int16 I/O, compiled
+@pytest.mark.parametrize("name", ["int8_io", "gpu", "npu", COMPILED])
 def test_the_subset_agrees_with_jsonschema_on_every_edit(name):
     """The in-package validator and the reference one accept and refuse
-    the same edits of each golden, and at the same place."""
+    the same edits of the goldens."""
     schema = artifact_schema()
     checked = refused = 0
     for what, mutated in _mutations(_golden(name)):
@@ -183,7 +185,7 @@ def test_the_subset_agrees_with_jsonschema_on_every_edit(name):
         assert bool(ours) == bool(theirs), (what, ours, theirs)
         checked += 1
         refused += bool(ours)
-    assert checked > 500 and refused > checked // 2
+    assert checked > 150 and refused > checked // 2
 
 
 def test_the_runtime_refuses_embedded_metadata_that_breaks_it(tmp_path):
