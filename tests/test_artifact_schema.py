@@ -9,6 +9,7 @@ tests read the same files and the same schema.
 import copy
 import dataclasses
 import json
+import os
 import pathlib
 
 import pytest
@@ -24,6 +25,7 @@ from edge_backbones.core.artifact import (
     validate,
 )
 from edge_backbones.errors import ArtifactSchemaError, MetadataError
+from edge_backbones.exporter import tflite_metadata
 from edge_backbones.runtime.edge_model import EdgeModel
 from tests import tiny
 from tests.goldens.make_artifact_goldens import COMPILE_SOC, TARGETS
@@ -112,7 +114,8 @@ BROKEN = [
      "$.input.shape[4]"),
     ("fp32", lambda m: m["input"]["preprocessing"].update(std=[1, 1]),
      "$.input.preprocessing.std"),
-    ("fp32", lambda m: m.update(task={"kind": "segmentation"}), "$.task"),
+    ("fp32", lambda m: m.update(task={"kind": "segmentation"}),
+     "$.task.class_names"),
     ("fp32", lambda m: m.update(task={"kind": "detector"}), "$.task.kind"),
 ]  # fmt: skip
 
@@ -202,13 +205,19 @@ def test_the_runtime_refuses_embedded_metadata_that_breaks_it(tmp_path):
     good = tiny.write_with_metadata(
         tmp_path / "good.tflite", contents["f32"], tiny.make_metadata()
     )
-    assert EdgeModel(good).metadata["mode"] == "fp32"
+    model = EdgeModel(good)
+    assert model.metadata["mode"] == "fp32"
+    assert model.artifact.outputs["P1"].stride == 2
+    assert model.artifact.to_dict() == model.metadata
 
 
 def test_the_writer_refuses_metadata_that_breaks_it(tmp_path):
     contents = tiny.convert_two_conv_all(str(tmp_path))
     metadata = tiny.make_metadata()
     del metadata["graph"]
+    path = str(tmp_path / "x.tflite")
     with pytest.raises(ArtifactSchemaError, match=r"at \$\.graph:"):
-        tiny.write_artifact(tmp_path / "x.tflite", contents["f32"], metadata)
-    assert not (tmp_path / "x.tflite").exists()
+        tflite_metadata.write_artifact(path, contents["f32"], metadata)
+    assert not os.path.exists(path)
+    tflite_metadata.write_artifact(path, contents["f32"], tiny.make_metadata())
+    assert EdgeModel(path).artifact.graph.op_histogram == {"CONV_2D": 2}

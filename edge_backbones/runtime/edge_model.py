@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from edge_backbones.core.artifact import ArtifactMetadata
 from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.errors import (
     DelegateUnavailableError,
@@ -355,6 +356,14 @@ class EdgeModel:
         return input_name, details
 
     # -- properties -----------------------------------------------------
+
+    @property
+    def artifact(self):
+        """The metadata as a typed, frozen `core.artifact.ArtifactMetadata`,
+        or None if the model has none."""
+        if self.metadata is None:
+            return None
+        return ArtifactMetadata.from_dict(self.metadata)
 
     @property
     def output_names(self):
