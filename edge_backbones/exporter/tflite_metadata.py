@@ -6,9 +6,9 @@ docs/export.md) goes into the model's `metadata` list under the name
 TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
 `size_bytes` of the final file. The embedded JSON starts with
 `content_sha256`, the hash `EdgeModel` checks on load (see
-`runtime.metadata`, the light module that owns the contract: its name,
-schema, sidecar rule and time stamps; this module adds the TensorFlow half,
-writing).
+`runtime.metadata`, the light module that reads it: its name, sidecar
+rule and time stamps; `core.artifact` owns the schema every field follows;
+this module adds the TensorFlow half, writing).
 """
 
 import hashlib

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from edge_backbones.core.artifact import ArtifactMetadata
 from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.errors import (
     DelegateUnavailableError,
@@ -405,6 +406,14 @@ class EdgeModel:
         return input_name, details
 
     # -- properties -----------------------------------------------------
+
+    @property
+    def artifact(self) -> ArtifactMetadata | None:
+        """The metadata as a typed, frozen `core.artifact.ArtifactMetadata`,
+        or None if the model has none."""
+        if self.metadata is None:
+            return None
+        return ArtifactMetadata.from_dict(self.metadata)
 
     @property
     def output_names(self) -> list[str]:
