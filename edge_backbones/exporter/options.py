@@ -113,6 +113,12 @@ THRESHOLDS = Kind(
     _thresholds,
 )
 
+MASK_THRESHOLDS = Kind(
+    "a table of mode = minimum mask agreement in (0, 1]",
+    "{ int8 = 0.97 }",
+    _thresholds,
+)
+
 
 def _model(value):
     from edge_backbones.exporter.foreign_model import is_foreign
@@ -164,6 +170,8 @@ class ExportOptions:
     bench_runs: int = 20
     layer_report: bool = False
     socs: object = None
+    # segmenters: {mode: minimum mask agreement}, over the registry's
+    mask_thresholds: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +221,7 @@ OPTIONS = {
     "config": Option("model", TABLE),
     "task": Option("model", TEXT),
     "socs": Option("export", NAMES),
+    "mask_thresholds": Option("export", MASK_THRESHOLDS),
 }
 
 # every option of export() -> its kind
