@@ -154,6 +154,12 @@ THRESHOLDS = Kind(
     _thresholds,
 )
 
+MASK_THRESHOLDS = Kind(
+    "a table of mode = minimum mask agreement in (0, 1]",
+    "{ int8 = 0.97 }",
+    _thresholds,
+)
+
 
 def _model(value):
     from edge_backbones.exporter.foreign_model import is_foreign
@@ -208,6 +214,8 @@ class ExportOptions:
     socs: Names | None = None
     # SavedModels and candidates go here (None: a work folder in `out`)
     work_dir: str | None = None
+    # segmenters: {mode: minimum mask agreement}, over the registry's
+    mask_thresholds: dict[str, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,6 +267,7 @@ OPTIONS = {
     "task": Option("model", TEXT),
     "socs": Option("export", NAMES),
     "work_dir": Option("export", PATH, "", TEXT),
+    "mask_thresholds": Option("export", MASK_THRESHOLDS),
 }
 
 # every option of export() -> its kind

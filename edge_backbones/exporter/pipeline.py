@@ -102,7 +102,10 @@ def _check_options(job):
     from edge_backbones.exporter.convert import INT8_IO_DTYPES
 
     gates = modes_lib.default_min_cosine()
-    unknown = sorted(set(job.thresholds or {}) - set(gates))
+    unknown = sorted(
+        set(job.thresholds or {}).union(job.export.mask_thresholds or {})
+        - set(gates)
+    )
     if unknown:
         raise InputError(
             f"thresholds name no mode or target: {unknown}; use "
@@ -539,17 +542,24 @@ class Workbench:
     float_nodes: tuple  # nodes `float_layers` matched in the float graph
     base_metadata: dict  # the model's block, shared by every artifact
     meter: memory.PhaseMeter  # peak resident memory per phase
-    # a segmenter's graph without its class map, for int16 activations
-    # (TFLite has no int16 ARG_MAX; the runtime adds `classes`)
+    # a segmenter's graph without its class map, for the plans whose
+    # graph cannot hold it (`segmentation.host_classes`)
     logits_converter: Converter | None = None
+    # the same in integer form (full int8 with integer I/O)
+    integer_logits_converters: dict = dataclasses.field(default_factory=dict)
 
     def converter_for(self, plan: modes_lib.Plan) -> Converter:
-        """The converter `plan` traces from (integer graphs for full int8)."""
+        """The converter `plan` traces from (integer graphs for full int8;
+        a segmenter's logits-only graph where `segmentation.host_classes`)."""
+        host = (
+            segmentation.host_classes(plan)
+            and self.logits_converter is not None
+        )
         if plan.integer_layer_norm:
+            if host:
+                return self.integer_logits_converters[plan.integer_softmax]
             return self.integer_converters[plan.integer_softmax]
-        if plan.converter == "int16x8" and self.logits_converter is not None:
-            return self.logits_converter
-        return self.converter
+        return self.logits_converter if host else self.converter
 
 
 def _prepare(plan, work, scratch, meter):
@@ -591,21 +601,32 @@ def _prepare(plan, work, scratch, meter):
         from edge_backbones.exporter.quant_debug import match_nodes
 
         float_nodes = tuple(match_nodes(converter.fp32(), plan.float_layers))
-    logits_converter = None
-    if segmentation.is_segmenter(plan.backbone) and any(
-        p.converter == "int16x8" for p in plan.plans
-    ):
+    logits_converter, integer_logits_converters = None, {}
+    host = [p for p in plan.plans if segmentation.host_classes(p)]
+    if segmentation.is_segmenter(plan.backbone) and host:
+        os.makedirs(os.path.join(scratch, "logits"), exist_ok=True)
         logits_only = graph_lib.serving_graph(
             plan.backbone, plan.size, [segmentation.LOGITS], plan.preprocessing
         )
         logits_converter = Converter(
             write_saved_model(
-                logits_only, os.path.join(work, "saved_model_logits")
+                logits_only, os.path.join(scratch, "saved_model_logits")
             ),
             dataset,
             allow_flex=allow_flex,
             log=_log,
         )
+        integer_logits_converters = {
+            p.integer_softmax: _integer_converter(
+                logits_only,
+                os.path.join(scratch, "logits"),
+                dataset,
+                allow_flex,
+                p.integer_softmax,
+            )
+            for p in host
+            if p.integer_layer_norm
+        }
     return Workbench(
         work=work,
         scratch=scratch,
@@ -616,6 +637,7 @@ def _prepare(plan, work, scratch, meter):
         base_metadata=_model_metadata(plan),
         meter=meter,
         logits_converter=logits_converter,
+        integer_logits_converters=integer_logits_converters,
     )
 
 
@@ -803,8 +825,16 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
     task = None
     if segmentation.is_segmenter(plan.backbone):
         # cosines of the logits; the class map is scored as masks
+        mask_gate = (plan.job.export.mask_thresholds or {}).get(
+            mode_plan.mode, mode_plan.min_mask_agreement
+        )
         task = segmentation.verify_masks(
-            plan.backbone, reference, outputs, mode_plan, what, plan.size
+            plan.backbone,
+            reference,
+            outputs,
+            (mode_plan.mode, mask_gate),
+            what,
+            plan.size,
         )
         reference = segmentation.without_classes(reference)
         outputs = segmentation.without_classes(outputs)
