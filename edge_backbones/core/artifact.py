@@ -260,6 +260,12 @@ class Task(_Record):
     kind: str  # TASK_KINDS
     class_names: list = _field(optional=True)  # segmentation
     num_classes: int = _field(optional=True)  # segmentation
+    # segmentation: where the class map is ("logits": their grid, "input")
+    classes_at: str = _field(optional=True)
+    # segmentation: False where the runtime computes `classes` from logits
+    classes_in_graph: bool = _field(optional=True)
+    # segmentation: the masks against the float model's on held-out photos
+    verification: dict = _field(optional=True)
 
 
 @_frozen

@@ -184,6 +184,8 @@ class ModelOptions:
     random_weights: bool = False
     name: str | None = None
     config: dict[str, Any] | None = None
+    # "backbone" | "segmentation"; None: what the checkpoint holds
+    task: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,6 +255,7 @@ OPTIONS = {
     "layer_report": Option("export", BOOLEAN, None),
     "name": Option("model", TEXT),
     "config": Option("model", TABLE),
+    "task": Option("model", TEXT),
     "socs": Option("export", NAMES),
     "work_dir": Option("export", PATH, "", TEXT),
 }

@@ -43,6 +43,7 @@ from edge_backbones.exporter import (
     disk,
     gpu_check,
     memory,
+    segmentation,
     tflite_metadata,
     verify,
 )
@@ -162,8 +163,12 @@ def load_backbone(
     image_size: tuple[int, int] | None = None,
     config: dict[str, Any] | None = None,
     seed: int = 0,
+    task: str | None = None,
 ) -> tuple["Backbone | Any", str, str]:
     """(backbone, model name, weights source) from a name, folder or object.
+
+    A checkpoint with a segmentation head (a SegFormer decode head) builds
+    the segmenter unless `task="backbone"` (see `exporter.segmentation`).
 
     A preset name loads its weights from this disk only; without them it
     fails with the WeightsNotFoundError message unless `random_weights` is
@@ -177,6 +182,9 @@ def load_backbone(
     from edge_backbones.exporter import foreign_model
     from edge_backbones.models.backbone import Backbone
 
+    segmenter = segmentation.wants_segmenter(model, task)
+    if segmentation.is_segmenter(model):
+        return model, model.name, "in-memory"
     if isinstance(model, Backbone):
         return model, model.name, "in-memory"
     # any other Keras / tf-keras model, .keras/.h5 file or SavedModel
@@ -195,6 +203,18 @@ def load_backbone(
         keras.utils.set_random_seed(seed)
     if image_size is not None:
         kwargs["image_shape"] = (*image_size, 3)
+    if segmenter:
+        _log(
+            f"export: {os.fspath(model)!r} has a segmentation head: "
+            "exporting the segmenter (outputs logits, classes); --task "
+            "backbone exports the encoder's pyramid"
+        )
+        model = os.fspath(model)
+        built, weights = segmentation.load_segmenter(
+            model, random_weights, kwargs
+        )
+        name = os.path.basename(os.path.normpath(model))
+        return built, name, weights
     return _load_preset(os.fspath(model), random_weights, kwargs)
 
 
@@ -518,6 +538,7 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
         size,
         job.model.config,
         job.calibration.seed,
+        job.model.task,
     )
     name = job.model.name or name
     memory.check_backbone(backbone, size)
@@ -562,7 +583,12 @@ def _image_size(model_options):
     if model_options.image_size is not None:
         return model_options.image_size
     from edge_backbones.models.backbone import Backbone
+    from edge_backbones.models.segformer import segmenter_presets
 
+    if isinstance(model_options.model, str) and (
+        model_options.model in segmenter_presets
+    ):
+        return segmentation.natural_input_size(model_options.model)
     return Backbone.natural_input_size(model_options.model)
 
 
@@ -614,11 +640,16 @@ class Workbench:
     float_nodes: tuple  # nodes `float_layers` matched in the float graph
     base_metadata: dict  # the model's block, shared by every artifact
     meter: memory.PhaseMeter  # peak resident memory per phase
+    # a segmenter's graph without its class map, for int16 activations
+    # (TFLite has no int16 ARG_MAX; the runtime adds `classes`)
+    logits_converter: Converter | None = None
 
     def converter_for(self, plan: modes_lib.Plan) -> Converter:
         """The converter `plan` traces from (integer graphs for full int8)."""
         if plan.integer_layer_norm:
             return self.integer_converters[plan.integer_softmax]
+        if plan.converter == "int16x8" and self.logits_converter is not None:
+            return self.logits_converter
         return self.converter
 
 
@@ -661,6 +692,21 @@ def _prepare(plan, work, scratch, meter):
         from edge_backbones.exporter.quant_debug import match_nodes
 
         float_nodes = tuple(match_nodes(converter.fp32(), plan.float_layers))
+    logits_converter = None
+    if segmentation.is_segmenter(plan.backbone) and any(
+        p.converter == "int16x8" for p in plan.plans
+    ):
+        logits_only = _serving(
+            plan.backbone, plan.size, [segmentation.LOGITS], plan.preprocessing
+        )
+        logits_converter = Converter(
+            write_saved_model(
+                logits_only, os.path.join(work, "saved_model_logits")
+            ),
+            dataset,
+            allow_flex=allow_flex,
+            log=_log,
+        )
     return Workbench(
         work=work,
         scratch=scratch,
@@ -670,6 +716,7 @@ def _prepare(plan, work, scratch, meter):
         float_nodes=float_nodes,
         base_metadata=_model_metadata(plan),
         meter=meter,
+        logits_converter=logits_converter,
     )
 
 
@@ -697,6 +744,11 @@ def _model_metadata(plan):
             "weights": plan.weights,
             "params": int(backbone.count_params()),
         },
+        **(
+            {"task": segmentation.task_metadata(backbone)}
+            if segmentation.is_segmenter(backbone)
+            else {}
+        ),
     }
 
 
@@ -842,16 +894,28 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
     workspace_lib.crash_point("verifying")
     threads = plan.job.export.num_threads
     runtime_model, outputs = _run_tflite(candidate, plan.holdout, threads)
-    fidelity = fidelity_lib.compare(workbench.reference, outputs)
+    reference = workbench.reference
     what = os.path.basename(final)
+    task = None
+    if segmentation.is_segmenter(plan.backbone):
+        # cosines of the logits; the class map is scored as masks
+        task = segmentation.verify_masks(
+            plan.backbone, reference, outputs, mode_plan, what, plan.size
+        )
+        reference = segmentation.without_classes(reference)
+        outputs = segmentation.without_classes(outputs)
+    fidelity = fidelity_lib.compare(reference, outputs)
     verify.check(fidelity, gate, mode_plan.mode, what)
+    if task is not None:
+        task["verification"]["holdout"] = plan.holdout_source
+        _log(f"{mode_plan.mode}: {segmentation.format_masks(task)}")
     graph = {}
     if mode_plan.require_gpu_compatible:
         _log(f"{mode_plan.mode}: checking on LiteRT's GPU accelerator")
         graph["gpu_run"] = gpu_check.run_on_gpu(
             candidate,
             plan.holdout,
-            workbench.reference,
+            reference,
             gate,
             mode_plan.mode,
             what,
@@ -872,6 +936,7 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
         "outputs": output_meta,
         "verified_on": on,
         "graph": graph,
+        "task": task,
     }
 
 
@@ -892,6 +957,7 @@ def _artifact_metadata(plan, workbench, mode_plan, verified, gate):
         },
         "verified_on": verified["verified_on"],
         "graph": verified["graph"],
+        **({"task": verified["task"]} if verified["task"] else {}),
         "versions": tflite_metadata.versions(),
         "created": tflite_metadata.utc_now(),
     }
