@@ -1,4 +1,4 @@
-"""The export issue's target table, measured with the report machinery.
+"""The export targets' table, measured with the report machinery.
 
     python benchmarks/targets.py                 # MiT-B0 @512 + ViTDet small
     python benchmarks/targets.py --vitdet-b      # + SAM ViT-B @1024
@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 from edge_backbones.atomic_io import write_file_atomic, write_json_atomic
-from edge_backbones.exporter import tflite_metadata, verify
+from edge_backbones.core import fidelity as fidelity_lib
+from edge_backbones.exporter import tflite_metadata
 from edge_backbones.text import megabytes
 
 __all__ = ["checks", "main", "table", "time_rounds"]
@@ -91,14 +92,17 @@ def export_ours(model, size, modes, targets, args, name, config=None):
 
 def _photos(args, size):
     """(calibration, held-out) float arrays, MiT's preprocessing."""
-    from edge_backbones.exporter.calibration import load_calibration_set
+    from edge_backbones.exporter.calibration import load_photos, preprocessed
     from edge_backbones.models.mit.mit_presets import PREPROCESSING
 
-    calib = load_calibration_set(
+    calib = load_photos(
         args.calibration, seed=args.seed, max_images=args.max_images
     )
     return [
-        [np.asarray(a, np.float32) for a in calib.arrays(split, spec, size)]
+        [
+            np.asarray(a, np.float32)
+            for a in preprocessed(calib, split, spec, size)
+        ]
         for split, spec in (
             ("calibration", PREPROCESSING),
             ("holdout", PREPROCESSING),
@@ -178,7 +182,7 @@ def export_stock(size, args):
             write_file_atomic(candidate, content)
             outputs = _outputs(candidate, holdout, args.threads)
             matched = _by_shape(outputs, reference)
-            fidelity = verify.compare(
+            fidelity = fidelity_lib.compare(
                 reference, {name: value for name, (_, value) in matched.items()}
             )
             _write_stock(args, size, mode, content, fidelity, matched)
@@ -247,7 +251,7 @@ def time_rounds(args):
 
 def _worst(row, metric):
     # None: every level exact (an SQNR of infinity), or no fidelity
-    return verify.min_level(row.get("fidelity"), metric)
+    return fidelity_lib.min_level(row.get("fidelity"), metric)
 
 
 def _qdq(row):
@@ -300,7 +304,7 @@ def _check_integer(rows, add):
 
 
 def checks(rows):
-    """[(target, measured, PASS/FAIL)] for the issue's targets."""
+    """[(target, measured, PASS/FAIL)] for the export targets."""
     found = []
 
     def add(target, ok, measured):
@@ -367,7 +371,7 @@ def _export_all(args):
 def _parser():
     parser = argparse.ArgumentParser(
         prog="python benchmarks/targets.py",
-        description="Measure the export issue's targets side by side.",
+        description="Measure the export targets side by side.",
     )
     parser.add_argument("--size", default="512", help="MiT input, e.g. 512")
     parser.add_argument("--vitdet-size", default="512")

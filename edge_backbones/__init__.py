@@ -6,8 +6,27 @@ device that has only numpy and a TFLite interpreter.
 """
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    # what the lazy names below resolve to, for type checkers and editors
+    # ("X as X": an explicit re-export)
+    from edge_backbones.exporter.pipeline import export as export
+    from edge_backbones.models.backbone import Backbone as Backbone
+    from edge_backbones.models.backbone import FeatureInfo as FeatureInfo
+    from edge_backbones.models.backbone import from_preset as from_preset
+    from edge_backbones.models.backbone import list_presets as list_presets
+    from edge_backbones.models.mit import MiTB0Backbone as MiTB0Backbone
+    from edge_backbones.models.mit import MiTB1Backbone as MiTB1Backbone
+    from edge_backbones.models.mit import MiTB2Backbone as MiTB2Backbone
+    from edge_backbones.models.mit import MiTB3Backbone as MiTB3Backbone
+    from edge_backbones.models.mit import MiTB4Backbone as MiTB4Backbone
+    from edge_backbones.models.mit import MiTB5Backbone as MiTB5Backbone
+    from edge_backbones.models.mit import MiTBackbone as MiTBackbone
+    from edge_backbones.models.vit_det import ViTDetBackbone as ViTDetBackbone
+    from edge_backbones.runtime import EdgeModel as EdgeModel
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
@@ -30,11 +49,11 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'edge_backbones' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(__all__)

@@ -15,6 +15,8 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NoReturn, TypeVar
 
 __all__ = [
     "dumps_json",
@@ -25,12 +27,23 @@ __all__ = [
     "staged_directory",
 ]
 
+# a destination path; the writers return the one they were given
+_Path = TypeVar("_Path", bound="str | os.PathLike[str]")
 
-def dumps_json(data, indent=None, default=None):
+
+def dumps_json(
+    data: object,
+    indent: int | str | None = None,
+    default: Callable[[Any], Any] | None = None,
+) -> str:
     """`data` as strict JSON text; a ValueError naming the key path if a
     float in it is NaN or infinite (a bug in the writer: it must map such
     values to null, with a flag saying why, before writing). `default` is
-    `json.dumps`'s hook for objects JSON has no type for."""
+    `json.dumps`'s hook for objects JSON has no type for.
+
+    Raises:
+        ValueError: a float in `data` is NaN or infinite.
+    """
     try:
         return json.dumps(data, indent=indent, allow_nan=False, default=default)
     except ValueError as exc:
@@ -41,10 +54,10 @@ def dumps_json(data, indent=None, default=None):
         ) from exc
 
 
-def _non_finite_path(value, path="$"):
+def _non_finite_path(value: object, path: str = "$") -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return path
-    items = ()
+    items: Iterable[tuple[str, object]] = ()
     if isinstance(value, dict):
         items = ((f"{path}.{k}", v) for k, v in value.items())
     elif isinstance(value, (list, tuple)):
@@ -56,22 +69,36 @@ def _non_finite_path(value, path="$"):
     return None
 
 
-def _refuse_constant(name):
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not strict JSON")
 
 
-def loads_json_strict(text):
-    """Parses JSON, refusing the NaN/Infinity extensions Python allows."""
+def loads_json_strict(text: str | bytes) -> Any:
+    """Parses JSON, refusing the NaN/Infinity extensions Python allows.
+
+    Raises:
+        ValueError: `text` is not strict JSON (json.JSONDecodeError for
+            malformed text).
+    """
     return json.loads(text, parse_constant=_refuse_constant)
 
 
-def write_json_atomic(path, data, indent=1, default=None):
-    """Writes `data` as strict JSON (plus a newline) to `path` atomically."""
+def write_json_atomic(
+    path: _Path,
+    data: object,
+    indent: int | str | None = 1,
+    default: Callable[[Any], Any] | None = None,
+) -> _Path:
+    """Writes `data` as strict JSON (plus a newline) to `path` atomically.
+
+    Raises:
+        ValueError: a float in `data` is NaN or infinite (nothing written).
+    """
     text = dumps_json(data, indent=indent, default=default)
     return write_file_atomic(path, text + "\n")
 
 
-def stage_file(path, data):
+def stage_file(path: str | os.PathLike[str], data: str | bytes) -> str:
     """Writes `data` (str or bytes) beside `path`; returns the temp path.
 
     The caller `os.replace`s it into place (or unlinks it). Use this to
@@ -98,7 +125,7 @@ def stage_file(path, data):
         raise
 
 
-def write_file_atomic(path, data):
+def write_file_atomic(path: _Path, data: str | bytes) -> _Path:
     """Writes `data` (str or bytes) to `path` via a temp file + rename."""
     staging = stage_file(path, data)
     try:
@@ -110,7 +137,7 @@ def write_file_atomic(path, data):
 
 
 @contextlib.contextmanager
-def staged_directory(path):
+def staged_directory(path: str | os.PathLike[str]) -> Iterator[str]:
     """Yields an empty folder beside `path` that replaces it on success.
 
     If the body raises, the staging folder is removed and `path` (if it

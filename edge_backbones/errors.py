@@ -4,6 +4,9 @@ This module imports nothing heavy: the runtime (numpy + a TFLite interpreter)
 raises these too.
 """
 
+from types import ModuleType
+from typing import Any
+
 __all__ = [
     "EdgeBackbonesError",
     "UnknownPresetError",
@@ -15,6 +18,7 @@ __all__ = [
     "ModelFileError",
     "MetadataError",
     "IntegrityError",
+    "ArtifactSchemaError",
     "InputError",
     "UnknownOptionError",
     "DelegateUnavailableError",
@@ -64,6 +68,9 @@ class ExportError(EdgeBackbonesError, RuntimeError):
 class FidelityError(ExportError):
     """An artifact fell below its mode's accuracy threshold."""
 
+    # its figures (`core.fidelity.compare`), where the raiser had them
+    fidelity: dict[str, Any] | None = None
+
 
 class ModelFileError(EdgeBackbonesError, ValueError):
     """A missing, empty, truncated or non-TFLite model file."""
@@ -75,6 +82,19 @@ class MetadataError(EdgeBackbonesError, ValueError):
 
 class IntegrityError(ModelFileError, MetadataError):
     """A model file whose bytes differ from the hash recorded at export."""
+
+
+class ArtifactSchemaError(MetadataError):
+    """Artifact metadata that breaks core/artifact.schema.json.
+
+    `field` is the JSON path of the first problem (`$.outputs.P1.dtype`),
+    `schema_version` the schema file's version it was checked against.
+    """
+
+    def __init__(self, message, field=None, schema_version=None):
+        super().__init__(message)
+        self.field = field
+        self.schema_version = schema_version
 
 
 class InputError(EdgeBackbonesError, ValueError):
@@ -93,6 +113,9 @@ class DelegateUnavailableError(EdgeBackbonesError, ValueError):
 class ReportError(EdgeBackbonesError, RuntimeError):
     """Some rows of a report could not be measured (the others were kept)."""
 
+    # the result file holding the rows that were measured, if one was written
+    result_path: str | None = None
+
 
 class SdkUnavailableError(EdgeBackbonesError, RuntimeError):
     """A vendor NPU SDK that this machine lacks and cannot install."""
@@ -106,8 +129,12 @@ class MissingDependencyError(EdgeBackbonesError, ImportError):
     """An optional dependency is not installed; says which extra brings it."""
 
 
-def require(module: str, extra: str):
-    """Imports `module`, or raises a MissingDependencyError naming the extra."""
+def require(module: str, extra: str) -> ModuleType:
+    """Imports `module`, or raises a MissingDependencyError naming the extra.
+
+    Raises:
+        MissingDependencyError: `module` is not installed.
+    """
     import importlib
 
     try:

@@ -7,19 +7,21 @@ TensorFlow-free runtime and report use it without pulling any subpackage
 in.
 """
 
+from collections.abc import Iterable
+
 __all__ = ["megabytes", "split_commas"]
 
-# "MB" everywhere we print a file size is 10^6 bytes, as in the README's
+# "MB" everywhere we print a file size is 10^6 bytes, as in the reports'
 # tables; memory (peak RSS) is printed in MiB and labelled so.
 BYTES_PER_MB = 10**6
 
 
-def megabytes(size_bytes):
+def megabytes(size_bytes: float) -> float:
     """A file size in MB (10^6 bytes), the unit of every "MB" we print."""
     return size_bytes / BYTES_PER_MB
 
 
-def split_commas(value):
+def split_commas(value: str | Iterable[str] | None) -> list[str]:
     """ "a, b,,c" -> ["a", "b", "c"]: items stripped, empty ones dropped.
 
     None is the empty list; a list or tuple (a TOML array, a Python

@@ -17,6 +17,20 @@ except ImportError:  # Python 3.10
 from edge_backbones.exporter import recipes
 from tests.conftest import REPO_ROOT
 
+# what TensorFlow, XLA and LiteRT print from C++ on a first export (CUDA
+# probe, oneDNN notice, the MLIR quantizer's settings, LiteRT INFO lines,
+# absl's pre-init notice and its I/W/E-prefixed lines)
+NATIVE_NOISE = (
+    r"cuInit",
+    r"cudart_stub",
+    r"oneDNN custom operations",
+    r"fully_quantize: ",
+    r"absl::InitializeLog",
+    r"(?m)^[IWE]\d{4} \d\d:\d\d:\d\d",
+    r"(?m)^INFO: ",
+    r"(?m)^WARNING:absl:",
+)
+
 
 def _quickstart_command():
     """The first `edge-backbones ...` command in README.md, as argv."""
@@ -50,6 +64,12 @@ def test_readme_quickstart_exports_verified_artifacts(tmp_path):
         timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
+    # at default verbosity only the package's own lines
+    for noise in NATIVE_NOISE:
+        assert not re.search(noise, run.stdout + run.stderr), noise
+    assert re.search(r"^int8: verifying on \d+ held-out images$", run.stderr,
+                     re.M), run.stderr  # fmt: skip
+    assert re.search(r"^export: done in ", run.stderr, re.M), run.stderr
     # what the recipe asks for is what was written, each verified
     (job,) = recipes.load_recipes(REPO_ROOT / recipe)
     written = run.stdout.split()

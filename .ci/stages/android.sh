@@ -49,8 +49,12 @@ say "compiling :core tests"
     $(find "$CORE/test" -name '*.kt' | sort)
 
 say "running :core tests"
-java -Dgoldens="$GOLDENS" -jar "$JAVA_LIBS/junit-platform-console-standalone.jar" \
-    --class-path "$WORK/core.jar:$WORK/core-tests.jar:$KOTLIN_HOME/lib/kotlin-stdlib.jar" \
+# edge_backbones/core on the class path: the artifact schema is a resource of
+# :core (as core/build.gradle.kts bundles it); the artifact goldens are the
+# Python tests' own
+java -Dgoldens="$GOLDENS" -DartifactGoldens="$PWD/tests/goldens/artifacts" \
+    -jar "$JAVA_LIBS/junit-platform-console-standalone.jar" \
+    --class-path "$WORK/core.jar:$WORK/core-tests.jar:$KOTLIN_HOME/lib/kotlin-stdlib.jar:$PWD/edge_backbones/core" \
     --scan-class-path "$WORK/core-tests.jar" --disable-banner --details=summary \
     --fail-if-no-tests
 

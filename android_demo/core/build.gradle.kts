@@ -8,6 +8,13 @@ kotlin {
     jvmToolchain(17)
 }
 
+// the artifact contract: the one schema file the Python exporter validates
+// with, a classpath resource of :core (ArtifactSchema.bundled)
+sourceSets.main {
+    resources.srcDir("../../edge_backbones/core")
+    resources.include("artifact.schema.json")
+}
+
 dependencies {
     testImplementation(libs.junit.jupiter)
 }
@@ -16,4 +23,6 @@ tasks.test {
     useJUnitPlatform()
     // the golden files of android_demo/tools/make_goldens.py
     systemProperty("goldens", providers.gradleProperty("goldens").getOrElse("$rootDir/build/goldens"))
+    // every target's sidecar, shared with the Python tests
+    systemProperty("artifactGoldens", "$rootDir/../tests/goldens/artifacts")
 }

@@ -130,7 +130,7 @@ class _Writer:
 
 def export_kinds(calibration, out, kinds=ARTIFACT_KINDS):
     """Exports each kind of tiny MiT; returns {kind: .tflite path}."""
-    from edge_backbones.exporter.calibration import CalibrationWarning
+    from edge_backbones.core.image_sets import CalibrationWarning
     from edge_backbones.exporter.pipeline import export
 
     paths = {}

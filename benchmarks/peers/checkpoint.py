@@ -79,18 +79,20 @@ def load_inputs(calibration, size):
     or a `CalibrationSet`; its manifest's split decides which photos
     calibrate and which are held out, as in `edge_backbones.export()`.
     """
-    from edge_backbones.exporter.calibration import load_calibration_set
+    from edge_backbones.core.image_sets import CalibrationSet
+    from edge_backbones.exporter.calibration import load_photos, preprocessed
 
     calib = (
         calibration
-        if hasattr(calibration, "arrays")
-        else load_calibration_set(calibration)
+        if isinstance(calibration, CalibrationSet)
+        else load_photos(calibration)
     )
     spec = hf_preprocessing()
 
     def split(name):
         return [
-            np.asarray(a, np.float32) for a in calib.arrays(name, spec, size)
+            np.asarray(a, np.float32)
+            for a in preprocessed(calib, name, spec, size)
         ]
 
     return Inputs(split("calibration"), split("holdout"), str(calib.source))

@@ -3,7 +3,7 @@
 Fidelity: each artifact runs on the held-out inputs with the package's
 runtime (`EdgeModel`: int8 inputs quantized, outputs dequantized with the
 tensors' own parameters) and is compared level by level with the PyTorch
-float model (`edge_backbones.exporter.verify.compare`: worst-image cosine,
+float model (`edge_backbones.exporter.fidelity_lib.compare`: worst-image cosine,
 SQNR over all images). Peers name their outputs their own way
 (`output_0`, ...), so outputs are matched to levels by shape, which is
 unique per level in SegFormer (channels 32, 64, 160, 256).
@@ -61,10 +61,10 @@ def run_model(path, images, threads):
 
 
 def fidelity(path, images, reference, threads, match=match_levels):
-    """`verify.compare` of the artifact's levels against `reference`."""
-    from edge_backbones.exporter import verify
+    """`fidelity_lib.compare` of the artifact's levels against `reference`."""
+    from edge_backbones.core import fidelity as fidelity_lib
 
-    return verify.compare(
+    return fidelity_lib.compare(
         reference, match(run_model(path, images, threads), reference)
     )
 
@@ -125,7 +125,7 @@ def time_interleaved(paths, threads, rounds, runs, warmup, log=print):
 
 def cpu_record():
     """The CPU the timings come from: model, flags (lscpu), load."""
-    from edge_backbones.runtime.cpuinfo import cpu_flags, read_cpuinfo
+    from edge_backbones.core.cpuinfo import cpu_flags, read_cpuinfo
 
     info = read_cpuinfo() or {}
     try:

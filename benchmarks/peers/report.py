@@ -1,5 +1,5 @@
 """The comparison's outputs: Markdown table, strict JSON, Pareto plot, and
-the README's copy of the table."""
+the block docs/results/peers.md shows (`readme_block`)."""
 
 import re
 

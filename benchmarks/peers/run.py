@@ -57,7 +57,7 @@ def _error_text(exc):
 def measure_row(peer, mode, built, inputs, reference, threads):
     """One row: the artifact's graph and fidelity, or its error."""
     from benchmarks.peers import measure
-    from edge_backbones.exporter import verify
+    from edge_backbones.core import fidelity as fidelity_lib
 
     row = {"tool": peer.tool, "mode": mode, "source": peer.source}
     if isinstance(built, Exception):
@@ -73,8 +73,8 @@ def measure_row(peer, mode, built, inputs, reference, threads):
         "path": built,
         **graph,
         "fidelity": fidelity,
-        "worst_cosine": verify.min_level(fidelity, "cosine"),
-        "worst_sqnr_db": verify.min_level(fidelity, "sqnr_db"),
+        "worst_cosine": fidelity_lib.min_level(fidelity, "cosine"),
+        "worst_sqnr_db": fidelity_lib.min_level(fidelity, "sqnr_db"),
     }
 
 
@@ -189,27 +189,12 @@ def _parser():
         help="keep the checkpoint and artifacts here (default: a "
         "temporary folder, deleted)",
     )
-    parser.add_argument(
-        "--readme",
-        metavar="RESULT_JSON",
-        help="only rewrite README.md's peers table from this result",
-    )
     return parser
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
-    if args.readme:
-        from benchmarks.peers import report
-        from edge_backbones.atomic_io import loads_json_strict
-
-        with open(args.readme, encoding="utf-8") as f:
-            report.replace_readme_block(
-                "README.md", loads_json_strict(f.read())
-            )
-        _log(f"peers: README.md's table rewritten from {args.readme}")
-        return 0
     args.command = shlex.join(["python", "-m", "benchmarks.peers", *argv])
     args.config = None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

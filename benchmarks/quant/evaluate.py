@@ -2,7 +2,8 @@
 
 import pickle
 
-from edge_backbones.exporter import modes, verify
+from edge_backbones.core import fidelity as fidelity_lib
+from edge_backbones.core import modes
 from edge_backbones.exporter.pipeline import _run_tflite
 from edge_backbones.runtime.model_file import read_model_file
 
@@ -23,8 +24,8 @@ def evaluate(path, data, plan="npu"):
         except Exception as exc:  # the message says why
             integer = "no: " + str(exc)[:90]
     _, outputs = _run_tflite(path, data["holdout"], 2)
-    fid = verify.compare(data["reference"], outputs)
-    name, worst = verify.worst(fid)
+    fid = fidelity_lib.compare(data["reference"], outputs)
+    name, worst = fidelity_lib.worst(fid)
     levels = {
         k: (round(v["cosine"], 5), round(v["sqnr_db"] or 999, 1))
         for k, v in fid["levels"].items()

@@ -19,7 +19,7 @@ import time
 from evaluate import evaluate, load
 from setup_case import load_case_backbone
 
-from edge_backbones.exporter import modes
+from edge_backbones.core import modes
 from edge_backbones.exporter.convert import Converter
 from edge_backbones.exporter.quant_debug import _op_outputs, layer_type_nodes
 

@@ -27,7 +27,7 @@ def tf_int8(folder, data, graph, ranges="minmax", io="int8"):
 
 
 def tf_mixed(folder, data, ranges):
-    from edge_backbones.exporter import modes
+    from edge_backbones.core import modes
     from edge_backbones.exporter.convert import Converter
     from edge_backbones.exporter.quant_debug import scheme_float_nodes
 

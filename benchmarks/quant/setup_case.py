@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from edge_backbones.exporter import pipeline
+from edge_backbones.exporter import calibration, pipeline
 from edge_backbones.exporter.convert import Converter
 from edge_backbones.exporter.graph import write_saved_model
 from edge_backbones.exporter.options import CalibrationOptions
@@ -60,7 +60,9 @@ def build(case, size, folder, seed=0, graphs=GRAPHS):
     holdout = pipeline._holdout(calib, prep, (size, size))
     arrays = [
         a.astype(np.float32)
-        for a in calib.arrays("calibration", prep, (size, size))
+        for a in calibration.preprocessed(
+            calib, "calibration", prep, (size, size)
+        )
     ]
     serving = pipeline._serving(backbone, (size, size), None, prep)
     reference = pipeline._reference(serving, holdout)

@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_backbones.npu.op_probe import replay
 from edge_backbones.npu.socs import parse_socs
-from edge_backbones.npu.verify import image_paths
+from edge_backbones.npu.verify import holdout_paths
 from edge_backbones.runtime.edge_model import EdgeModel
 
 
@@ -45,7 +45,7 @@ def _levels(source, outputs, want):
 def main(source, photos, *cpu_kind_lists):
     cpu = EdgeModel(source, delegates=("xnnpack",))
     quant = cpu.input_spec.quantization
-    inputs = [cpu.preprocess(p) for p in image_paths(photos, 4)]
+    inputs = [cpu.preprocess(p) for p in holdout_paths(photos, 4)]
     with tempfile.TemporaryDirectory(prefix="qnn_replay_") as work:
         run = replay(source, parse_socs("SM8650")[0], work)
         for kinds in cpu_kind_lists:

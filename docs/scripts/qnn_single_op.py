@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_backbones.npu.op_probe import probe_ops
 from edge_backbones.npu.socs import parse_socs
-from edge_backbones.npu.verify import image_paths
+from edge_backbones.npu.verify import holdout_paths
 from edge_backbones.runtime.edge_model import EdgeModel
 
 
@@ -26,7 +26,7 @@ def main(source, photos, kinds, per_kind):
     runtime = EdgeModel(source)
     quant = runtime.input_spec.quantization
     inputs = []
-    for photo in image_paths(photos, 2):
+    for photo in holdout_paths(photos, 2):
         x = runtime.preprocess(photo)
         xq = np.rint(x / quant["scale"] + quant["zero_point"])
         inputs.append(np.clip(xq, -128, 127).astype(np.int8)[None])

@@ -4,6 +4,7 @@ Imports nothing heavy until the command runs.
 """
 
 import sys
+from typing import Any
 
 from edge_backbones.text import split_commas
 
@@ -32,7 +33,7 @@ def _thresholds(values):
 def _flags():
     """(flags, argparse keywords) of every export option on the command
     line; the mode and target lists come from the mode registry."""
-    from edge_backbones.exporter import modes
+    from edge_backbones.core import modes
 
     flag = {"action": "store_true", "default": None}
     return [
@@ -81,7 +82,8 @@ def _flags():
     ]  # fmt: skip
 
 
-def add_parsers(subparsers):
+def add_parsers(subparsers: Any) -> None:
+    """Adds the command's subcommands to the `edge-backbones` parsers."""
     parser = subparsers.add_parser(
         "export",
         help="Export a backbone to verified .tflite artifacts.",
@@ -101,6 +103,12 @@ def add_parsers(subparsers):
     )
     for names, kwargs in _flags():
         parser.add_argument(*names, **kwargs)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="Also show TensorFlow's and LiteRT's own log lines.",
+    )
     _add_foreign_model_flags(parser)
     parser.set_defaults(func=_run)
 
@@ -121,10 +129,19 @@ def _add_foreign_model_flags(parser):
 
 
 def _run(args):
-    import os
+    from edge_backbones import native_logs
 
-    # TensorFlow's C++ start-up chatter is not export progress
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's and LiteRT's own log lines are not export progress: they
+    # show with -v, or when the export fails
+    native_logs.set_log_levels(args.verbose)
+    if args.verbose:
+        return _run_exports(args)
+    with native_logs.captured_native_stderr():
+        native_logs.quiet_python_loggers()
+        return _run_exports(args)
+
+
+def _run_exports(args):
     from edge_backbones.errors import InputError
     from edge_backbones.exporter import recipes
 

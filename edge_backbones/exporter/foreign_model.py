@@ -26,8 +26,11 @@ import functools
 import os
 import re
 
+from edge_backbones.core.preprocessing import (
+    IMAGENET_PREPROCESSING,
+    validate_preprocessing,
+)
 from edge_backbones.errors import CheckpointError, InputError, require
-from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
 
 __all__ = ["ForeignModel", "PREPROCESSING", "as_foreign", "is_foreign"]
 
@@ -115,8 +118,6 @@ class ForeignModel:
     name: str | None = None
 
     def __post_init__(self):
-        from edge_backbones.runtime.preprocess import validate_preprocessing
-
         spec = self.preprocessing
         if isinstance(spec, str):
             if spec not in PREPROCESSING:

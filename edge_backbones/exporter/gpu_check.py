@@ -17,6 +17,7 @@ import collections
 
 import numpy as np
 
+from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.errors import DelegateUnavailableError, ExportError
 from edge_backbones.exporter import verify
 from edge_backbones.runtime import gpu_probe
@@ -67,7 +68,7 @@ def run_on_gpu(path, holdout, reference, gate, mode, what, num_threads=None):
             "use a smaller image size."
         ) from exc
     del model
-    fidelity = verify.compare(
+    fidelity = fidelity_lib.compare(
         reference,
         {n: np.concatenate([o[n] for o in outputs]) for n in outputs[0]},
     )

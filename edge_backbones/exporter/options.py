@@ -11,12 +11,17 @@ quoted "false" is not false).
 """
 
 import dataclasses
-import difflib
 import inspect
 import numbers
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
 
+from edge_backbones.core.suggest import did_you_mean
 from edge_backbones.errors import InputError, UnknownOptionError
+
+if TYPE_CHECKING:
+    from edge_backbones.core.image_sets import CalibrationSet
 
 __all__ = [
     "Kind",
@@ -32,9 +37,43 @@ __all__ = [
     "check_names",
     "check_thresholds",
     "job",
-    "suggest",
     "signature",
+    "ExportKwargs",
 ]
+
+# a path as export() takes it
+PathLike = str | os.PathLike[str]
+# one name, "a,b" or a list of names
+Names = str | Sequence[str]
+
+
+class ExportKwargs(TypedDict, total=False):
+    """`export()`'s keyword options and the types each takes (None keeps
+    the default); what an editor completes after `export(model, ...)`.
+    `OPTIONS` checks the values at run time; the two list the same keys."""
+
+    image_size: int | str | Sequence[int] | None
+    modes: Names | None
+    targets: Names | None
+    calibration: "PathLike | CalibrationSet | None"
+    out: PathLike | None
+    random_weights: bool | None
+    thresholds: Mapping[str, float] | None
+    min_cos: float | None
+    float_layers: Names | None
+    pixels_in_graph: bool | None
+    io_dtype: str | None
+    out_features: Names | None
+    max_images: int | None
+    holdout_fraction: float | None
+    seed: int | None
+    allow_flex: bool | None
+    num_threads: int | None
+    bench_runs: int | None
+    layer_report: bool | None
+    name: str | None
+    config: Mapping[str, Any] | None
+    socs: Names | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,18 +82,18 @@ class Kind:
 
     expected: str
     example: str
-    accepts: object  # value -> bool
+    accepts: Callable[[Any], bool]
 
 
-def _real(value):
+def _real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _integer(value):
+def _integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _names(value):
+def _names(value: object) -> bool:
     return isinstance(value, str) or (
         isinstance(value, (list, tuple))
         and all(isinstance(v, str) for v in value)
@@ -139,37 +178,39 @@ CALIBRATION = Kind(
 class ModelOptions:
     """[model]: what to build and at which size."""
 
-    model: object
-    image_size: object = None  # None: the preset's natural size
+    model: object  # a preset name, a folder, a Backbone or a Keras model
+    # int, "HxW" or (H, W); None: the preset's natural size
+    image_size: int | str | Sequence[int] | None = None
     random_weights: bool = False
     name: str | None = None
-    config: dict | None = None
+    config: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportOptions:
     """[export]: which artifacts, where, and how they are checked."""
 
-    modes: object = None
-    targets: object = ()
-    out: object = "artifacts"
+    modes: Names | None = None
+    targets: Names = ()
+    out: PathLike = "artifacts"
     min_cos: float | None = None
-    float_layers: object = ()
+    float_layers: Names = ()
     pixels_in_graph: bool = False
     io_dtype: str = "int8"
-    out_features: object = None
+    out_features: Names | None = None
     allow_flex: bool = False
     num_threads: int = 2
     bench_runs: int = 20
     layer_report: bool = False
-    socs: object = None
+    socs: Names | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class CalibrationOptions:
     """[calibration]: the photos that calibrate and verify."""
 
-    calibration: object = None  # TOML: source
+    # TOML: source
+    calibration: "PathLike | CalibrationSet | None" = None
     max_images: int = 32
     holdout_fraction: float = 0.25
     seed: int = 0  # also seeds random weights
@@ -230,8 +271,12 @@ def _recipe_keys():
 RECIPE_KEYS = _recipe_keys()
 
 
-def check(kind, value, key, where=""):
-    """InputError unless `value` is of `kind`; names `where` + `key`."""
+def check(kind: Kind, value: object, key: str, where: str = "") -> None:
+    """InputError unless `value` is of `kind`; names `where` + `key`.
+
+    Raises:
+        InputError: `value` is not of `kind`.
+    """
     if kind.accepts(value):
         return
     raise InputError(
@@ -240,26 +285,30 @@ def check(kind, value, key, where=""):
     )
 
 
-def check_thresholds(thresholds, where=""):
-    """Each threshold a minimum cosine in (0, 1], named when it is not."""
+def check_thresholds(thresholds: Any, where: str = "") -> None:
+    """Each threshold a minimum cosine in (0, 1], named when it is not.
+
+    Raises:
+        InputError: not a table, or a value outside (0, 1].
+    """
     check(TABLE, thresholds, "thresholds", where)
     for mode, value in thresholds.items():
         check(COSINE, value, f"thresholds.{mode}", where)
 
 
-def suggest(name, known):
-    """` (did you mean 'modes'?)` for the closest of `known`, or ""."""
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def check_names(given, known, what, where=""):
+def check_names(
+    given: Iterable[str], known: Iterable[str], what: str, where: str = ""
+) -> None:
     """UnknownOptionError for a name of `given` not in `known`, with the
-    closest known one as the fix."""
+    closest known one as the fix.
+
+    Raises:
+        UnknownOptionError: a name of `given` that `known` lacks.
+    """
     for name in given:
         if name not in known:
             raise UnknownOptionError(
-                f"{where}unknown {what} {name!r}{suggest(name, known)}; "
+                f"{where}unknown {what} {name!r}{did_you_mean(name, known)}; "
                 f"known: {sorted(known)}."
             )
 
@@ -291,13 +340,17 @@ class ExportJob:
     model: ModelOptions
     export: ExportOptions
     calibration: CalibrationOptions
-    thresholds: dict | None = None  # [thresholds]: mode -> min cosine
+    thresholds: dict[str, float] | None = None  # [thresholds]: mode -> cosine
 
-    def replace(self, **values):
-        """This job with keyword options `values` changed (checked)."""
+    def replace(self, **values: Any) -> "ExportJob":
+        """This job with keyword options `values` changed (checked).
+
+        Raises:
+            UnknownOptionError, InputError: as `job` raises them.
+        """
         return job({**self.as_kwargs(), **values})
 
-    def as_kwargs(self):
+    def as_kwargs(self) -> dict[str, Any]:
         """The `export()` keyword arguments of this job."""
         values = {"thresholds": self.thresholds}
         for group in (self.model, self.export, self.calibration):
@@ -310,11 +363,15 @@ class ExportJob:
         return values
 
 
-def job(values, where=""):
+def job(values: Mapping[str, Any], where: str = "") -> ExportJob:
     """The ExportJob of `export()` keyword arguments `values` (a dict).
 
     Every name must be an option (UnknownOptionError suggests the closest
     one) and every value of its type (InputError); None keeps a default.
+
+    Raises:
+        UnknownOptionError: a name that is no option.
+        InputError: no model, or a value of the wrong type.
     """
     check_names(values, OPTIONS, "export option", where)
     if "model" not in values:
@@ -338,7 +395,7 @@ def job(values, where=""):
     )
 
 
-def signature():
+def signature() -> inspect.Signature:
     """`export()`'s signature: every option, keyword, with its default."""
     return inspect.Signature(
         [

@@ -22,9 +22,13 @@ import numbers
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_backbones.core import fidelity as fidelity_lib
+from edge_backbones.core import modes as modes_lib
+from edge_backbones.core.image_sets import CalibrationSet
 from edge_backbones.errors import (
     CalibrationError,
     ExportError,
@@ -33,13 +37,18 @@ from edge_backbones.errors import (
     WeightsNotFoundError,
     require,
 )
+from edge_backbones.exporter import calibration as calibration_lib
 from edge_backbones.exporter import gpu_check, memory, tflite_metadata, verify
-from edge_backbones.exporter import modes as modes_lib
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
 from edge_backbones.exporter import workspace as workspace_lib
 from edge_backbones.exporter.convert import Converter, gpu_compatibility
 from edge_backbones.text import megabytes, split_commas
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from edge_backbones.models.backbone import Backbone
 
 __all__ = [
     "ArtifactRecord",
@@ -61,15 +70,15 @@ class ArtifactRecord:
     path: str | None
     size_bytes: int
     seconds: float
-    fidelity: dict | None
-    metadata: dict
+    fidelity: dict[str, Any] | None  # level -> figures ("cosine", ...)
+    metadata: dict[str, Any]  # what the artifact embeds
     latency_ms: float | None = None
 
-    def summary(self):
+    def summary(self) -> str:
         """The one line printed when the artifact is done."""
         size = f"{megabytes(self.size_bytes):.2f} MB"
         figures = (
-            verify.format_fidelity(self.fidelity)
+            fidelity_lib.format_fidelity(self.fidelity)
             if self.fidelity
             else "not verified"
         )
@@ -83,8 +92,13 @@ def _log(line):
     print(line, file=sys.stderr, flush=True)
 
 
-def parse_image_size(value):
-    """512, "512", "384x640", (384, 640) -> (height, width)."""
+def parse_image_size(value: Any) -> tuple[int, int]:
+    """512, "512", "384x640", (384, 640) -> (height, width).
+
+    Raises:
+        InputError: not a size, or one that is not positive.
+    """
+    parts: list[Any]
     if isinstance(value, str):
         parts = value.lower().replace(",", "x").split("x")
     elif isinstance(value, bool):
@@ -136,8 +150,12 @@ def _check_destinations(out, stems):
 
 
 def load_backbone(
-    model, random_weights=False, image_size=None, config=None, seed=0
-):
+    model: Any,
+    random_weights: bool = False,
+    image_size: tuple[int, int] | None = None,
+    config: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> tuple["Backbone | Any", str, str]:
     """(backbone, model name, weights source) from a name, folder or object.
 
     A preset name loads its weights from this disk only; without them it
@@ -235,11 +253,9 @@ def _serving(backbone, size, out_features, preprocessing):
 def _calibration_set(calibration, seed, holdout_fraction, max_images):
     if calibration is None:
         return None
-    if hasattr(calibration, "arrays"):
+    if isinstance(calibration, CalibrationSet):
         return calibration
-    from edge_backbones.exporter.calibration import load_calibration_set
-
-    return load_calibration_set(
+    return calibration_lib.load_photos(
         calibration,
         seed=seed,
         holdout_fraction=holdout_fraction,
@@ -310,7 +326,9 @@ def _json_safe(value):
     return str(value)
 
 
-def export(model, **options):
+def export(
+    model: Any, **options: "Unpack[options_lib.ExportKwargs]"
+) -> list[ArtifactRecord]:
     """Exports `model` in each of `modes` and `targets`; verified artifacts.
 
     Args:
@@ -364,17 +382,30 @@ def export(model, **options):
         A list of `ArtifactRecord`, one per written artifact. Raises
         FidelityError (after writing the others) if any artifact fell below
         its threshold; nothing is left where a failed artifact belongs.
+
+    Raises:
+        UnknownOptionError: an option name nothing takes (a typo).
+        InputError: an option value of the wrong type or range.
+        UnknownPresetError, CheckpointError, WeightsNotFoundError: a model
+            that cannot be loaded.
+        CalibrationError: no usable calibration photos.
+        ExportError: a conversion failed (FidelityError: an artifact fell
+            below its threshold; the others are written).
     """
     return export_job(options_lib.job({"model": model, **options}))
 
 
 # help(), IDEs and inspect see every option of the table, with its default
-export.__signature__ = options_lib.signature()
+export.__signature__ = options_lib.signature()  # type: ignore[attr-defined]
 
 
-def export_job(job):
+def export_job(job: options_lib.ExportJob) -> list[ArtifactRecord]:
     """Runs one `options.ExportJob`: plan, then per artifact convert ->
-    verify -> write (or, with `min_cos`, select the fastest)."""
+    verify -> write (or, with `min_cos`, select the fastest).
+
+    Raises:
+        ExportError: as `export` raises it, after the job's checks.
+    """
     started = time.perf_counter()
     plan = plan_export(job)
     _log(
@@ -405,29 +436,31 @@ class ExportPlan:
     """An export with everything checked: what `plan_export` returns."""
 
     job: options_lib.ExportJob
-    size: tuple  # (height, width)
-    plans: tuple  # modes.Plan per artifact
-    socs: list  # SoCs the npu artifact is compiled for
-    backbone: object
+    size: tuple[int, int]  # (height, width)
+    plans: tuple[Any, ...]  # modes.Plan per artifact
+    socs: list[Any]  # SoCs the npu artifact is compiled for
+    backbone: Any  # a Backbone or a ForeignModel
     name: str  # the artifacts' name stem
     weights: str  # where the weights came from
-    out_features: list | None
-    float_layers: list  # patterns of node names kept in float
-    gates: dict  # mode -> minimum cosine
-    preprocessing: dict
-    calibration: object  # a CalibrationSet or None
-    holdout: list  # float32 (H, W, 3) arrays that verify
+    out_features: list[str] | None
+    float_layers: list[str]  # patterns of node names kept in float
+    gates: dict[str, float]  # mode -> minimum cosine
+    preprocessing: dict[str, Any]
+    calibration: Any  # a CalibrationSet or None
+    holdout: list[Any]  # float32 (H, W, 3) arrays that verify
     holdout_source: str
 
     @property
-    def selecting(self):
+    def selecting(self) -> bool:
+        """True with `min_cos`: the fastest passing artifact is kept."""
         return self.job.export.min_cos is not None
 
-    def stem(self, mode=None):
+    def stem(self, mode: str | None = None) -> str:
+        """The artifacts' file stem (`mit_b0_512x512[_mode]`)."""
         return recipes_lib.artifact_stem(self.name, self.size, mode)
 
 
-def plan_export(job):
+def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
     """Checks everything before any conversion; an ExportPlan.
 
     The order is the cheap checks first (sizes, names, the output folder)
@@ -537,7 +570,8 @@ class Workbench:
     float_nodes: tuple  # nodes `float_layers` matched in the float graph
     base_metadata: dict  # the model's block, shared by every artifact
 
-    def converter_for(self, plan):
+    def converter_for(self, plan: modes_lib.Plan) -> Converter:
+        """The converter `plan` traces from (integer graphs for full int8)."""
         if plan.integer_layer_norm:
             return self.integer_converters[plan.integer_softmax]
         return self.converter
@@ -591,8 +625,8 @@ def _dataset(plan):
     report = plan.job.export.layer_report and plan.calibration is not None
     if not (needs or report):
         return None
-    arrays = list(
-        plan.calibration.arrays("calibration", plan.preprocessing, plan.size)
+    arrays = calibration_lib.preprocessed(
+        plan.calibration, "calibration", plan.preprocessing, plan.size
     )
     _log(f"calibration: {len(arrays)} images")
     return _representative_dataset(arrays, plan.preprocessing, _log)
@@ -634,7 +668,7 @@ def _log_rejection(plan, mode_plan, exc):
     # choosing: a candidate whose graph is refused (or that fails to
     # convert) loses, and the others still compete
     if plan.selecting and getattr(exc, "fidelity", None):
-        name, worst = verify.worst(exc.fidelity)
+        name, worst = fidelity_lib.worst(exc.fidelity)
         _log(
             f"{mode_plan.mode:<8} rejected: cosine {worst['cosine']:.4f} "
             f"({name}) < {plan.job.export.min_cos}"
@@ -751,7 +785,7 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
     workspace_lib.crash_point("verifying")
     threads = plan.job.export.num_threads
     runtime_model, outputs = _run_tflite(candidate, plan.holdout, threads)
-    fidelity = verify.compare(workbench.reference, outputs)
+    fidelity = fidelity_lib.compare(workbench.reference, outputs)
     what = os.path.basename(final)
     verify.check(fidelity, gate, mode_plan.mode, what)
     graph = {}
@@ -878,7 +912,9 @@ def _report_layers(converter, holdout, out, stem):
 
 def _holdout(calib, preprocessing, size):
     if calib is not None:
-        images = list(calib.arrays("holdout", preprocessing, size))
+        images = calibration_lib.preprocessed(
+            calib, "holdout", preprocessing, size
+        )
         if not images:
             raise CalibrationError(
                 f"The held-out split of {getattr(calib, 'source', calib)!r}"
@@ -982,7 +1018,7 @@ def _selection_rows(records, failures, best, min_cos):
         rows.append(
             (
                 record.mode,
-                f"{verify.worst(record.fidelity)[1]['cosine']:.4f}",
+                f"{fidelity_lib.worst(record.fidelity)[1]['cosine']:.4f}",
                 f"{record.latency_ms:.1f}",
                 f"{megabytes(record.size_bytes):.2f}",
                 verdict,
@@ -991,7 +1027,7 @@ def _selection_rows(records, failures, best, min_cos):
     reasons = []
     for mode, exc in failures:
         if getattr(exc, "fidelity", None):
-            level, figures = verify.worst(exc.fidelity)
+            level, figures = fidelity_lib.worst(exc.fidelity)
             cosine, verdict = figures["cosine"], f"rejected: below {min_cos}"
             reasons.append(f"{mode}: cosine {cosine:.4f} ({level})")
         else:

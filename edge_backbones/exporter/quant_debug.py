@@ -26,6 +26,7 @@ import re
 import numpy as np
 
 from edge_backbones.atomic_io import dumps_json, write_file_atomic
+from edge_backbones.core.suggest import suggest
 from edge_backbones.errors import ExportError, require
 
 __all__ = [
@@ -75,9 +76,7 @@ def match_nodes(model_content, patterns):
         exact = [t for t in tensors if t == pattern]
         hits = exact or [t for t in tensors if pattern in t]
         if not hits:
-            import difflib
-
-            close = difflib.get_close_matches(pattern, tensors, n=3)
+            close = suggest(pattern, tensors)
             raise ExportError(
                 f"--float-layers {pattern!r} matches no op output in the "
                 f"model (closest: {close}). Use names from --layer-report "

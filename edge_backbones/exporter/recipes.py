@@ -27,10 +27,13 @@ keyword arguments.
 """
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
+from edge_backbones.core.modes import resolve_plans
+from edge_backbones.core.suggest import did_you_mean
 from edge_backbones.errors import InputError, UnknownOptionError, require
 from edge_backbones.exporter import options
-from edge_backbones.exporter.modes import resolve_plans
 from edge_backbones.exporter.options import RECIPE_KEYS, check, check_thresholds
 
 __all__ = [
@@ -42,7 +45,9 @@ __all__ = [
 ]
 
 
-def artifact_stem(name, size, mode=None):
+def artifact_stem(
+    name: str, size: Sequence[int], mode: str | None = None
+) -> str:
     """`mit_b0_512x512_int8`: the one file-name rule for the export's
     artifacts (`.tflite`, `.json`) and the report that finds them; without
     `mode`, the stem of the per-size files (`_layers.csv`)."""
@@ -69,14 +74,19 @@ def _check_table(path, section, table, kinds):
     if unknown:
         raise UnknownOptionError(
             f"Recipe {path!r}: unknown key(s) {unknown} in [{section}]"
-            f"{options.suggest(unknown[0], kinds)}; known: {sorted(kinds)}."
+            f"{did_you_mean(unknown[0], kinds)}; known: {sorted(kinds)}."
         )
     for key, value in table.items():
         check(kinds[key], value, key, where)
 
 
-def load_recipe(path):
-    """A TOML recipe with one [model] -> keyword arguments of `export()`."""
+def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML recipe with one [model] -> keyword arguments of `export()`.
+
+    Raises:
+        InputError: a missing or malformed recipe, or one with several
+            models (UnknownOptionError for an unknown key).
+    """
     exports = load_recipes(path)
     if len(exports) != 1:
         raise InputError(
@@ -86,18 +96,27 @@ def load_recipe(path):
     return exports[0]
 
 
-def load_jobs(path):
-    """A TOML recipe -> one `options.ExportJob` per model."""
+def load_jobs(path: str | os.PathLike[str]) -> list[options.ExportJob]:
+    """A TOML recipe -> one `options.ExportJob` per model.
+
+    Raises:
+        InputError: a missing or malformed recipe (UnknownOptionError for
+            an unknown key).
+    """
     return [options.job(kwargs) for kwargs in load_recipes(path)]
 
 
-def load_recipes(path):
+def load_recipes(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """A TOML recipe -> one dict of `export()` keyword arguments per model.
 
     `[model]` is one model; `[[model]]` tables list several that share the
     other sections. Paths in it (a checkpoint folder, `out`, the calibration
     source) are relative to the recipe file, so a recipe works from any
     directory.
+
+    Raises:
+        InputError: a missing or malformed recipe (UnknownOptionError for
+            an unknown key).
     """
     data = _read(path)
     _check_sections(path, data)
@@ -129,7 +148,7 @@ def _check_sections(path, data):
         if section not in RECIPE_KEYS:
             raise UnknownOptionError(
                 f"Recipe {path!r}: unknown section [{section}]"
-                f"{options.suggest(section, RECIPE_KEYS)}; sections "
+                f"{did_you_mean(section, RECIPE_KEYS)}; sections "
                 f"are {sorted(RECIPE_KEYS)}."
             )
         tables = value if isinstance(value, list) else [value]

@@ -1,7 +1,7 @@
 """Our metadata inside the .tflite FlatBuffer and beside it, written atomically.
 
-The JSON (schema `edge_backbones.tflite/1`, see the README's metadata
-contract) goes into the model's `metadata` list under the name
+The JSON (schema `edge_backbones.tflite/1`, described in
+docs/export.md) goes into the model's `metadata` list under the name
 `edge_backbones`, which `runtime.model_file.read_model_file` reads without
 TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
 `size_bytes` of the final file. The embedded JSON starts with
@@ -13,11 +13,14 @@ writing).
 
 import hashlib
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from edge_backbones.atomic_io import dumps_json
-from edge_backbones.errors import require
+from edge_backbones.core.artifact import validate
+from edge_backbones.errors import ExportError, require
 from edge_backbones.runtime.metadata import (
     DIGEST_KEY,
     METADATA_NAME,
@@ -41,7 +44,9 @@ __all__ = [
 ]
 
 
-def embed_metadata(model_content, metadata, name=METADATA_NAME):
+def embed_metadata(
+    model_content: bytes, metadata: Mapping[str, Any], name: str = METADATA_NAME
+) -> bytes:
     """`model_content` with `metadata` (a dict, as UTF-8 JSON) embedded.
 
     An entry of the same name is replaced, buffer and all, so re-embedding
@@ -53,6 +58,11 @@ def embed_metadata(model_content, metadata, name=METADATA_NAME):
     if name != METADATA_NAME:
         return content
     span = digest_span(read_model_file(content))
+    if span is None:  # _embed wrote the digest first: a bug if not found
+        raise ExportError(
+            "The embedded metadata lost its content_sha256 while being "
+            "written; this is a bug in edge_backbones, please report it."
+        )
     digest = content_sha256(content, span)
     content = bytearray(content)
     content[span[0] : span[1]] = digest.encode("ascii")
@@ -93,7 +103,9 @@ def _name(entry):
     return name.decode("utf-8") if isinstance(name, bytes) else name
 
 
-def graph_summary(model_content, gpu_compatible=None):
+def graph_summary(
+    model_content: bytes, gpu_compatible: bool | None = None
+) -> dict[str, Any]:
     """The metadata's "graph" block: op count and histogram, max rank."""
     parsed = read_model_file(model_content)
     return {
@@ -104,7 +116,8 @@ def graph_summary(model_content, gpu_compatible=None):
     }
 
 
-def versions():
+def versions() -> dict[str, str]:
+    """The versions of this package, TensorFlow and Keras, as recorded."""
     import keras
     import tensorflow as tf
 
@@ -117,7 +130,12 @@ def versions():
     }
 
 
-def write_artifact(path, model_content, metadata, work=None):
+def write_artifact(
+    path: str,
+    model_content: bytes,
+    metadata: Mapping[str, Any],
+    work: str | None = None,
+) -> int:
     """Writes `path` (.tflite with `metadata` embedded) and its sidecar.
 
     Both are written completely into the work folder `work` (by default a
@@ -129,6 +147,7 @@ def write_artifact(path, model_content, metadata, work=None):
     """
     from edge_backbones.exporter import workspace
 
+    validate(metadata, f"the metadata of {path!r}")
     content = embed_metadata(model_content, metadata)
     sidecar = {
         # the embedded JSON as written, content_sha256 first
@@ -136,6 +155,7 @@ def write_artifact(path, model_content, metadata, work=None):
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }
+    validate(sidecar, f"the sidecar of {path!r}")
     workspace.write_pair(
         path, content, dumps_json(sidecar, indent=2) + "\n", work
     )

@@ -33,6 +33,7 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Iterator, Sequence
 
 from edge_backbones.atomic_io import dumps_json, stage_file, write_file_atomic
 from edge_backbones.errors import InputError
@@ -58,7 +59,7 @@ _BACKUP = "backup"
 _JOURNAL = "journal.json"
 
 
-def crash_point(name):
+def crash_point(name: str) -> None:
     """Dies here, as a SIGKILL would, when $EDGE_BACKBONES_TEST_KILL_AT
     names this step: how tests/hostile kills an export deterministically."""
     if os.environ.get(KILL_AT_ENV) == name:
@@ -97,7 +98,7 @@ def _owner_alive(name):
     return True
 
 
-def recover(out):
+def recover(out: str) -> list[str]:
     """Restores and removes work folders of killed exports in `out`.
 
     Returns the folders removed. A folder whose owner may be alive stays.
@@ -131,11 +132,14 @@ def recover(out):
     return removed
 
 
-def prepare_out(out):
+def prepare_out(out: str | os.PathLike[str]) -> str:
     """Makes the folder `out`, proves it writable, cleans stale folders.
 
     An `out` that is a file, or where no folder can be created, is an
     InputError that says so: call this before any conversion work.
+
+    Raises:
+        InputError: `out` is a file, or not writable.
     """
     out = os.fspath(out)
     if os.path.lexists(out) and not os.path.isdir(out):
@@ -156,8 +160,12 @@ def prepare_out(out):
 
 
 @contextlib.contextmanager
-def workspace(out):
-    """Yields a new locked work folder in `out`; removes it afterwards."""
+def workspace(out: str | os.PathLike[str]) -> Iterator[str]:
+    """Yields a new locked work folder in `out`; removes it afterwards.
+
+    Raises:
+        InputError: `out` is a file, or not writable.
+    """
     out = prepare_out(out)
     path = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=out)
     fd = _lock(os.path.join(path, _LOCK), blocking=True)
@@ -168,12 +176,14 @@ def workspace(out):
         os.close(fd)
 
 
-def stage(work, name, data):
+def stage(work: str, name: str, data: str | bytes) -> str:
     """Writes `data` completely (fsynced) into the work folder."""
     return stage_file(os.path.join(work, name), data)
 
 
-def write_pair(path, content, sidecar, work=None):
+def write_pair(
+    path: str, content: bytes, sidecar: str | bytes, work: str | None = None
+) -> None:
     """Writes `path` and its `<stem>.json` sidecar together: all or none.
 
     Both are staged completely in `work` (by default a fresh work folder
@@ -196,8 +206,12 @@ def write_pair(path, content, sidecar, work=None):
                     os.unlink(name)
 
 
-def check_destination(final):
-    """InputError if `final` exists and is not a file."""
+def check_destination(final: str) -> None:
+    """InputError if `final` exists and is not a file.
+
+    Raises:
+        InputError: `final` exists and is not a file.
+    """
     if os.path.lexists(final) and not os.path.isfile(final):
         raise InputError(
             f"{final!r} exists and is not a file (a folder?), so the "
@@ -206,7 +220,7 @@ def check_destination(final):
         )
 
 
-def commit(work, moves):
+def commit(work: str, moves: Sequence[tuple[str, str]]) -> None:
     """Renames each (staged, final) of `moves` into place: all or none.
 
     The staged files must be in `work`, on the finals' file system.

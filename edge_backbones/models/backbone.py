@@ -18,10 +18,17 @@ import dataclasses
 import importlib
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from edge_backbones.atomic_io import staged_directory
+from edge_backbones.core.preprocessing import validate_preprocessing
+from edge_backbones.core.suggest import suggest
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 from edge_backbones.errors import (
     CheckpointError,
     InputError,
@@ -36,17 +43,23 @@ __all__ = [
     "from_preset",
     "largest_level_bytes",
     "list_presets",
+    "register_preset_aliases",
     "register_presets",
     "suggest",
+    "weight_folders",
 ]
 
 # Families whose import registers their presets; imported on first lookup so
 # that this module never pulls in a family it does not need.
 _FAMILY_MODULES = ("edge_backbones.models.mit", "edge_backbones.models.vit_det")
 # preset name -> {"class": Backbone subclass, "config": {}, "metadata": {}}
-_PRESETS = {}
+_PRESETS: dict[str, dict[str, Any]] = {}
+# other ecosystems' name -> our preset name: the same architecture and the
+# same weights lookup, kept out of `Backbone.presets` so that each model is
+# listed (and built by the registry-driven tests) once
+_ALIASES: dict[str, str] = {}
 # Backbone subclasses that can load a foreign (Hugging Face) checkpoint.
-_FAMILIES = []
+_FAMILIES: list[type["Backbone"]] = []
 
 # Said when a preset's weights are missing, by family: keras-cv users expect
 # its weightless presets to build random weights silently; ours never do.
@@ -73,11 +86,12 @@ class FeatureInfo:
     stride: int
 
     @property
-    def reduction(self):
+    def reduction(self) -> int:
         """timm's name for the stride."""
         return self.stride
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, str | int]:
+        """{"name", "channels", "stride"}, as the exported metadata lists it."""
         return {
             "name": self.name,
             "channels": self.channels,
@@ -86,17 +100,15 @@ class FeatureInfo:
 
 
 class _classproperty:
-    def __init__(self, fget):
+    def __init__(self, fget: Callable[[Any], Any]) -> None:
         self.fget = fget
 
-    def __get__(self, instance, owner):
+    def __get__(self, instance: object, owner: type) -> Any:
         return self.fget(owner)
 
 
 def _check_preset(cls, name, preset):
     """ValueError unless `preset` carries what callers read from it."""
-    from edge_backbones.runtime.preprocess import validate_preprocessing
-
     metadata = preset.get("metadata", {})
     size = metadata.get("image_size")
     if (
@@ -115,9 +127,16 @@ def _check_preset(cls, name, preset):
     validate_preprocessing(dict(preset["preprocessing"]))
 
 
-def register_presets(cls, presets):
+def register_presets(
+    cls: type["Backbone"], presets: Mapping[str, Mapping[str, Any]]
+) -> None:
     """Registers `presets` (name -> {"config", "metadata", "preprocessing"})
-    for `cls`; see a family's `*_presets.py`."""
+    for `cls`; see a family's `*_presets.py`.
+
+    Raises:
+        ValueError: a malformed preset, or a name another class registered
+            (a bug in the family, not a user error).
+    """
     for name, preset in presets.items():
         _check_preset(cls, name, preset)
         registered = _PRESETS.get(name)
@@ -131,55 +150,54 @@ def register_presets(cls, presets):
         _FAMILIES.append(cls)
 
 
+def register_preset_aliases(aliases: Mapping[str, str]) -> None:
+    """Registers `aliases` (name -> registered preset name): the names other
+    libraries' documentation uses for one of our presets.
+
+    Raises:
+        ValueError: an alias of an unregistered preset, or one taken (a bug
+            in the family, not a user error).
+    """
+    for alias, name in aliases.items():
+        if name not in _PRESETS:
+            raise ValueError(
+                f"Alias {alias!r} names {name!r}, which is not a registered "
+                "preset; register the preset first."
+            )
+        if alias in _PRESETS or _ALIASES.get(alias, name) != name:
+            raise ValueError(
+                f"Alias {alias!r} is already a preset or another alias."
+            )
+        _ALIASES[alias] = name
+
+
+def _canonical(preset):
+    """The registered name `preset` stands for (itself unless an alias)."""
+    return _ALIASES.get(preset, preset)
+
+
 def _ensure_registered():
     for module in _FAMILY_MODULES:
         importlib.import_module(module)
 
 
-def list_presets():
+def list_presets() -> list[str]:
     """All preset names, across families."""
     _ensure_registered()
     return sorted(_PRESETS)
 
 
-def from_preset(preset, load_weights=True, **kwargs):
-    """Builds any family's backbone from a preset name or a local folder."""
-    return Backbone.from_preset(preset, load_weights=load_weights, **kwargs)
+def from_preset(
+    preset: str, load_weights: bool | None = True, **kwargs: Any
+) -> "Backbone":
+    """Builds any family's backbone from a preset name or a local folder.
 
-
-# characters one is typed or read for another (o/0, l/1, ...): a cheap edit
-_LOOKALIKES = {frozenset(p) for p in ("o0", "O0", "l1", "I1", "i1", "s5")}
-_LOOKALIKE_COST = 0.25
-
-
-def _edit_distance(typed, name):
-    """Levenshtein distance where a look-alike substitution costs less."""
-    previous = [float(j) for j in range(len(name) + 1)]
-    for i, a in enumerate(typed, 1):
-        current = [float(i)]
-        for j, b in enumerate(name, 1):
-            swap = 0.0 if a == b else 1.0
-            if frozenset((a, b)) in _LOOKALIKES:
-                swap = _LOOKALIKE_COST
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + swap)
-            )
-        previous = current
-    return previous[-1]
-
-
-def suggest(typed, names, limit=3):
-    """The names closest to `typed` (at most `limit`), nearest first.
-
-    Edit distance with look-alike characters (`mit_bo` is `mit_b0`, not
-    `mit_b5`) beats difflib's ratio, which ties every `mit_b*` here.
+    Raises:
+        UnknownPresetError: neither a preset name nor a folder.
+        CheckpointError: a checkpoint folder that cannot be loaded.
+        WeightsNotFoundError: the preset's weights are not on this disk.
     """
-    scored = sorted((_edit_distance(typed, n), n) for n in names)
-    if not scored:
-        return []
-    best = scored[0][0]
-    cutoff = min(best + 0.5, max(1.0, len(typed) / 3))
-    return [name for score, name in scored[:limit] if score <= cutoff]
+    return Backbone.from_preset(preset, load_weights=load_weights, **kwargs)
 
 
 def _hub_cache_dir():
@@ -193,20 +211,25 @@ def _hub_cache_dir():
     return os.path.join(home, "hub")
 
 
-def local_weight_candidates(preset):
+def local_weight_candidates(preset: str) -> list[str]:
     """Folders where the weights of `preset` may already be on disk.
 
     `$EDGE_BACKBONES_WEIGHTS/<preset>/` first, then every snapshot of the
     preset's Hugging Face repository in the local hub cache. Nothing is
     downloaded: this only looks.
     """
-    entry = _PRESETS[preset]
+    return weight_folders(preset, _PRESETS[preset]["metadata"].get("hf_repo"))
+
+
+def weight_folders(preset, repo=None):
+    """Where the weights of any model's preset `preset` may be on disk:
+    `$EDGE_BACKBONES_WEIGHTS/<preset>/`, then the local hub cache's
+    snapshots of the Hugging Face repository `repo` (if given)."""
     root = os.environ.get(
         "EDGE_BACKBONES_WEIGHTS",
         os.path.join(os.path.expanduser("~"), ".cache", "edge_backbones"),
     )
     candidates = [os.path.join(root, preset)]
-    repo = entry["metadata"].get("hf_repo")
     if repo:
         snapshots = os.path.join(
             _hub_cache_dir(), "models--" + repo.replace("/", "--"), "snapshots"
@@ -342,7 +365,9 @@ def _weights_not_found(preset, entry, candidates):
     )
 
 
-def largest_level_bytes(feature_info, height, width):
+def largest_level_bytes(
+    feature_info: Iterable[FeatureInfo], height: int, width: int
+) -> int:
     """Bytes of the largest float32 pyramid level at batch 1."""
     return max(
         -(-height // info.stride) * -(-width // info.stride)
@@ -359,7 +384,7 @@ class Backbone(keras.Model):
     """
 
     @_classproperty
-    def presets(cls):
+    def presets(cls) -> dict[str, dict[str, Any]]:
         """The presets this class (or one of its subclasses) can build."""
         _ensure_registered()
         return {
@@ -368,7 +393,20 @@ class Backbone(keras.Model):
             if issubclass(entry["class"], cls)
         }
 
-    def __init__(self, *args, dtype=None, **kwargs):
+    @_classproperty
+    def preset_aliases(cls) -> dict[str, str]:
+        """Other libraries' names for presets of this class (alias -> our
+        name); `from_preset` takes them. Not in `presets`: one model, one
+        entry."""
+        _ensure_registered()
+        presets = cls.presets
+        return {
+            alias: name
+            for alias, name in sorted(_ALIASES.items())
+            if name in presets
+        }
+
+    def __init__(self, *args: Any, dtype: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # keras.Model drops `dtype` for functional models; the families
         # give it to every layer and it is recorded here for get_config().
@@ -376,7 +414,8 @@ class Backbone(keras.Model):
             self.dtype_policy = keras.dtype_policies.get(dtype)
 
     @property
-    def inputs(self):
+    def inputs(self) -> ModelInputs:
+        """The model's input tensors; one, also read as the bare tensor."""
         return ModelInputs(super().inputs)
 
     def _accept_any_size(self):
@@ -404,12 +443,12 @@ class Backbone(keras.Model):
         self._feature_info = tuple(feature_info)
 
     @property
-    def feature_info(self):
+    def feature_info(self) -> list[FeatureInfo]:
         """Per level: name, channels, stride (shallowest first)."""
         return list(self._feature_info)
 
     @property
-    def preprocessing(self):
+    def preprocessing(self) -> dict[str, Any]:
         """How 0-255 RGB pixels become this model's float input.
 
         `input = (pixels * scale - mean) / std` after resizing per `resize`
@@ -418,7 +457,7 @@ class Backbone(keras.Model):
         """
         raise NotImplementedError
 
-    def peak_activation_bytes(self, height, width):
+    def peak_activation_bytes(self, height: int, width: int) -> int:
         """The largest float32 activation at batch 1 for this input size.
 
         Export checks it against free memory before running anything.
@@ -428,7 +467,11 @@ class Backbone(keras.Model):
         """
         return largest_level_bytes(self._feature_info, height, width)
 
-    def select_features(self, out_indices=None, out_features=None):
+    def select_features(
+        self,
+        out_indices: Sequence[int] | None = None,
+        out_features: Sequence[str] | None = None,
+    ) -> list[str]:
         """Names of the levels picked by `out_indices` and/or `out_features`.
 
         Follows Hugging Face's `verify_out_features_out_indices`:
@@ -440,6 +483,10 @@ class Backbone(keras.Model):
         level (Hugging Face's default is the last stage only). timm's
         "an int n means the last n levels" is not supported: an int is
         refused with the list to write instead.
+
+        Raises:
+            InputError: an empty, duplicated, out-of-order or unknown
+                pick, or two that disagree.
         """
         names = [info.name for info in self._feature_info]
         by_index = None
@@ -450,15 +497,23 @@ class Backbone(keras.Model):
             by_name = _checked_features(out_features, names)
         if by_index is not None and by_name is not None and by_index != by_name:
             raise InputError(
-                f"out_indices={list(out_indices)} picks {by_index} but "
-                f"out_features={list(out_features)}: give one, or make "
+                f"out_indices={list(out_indices or ())} picks {by_index} but "
+                f"out_features={list(out_features or ())}: give one, or make "
                 "them agree."
             )
         picked = by_name if by_name is not None else by_index
         return names if picked is None else picked
 
-    def feature_extractor(self, out_indices=None, out_features=None):
-        """A Keras model from this backbone's input to a dict of levels."""
+    def feature_extractor(
+        self,
+        out_indices: Sequence[int] | None = None,
+        out_features: Sequence[str] | None = None,
+    ) -> keras.Model:
+        """A Keras model from this backbone's input to a dict of levels.
+
+        Raises:
+            InputError: levels picked as `select_features` refuses them.
+        """
         names = self.select_features(out_indices, out_features)
         # `self.input` (one tensor, not a list) so that calling the
         # extractor on one array matches its input structure.
@@ -471,7 +526,7 @@ class Backbone(keras.Model):
             extractor.input_spec = self.input_spec
         return extractor
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         # Subclasses return their constructor arguments; Functional's config
         # (the layer graph) is not ours to serialize.
         return {
@@ -498,7 +553,7 @@ class Backbone(keras.Model):
         return quantized if len(quantized) else policy
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> "Self":
         return cls(**config)
 
     # ---- checkpoints -------------------------------------------------------
@@ -508,10 +563,10 @@ class Backbone(keras.Model):
         """Families that read Hugging Face checkpoints override this."""
         raise NotImplementedError
 
-    hf_model_types = ()
+    hf_model_types: tuple[str, ...] = ()
 
     @classmethod
-    def natural_input_size(cls, preset):
+    def natural_input_size(cls, preset: object) -> tuple[int, int]:
         """(height, width) a model is best exported at.
 
         For a preset name, the resolution its weights were trained at (its
@@ -521,22 +576,36 @@ class Backbone(keras.Model):
         """
         if isinstance(preset, str) and not os.path.isdir(preset):
             _ensure_registered()
-            entry = _PRESETS.get(preset)
+            entry = _PRESETS.get(_canonical(preset))
             if entry is not None:
                 height, width = entry["metadata"]["image_size"]
                 return int(height), int(width)
         return DEFAULT_INPUT_SIZE
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
+    def from_preset(
+        cls, preset: str, load_weights: bool | None = True, **kwargs: Any
+    ) -> "Self":
         """Builds a backbone from a preset name or a local checkpoint folder.
 
         `preset` is a registered name (`Backbone.presets`), a folder holding a
         Hugging Face checkpoint (`config.json` + `model.safetensors`) or a
-        folder written by `save_to_preset`. Nothing is downloaded: a preset's
+        folder written by `save_to_preset`, or another library's name for
+        one of them (`Backbone.preset_aliases`: keras-cv's
+        `mit_b0_imagenet` is `mit_b0`). Nothing is downloaded: a preset's
         weights load only if they are already on this disk; otherwise pass
-        `load_weights=False` for the architecture with random weights.
-        `kwargs` override the preset's config (e.g. `image_shape`).
+        `load_weights=False` for the architecture with random weights
+        (`None`, keras-cv's default, loads the preset's weights: every
+        preset here has them). `kwargs` override the preset's config (e.g.
+        `image_shape`).
+
+        Raises:
+            UnknownPresetError: neither a preset name nor a folder, or a
+                preset of another family.
+            CheckpointError: a file, or a checkpoint folder that cannot be
+                loaded.
+            WeightsNotFoundError: the preset's weights are not on this
+                disk.
         """
         if os.path.isdir(preset):
             return cls._from_folder(preset, load_weights, **kwargs)
@@ -548,9 +617,11 @@ class Backbone(keras.Model):
             )
         entry = cls._registered(preset)
         target = entry["class"]
+        if load_weights is None:
+            load_weights = True
         if not load_weights:
             return target(**{**entry["config"], **kwargs})
-        candidates = local_weight_candidates(preset)
+        candidates = local_weight_candidates(_canonical(preset))
         for folder in candidates:
             if _is_checkpoint_folder(folder):
                 return target._from_folder(folder, True, **kwargs)
@@ -560,19 +631,11 @@ class Backbone(keras.Model):
     def _registered(cls, preset):
         """The registry entry of `preset`, which must build a `cls`."""
         _ensure_registered()
-        entry = _PRESETS.get(preset)
+        entry = _PRESETS.get(_canonical(preset))
         if entry is None:
-            close = suggest(preset, list(_PRESETS))
+            close = suggest(preset, list(_PRESETS) + list(_ALIASES))
             hint = f" Did you mean {' or '.join(map(repr, close))}?"
             hint = hint if close else ""
-            stem = preset.removesuffix("_imagenet")
-            if stem != preset and stem in _PRESETS:
-                # keras-cv's trained MiT presets carry this suffix
-                hint = (
-                    f" keras-cv's {preset!r} is this package's {stem!r} "
-                    "(ImageNet-1k weights): call from_preset"
-                    f"({stem!r})."
-                )
             raise UnknownPresetError(
                 f"Unknown preset {preset!r} (and no such folder).{hint} "
                 f"Known presets: {sorted(cls.presets or _PRESETS)}."
@@ -658,7 +721,7 @@ class Backbone(keras.Model):
             backbone.load_weights(weights)
         return backbone
 
-    def save_to_preset(self, path):
+    def save_to_preset(self, path: str | os.PathLike[str]) -> None:
         """Writes config.json + model.weights.h5 to `path`, atomically."""
         from edge_backbones import __version__
 

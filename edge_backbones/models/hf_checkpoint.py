@@ -13,8 +13,11 @@ variable (`Slot`).
 import dataclasses
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_backbones.errors import CheckpointError, WeightsNotFoundError, require
 
@@ -68,8 +71,13 @@ def _shards(folder):
         ) from exc
 
 
-def read_tensors(folder):
-    """All tensors of the checkpoint in `folder`, by name, as numpy."""
+def read_tensors(folder: str) -> dict[str, npt.NDArray[Any]]:
+    """All tensors of the checkpoint in `folder`, by name, as numpy.
+
+    Raises:
+        WeightsNotFoundError: no weights file in `folder`.
+        CheckpointError: an unreadable or inconsistent weights file.
+    """
     single = os.path.join(folder, SAFETENSORS_FILE)
     if os.path.isfile(single):
         return _read_file(single)
@@ -88,7 +96,11 @@ def read_tensors(folder):
     )
 
 
-def encoder_tensors(tensors, prefix, ignored=()):
+def encoder_tensors(
+    tensors: Mapping[str, npt.NDArray[Any]],
+    prefix: str,
+    ignored: tuple[str, ...] = (),
+) -> tuple[dict[str, tuple[str, npt.NDArray[Any]]], str]:
     """{model key: (checkpoint key, tensor)} of a task model's encoder.
 
     Task models nest the encoder under `prefix` (`segformer.`,
@@ -107,22 +119,22 @@ def encoder_tensors(tensors, prefix, ignored=()):
     return encoder, (prefix if prefixed else "")
 
 
-def conv_kernel(w):
+def conv_kernel(w: npt.NDArray[Any]) -> npt.NDArray[Any]:
     # PyTorch Conv2d (out, in, kh, kw) -> Keras Conv2D (kh, kw, in, out).
     return np.transpose(w, (2, 3, 1, 0))
 
 
-def depthwise_kernel(w):
+def depthwise_kernel(w: npt.NDArray[Any]) -> npt.NDArray[Any]:
     # PyTorch (channels, 1, kh, kw) -> Keras DepthwiseConv2D (kh, kw, ch, 1).
     return np.transpose(w, (2, 3, 0, 1))
 
 
-def dense_kernel(w):
+def dense_kernel(w: npt.NDArray[Any]) -> npt.NDArray[Any]:
     # PyTorch Linear (out, in) -> Keras Dense (in, out).
     return np.transpose(w)
 
 
-def same(w):
+def same(w: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return w
 
 
@@ -135,13 +147,13 @@ class Slot:
     `stored_shape`, the shape the checkpoint must hold; `convert` resizes.
     """
 
-    variable: object
+    variable: Any  # a Keras variable
     key: str
-    convert: object = same
-    stored_shape: tuple | None = None
+    convert: Callable[[npt.NDArray[Any]], npt.NDArray[Any]] = same
+    stored_shape: tuple[int, ...] | None = None
 
 
-def listing(items):
+def listing(items: Iterable[str]) -> str:
     """Sorted, comma-separated, at most 12 shown."""
     items = sorted(items)
     shown = ", ".join(items[:_MAX_LISTED])
@@ -171,7 +183,13 @@ def _converted(slot, name, raw, stored_note):
     return value, None
 
 
-def fit_tensors(slots, encoder, prefix="", counted=False, stored_note=""):
+def fit_tensors(
+    slots: Sequence[Slot],
+    encoder: Mapping[str, tuple[str, npt.NDArray[Any]]],
+    prefix: str = "",
+    counted: bool = False,
+    stored_note: str = "",
+) -> tuple[list[tuple[Any, npt.NDArray[Any]]], list[str]]:
     """([(variable, value)], problems) for `slots` filled from `encoder`.
 
     `encoder` comes from `encoder_tensors`. Every slot needs its key, every

@@ -5,6 +5,7 @@ Imports nothing heavy at import time (see edge_backbones/cli.py).
 
 import os
 import sys
+from typing import Any
 
 __all__ = ["add_parsers"]
 
@@ -13,7 +14,7 @@ def _compile(args):
     from edge_backbones.npu.compile import (
         compile_artifact,
         format_table,
-        update_metadata,
+        update_compiled,
     )
     from edge_backbones.npu.verify import check_numerics
 
@@ -24,7 +25,7 @@ def _compile(args):
         check = check_numerics(
             result.path, args.model, args.images, args.max_images
         )
-        update_metadata(result.path, {"numerics_vs_cpu": check.record()})
+        update_compiled(result.path, {"numerics_vs_cpu": check.record()})
         print(check.summary())
     return 0
 
@@ -33,7 +34,8 @@ def _note(message):
     print(f"note: {message}", file=sys.stderr)
 
 
-def add_parsers(subparsers):
+def add_parsers(subparsers: Any) -> None:
+    """Adds the command's subcommands to the `edge-backbones` parsers."""
     parser = subparsers.add_parser(
         "compile",
         help="compile an exported artifact ahead of time for NPUs",

@@ -23,6 +23,7 @@ import time
 from importlib import metadata as package_metadata
 
 from edge_backbones.atomic_io import dumps_json
+from edge_backbones.core.artifact import validate
 from edge_backbones.errors import CompileError, MetadataError
 from edge_backbones.exporter.workspace import write_pair
 from edge_backbones.npu.sdk import toolchain_for
@@ -47,7 +48,7 @@ __all__ = [
     "run_plugin",
     "compiled_name",
     "format_table",
-    "update_metadata",
+    "update_compiled",
     "write_compiled",
 ]
 
@@ -277,12 +278,17 @@ def compile_for_soc(path, soc, out_dir, log=print):
     return record
 
 
-def update_metadata(path, updates):
-    """Rewrites a compiled artifact's metadata with `updates` merged in."""
+def update_compiled(path, updates):
+    """Rewrites a compiled artifact's metadata with `updates` merged into
+    its `compiled` block (where `numerics_vs_cpu` belongs)."""
     with open(path, "rb") as f:
         content = f.read()
     meta = read_metadata(path, read_model_file(content))
-    write_compiled(path, content, {**without_integrity(meta), **updates})
+    meta = {
+        **without_integrity(meta),
+        "compiled": {**meta["compiled"], **updates},
+    }
+    write_compiled(path, content, meta)
 
 
 def write_compiled(path, compiled, meta):
@@ -292,6 +298,7 @@ def write_compiled(path, compiled, meta):
     together (`export.workspace.write_pair`), so a failure leaves the
     previous good pair (or nothing).
     """
+    validate(meta, f"the compiled metadata of {path!r}")
     content = patch_metadata(compiled, meta)
     sidecar = {
         # the embedded JSON as written, content_sha256 first
@@ -299,6 +306,7 @@ def write_compiled(path, compiled, meta):
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
     }
+    validate(sidecar, f"the sidecar of {path!r}")
     # all or none, as the export's own artifacts (a kill is undone by the
     # next export into the folder)
     write_pair(path, content, dumps_json(sidecar, indent=2) + "\n")

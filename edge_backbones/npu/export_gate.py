@@ -17,9 +17,10 @@ import tempfile
 
 import numpy as np
 
+from edge_backbones.core import fidelity as fidelity_lib
+from edge_backbones.core.modes import npu_targets
 from edge_backbones.errors import InputError
 from edge_backbones.exporter import verify
-from edge_backbones.exporter.modes import npu_targets
 from edge_backbones.npu.compile import (
     compile_model,
     compiled_name,
@@ -84,10 +85,10 @@ def compile_verified(source, socs, holdout, reference, gate, log):
         simulated, cpu, reference_kernels, backend = _simulate(
             compiled, meta, source.path, holdout
         )
-        fidelity = verify.compare(reference, simulated)
+        fidelity = fidelity_lib.compare(reference, simulated)
         name = compiled_name(source.path, soc)
         verify.check(fidelity, gate, f"npu@{soc.name}", name)
-        vs_cpu = verify.compare(cpu, simulated)
+        vs_cpu = fidelity_lib.compare(cpu, simulated)
         meta["fidelity"] = {
             **fidelity,
             "min_cosine": gate,
@@ -102,8 +103,8 @@ def compile_verified(source, socs, holdout, reference, gate, log):
             "reference": "source artifact on LiteRT CPU",
         }
         meta["compiled"]["cpu_reference_kernels"] = {
-            "vs_float": verify.compare(reference, reference_kernels),
-            "vs_cpu": verify.compare(cpu, reference_kernels),
+            "vs_float": fidelity_lib.compare(reference, reference_kernels),
+            "vs_cpu": fidelity_lib.compare(cpu, reference_kernels),
         }
         path = os.path.join(os.path.dirname(source.path), name)
         write_compiled(path, compiled, meta)
@@ -111,8 +112,9 @@ def compile_verified(source, socs, holdout, reference, gate, log):
             f"npu@{soc.name} {path}  {record.ops_on_npu}/{record.ops_total} "
             f"ops on the NPU in {record.partitions} partition(s), "
             f"{record.compile_seconds:.1f} s; {NPU_NUMERICS_LABEL} on "
-            f"{backend}: {verify.format_fidelity(fidelity)} vs float, cos "
-            f"{verify.worst(vs_cpu)[1]['cosine']:.5f} vs LiteRT CPU"
+            f"{backend}: {fidelity_lib.format_fidelity(fidelity)} vs float, "
+            "cos "
+            f"{fidelity_lib.worst(vs_cpu)[1]['cosine']:.5f} vs LiteRT CPU"
         )
         written.append((path, fidelity, meta))
     return written

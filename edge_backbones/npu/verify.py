@@ -9,33 +9,35 @@ device's.
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 
+from edge_backbones.core.fidelity import compare, worst
+from edge_backbones.core.image_sets import (
+    CalibrationWarning,
+    load_calibration_set,
+)
 from edge_backbones.errors import CalibrationError
-from edge_backbones.exporter.verify import compare, worst
 from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
+from edge_backbones.runtime.preprocess import load_image
 
-__all__ = ["NumericsCheck", "check_numerics", "image_paths"]
-
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+__all__ = ["NumericsCheck", "check_numerics", "holdout_paths"]
 
 
-def image_paths(folder, max_images):
-    """The first `max_images` photos of `folder`, sorted by name."""
-    if not os.path.isdir(folder):
-        raise CalibrationError(
-            f"--images {folder!r} is not a folder. Pass a folder of photos, "
-            "e.g. calibration/."
-        )
-    paths = sorted(
-        os.path.join(folder, n)
-        for n in os.listdir(folder)
-        if n.lower().endswith(_IMAGE_SUFFIXES)
-    )[:max_images]
+def holdout_paths(source, max_images):
+    """The first `max_images` held-out photos of `source` (a folder or a
+    manifest): never the photos an artifact was calibrated on, so its
+    numerics are checked on images its ranges did not see."""
+    with warnings.catch_warnings():
+        # how many photos calibrate is the export's concern, not this check's
+        warnings.simplefilter("ignore", CalibrationWarning)
+        photos = load_calibration_set(source, decode=load_image)
+    paths = photos.holdout[:max_images]
     if not paths:
         raise CalibrationError(
-            f"No photos ({', '.join(_IMAGE_SUFFIXES)}) in {folder!r}."
+            f"{source!r} holds no held-out photo to check numerics on. Mark "
+            'some photos "holdout" in its manifest.json.'
         )
     return paths
 
@@ -44,7 +46,7 @@ def image_paths(folder, max_images):
 class NumericsCheck:
     path: str
     backend: str
-    fidelity: dict  # export.verify.compare's dict, vs LiteRT CPU
+    fidelity: dict  # core.fidelity.compare's dict, vs LiteRT CPU
 
     @property
     def worst_cosine(self):
@@ -80,6 +82,6 @@ def check_numerics(compiled_path, source_path, images, max_images=4):
 
     simulated = EdgeModel(compiled_path)
     cpu = EdgeModel(source_path, delegates=("xnnpack",))
-    inputs = [cpu.preprocess(p) for p in image_paths(images, max_images)]
+    inputs = [cpu.preprocess(p) for p in holdout_paths(images, max_images)]
     fidelity = compare(_outputs(cpu, inputs), _outputs(simulated, inputs))
     return NumericsCheck(compiled_path, simulated._engine.backend, fidelity)

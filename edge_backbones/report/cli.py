@@ -6,6 +6,8 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 from edge_backbones.runtime.cli import thread_counts
 
@@ -31,9 +33,13 @@ def _command_line():
     return shlex.join(["edge-backbones", *sys.argv[1:]])
 
 
-def check_out_folder(out, inputs=()):
+def check_out_folder(out: str, inputs: Iterable[str] = ()) -> None:
     """Raises InputError unless `out` can be (or is) a writable folder that
-    is none of the `inputs` files; checked before any work is done."""
+    is none of the `inputs` files; checked before any work is done.
+
+    Raises:
+        InputError: `out` is a file, one of `inputs`, or not writable.
+    """
     from edge_backbones.errors import InputError
 
     out_real = os.path.realpath(out)
@@ -129,7 +135,8 @@ def _run_report(args):
     return _render([result], args.out, args.min_cos, figure_optional=True)
 
 
-def add_parsers(subparsers):
+def add_parsers(subparsers: Any) -> None:
+    """Adds `report` (and its `merge` action) to the command's parsers."""
     report = _add_report_parser(subparsers)
     actions = report.add_subparsers(dest="report_action")
     merge = actions.add_parser(

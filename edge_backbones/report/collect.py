@@ -20,15 +20,16 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from edge_backbones.atomic_io import dumps_json
+from edge_backbones.core.modes import names as mode_names
 from edge_backbones.errors import (
     FidelityError,
     MetadataError,
     ModelFileError,
     ReportError,
 )
-from edge_backbones.exporter.modes import names as mode_names
 from edge_backbones.report.deployment import deployment_fields
 from edge_backbones.report.macs import count_macs
 from edge_backbones.report.records import (
@@ -110,11 +111,17 @@ def _check_report_fields(path, metadata):
         )
 
 
-def scan_artifacts(folder):
+def scan_artifacts(
+    folder: str,
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """(artifacts, failures) under `folder`: every .tflite that carries our
     metadata, fp32 first, and [(path, reason)] for those that cannot be
     read. Hidden folders (an export's `.export-*` work folder left by a
-    killed export, `.git`, ...) are not looked into."""
+    killed export, `.git`, ...) are not looked into.
+
+    Raises:
+        ModelFileError: `folder` is not a folder.
+    """
     if not os.path.isdir(folder):
         raise ModelFileError(
             f"--artifacts {str(folder)!r} is not a folder. Pass the folder "
@@ -141,12 +148,16 @@ def scan_artifacts(folder):
     return sorted(artifacts, key=_order), failures
 
 
-def find_artifacts(folder):
+def find_artifacts(folder: str) -> list[dict[str, Any]]:
     """Every readable .tflite under `folder` with our metadata, fp32 first.
 
     Files without the metadata are skipped with a note on stderr: their
     model, mode and fidelity would be guesses; unreadable ones too (see
-    `scan_artifacts`). None at all is a ModelFileError.
+    `scan_artifacts`).
+
+    Raises:
+        ModelFileError: `folder` is not a folder, or holds no readable
+            artifact.
     """
     artifacts, failures = scan_artifacts(folder)
     _require_some(artifacts, failures, folder)
@@ -389,7 +400,7 @@ def _gpu_usable():
     return verdict.usable
 
 
-def result_path(out, device_name):
+def result_path(out: str, device_name: str) -> str:
     """`<out>/<device name>.json`, the name made safe for a file."""
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in device_name)
     return os.path.join(out, f"{stem}.json")
@@ -401,7 +412,7 @@ class RunSettings:
 
     out: str  # the folder of <device name>.json
     device_name: str
-    threads: tuple = (1,)  # a row per artifact and thread count
+    threads: tuple[int, ...] = (1,)  # a row per artifact and thread count
     runs: int = 50  # timed runs per row
     warmup: int = 5  # untimed runs first
     resume: bool = False  # keep the rows already in the result file
@@ -462,7 +473,14 @@ def _collect(artifacts, source, settings, *, keras, unreadable=(), gpu=False):
     return results.path
 
 
-def collect_artifacts(folder, out, device_name, *, gpu=False, **settings):
+def collect_artifacts(
+    folder: str,
+    out: str,
+    device_name: str,
+    *,
+    gpu: bool = False,
+    **settings: Any,
+) -> str:
     """Times every artifact under `folder`; returns the result file's path.
 
     `settings` are the other fields of `RunSettings` (threads, runs,
@@ -473,17 +491,23 @@ def collect_artifacts(folder, out, device_name, *, gpu=False, **settings):
     `result_path`) says so last. With `gpu`, each `gpu` artifact also gets
     a row on LiteRT's GPU accelerator (when an adapter is usable) at its
     first thread count.
+
+    Raises:
+        ModelFileError: `folder` holds no readable artifact.
+        ReportError: some rows failed (the others are in the file).
     """
-    settings = RunSettings(out, device_name, **settings)
+    run = RunSettings(out, device_name, **settings)
     artifacts, unreadable = scan_artifacts(folder)
     _require_some(artifacts, unreadable, folder)
     source = {"artifacts": os.path.abspath(folder)}
     return _collect(
-        artifacts, source, settings, keras=False, unreadable=unreadable, gpu=gpu
+        artifacts, source, run, keras=False, unreadable=unreadable, gpu=gpu
     )
 
 
-def collect_recipe(recipe, out, device_name, **settings):
+def collect_recipe(
+    recipe: str, out: str, device_name: str, **settings: Any
+) -> str:
     """Exports what `recipe` names, then times it; returns the result path.
 
     `settings` are the other fields of `RunSettings`. Adds the Keras float
@@ -491,18 +515,22 @@ def collect_recipe(recipe, out, device_name, **settings):
     An artifact that fails its fidelity gate is reported (in the run's
     record and on stderr) and left out; the others are timed. With
     `resume`, models whose artifacts all exist are not exported again.
+
+    Raises:
+        InputError: a missing or malformed recipe.
+        ReportError: nothing could be exported, or some rows failed.
     """
     from edge_backbones.exporter.pipeline import export
     from edge_backbones.report.recipe import expected_stems, load_exports
 
-    settings = RunSettings(out, device_name, **settings)
+    run = RunSettings(out, device_name, **settings)
     artifacts, export_failures = [], []
     for kwargs in load_exports(recipe, os.path.join(out, "artifacts")):
         paths = [
             os.path.join(kwargs["out"], stem + ".tflite")
             for stem in expected_stems(kwargs)
         ]
-        if settings.resume and all(os.path.isfile(p) for p in paths):
+        if run.resume and all(os.path.isfile(p) for p in paths):
             _log(f"{paths[0]} etc. exported by an earlier run, reused")
         else:
             try:
@@ -523,4 +551,4 @@ def collect_recipe(recipe, out, device_name, **settings):
         "export_failures": export_failures,
     }
     artifacts = sorted(artifacts, key=_order)
-    return _collect(artifacts, source, settings, keras=True)
+    return _collect(artifacts, source, run, keras=True)

@@ -9,11 +9,15 @@ simulator's timing is never a device's, so it never competes for "fastest"
 and is not plotted; OpenVINO's CPU device (`intel-cpu`) is timed for real.
 """
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 __all__ = ["deployment_fields", "deployment_table", "is_simulated"]
 
 _NPU_NUMERICS_LABEL = "NPU numerics (simulated)"
 # runtime delegate / engine name -> what the table calls it
-_BACKENDS = {
+# delegate (None for a Keras row) -> what the table calls it
+_BACKENDS: dict[str | None, str] = {
     "xnnpack": "XNNPACK",
     "cpu": "CPU reference kernels",
     "gpu": "GPU (LiteRT accelerator / driver)",
@@ -24,7 +28,7 @@ _BACKENDS = {
 }
 
 
-def deployment_fields(metadata):
+def deployment_fields(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
     """The `deployment` entry of a report row (None for plain artifacts)."""
     compiled = metadata.get("compiled")
     if not compiled:
@@ -44,7 +48,8 @@ def deployment_fields(metadata):
     }
 
 
-def is_simulated(row):
+def is_simulated(row: Mapping[str, Any]) -> bool:
+    """True if `row` was timed in a vendor's simulation, not on a device."""
     return bool((row.get("deployment") or {}).get("simulated"))
 
 
@@ -82,7 +87,9 @@ def _fidelity(row):
     return f"{cosine:.6f}" + (f" ({source})" if source else "")
 
 
-def deployment_table(rows):
+def deployment_table(
+    rows: Iterable[Mapping[str, Any]],
+) -> tuple[list[str], list[list[str]]]:
     """(headers, body): one line per artifact (its first thread count)."""
     headers = [
         *("model", "mode", "input", "backend", "fully offloaded"),

@@ -8,6 +8,8 @@ normalization are left out, as MAC counts conventionally do.
 """
 
 import math
+import os
+from typing import Any
 
 from edge_backbones.runtime.model_file import TFLiteModelFile, read_model_file
 
@@ -50,11 +52,16 @@ _COUNTERS = {
 }
 
 
-def count_macs(model):
+def count_macs(
+    model: str | os.PathLike[str] | bytes | TFLiteModelFile,
+) -> dict[str, Any]:
     """MACs of one inference of a .tflite model: a path, bytes, or a file
     already parsed by `read_model_file`.
 
     Returns {"total": n, "by_op": {op name: n}}.
+
+    Raises:
+        ModelFileError: `model` is not a readable .tflite file.
     """
     if not isinstance(model, TFLiteModelFile):
         model = read_model_file(model)

@@ -6,8 +6,11 @@ at the same thread count (the fp32 .tflite, and the Keras float model on
 TensorFlow), and the fastest mode of each model that meets a cosine budget.
 """
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from edge_backbones.core.fidelity import min_level
 from edge_backbones.errors import InputError, MetadataError
-from edge_backbones.exporter.verify import min_level
 from edge_backbones.report.deployment import is_simulated
 from edge_backbones.report.records import check_row, load_results
 
@@ -68,8 +71,12 @@ def _mark_best(rows, min_cos):
         min(candidates, key=lambda r: r["latency_ms"]["median"])["best"] = True
 
 
-def check_min_cos(min_cos):
-    """Raises InputError unless `min_cos` is a cosine budget in (0, 1]."""
+def check_min_cos(min_cos: float) -> None:
+    """Raises InputError unless `min_cos` is a cosine budget in (0, 1].
+
+    Raises:
+        InputError: `min_cos` is not a number in (0, 1].
+    """
     if not 0 < min_cos <= 1:  # also refuses NaN
         raise InputError(
             f"min_cos={min_cos!r} is not a cosine budget; pass a value in "
@@ -77,8 +84,15 @@ def check_min_cos(min_cos):
         )
 
 
-def merge_results(results, min_cos=DEFAULT_MIN_COS):
-    """Result dicts (one per device) -> {"devices", "runs", "rows", ...}."""
+def merge_results(
+    results: Sequence[Mapping[str, Any]], min_cos: float = DEFAULT_MIN_COS
+) -> dict[str, Any]:
+    """Result dicts (one per device) -> {"devices", "runs", "rows", ...}.
+
+    Raises:
+        InputError: a bad `min_cos`.
+        MetadataError: two result files for the same device.
+    """
     check_min_cos(min_cos)
     names = [r["device"]["name"] for r in results]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -114,7 +128,15 @@ def merge_results(results, min_cos=DEFAULT_MIN_COS):
     }
 
 
-def load_and_merge(paths, min_cos=DEFAULT_MIN_COS):
+def load_and_merge(
+    paths: Sequence[str], min_cos: float = DEFAULT_MIN_COS
+) -> dict[str, Any]:
+    """Reads result files and merges them (see `merge_results`).
+
+    Raises:
+        MetadataError: no paths, or a file that is not a result file.
+        InputError: a bad `min_cos`.
+    """
     if not paths:
         raise MetadataError(
             "No result files given. Pass one <device>.json per device, as "

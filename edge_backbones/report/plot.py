@@ -8,27 +8,41 @@ extra), imported here only, with the Agg backend so no display is needed.
 """
 
 import io
+from collections.abc import Mapping
+from typing import Any
 
+from edge_backbones.core import modes
 from edge_backbones.errors import require
 from edge_backbones.report.deployment import is_simulated
 
 __all__ = ["pareto_png"]
 
-_MARKERS = {
-    **{"fp32": "o", "fp16": "s", "gpu": "p", "dynamic": "D"},
-    **{"int16x8": "^", "cpu": "h", "int8": "v", "int8_io": "P", "npu": "*"},
-}
+# one marker per mode, in the registry's order (a name it does not know,
+# from an older report, gets "X")
+_MARKER_CYCLE = ("o", "s", "p", "D", "^", "h", "v", "<", "P", "*", ">", "d")
 # cosines are plotted on a logit axis so 0.99, 0.999 and 0.9999 are spread
 # apart; an exact 1.0 (or a broken model's <= 0) is clipped onto the axis
 _COS_CLIP = (1e-3, 1 - 1e-7)
+
+
+def _marker(mode):
+    known = modes.names()
+    if mode not in known:
+        return "X"
+    return _MARKER_CYCLE[known.index(mode) % len(_MARKER_CYCLE)]
 
 
 def _clip(cosine):
     return min(max(cosine, _COS_CLIP[0]), _COS_CLIP[1])
 
 
-def pareto_png(merged, dpi=110):
-    """PNG bytes of the latency-vs-min-cosine figure of a merged report."""
+def pareto_png(merged: Mapping[str, Any], dpi: int = 110) -> bytes:
+    """PNG bytes of the latency-vs-min-cosine figure of a merged report.
+
+    Raises:
+        MissingDependencyError: matplotlib (the `report` extra) is not
+            installed.
+    """
     matplotlib = require("matplotlib", "report")
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
@@ -114,7 +128,7 @@ def _draw_modes(ax, points, color, label, threads):
     for point in points:
         x = point["latency_ms"]["median"]
         y = _clip(point["min_cosine"])
-        marker = _MARKERS.get(point["mode"], "X")
+        marker = _marker(point["mode"])
         ax.scatter(x, y, color=color, zorder=3, marker=marker)
         ax.annotate(
             point["mode"],

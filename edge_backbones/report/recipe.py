@@ -27,6 +27,8 @@ Paths are relative to the recipe file.
 """
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from edge_backbones.exporter.recipes import (
     artifact_stem,
@@ -47,8 +49,13 @@ def _with_fp32(kwargs):
     return kwargs
 
 
-def load_exports(path, default_out):
-    """The `export()` keyword arguments of each model the recipe names."""
+def load_exports(path: str, default_out: str) -> list[dict[str, Any]]:
+    """The `export()` keyword arguments of each model the recipe names.
+
+    Raises:
+        InputError: a missing or malformed recipe (UnknownOptionError for
+            an option nothing takes).
+    """
     exports = []
     for kwargs in load_recipes(path):
         kwargs.setdefault("out", default_out)
@@ -56,7 +63,7 @@ def load_exports(path, default_out):
     return exports
 
 
-def expected_stems(kwargs):
+def expected_stems(kwargs: Mapping[str, Any]) -> list[str]:
     """The file stems `export(**kwargs)` writes, to skip it on --resume."""
     from edge_backbones.exporter.pipeline import parse_image_size
 

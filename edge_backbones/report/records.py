@@ -12,10 +12,12 @@ import json
 import os
 import platform
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from edge_backbones.atomic_io import write_json_atomic
+from edge_backbones.core.cpuinfo import read_cpuinfo
 from edge_backbones.errors import MetadataError
-from edge_backbones.runtime.cpuinfo import read_cpuinfo
 from edge_backbones.runtime.metadata import utc_now
 
 __all__ = [
@@ -44,7 +46,7 @@ _VERSIONED = (
 )
 
 
-def finite_fidelity(fidelity):
+def finite_fidelity(fidelity: Any) -> Any:
     """`fidelity` with an infinite SQNR as `sqnr_db: null, exact: true`.
 
     Artifacts and result files written before JSON was strict hold
@@ -88,7 +90,7 @@ def _versions():
     return versions
 
 
-def describe_device(name):
+def describe_device(name: str) -> dict[str, Any]:
     """Who measures: the device name given by the user, CPU, OS, versions.
 
     `emulated` names the emulator when the run is not on real hardware
@@ -114,7 +116,7 @@ def describe_device(name):
     }
 
 
-def new_run(command, settings):
+def new_run(command: str | None, settings: Mapping[str, Any]) -> dict[str, Any]:
     """A run record: its id, start time, the command line and settings."""
     return {
         "run_id": uuid.uuid4().hex[:12],
@@ -124,7 +126,7 @@ def new_run(command, settings):
     }
 
 
-def row_key(row):
+def row_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
     """What makes two rows the same measurement (for `--resume`)."""
     artifact = row.get("artifact") or {}
     return (
@@ -137,8 +139,12 @@ def row_key(row):
     )
 
 
-def load_results(path):
-    """Reads and checks one result file; a MetadataError says what is wrong."""
+def load_results(path: str) -> dict[str, Any]:
+    """Reads and checks one result file; a MetadataError says what is wrong.
+
+    Raises:
+        MetadataError: a missing, malformed or other-schema result file.
+    """
     try:
         with open(path) as f:
             data = json.load(f)
@@ -191,8 +197,12 @@ _ROW_FIELDS = {
 }
 
 
-def check_row(path, index, row):
-    """A MetadataError naming the row and the missing field, if any."""
+def check_row(path: str, index: int, row: Mapping[str, Any]) -> None:
+    """A MetadataError naming the row and the missing field, if any.
+
+    Raises:
+        MetadataError: the row lacks a field a report needs.
+    """
     problem = None
     if not isinstance(row, dict):
         problem = f"is a {type(row).__name__}, not an object"
@@ -218,10 +228,16 @@ def check_row(path, index, row):
 class ResultFile:
     """One device's result file, rewritten after every added row."""
 
-    def __init__(self, path, device, run, resume=False):
+    def __init__(
+        self,
+        path: str,
+        device: dict[str, Any],
+        run: dict[str, Any],
+        resume: bool = False,
+    ) -> None:
         self.path = path
         self.run = run
-        self.data = {
+        self.data: dict[str, Any] = {
             "schema": SCHEMA,
             "device": device,
             "runs": [],
@@ -241,17 +257,21 @@ class ResultFile:
         self._done = {row_key(row) for row in self.data["rows"]}
         self.save()
 
-    def has(self, row):
+    def has(self, row: Mapping[str, Any]) -> bool:
+        """True if a row with `row`'s key is in the file already."""
         return row_key(row) in self._done
 
-    def add(self, row):
+    def add(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Adds a measured row (stamped with the run and time); returns it."""
         row = {"run_id": self.run["run_id"], "measured": utc_now(), **row}
         self.data["rows"].append(row)
         self._done.add(row_key(row))
         self.save()
         return row
 
-    def fail(self, what, reason, key=None):
+    def fail(
+        self, what: str, reason: str, key: tuple[Any, ...] | None = None
+    ) -> None:
         """Records in this run that `what` (an artifact or row label) failed
         and why; `key` (a row key) lets a later --resume run that times
         the row hide the failure."""
@@ -264,9 +284,11 @@ class ResultFile:
         )
         self.save()
 
-    def finish(self):
+    def finish(self) -> None:
+        """Stamps the run's end and writes the file."""
         self.run["finished"] = utc_now()
         self.save()
 
-    def save(self):
+    def save(self) -> None:
+        """Writes the file (atomically)."""
         write_json_atomic(self.path, self.data)

@@ -12,6 +12,8 @@ import datetime
 import html
 import io
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from edge_backbones.atomic_io import dumps_json, write_file_atomic
 from edge_backbones.report.deployment import deployment_table, is_simulated
@@ -333,7 +335,11 @@ def _md_cell(text):
     return str(text).replace("|", "\\|")
 
 
-def render_markdown(merged, png_name=PNG_NAME):
+def render_markdown(
+    merged: Mapping[str, Any], png_name: str | None = PNG_NAME
+) -> str:
+    """The report as Markdown, linking the figure `png_name` (None: no
+    figure)."""
     lines = []
     for kind, *content in _blocks(merged, png_name):
         if kind in ("h1", "h2", "h3"):
@@ -361,7 +367,9 @@ _STYLE = (
 )
 
 
-def render_html(merged, png_bytes=None):
+def render_html(
+    merged: Mapping[str, Any], png_bytes: bytes | None = None
+) -> str:
     """One HTML file with the figure inlined, so it can be mailed as is."""
     esc = html.escape
     parts = [
@@ -383,7 +391,7 @@ def render_html(merged, png_bytes=None):
                 )
                 + "</p>"
             )
-        elif kind == "img":
+        elif kind == "img" and png_bytes:  # only there with png_bytes
             data = base64.b64encode(png_bytes).decode("ascii")
             parts.append(
                 f"<img alt='latency vs fidelity' "
@@ -467,7 +475,8 @@ def _csv_record(row, devices):
     }
 
 
-def render_csv(merged):
+def render_csv(merged: Mapping[str, Any]) -> str:
+    """One CSV line per row of the merged report."""
     devices = {d["name"]: d for d in merged["devices"]}
     out = io.StringIO()
     writer = csv.DictWriter(out, _CSV_COLUMNS, lineterminator="\n")
@@ -477,12 +486,17 @@ def render_csv(merged):
     return out.getvalue()
 
 
-def write_report(merged, out, figure=True):
+def write_report(
+    merged: Mapping[str, Any], out: str, figure: bool = True
+) -> dict[str, str]:
     """Writes report.md, report.html, report.csv and pareto.png to `out`.
 
     Returns {format: path}. The figure needs matplotlib (the `report`
     extra); without it the error names the extra to install, and with
     `figure=False` the tables are written without it.
+
+    Raises:
+        MissingDependencyError: `figure` and no matplotlib.
     """
     paths = {
         "md": os.path.join(out, "report.md"),

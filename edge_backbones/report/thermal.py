@@ -11,6 +11,7 @@ x86 laptop, an emulated Pi) record None.
 import os
 import shutil
 import subprocess
+from typing import Any
 
 __all__ = ["THROTTLE_FLAGS", "parse_throttled", "read_temperatures", "snapshot"]
 
@@ -25,9 +26,9 @@ THROTTLE_FLAGS = {
 _SINCE_BOOT = 16
 
 
-def read_temperatures(root=THERMAL_ROOT):
+def read_temperatures(root: str = THERMAL_ROOT) -> dict[str, float]:
     """{zone type: degrees C} of every readable thermal zone (may be {})."""
-    temperatures = {}
+    temperatures: dict[str, float] = {}
     try:
         zones = sorted(z for z in os.listdir(root) if z.startswith("thermal"))
     except OSError:
@@ -48,7 +49,7 @@ def read_temperatures(root=THERMAL_ROOT):
     return temperatures
 
 
-def parse_throttled(text):
+def parse_throttled(text: str) -> dict[str, Any] | None:
     """`vcgencmd get_throttled` output ("throttled=0x50005") -> a record.
 
     Returns {"raw", "now": [flags], "since_boot": [flags]}, or None when
@@ -85,7 +86,9 @@ def _vcgencmd_throttled(vcgencmd):
     return parse_throttled(done.stdout) if done.returncode == 0 else None
 
 
-def snapshot(root=THERMAL_ROOT, vcgencmd="vcgencmd"):
+def snapshot(
+    root: str = THERMAL_ROOT, vcgencmd: str = "vcgencmd"
+) -> dict[str, Any]:
     """{"temperatures_c": {...}, "throttled": {...} or None} right now."""
     return {
         "temperatures_c": read_temperatures(root),

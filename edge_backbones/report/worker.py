@@ -11,6 +11,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +98,9 @@ def _gpu(job):
     }
 
 
-def run_job(job):
+def run_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """Runs one timing job ({"kind": "tflite" | "keras" | "gpu", ...}) in
+    this process; returns its result row."""
     kinds = {"tflite": _tflite, "keras": _keras, "gpu": _gpu}
     return kinds[job["kind"]](job)
 

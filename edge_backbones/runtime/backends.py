@@ -10,6 +10,8 @@ int8 models it gave different (worse) results with XNNPACK than LiteRT 2.x.
 import dataclasses
 import importlib
 import warnings
+from types import ModuleType
+from typing import Any
 
 from edge_backbones.errors import InputError, MissingDependencyError
 
@@ -33,34 +35,50 @@ _PACKAGES = {
 
 @dataclasses.dataclass(frozen=True)
 class Backend:
+    """One installed interpreter package: its name and its module.
+
+    The interpreter packages ship no type information, so what comes out
+    of them (the interpreter class, its delegates) is `Any`.
+    """
+
     name: str
-    module: object  # the interpreter module
+    module: ModuleType  # the interpreter module
 
     @property
-    def Interpreter(self):  # noqa: N802 - mirrors the class it returns
+    def Interpreter(self) -> Any:  # noqa: N802 - mirrors the class it returns
         return self.module.Interpreter
 
     @property
-    def OpResolverType(self):  # noqa: N802
+    def OpResolverType(self) -> Any:  # noqa: N802
         return self.module.OpResolverType
 
-    def load_delegate(self, library, options=None):
+    def load_delegate(
+        self, library: str, options: dict[str, Any] | None = None
+    ) -> Any:
         return self.module.load_delegate(library, options)
 
     @property
-    def version(self):
+    def version(self) -> str:
         package = self.module.__name__.split(".")[0]
-        return getattr(importlib.import_module(package), "__version__", "?")
+        return str(
+            getattr(importlib.import_module(package), "__version__", "?")
+        )
 
 
-def load_backend(name=None):
-    """The interpreter backend `name`, or the first installed one."""
+def load_backend(name: str | None = None) -> Backend:
+    """The interpreter backend `name`, or the first installed one.
+
+    Raises:
+        InputError: `name` is not one of `BACKENDS`.
+        MissingDependencyError: that backend (or, for None, every one) is
+            not installed.
+    """
     if name is not None and name not in _MODULES:
         raise InputError(
             f"Unknown interpreter backend {name!r}; use one of "
             f"{list(BACKENDS)} or None (the first installed)."
         )
-    errors = {}
+    errors: dict[str, ImportError] = {}
     for candidate in (name,) if name else BACKENDS:
         try:
             module = importlib.import_module(_MODULES[candidate])

@@ -11,19 +11,64 @@ import collections
 import os
 import sys
 import time
+from collections.abc import Iterable, Sequence
+from typing import Any, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_backbones.errors import InputError
-from edge_backbones.runtime.edge_model import EdgeModel
+from edge_backbones.runtime.edge_model import EdgeModel, TensorSpec
 
-__all__ = ["benchmark", "latency_stats", "peak_rss_mb", "format_table"]
+__all__ = [
+    "BenchmarkResult",
+    "LatencyStats",
+    "benchmark",
+    "latency_stats",
+    "peak_rss_mb",
+    "format_table",
+]
+
+
+class LatencyStats(TypedDict):
+    """`latency_stats`: milliseconds, over `runs` timed calls."""
+
+    median: float
+    p5: float
+    p95: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    runs: int
+
+
+class _BareComparison(TypedDict, total=False):
+    bare_latency_ms: LatencyStats
+    wrapper_over_bare: float  # ratio of medians
+
+
+class BenchmarkResult(_BareComparison):
+    """What `benchmark` returns (the bare keys only with compare_bare)."""
+
+    model: str
+    size_bytes: int
+    threads: int | None
+    backend: str  # "litert 2.3.0"
+    delegate: str
+    fully_delegated: bool | None
+    cpu_ops: dict[str, int] | None  # op name -> count no delegate took
+    init_ms: float
+    warmup: int
+    latency_ms: LatencyStats
+    peak_rss_mb: float | None
+
 
 # seconds between progress lines on stderr; shorter runs print none
 _PROGRESS_EVERY_S = 5.0
 
 
-def latency_stats(seconds):
+def latency_stats(seconds: Sequence[float]) -> LatencyStats:
     """Summary (milliseconds) of a list of durations in seconds."""
     ms = np.asarray(seconds, np.float64) * 1e3
     return {
@@ -38,7 +83,7 @@ def latency_stats(seconds):
     }
 
 
-def peak_rss_mb():
+def peak_rss_mb() -> float | None:
     """The process's peak resident memory so far, in MiB (None if unknown).
 
     It covers everything the process loaded before, so compare models in
@@ -56,8 +101,8 @@ def peak_rss_mb():
     try:
         import resource
     except ImportError:  # Windows
-        resource = None
-    if resource is not None:
+        pass
+    else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         # Linux reports KiB, macOS bytes
         return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
@@ -66,12 +111,13 @@ def peak_rss_mb():
     except ImportError:
         return None
     info = psutil.Process().memory_info()
-    return getattr(info, "peak_wset", info.rss) / (1 << 20)
+    return float(getattr(info, "peak_wset", info.rss) / (1 << 20))
 
 
-def _fixed_input(spec):
+def _fixed_input(spec: TensorSpec) -> npt.NDArray[Any]:
     rng = np.random.default_rng(0)
     dtype = np.dtype(spec.dtype)
+    values: npt.NDArray[Any]
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         values = rng.integers(info.min, info.max, spec.shape, endpoint=True)
@@ -81,15 +127,15 @@ def _fixed_input(spec):
 
 
 def benchmark(
-    model_path,
-    num_threads=None,
-    runs=50,
-    warmup=5,
+    model_path: str | os.PathLike[str],
+    num_threads: int | None = None,
+    runs: int = 50,
+    warmup: int = 5,
     *,
-    compare_bare=False,
-    label=None,
-    **model_options,
-):
+    compare_bare: bool = False,
+    label: str | None = None,
+    **model_options: Any,
+) -> BenchmarkResult:
     """Times `EdgeModel(model_path, ...)`; returns a JSON-ready dict.
 
     `model_options` go to `EdgeModel` (delegates, backend, strict, ...).
@@ -97,6 +143,11 @@ def benchmark(
     cpu_ops, init_ms, warmup, latency_ms {median, p5, p95, mean, std, min,
     max, runs}, peak_rss_mb, and with `compare_bare` also bare_latency_ms
     and wrapper_over_bare (ratio of medians).
+
+    Raises:
+        InputError: runs < 1 or warmup < 0, or a bad model option.
+        ModelFileError, MetadataError, DelegateUnavailableError: as
+            `EdgeModel` raises them.
     """
     if runs < 1 or warmup < 0:
         raise InputError(
@@ -112,7 +163,7 @@ def benchmark(
         model(x)
     progress = f"bench {label} threads={num_threads}"
     wrapped, bare = _timed_runs(model, x, runs, compare_bare, progress)
-    result = {
+    result: BenchmarkResult = {
         "model": os.fspath(model_path),
         "size_bytes": os.path.getsize(model_path),
         "threads": num_threads,
@@ -138,11 +189,18 @@ def benchmark(
     return result
 
 
-def _timed_runs(model, x, runs, compare_bare, progress):
+def _timed_runs(
+    model: EdgeModel,
+    x: npt.NDArray[Any],
+    runs: int,
+    compare_bare: bool,
+    progress: str,
+) -> tuple[list[float], list[float]]:
     """(wrapped, bare) durations in seconds of `runs` calls of `model(x)`;
     `bare` holds a bare `invoke()` after each call with `compare_bare`."""
     engine = model._engine  # noqa: SLF001 - the same one, on purpose
-    wrapped, bare = [], []
+    wrapped: list[float] = []
+    bare: list[float] = []
     last_report = time.perf_counter()
     for i in range(runs):
         t0 = time.perf_counter()
@@ -164,7 +222,7 @@ def _timed_runs(model, x, runs, compare_bare, progress):
     return wrapped, bare
 
 
-def format_table(results):
+def format_table(results: Iterable[BenchmarkResult]) -> str:
     """A readable table of `benchmark` results, one row per result."""
     header = [
         *("model", "threads", "delegate", "full", "init ms", "median"),

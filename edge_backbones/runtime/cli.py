@@ -11,16 +11,25 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from edge_backbones.text import split_commas
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["add_parsers", "check_output_path", "thread_counts"]
 
 # height in pixels of each panel of the --save-png picture
 _PANEL_HEIGHT = 256
+# a segmenter's class-map output (models.segformer.CLASSES; the runtime
+# does not import models)
+CLASSES = "classes"
 
 
-def thread_counts(text):
+def thread_counts(text: str) -> list[int]:
     """argparse type: "1,2,4" -> [1, 2, 4], each >= 1."""
     try:
         values = [int(v) for v in split_commas(text)]
@@ -34,7 +43,7 @@ def thread_counts(text):
     return values
 
 
-def _json_dict(text):
+def _json_dict(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -49,10 +58,16 @@ def _json_dict(text):
     return value
 
 
-def check_output_path(flag, path, models, suffix):
+def check_output_path(
+    flag: str, path: str, models: Iterable[str], suffix: str
+) -> None:
     """Raises InputError if writing `path` would destroy a model or its
     sidecar, or cannot work (a folder; an unwritable parent). Checked
-    before any model runs."""
+    before any model runs.
+
+    Raises:
+        InputError: `path` is a model, a sidecar, a folder, or unwritable.
+    """
     from edge_backbones.errors import InputError
     from edge_backbones.runtime.metadata import sidecar_path
 
@@ -85,7 +100,7 @@ def check_output_path(flag, path, models, suffix):
         )
 
 
-def _add_model_options(parser):
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--delegates",
         type=split_commas,
@@ -108,7 +123,7 @@ def _add_model_options(parser):
     )
 
 
-def _model_options(args):
+def _model_options(args: argparse.Namespace) -> dict[str, Any]:
     """The EdgeModel keywords that `_add_model_options` parsed."""
     return {
         "delegates": args.delegates,
@@ -117,7 +132,11 @@ def _model_options(args):
     }
 
 
-def _heatmap_png(image, outputs, path):
+def _heatmap_png(
+    image: "npt.NDArray[np.uint8]",
+    outputs: Mapping[str, "npt.NDArray[np.float32]"],
+    path: str,
+) -> None:
     """Input image, then per level a mean-|channel| heatmap, side by side."""
     import cv2
     import numpy as np
@@ -125,11 +144,13 @@ def _heatmap_png(image, outputs, path):
     from edge_backbones.atomic_io import write_file_atomic
     from edge_backbones.errors import InputError
 
-    def panel(rgb, label, interpolation):
+    def panel(
+        rgb: "npt.NDArray[np.uint8]", label: str, interpolation: int
+    ) -> "npt.NDArray[np.uint8]":
         height, width = rgb.shape[:2]
         size = (max(1, round(width * _PANEL_HEIGHT / height)), _PANEL_HEIGHT)
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        bgr = cv2.resize(bgr, size, interpolation=interpolation)
+        bgr = np.asarray(cv2.resize(bgr, size, interpolation=interpolation))
         white = (255, 255, 255)
         font = cv2.FONT_HERSHEY_SIMPLEX
         cv2.putText(bgr, label, (6, 20), font, 0.5, white, 1, cv2.LINE_AA)
@@ -160,9 +181,11 @@ def _heatmap_png(image, outputs, path):
         ) from exc
 
 
-def _print_npu_numerics(compiled, fidelity):
+def _print_npu_numerics(
+    compiled: Mapping[str, Any], fidelity: Mapping[str, Any] | None
+) -> None:
     """What a compiled artifact's simulated run stands for, and its figures."""
-    from edge_backbones.exporter.verify import min_level
+    from edge_backbones.core.fidelity import min_level
     from edge_backbones.runtime.npu_engines import NPU_NUMERICS_LABEL
 
     print(
@@ -182,19 +205,29 @@ def _print_npu_numerics(compiled, fidelity):
             )
 
 
-def _run(args):
+def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edge_backbones.runtime import EdgeModel, load_image
 
     if args.save_png:
         check_output_path("--save-png", args.save_png, [args.model], ".png")
+    if args.overlay:
+        check_output_path("--overlay", args.overlay, [args.model], ".png")
     model = EdgeModel(
         args.model,
         num_threads=args.threads,
         preprocessing=args.preprocessing,
         **_model_options(args),
     )
+    if args.overlay and CLASSES not in model.output_specs:
+        from edge_backbones.errors import InputError
+
+        raise InputError(
+            f"--overlay draws a class map, but {args.model!r} outputs "
+            f"{sorted(model.output_specs)}, no {CLASSES!r}. Export a "
+            "segmenter (a checkpoint with a decode head), or use --save-png."
+        )
     image = load_image(args.image)
     outputs = model(model.preprocess(image))
     spec = model.input_spec
@@ -204,9 +237,10 @@ def _run(args):
         f"runs on   {model.active_delegate} (fully delegated: "
         f"{model.fully_delegated}), backend {model.backend.name}"
     )
-    compiled = (model.metadata or {}).get("compiled")
+    metadata = model.metadata or {}
+    compiled = metadata.get("compiled")
     if compiled:
-        _print_npu_numerics(compiled, model.metadata.get("fidelity"))
+        _print_npu_numerics(compiled, metadata.get("fidelity"))
     if model.cpu_ops:
         counts = collections.Counter(model.cpu_ops).most_common()
         print(
@@ -228,10 +262,39 @@ def _run(args):
     if args.save_png:
         _heatmap_png(image, outputs, args.save_png)
         print(f"saved     {args.save_png}")
+    if args.overlay:
+        task = (model.metadata or {}).get("task") or {}
+        _overlay_png(
+            image, outputs[CLASSES], task.get("class_names"), args.overlay
+        )
+        print(f"saved     {args.overlay}")
     return 0
 
 
-def _bench(args):
+def _overlay_png(
+    image: "npt.NDArray[Any]",
+    classes: "npt.NDArray[Any]",
+    class_names: list[str] | None,
+    path: str,
+) -> None:
+    import cv2
+
+    from edge_backbones.atomic_io import write_file_atomic
+    from edge_backbones.errors import InputError
+    from edge_backbones.runtime.overlay import overlay_image
+
+    picture = overlay_image(image, classes, class_names)
+    _, encoded = cv2.imencode(".png", picture[..., ::-1])
+    try:
+        write_file_atomic(path, encoded.tobytes())
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write --overlay {path!r} ({exc}). Pass a path in a "
+            "folder you can write to."
+        ) from exc
+
+
+def _bench(args: argparse.Namespace) -> int:
     from edge_backbones.runtime.bench import benchmark, format_table
 
     if args.json:
@@ -255,7 +318,7 @@ def _bench(args):
     return 0
 
 
-def _op_profile(args):
+def _op_profile(args: argparse.Namespace) -> int:
     from edge_backbones.runtime.op_profile import format_op_profile, op_profile
 
     profiles = []
@@ -274,7 +337,7 @@ def _op_profile(args):
     return 0
 
 
-def _host():
+def _host() -> dict[str, str | int | None]:
     return {
         "machine": platform.machine(),
         "system": platform.platform(),
@@ -283,7 +346,7 @@ def _host():
     }
 
 
-def _write_json(path, document):
+def _write_json(path: str, document: object) -> None:
     from edge_backbones.atomic_io import dumps_json, write_file_atomic
     from edge_backbones.errors import InputError
 
@@ -298,7 +361,8 @@ def _write_json(path, document):
     print(f"wrote {path}")
 
 
-def add_parsers(subparsers):
+def add_parsers(subparsers: Any) -> None:
+    """Adds `run` and `bench` to the `edge-backbones` command's parsers."""
     run = subparsers.add_parser(
         "run",
         help="run an exported model on one image and print its levels",
@@ -312,6 +376,12 @@ def add_parsers(subparsers):
         "--save-png",
         metavar="PATH",
         help="also write the input and a mean-|channel| heatmap per level",
+    )
+    run.add_argument(
+        "--overlay",
+        metavar="PATH",
+        help="segmenters: write the photo with its class map blended in a "
+        "fixed palette and a legend of the top classes (PNG)",
     )
     run.add_argument("--threads", type=int, default=None)
     run.add_argument(

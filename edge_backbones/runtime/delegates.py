@@ -21,8 +21,11 @@ import ctypes
 import dataclasses
 import os
 import sys
+from collections.abc import Iterable
+from typing import Any, TypeAlias
 
 from edge_backbones.errors import DelegateUnavailableError
+from edge_backbones.runtime.backends import Backend
 
 __all__ = [
     "KNOWN_DELEGATES",
@@ -35,8 +38,15 @@ __all__ = [
     "delegation_summary",
 ]
 
+# one entry of `delegates`: a name or library path, optionally with the
+# options its library takes
+DelegateName: TypeAlias = str | os.PathLike[str]
+DelegateEntry: TypeAlias = (
+    DelegateName | tuple[DelegateName, dict[str, Any]] | list[Any]
+)
+
 # name -> (environment variable with a library path, usual library names)
-_LIBRARIES = {
+_LIBRARIES: dict[str, tuple[str, dict[str, tuple[str, ...]]]] = {
     "gpu": (
         "EDGE_BACKBONES_GPU_DELEGATE",
         {
@@ -74,10 +84,10 @@ class DelegateSpec:
     name: str  # a known name, or the library path as given
     # "default" (XNNPACK), "reference" (cpu), "portable" or "library"
     kind: str
-    options: dict = dataclasses.field(default_factory=dict)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _is_library_path(text):
+def _is_library_path(text: str) -> bool:
     base = os.path.basename(text)
     return (
         os.sep in text
@@ -87,24 +97,32 @@ def _is_library_path(text):
     )
 
 
-def parse_delegates(delegates):
+def parse_delegates(
+    delegates: DelegateName | Iterable[DelegateEntry],
+) -> list[DelegateSpec]:
     """`delegates` as given by a caller -> a list of DelegateSpec.
 
     An unknown name raises at once, even when not strict: a typo should not
     quietly run the model on another device.
+
+    Raises:
+        DelegateUnavailableError: an unknown name, malformed options, or
+            no delegate at all.
     """
     if isinstance(delegates, (str, os.PathLike)):
         delegates = (delegates,)
     specs = []
+    entry: object
     for entry in delegates:
-        options = {}
+        options: dict[str, Any] = {}
         if isinstance(entry, (tuple, list)) and len(entry) == 2:
-            entry, options = entry
-            if not isinstance(options, dict):
+            entry, given = entry
+            if not isinstance(given, dict):
                 raise DelegateUnavailableError(
-                    f"Delegate options must be a dict; got {options!r} for "
+                    f"Delegate options must be a dict; got {given!r} for "
                     f"{entry!r}. Pass e.g. ('gpu', {{'option': 'value'}})."
                 )
+            options = given
         if isinstance(entry, os.PathLike):
             entry = os.fspath(entry)
         if not isinstance(entry, str):
@@ -142,7 +160,7 @@ def parse_delegates(delegates):
     return specs
 
 
-def library_candidates(spec):
+def library_candidates(spec: DelegateSpec) -> list[str]:
     """The library files to try for a "library" DelegateSpec, in order."""
     if spec.name not in _LIBRARIES:
         return [spec.name]
@@ -154,16 +172,20 @@ def library_candidates(spec):
     return list(names.get(platform, ()))
 
 
-def library_overridden(spec):
+def library_overridden(spec: DelegateSpec) -> bool:
     """True if an environment variable names `spec`'s library."""
     variable = _LIBRARIES.get(spec.name, (None,))[0]
     return bool(variable and os.environ.get(variable))
 
 
-def load_library_delegate(backend, spec):
+def load_library_delegate(
+    backend: Backend, spec: DelegateSpec
+) -> tuple[Any, str]:
     """Loads a "library" delegate; returns (delegate, library path).
 
-    Raises DelegateUnavailableError with every candidate's reason.
+    Raises:
+        DelegateUnavailableError: no candidate library loaded (the message
+            gives every candidate's reason).
     """
     candidates = library_candidates(spec)
     if not candidates:
@@ -203,7 +225,7 @@ def load_library_delegate(backend, spec):
     )
 
 
-def delegation_summary(interpreter):
+def delegation_summary(interpreter: Any) -> tuple[int, list[str]] | None:
     """(delegate node count, op names left to the CPU) of an allocated graph.
 
     The interpreter lists every node, including the ones a delegate
@@ -221,7 +243,7 @@ def delegation_summary(interpreter):
         ops = interpreter._get_ops_details()  # noqa: SLF001
     except (AttributeError, RuntimeError, ValueError):
         return None
-    producer = {}
+    producer: dict[int, Any] = {}
     delegate_nodes = 0
     for op in ops:
         is_delegate = op["op_name"] == "DELEGATE"
@@ -231,7 +253,8 @@ def delegation_summary(interpreter):
             if is_delegate or int(tensor) not in producer:
                 producer[int(tensor)] = op
     needed = [int(d["index"]) for d in interpreter.get_output_details()]
-    visited, leftovers = set(), []
+    visited: set[int] = set()
+    leftovers: list[str] = []
     while needed:
         op = producer.get(needed.pop())
         if op is None or op["index"] in visited:

@@ -10,9 +10,13 @@ import dataclasses
 import os
 import threading
 import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
+from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.errors import (
     DelegateUnavailableError,
     InputError,
@@ -20,22 +24,26 @@ from edge_backbones.errors import (
     ModelFileError,
 )
 from edge_backbones.runtime import delegates as delegates_lib
-from edge_backbones.runtime.backends import load_backend
+from edge_backbones.runtime.backends import Backend, load_backend
+from edge_backbones.runtime.class_map import CLASSES, LOGITS, class_map
+from edge_backbones.runtime.delegates import DelegateEntry, DelegateName
 from edge_backbones.runtime.engines import (
     CompiledModelEngine,
     InterpreterEngine,
+    SignatureEngine,
     accelerator_available,
 )
 from edge_backbones.runtime.known_faults import tflite_runtime_fault
 from edge_backbones.runtime.metadata import load_metadata, validate_metadata
 from edge_backbones.runtime.model_file import read_model_file
 from edge_backbones.runtime.npu_engines import open_npu_engine
-from edge_backbones.runtime.preprocess import (
-    preprocess,
-    validate_preprocessing,
-)
+from edge_backbones.runtime.preprocess import ImageLike, preprocess
 
-__all__ = ["EdgeModel", "TensorSpec"]
+__all__ = ["EdgeModel", "Outputs", "TensorSpec"]
+
+# what a model returns: output (pyramid level) name -> float32 array, in
+# the exporter's fine-to-coarse order
+Outputs: TypeAlias = dict[str, npt.NDArray[np.float32]]
 
 _SIGNATURE = "serving_default"
 # delegate kinds that run the interpreter's own kernels: which op resolver
@@ -50,12 +58,15 @@ class TensorSpec:
     """A model input or output as the interpreter reports it."""
 
     name: str
-    shape: tuple
+    shape: tuple[int, ...]
     dtype: str  # numpy dtype name: "float32", "int8", "uint8", ...
-    quantization: dict | None  # {"scale", "zero_point"}; None if float
+    # {"scale": float, "zero_point": int}; None if float
+    quantization: dict[str, float] | None
 
 
-def _tensor_spec(name, details, model_path):
+def _tensor_spec(
+    name: str, details: Mapping[str, Any], model_path: str
+) -> TensorSpec:
     # `quantization_parameters`, not the deprecated `quantization` pair: the
     # pair reads (0.0, 0) for a per-channel tensor, i.e. "float"
     params = details["quantization_parameters"]
@@ -82,7 +93,9 @@ def _tensor_spec(name, details, model_path):
     )
 
 
-def _dequantization(spec):
+def _dequantization(
+    spec: TensorSpec,
+) -> tuple[np.float32, np.float32] | tuple[None, None]:
     """(scale, zero point) as float32 to dequantize `spec`'s values, or
     (None, None) for a float tensor."""
     if spec.quantization is None:
@@ -122,19 +135,29 @@ class EdgeModel:
             (they raise `InputError` by default: they would spread through
             every feature). Never allowed for int8/uint8 inputs, where they
             have no quantized value.
+
+    Raises:
+        ModelFileError: a missing, damaged or unloadable model file.
+        IntegrityError: the file differs from the hash recorded at export.
+        MetadataError: metadata that is malformed or disagrees with the
+            model, or a malformed `preprocessing`.
+        DelegateUnavailableError: an unknown delegate, or (`strict`) one
+            that failed to load.
+        InputError: a bad `num_threads` or `backend`.
+        MissingDependencyError: no interpreter package is installed.
     """
 
     def __init__(
         self,
-        model_path,
-        delegates=("xnnpack",),
-        num_threads=None,
-        strict=False,
-        backend=None,
-        preprocessing=None,
-        verify_integrity=True,
-        allow_nonfinite=False,
-    ):
+        model_path: str | os.PathLike[str],
+        delegates: DelegateName | Iterable[DelegateEntry] = ("xnnpack",),
+        num_threads: int | None = None,
+        strict: bool = False,
+        backend: str | None = None,
+        preprocessing: Mapping[str, Any] | None = None,
+        verify_integrity: bool = True,
+        allow_nonfinite: bool = False,
+    ) -> None:
         self.model_path = os.fspath(model_path)
         # a bad file gets a clear error here instead of an interpreter abort
         self.model_file = read_model_file(self.model_path)
@@ -152,7 +175,7 @@ class EdgeModel:
                 f"{num_threads!r}."
             )
         self.num_threads = num_threads
-        self.backend = load_backend(backend)
+        self.backend: Backend = load_backend(backend)
         if delegates is None:
             raise DelegateUnavailableError(
                 "delegates=None: pass where to run, in order of precedence, "
@@ -164,6 +187,8 @@ class EdgeModel:
         npu_engine = open_npu_engine(
             self.model_path, self.metadata, num_threads
         )
+        self._engine: InterpreterEngine | SignatureEngine
+        self.active_delegate: str
         if npu_engine is not None:
             self._engine, self.active_delegate = npu_engine, npu_engine.name
         else:
@@ -178,11 +203,22 @@ class EdgeModel:
             if preprocessing is None
             else validate_preprocessing(preprocessing)
         )
+        task = (self.metadata or {}).get("task") or {}
+        # a segmenter whose graph leaves its class map to the host (see
+        # runtime.class_map)
+        self._host_classes = (
+            task.get("kind") == "segmentation"
+            and CLASSES not in self.output_specs
+            and LOGITS in self.output_specs
+        )
+        self._classes_at = task.get("classes_at", "logits")
         self._lock = threading.Lock()
 
     # -- construction ---------------------------------------------------
 
-    def _open(self, specs, strict):
+    def _open(
+        self, specs: Iterable[delegates_lib.DelegateSpec], strict: bool
+    ) -> tuple[InterpreterEngine | CompiledModelEngine, str]:
         failures = []
         for spec in specs:
             try:
@@ -207,7 +243,9 @@ class EdgeModel:
             )
         return engine, spec.name
 
-    def _create(self, spec):
+    def _create(
+        self, spec: delegates_lib.DelegateSpec
+    ) -> InterpreterEngine | CompiledModelEngine:
         backend = self.backend
         reasons = []
         if (
@@ -221,7 +259,7 @@ class EdgeModel:
                 )
             except DelegateUnavailableError as exc:
                 reasons.append(str(exc))
-        kwargs = {"model_path": self.model_path}
+        kwargs: dict[str, Any] = {"model_path": self.model_path}
         if self.num_threads is not None:
             kwargs["num_threads"] = self.num_threads
         if spec.kind in _RESOLVERS:
@@ -265,7 +303,9 @@ class EdgeModel:
         self._refuse_known_fault(interpreter, spec)
         return InterpreterEngine(interpreter)
 
-    def _refuse_known_fault(self, interpreter, spec):
+    def _refuse_known_fault(
+        self, interpreter: Any, spec: delegates_lib.DelegateSpec
+    ) -> None:
         # a segfault in invoke would kill the caller with no Python error
         if self.backend.name != "tflite_runtime":
             return
@@ -283,7 +323,7 @@ class EdgeModel:
                 "run it with ai-edge-litert (backend='litert')."
             )
 
-    def _bind_signature(self):
+    def _bind_signature(self) -> None:
         if isinstance(self._engine, InterpreterEngine):
             interpreter = self._engine.interpreter
         else:
@@ -314,7 +354,9 @@ class EdgeModel:
             ]
             self._engine.bind(key, input_name, shapes)
 
-    def _signature_io(self, interpreter):
+    def _signature_io(
+        self, interpreter: Any
+    ) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
         """(signature key or None, input details, output details by name)."""
         signatures = interpreter.get_signature_list()
         if not signatures:
@@ -339,7 +381,9 @@ class EdgeModel:
         del runner
         return key, inputs, outputs
 
-    def _single_input(self, interpreter, inputs):
+    def _single_input(
+        self, interpreter: Any, inputs: Mapping[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
         """The (name, details) of the one input, on the main subgraph."""
         if len(inputs) != 1:
             raise ModelFileError(
@@ -359,16 +403,17 @@ class EdgeModel:
     # -- properties -----------------------------------------------------
 
     @property
-    def output_names(self):
+    def output_names(self) -> list[str]:
+        """The output names (pyramid levels), fine to coarse."""
         return list(self.output_specs)
 
     @property
-    def image_size(self):
+    def image_size(self) -> tuple[int, int]:
         """(height, width) the model takes."""
         return self.input_spec.shape[1], self.input_spec.shape[2]
 
     @property
-    def fully_delegated(self):
+    def fully_delegated(self) -> bool | None:
         """True if a delegate runs every op; None if not applicable/known.
 
         The interpreter's own kernels ("cpu", "portable") use no delegate,
@@ -379,11 +424,11 @@ class EdgeModel:
         return self._engine.fully_delegated
 
     @property
-    def cpu_ops(self):
+    def cpu_ops(self) -> list[str] | None:
         """Ops no delegate took (run by CPU kernels); None if unknown."""
         return self._engine.cpu_ops
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"EdgeModel({self.model_path!r}, input={self.input_spec.shape} "
             f"{self.input_spec.dtype}, outputs={self.output_names}, "
@@ -393,29 +438,41 @@ class EdgeModel:
 
     # -- running --------------------------------------------------------
 
-    def __call__(self, x):
-        """Runs one input in model-input space -> {name: float32 array}.
+    def __call__(self, x: npt.ArrayLike) -> Outputs:
+        """Runs one input in model-input space -> {name: array}: float32,
+        or the integers of an unquantized integer output (a segmenter's
+        `classes`).
 
         `x` is (1, H, W, C) or (H, W, C) as `preprocess` returns it. Float
         values are quantized with the input tensor's own scale and zero
         point when the model takes int8/uint8.
+
+        Raises:
+            InputError: a shape, dtype or non-finite value the model
+                cannot take.
         """
-        x = self._to_input(x)
+        ready = self._to_input(x)
         with self._lock:
-            raw = self._engine.run(x)
-        out = {}
+            raw = self._engine.run(ready)
+        out: Outputs = {}
         for (name, scale, zero_point), value in zip(
             self._dequantize, raw, strict=True
         ):
-            if scale is None:
+            if scale is None and np.issubdtype(value.dtype, np.integer):
+                out[name] = value  # a class map: ids, not quantized values
+            elif scale is None:
                 out[name] = value.astype(np.float32, copy=False)
             else:
                 out[name] = (value.astype(np.float32) - zero_point) * scale
+        if self._host_classes:
+            out[CLASSES] = class_map(
+                out[LOGITS], self._classes_at, self.image_size
+            )
         return out
 
-    def _to_input(self, x):
+    def _to_input(self, given: npt.ArrayLike) -> npt.NDArray[Any]:
         spec = self.input_spec
-        x = np.asarray(x)
+        x: npt.NDArray[Any] = np.asarray(given)
         if x.ndim == len(spec.shape) - 1:
             x = x[None]
         if x.shape != spec.shape:
@@ -458,7 +515,7 @@ class EdgeModel:
             "model's input space."
         )
 
-    def _check_finite(self, x, target):
+    def _check_finite(self, x: npt.NDArray[Any], target: np.dtype[Any]) -> None:
         # one float64 sum is a cheap test; NaN and +-Inf survive it
         if np.isfinite(x.sum(dtype=np.float64)):
             return
@@ -489,8 +546,16 @@ class EdgeModel:
             f"first at index {first}): {fix}"
         )
 
-    def preprocess(self, image):
-        """A path or an RGB array -> the (H, W, 3) array this model takes."""
+    def preprocess(
+        self, image: ImageLike
+    ) -> npt.NDArray[np.float32] | npt.NDArray[np.uint8]:
+        """A path or an RGB array -> the (H, W, 3) array this model takes.
+
+        Raises:
+            InputError: an unreadable image.
+            MetadataError: the model has no preprocessing metadata and
+                none was passed to `EdgeModel`.
+        """
         if self.preprocessing is None:
             raise MetadataError(
                 f"{self.model_path!r} has no edge_backbones metadata, so its "
@@ -500,11 +565,15 @@ class EdgeModel:
             )
         return preprocess(image, self.preprocessing, self.image_size)
 
-    def predict(self, images):
+    def predict(self, images: ImageLike | Iterable[ImageLike]) -> Outputs:
         """Preprocesses and runs images -> {name: stacked float32 array}.
 
         `images` is a list of paths or RGB arrays (a single one is fine);
         results are stacked along the batch axis in the same order.
+
+        Raises:
+            InputError: no images, or one the model cannot take.
+            MetadataError: the model's preprocessing is unknown.
         """
         if isinstance(images, (str, os.PathLike)) or (
             isinstance(images, np.ndarray) and images.ndim in (2, 3)
@@ -522,5 +591,5 @@ class EdgeModel:
             )
         return {
             name: np.concatenate([r[name] for r in results])
-            for name in self.output_specs
+            for name in results[0]
         }

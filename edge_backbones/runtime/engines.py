@@ -12,33 +12,78 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_backbones.errors import DelegateUnavailableError
 from edge_backbones.runtime import gpu_probe
+from edge_backbones.runtime.backends import Backend
 from edge_backbones.runtime.delegates import delegation_summary
 
-__all__ = ["InterpreterEngine", "CompiledModelEngine", "accelerator_available"]
+__all__ = [
+    "Engine",
+    "SignatureEngine",
+    "InterpreterEngine",
+    "CompiledModelEngine",
+    "accelerator_available",
+]
+
+
+class Engine(Protocol):
+    """What `EdgeModel` drives: an input array in the input tensor's dtype
+    in, the raw output arrays in the bound order out."""
+
+    @property
+    def fully_delegated(self) -> bool | None: ...
+
+    @property
+    def cpu_ops(self) -> list[str] | None: ...
+
+    def run(self, x: npt.NDArray[Any]) -> list[npt.NDArray[Any]]: ...
+
+    def invoke(self) -> None: ...
+
+
+class SignatureEngine(Engine, Protocol):
+    """An engine bound by signature and tensor names (`CompiledModel`, the
+    NPU simulations), not by the interpreter's tensor indices."""
+
+    def bind(
+        self,
+        signature_key: str | None,
+        input_name: str,
+        outputs: Sequence[tuple[str, tuple[int, ...], np.dtype[Any]]],
+    ) -> None: ...
 
 
 class InterpreterEngine:
-    def __init__(self, interpreter):
+    """The classic `Interpreter` of any backend, allocated by the caller."""
+
+    def __init__(self, interpreter: Any) -> None:
         self.interpreter = interpreter
         summary = delegation_summary(interpreter)
+        self.delegate_nodes: int | None
+        self.cpu_ops: list[str] | None
         self.delegate_nodes, self.cpu_ops = summary or (None, None)
 
-    def bind(self, input_details, output_details):
+    def bind(
+        self, input_details: dict[str, Any], output_details: Iterable[Any]
+    ) -> None:
+        """Which tensors to feed and read (the interpreter's details)."""
         self._input_index = input_details["index"]
         self._output_indices = [d["index"] for d in output_details]
 
     @property
-    def fully_delegated(self):
+    def fully_delegated(self) -> bool | None:
         if self.delegate_nodes is None:
             return None
         return self.delegate_nodes > 0 and not self.cpu_ops
 
-    def run(self, x):
+    def run(self, x: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
         interpreter = self.interpreter
         interpreter.set_tensor(self._input_index, x)
         interpreter.invoke()
@@ -46,12 +91,12 @@ class InterpreterEngine:
         # its next invoke() refuses to run
         return [interpreter.get_tensor(i) for i in self._output_indices]
 
-    def invoke(self):
+    def invoke(self) -> None:
         """Runs on whatever input was set last (for bare timing)."""
         self.interpreter.invoke()
 
 
-def accelerator_available(backend):
+def accelerator_available(backend: Backend) -> bool:
     """True if `backend` offers LiteRT's CompiledModel accelerators."""
     if backend.name != "litert":
         return False
@@ -62,7 +107,7 @@ def accelerator_available(backend):
     return True
 
 
-def _native_errors(log):
+def _native_errors(log: str) -> list[str]:
     """The error lines of LiteRT's native log, deduplicated, in order."""
     lines = []
     for line in log.splitlines():
@@ -82,7 +127,7 @@ _PARTITION = re.compile(
 )
 
 
-def _gpu_partition(log):
+def _gpu_partition(log: str) -> tuple[int | None, int, list[str]]:
     """(ops on the GPU, ops on the CPU, refused-op lines) from the GPU log.
 
     The delegate prints, only when it cannot take everything:
@@ -90,7 +135,9 @@ def _gpu_partition(log):
         RESHAPE: Tensor dimensions must be less than 5. <node name>
         6 operations will run on the GPU, and the remaining 5 ...
     """
-    refused, gpu, cpu, listing = [], None, 0, False
+    refused: list[str] = []
+    gpu: int | None = None
+    cpu, listing = 0, False
     for line in log.splitlines():
         line = line.strip()
         match = _PARTITION.search(line)
@@ -113,7 +160,7 @@ class _CapturedStderr:
     reason a GPU is unusable is only in that log.
     """
 
-    def __enter__(self):
+    def __enter__(self) -> "_CapturedStderr":
         # Python's own buffered stderr text belongs before the redirect
         sys.stderr.flush()
         self._file = tempfile.TemporaryFile()
@@ -121,7 +168,12 @@ class _CapturedStderr:
         os.dup2(self._file.fileno(), 2)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> Literal[False]:
         sys.stderr.flush()
         os.dup2(self._saved, 2)
         os.close(self._saved)
@@ -137,7 +189,7 @@ class _CapturedStderr:
 _WIRE_TYPES = {np.dtype(np.int16): np.dtype(np.float16)}
 
 
-def _on_the_wire(x):
+def _on_the_wire(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     wire = _WIRE_TYPES.get(x.dtype)
     return x if wire is None else x.view(wire)
 
@@ -145,8 +197,10 @@ def _on_the_wire(x):
 class CompiledModelEngine:
     """A LiteRT CompiledModel on one hardware accelerator ("gpu"/"cpu")."""
 
-    def __init__(self, model_path, accelerator, num_threads=None):
-        self.device = None
+    def __init__(
+        self, model_path: str, accelerator: str, num_threads: int | None = None
+    ) -> None:
+        self.device: str | None = None
         if accelerator == "gpu":
             # never load the GPU accelerator into this process unless a
             # child process showed that it works (see gpu_probe)
@@ -175,6 +229,7 @@ class CompiledModelEngine:
         with _CapturedStderr() as captured:
             # our own environment, so a failed one is torn down (and logs
             # its teardown) while stderr is still captured
+            failure: RuntimeError | None
             try:
                 environment = Environment.create(
                     runtime_path=os.path.dirname(compiled_model.__file__)
@@ -199,13 +254,16 @@ class CompiledModelEngine:
                 f"LiteRT's {accelerator.upper()} accelerator could not "
                 f"compile the model: {details}."
             ) from failure
-        self.fully_delegated = self._model.is_fully_accelerated()
+        self.fully_delegated: bool | None = bool(
+            self._model.is_fully_accelerated()
+        )
         # CompiledModel does not list its CPU ops
-        self.cpu_ops, self.fallback_report = None, None
+        self.cpu_ops: list[str] | None = None
+        self.fallback_report: str | None = None
         if accelerator == "gpu":
             self._read_gpu_partition(captured.text)
 
-    def _read_gpu_partition(self, log):
+    def _read_gpu_partition(self, log: str) -> None:
         """What the GPU delegate left to the CPU, from its own log.
 
         `is_fully_accelerated()` counts ops on the CPU accelerator as
@@ -222,7 +280,12 @@ class CompiledModelEngine:
                 f"refused: {'; '.join(refused) or 'no op named'}"
             )
 
-    def bind(self, signature_key, input_name, outputs):
+    def bind(
+        self,
+        signature_key: str | None,
+        input_name: str,
+        outputs: Sequence[tuple[str, tuple[int, ...], np.dtype[Any]]],
+    ) -> None:
         """`outputs`: [(name, shape, numpy dtype)] in the order to return."""
         model = self._model
         self._key = signature_key
@@ -241,7 +304,7 @@ class CompiledModelEngine:
             for name, shape, dtype in outputs
         ]
 
-    def run(self, x):
+    def run(self, x: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
         self._input.write(_on_the_wire(x))
         self.invoke()
         return [
@@ -251,5 +314,5 @@ class CompiledModelEngine:
             for buffer, count, dtype, shape in self._reads
         ]
 
-    def invoke(self):
+    def invoke(self) -> None:
         self._model.run_by_name(self._key, self._inputs, self._outputs)

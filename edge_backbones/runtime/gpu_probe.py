@@ -33,6 +33,7 @@ import signal
 import subprocess
 import sys
 import threading
+from typing import Any
 
 __all__ = ["GpuVerdict", "gpu_verdict", "clear_cache", "PROBE_TIMEOUT_S"]
 
@@ -49,7 +50,8 @@ _REASON = re.compile(
     r"^(?:E\d{4} [\d:.]+\s+\d+ \S+\] |ERROR: (?:\[[^\]]*\] )?|Warning: )"
     r"(?P<text>.+)$"
 )
-_cache = {}
+# (TensorFlow loaded, the Vulkan environment) -> verdict
+_cache: dict[tuple[bool, tuple[tuple[str, str], ...]], "GpuVerdict"] = {}
 _lock = threading.Lock()
 
 
@@ -63,18 +65,18 @@ class GpuVerdict:
     software: bool | None = None  # True for a CPU/software driver
 
     @property
-    def device(self):
+    def device(self) -> str | None:
         """The adapter's name, marked when it is a software driver."""
         if self.adapter is None:
             return None
         return self.adapter + (" (software Vulkan)" if self.software else "")
 
 
-def _tensorflow_loaded():
+def _tensorflow_loaded() -> bool:
     return "tensorflow" in sys.modules
 
 
-def _cache_key():
+def _cache_key() -> tuple[bool, tuple[tuple[str, str], ...]]:
     return _tensorflow_loaded(), tuple(
         sorted(
             (name, value)
@@ -84,8 +86,13 @@ def _cache_key():
     )
 
 
-def gpu_verdict():
-    """The GpuVerdict for this process's environment (probed once)."""
+def gpu_verdict() -> GpuVerdict:
+    """The GpuVerdict for this process's environment (probed once).
+
+    Raises:
+        InputError: EDGE_BACKBONES_GPU_PROBE_TIMEOUT is not a positive
+            number of seconds.
+    """
     key = _cache_key()
     with _lock:
         if key not in _cache:
@@ -93,13 +100,13 @@ def gpu_verdict():
         return _cache[key]
 
 
-def clear_cache():
+def clear_cache() -> None:
     """Forgets every verdict (after installing a driver, in tests)."""
     with _lock:
         _cache.clear()
 
 
-def _timeout_s():
+def _timeout_s() -> float:
     text = os.environ.get(_TIMEOUT_VARIABLE)
     if text is None:
         return PROBE_TIMEOUT_S
@@ -117,7 +124,7 @@ def _timeout_s():
     return seconds
 
 
-def _probe():
+def _probe() -> GpuVerdict:
     timeout = _timeout_s()
     package_root = os.path.dirname(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -150,7 +157,9 @@ def _probe():
     )
 
 
-def _read_verdict(returncode, stdout, stderr, with_tensorflow=False):
+def _read_verdict(
+    returncode: int, stdout: str, stderr: str, with_tensorflow: bool = False
+) -> GpuVerdict:
     """The child's output -> GpuVerdict; a crash is a verdict too."""
     adapter = _ADAPTER.search(stderr)
     name, software = None, None
@@ -161,7 +170,7 @@ def _read_verdict(returncode, stdout, stderr, with_tensorflow=False):
     found = json.loads(lines[-1]) if lines else None
     if found is not None and not found["usable"]:
         # the child's own reason, even if its teardown then aborted
-        reason = found["reason"]
+        reason = str(found["reason"])
         if found.get("native"):
             reason = "; ".join(_reasons(stderr)) or reason
         return GpuVerdict(False, reason, name, software)
@@ -181,16 +190,16 @@ def _read_verdict(returncode, stdout, stderr, with_tensorflow=False):
     )
 
 
-def _signal_name(number):
+def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
         return "unknown signal"
 
 
-def _reasons(log):
+def _reasons(log: str) -> list[str]:
     """The error lines of LiteRT's and Dawn's native log, in order, once."""
-    reasons = []
+    reasons: list[str] = []
     for line in log.splitlines():
         match = _REASON.match(line.strip())
         if match and match["text"] not in reasons:
@@ -198,19 +207,19 @@ def _reasons(log):
     return reasons
 
 
-def _probe_model():
+def _probe_model() -> bytes:
     """A one-op graph (y = x + x on 1x2x2x4 float32) as .tflite bytes."""
     import numpy as np
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
-    def tensor(name, buffer):
+    def tensor(name: str, buffer: int) -> Any:
         t = schema.TensorT()
         t.name, t.buffer, t.type = name, buffer, schema.TensorType.FLOAT32
         t.shape = np.array([1, 2, 2, 4], np.int32)
         return t
 
-    def io_map(name, index):
+    def io_map(name: str, index: int) -> Any:
         entry = schema.TensorMapT()
         entry.name, entry.tensorIndex = name, index
         return entry
@@ -239,7 +248,7 @@ def _probe_model():
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _run_on_gpu():
+def _run_on_gpu() -> tuple[bool, str]:
     """Runs the probe graph on the GPU alone; returns (usable, reason)."""
     import numpy as np
     from ai_edge_litert import compiled_model
@@ -270,7 +279,7 @@ def _run_on_gpu():
     return True, ""
 
 
-def _child_main():
+def _child_main() -> None:
     """The probe process: prints one JSON line, then exits normally."""
     native = False
     try:

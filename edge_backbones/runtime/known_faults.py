@@ -7,6 +7,7 @@ invoke and refuses them with a typed error (docs/raspberry_pi.md).
 """
 
 import platform
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ __all__ = ["ARM_MACHINES", "per_channel_int8_fcs", "tflite_runtime_fault"]
 ARM_MACHINES = ("aarch64", "arm64")
 
 
-def per_channel_int8_fcs(interpreter):
+def per_channel_int8_fcs(interpreter: Any) -> tuple[int, int]:
     """(count, count without bias) of int8 FULLY_CONNECTED ops whose
     weights are quantized per channel, in an allocated interpreter."""
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
@@ -34,7 +35,9 @@ def per_channel_int8_fcs(interpreter):
     return total, bias_less
 
 
-def tflite_runtime_fault(interpreter, portable=False, machine=None):
+def tflite_runtime_fault(
+    interpreter: Any, portable: bool = False, machine: str | None = None
+) -> str | None:
     """Why tflite-runtime 2.14 cannot be trusted with `interpreter`'s graph
     (allocated, never invoked), or None.
 

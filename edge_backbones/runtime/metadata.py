@@ -11,8 +11,15 @@ import hashlib
 import json
 import mmap
 import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+from edge_backbones.core.artifact import SCHEMA, SCHEMA_COMPILED, validate
 from edge_backbones.errors import IntegrityError, MetadataError
+from edge_backbones.runtime.model_file import TFLiteModelFile
+
+if TYPE_CHECKING:
+    from edge_backbones.runtime.edge_model import TensorSpec
 
 __all__ = [
     "DIGEST_KEY",
@@ -30,11 +37,14 @@ __all__ = [
     "validate_metadata",
 ]
 
+# the parsed JSON of an artifact's metadata (`SCHEMA`): "input", "outputs",
+# "preprocessing", "export", ...
+Metadata: TypeAlias = dict[str, Any]
+
 METADATA_NAME = "edge_backbones"
-SCHEMA = "edge_backbones.tflite/1"
-# an artifact compiled ahead of time for an NPU: /1 plus a `compiled` block
-# (SoC, plugin and SDK versions, ops per partition); see edge_backbones.npu
-SCHEMA_COMPILED = "edge_backbones.tflite/2"
+# SCHEMA (an export) and SCHEMA_COMPILED (an export compiled ahead of time
+# for an NPU, plus a `compiled` block) live with the contract in
+# edge_backbones.core.artifact
 
 # The embedded metadata records a sha256 of the whole .tflite, taken with
 # the 64 hex digits of that very digest read as "0"s: every byte (weights,
@@ -52,12 +62,12 @@ _DIGEST_DIGITS = 64
 _ZERO_DIGITS = b"0" * _DIGEST_DIGITS
 
 
-def sidecar_path(model_path):
+def sidecar_path(model_path: str | os.PathLike[str]) -> str:
     """`x.tflite` -> `x.json`."""
     return os.path.splitext(os.fspath(model_path))[0] + ".json"
 
 
-def utc_now():
+def utc_now() -> str:
     """The time stamp of every file we write: `2026-11-25T22:20:31+00:00`.
 
     ISO 8601 to the second with an explicit offset, which
@@ -69,7 +79,7 @@ def utc_now():
     return now.isoformat(timespec="seconds")
 
 
-def digest_span(model_file):
+def digest_span(model_file: TFLiteModelFile) -> tuple[int, int] | None:
     """(start, end) in the file of the recorded digest's hex digits, or
     None if the embedded metadata records none (older exports)."""
     payload = model_file.metadata.get(METADATA_NAME)
@@ -81,7 +91,7 @@ def digest_span(model_file):
     return start, start + _DIGEST_DIGITS
 
 
-def content_sha256(data, span):
+def content_sha256(data: bytes | mmap.mmap, span: tuple[int, int]) -> str:
     """Hex sha256 of `data` (bytes-like) with `span` read as "0" digits."""
     start, end = span
     digest = hashlib.sha256()
@@ -92,7 +102,7 @@ def content_sha256(data, span):
     return digest.hexdigest()
 
 
-def _file_content_sha256(path, span):
+def _file_content_sha256(path: str, span: tuple[int, int]) -> str:
     # mmap: a 300 MB model is hashed without a second copy in memory
     with (
         open(path, "rb") as f,
@@ -101,24 +111,37 @@ def _file_content_sha256(path, span):
         return content_sha256(data, span)
 
 
-def read_metadata(model_path, model_file, verify=True):
+def read_metadata(
+    model_path: str, model_file: TFLiteModelFile, verify: bool = True
+) -> Metadata | None:
     """The metadata dict of `model_path`, or None if it has none.
 
     `model_file` is the parsed file (`model_file.read_model_file`), whose
     embedded entries are looked at first. With `verify`, the hash the
     metadata records is checked first (see `load_metadata`).
+
+    Raises:
+        IntegrityError: the file's bytes differ from the recorded hash.
+        MetadataError: the metadata or its sidecar is unreadable or of
+            another schema.
     """
     return load_metadata(model_path, model_file, verify)[0]
 
 
-def load_metadata(model_path, model_file, verify=True):
+def load_metadata(
+    model_path: str, model_file: TFLiteModelFile, verify: bool = True
+) -> tuple[Metadata | None, str]:
     """(metadata or None, which integrity check ran).
 
     The check is "embedded-sha256" (the digest in the embedded metadata),
     "sidecar-sha256" (the sidecar's `sha256` of the file, for models whose
     embedded metadata records no digest, or that have only a sidecar),
-    "none recorded", or "skipped" (`verify=False`). A mismatch raises
-    IntegrityError; a sidecar that cannot be read, MetadataError.
+    "none recorded", or "skipped" (`verify=False`).
+
+    Raises:
+        IntegrityError: the file's bytes differ from the recorded hash.
+        MetadataError: the metadata or its sidecar is unreadable or of
+            another schema.
     """
     embedded = model_file.metadata.get(METADATA_NAME)
     span = digest_span(model_file)
@@ -134,12 +157,17 @@ def load_metadata(model_path, model_file, verify=True):
     return (None if sidecar is None else sidecar[1]), integrity
 
 
-def _verify(model_path, model_file, span, sidecar):
+def _verify(
+    model_path: str,
+    model_file: TFLiteModelFile,
+    span: tuple[int, int] | None,
+    sidecar: tuple[str, Metadata] | None,
+) -> str:
     if span is not None:
         payload = model_file.metadata[METADATA_NAME]
         offset = len(DIGEST_PREFIX)
-        recorded = payload[offset : offset + _DIGEST_DIGITS]
-        recorded = recorded.decode("ascii", errors="replace")
+        digits = payload[offset : offset + _DIGEST_DIGITS]
+        recorded = digits.decode("ascii", errors="replace")
         actual = _file_content_sha256(model_path, span)
         if actual != recorded:
             raise IntegrityError(
@@ -175,7 +203,7 @@ def _verify(model_path, model_file, span, sidecar):
     return "sidecar-sha256"
 
 
-def _read_sidecar(model_path):
+def _read_sidecar(model_path: str) -> tuple[str, Metadata] | None:
     """(path, parsed sidecar) or None if there is none."""
     sidecar = sidecar_path(model_path)
     if not os.path.lexists(sidecar):
@@ -197,7 +225,7 @@ def _read_sidecar(model_path):
     return sidecar, _parse(data, f"the sidecar {sidecar!r}")
 
 
-def file_sha256(path):
+def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -206,7 +234,7 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def _parse(data, where):
+def _parse(data: bytes, where: str) -> Metadata:
     try:
         metadata = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -227,14 +255,21 @@ def _parse(data, where):
                 f"{where} has no {key!r} object (got "
                 f"{type(metadata.get(key)).__name__}). Export the model again."
             )
-    return metadata
+    return validate(metadata, where)
 
 
-def validate_metadata(metadata, input_spec, output_specs):
+def validate_metadata(
+    metadata: Metadata,
+    input_spec: "TensorSpec",
+    output_specs: Mapping[str, "TensorSpec"],
+) -> None:
     """Raises MetadataError where `metadata` disagrees with the model.
 
     `input_spec` and `output_specs` (name -> spec) describe the tensors the
     interpreter reports; each spec has `name`, `shape` and `dtype`.
+
+    Raises:
+        MetadataError: a name, shape or dtype differs between the two.
     """
     problems = []
     declared = metadata["input"]

@@ -9,7 +9,10 @@ Raspberry Pi that has only `tflite-runtime`.
 
 import collections
 import dataclasses
+import os
 import struct
+from collections.abc import Iterable
+from typing import Any
 
 from edge_backbones.errors import ModelFileError
 
@@ -33,7 +36,7 @@ _METADATA_NAME, _METADATA_BUFFER = 0, 1
 _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
 
 # TensorType enum values, in order from 0
-TENSOR_TYPES = dict(
+TENSOR_TYPES: dict[int, str] = dict(
     enumerate(
         """
         float32 float16 int32 uint8 int64 string bool int16 complex64 int8
@@ -51,15 +54,15 @@ _KNOWN_BUILTINS = {
 }
 
 
-def operator_builtin(code):
+def operator_builtin(code: Any) -> int:
     """The BuiltinOperator of an `OperatorCode` object (the flatbuffer
     object API of LiteRT's or TensorFlow's schema): a code below 127 may
     sit in the deprecated int8 field only, a newer one in the int32 field
     only."""
-    return max(code.builtinCode, code.deprecatedBuiltinCode)
+    return int(max(code.builtinCode, code.deprecatedBuiltinCode))
 
 
-def builtin_op_name(code):
+def builtin_op_name(code: int) -> str:
     """The BuiltinOperator name of `code`, from the installed schema.
 
     Never from TensorFlow's copy of the schema: importing it would import
@@ -71,7 +74,7 @@ def builtin_op_name(code):
             schema = __import__(module, fromlist=["BuiltinOperator"])
         except ImportError:
             continue
-        names = {
+        names: dict[int, str] = {
             value: key
             for key, value in vars(schema.BuiltinOperator).items()
             if not key.startswith("_")
@@ -81,40 +84,42 @@ def builtin_op_name(code):
 
 
 class _Table:
-    def __init__(self, buf, pos):
+    def __init__(self, buf: bytes, pos: int) -> None:
         self.buf = buf
         self.pos = pos
         vtable = pos - struct.unpack_from("<i", buf, pos)[0]
         self._vt_size = struct.unpack_from("<H", buf, vtable)[0]
         self._vtable = vtable
 
-    def _field(self, field_id):
+    def _field(self, field_id: int) -> int:
         entry = 4 + 2 * field_id
         if entry >= self._vt_size:
             return 0
-        return struct.unpack_from("<H", self.buf, self._vtable + entry)[0]
+        return int(struct.unpack_from("<H", self.buf, self._vtable + entry)[0])
 
-    def scalar(self, field_id, fmt, default=0):
+    def scalar(self, field_id: int, fmt: str, default: int = 0) -> int:
         offset = self._field(field_id)
         if not offset:
             return default
-        return struct.unpack_from("<" + fmt, self.buf, self.pos + offset)[0]
+        return int(
+            struct.unpack_from("<" + fmt, self.buf, self.pos + offset)[0]
+        )
 
-    def _indirect(self, field_id):
+    def _indirect(self, field_id: int) -> int | None:
         offset = self._field(field_id)
         if not offset:
             return None
         at = self.pos + offset
-        return at + struct.unpack_from("<I", self.buf, at)[0]
+        return at + int(struct.unpack_from("<I", self.buf, at)[0])
 
-    def vector(self, field_id):
+    def vector(self, field_id: int) -> tuple[int, int]:
         """(start, length) of a vector field, or (0, 0) if absent."""
         at = self._indirect(field_id)
         if at is None:
             return 0, 0
-        return at + 4, struct.unpack_from("<I", self.buf, at)[0]
+        return at + 4, int(struct.unpack_from("<I", self.buf, at)[0])
 
-    def scalars(self, field_id, fmt):
+    def scalars(self, field_id: int, fmt: str) -> list[int]:
         start, length = self.vector(field_id)
         size = struct.calcsize(fmt)
         return [
@@ -122,7 +127,7 @@ class _Table:
             for i in range(length)
         ]
 
-    def tables(self, field_id):
+    def tables(self, field_id: int) -> list["_Table"]:
         start, length = self.vector(field_id)
         out = []
         for i in range(length):
@@ -132,13 +137,13 @@ class _Table:
             )
         return out
 
-    def string(self, field_id):
+    def string(self, field_id: int) -> str | None:
         start, length = self.vector(field_id)
         if not length and start == 0:
             return None
         return bytes(self.buf[start : start + length]).decode("utf-8")
 
-    def bytes(self, field_id):
+    def bytes(self, field_id: int) -> bytes:
         start, length = self.vector(field_id)
         return bytes(self.buf[start : start + length])
 
@@ -147,34 +152,38 @@ class _Table:
 class TFLiteModelFile:
     """What a .tflite file holds, read without running it."""
 
-    ops: list  # operator names in execution order (main subgraph first)
-    tensor_shapes: list  # every tensor's shape
-    tensor_types: list
-    metadata: dict  # name -> bytes
+    ops: list[str]  # operator names in execution order (main subgraph first)
+    tensor_shapes: list[tuple[int, ...]]  # every tensor's shape
+    tensor_types: list[str]  # TENSOR_TYPES names: "float32", "int8", ...
+    metadata: dict[str, bytes]  # name -> bytes
     # per op in `ops`: (input, output) tensor indices into `tensor_shapes`
     # (-1 = an omitted optional input); lets callers count MACs from shapes
-    op_io: list = dataclasses.field(default_factory=list)
+    op_io: list[tuple[tuple[int, ...], tuple[int, ...]]] = dataclasses.field(
+        default_factory=list
+    )
     # name -> (start, end) byte offsets of each metadata entry in the file
-    metadata_spans: dict = dataclasses.field(default_factory=dict)
+    metadata_spans: dict[str, tuple[int, int]] = dataclasses.field(
+        default_factory=dict
+    )
 
     @property
-    def op_count(self):
+    def op_count(self) -> int:
         return len(self.ops)
 
     @property
-    def op_histogram(self):
+    def op_histogram(self) -> dict[str, int]:
         """Op name -> count, most frequent first."""
         return dict(collections.Counter(self.ops).most_common())
 
     @property
-    def float_handoffs(self):
+    def float_handoffs(self) -> dict[str, int]:
         """Ops that move a tensor between float and integer, by name.
 
         Every DEQUANTIZE, and each QUANTIZE whose input is float. A QUANTIZE
         from an integer tensor is an integer requantize (e.g. uint8 input to
         int8, or a change of scale), which integer-only accelerators run.
         """
-        handoffs = collections.Counter()
+        handoffs: collections.Counter[str] = collections.Counter()
         for op, (inputs, _) in zip(self.ops, self.op_io, strict=True):
             if op == "DEQUANTIZE" or (
                 op == "QUANTIZE"
@@ -184,12 +193,19 @@ class TFLiteModelFile:
         return dict(handoffs)
 
     @property
-    def max_tensor_rank(self):
+    def max_tensor_rank(self) -> int:
         return max((len(s) for s in self.tensor_shapes), default=0)
 
 
-def read_model_file(source):
-    """Parses a .tflite path or bytes; a clear ModelFileError if it is not."""
+def read_model_file(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+) -> TFLiteModelFile:
+    """Parses a .tflite path or bytes; a clear ModelFileError if it is not.
+
+    Raises:
+        ModelFileError: no such file, or an empty, truncated or non-TFLite
+            one.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         buf, where = bytes(source), "the given bytes"
     else:
@@ -224,9 +240,9 @@ def read_model_file(source):
         ) from exc
 
 
-def _parse(buf):
+def _parse(buf: bytes) -> TFLiteModelFile:
     model = _Table(buf, struct.unpack_from("<I", buf, 0)[0])
-    op_names = []
+    op_names: list[str] = []
     for code in model.tables(_MODEL_OPERATOR_CODES):
         builtin = max(
             code.scalar(_OPCODE_BUILTIN, "i"),
@@ -236,12 +252,17 @@ def _parse(buf):
         op_names.append(
             f"CUSTOM:{custom}" if custom else builtin_op_name(builtin)
         )
-    ops, shapes, types, op_io = [], [], [], []
+    ops: list[str] = []
+    shapes: list[tuple[int, ...]] = []
+    types: list[str] = []
+    op_io: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     for subgraph in model.tables(_MODEL_SUBGRAPHS):
         # tensor indices are per subgraph; shift them into the flat lists
         base = len(shapes)
 
-        def shifted(indices, base=base):
+        def shifted(
+            indices: Iterable[int], base: int = base
+        ) -> tuple[int, ...]:
             return tuple(i + base if i >= 0 else -1 for i in indices)
 
         for op in subgraph.tables(_SUBGRAPH_OPERATORS):
@@ -258,7 +279,8 @@ def _parse(buf):
                 TENSOR_TYPES.get(tensor.scalar(_TENSOR_TYPE, "b"), "unknown")
             )
     buffers = model.tables(_MODEL_BUFFERS)
-    metadata, spans = {}, {}
+    metadata: dict[str, bytes] = {}
+    spans: dict[str, tuple[int, int]] = {}
     for entry in model.tables(_MODEL_METADATA):
         buffer = buffers[entry.scalar(_METADATA_BUFFER, "I")]
         offset = buffer.scalar(_BUFFER_OFFSET, "Q")
@@ -268,7 +290,7 @@ def _parse(buf):
             start, size = buffer.vector(_BUFFER_DATA)
         if start + size > len(buf):
             raise IndexError("metadata buffer ends past the file's end")
-        name = entry.string(_METADATA_NAME)
+        name = entry.string(_METADATA_NAME) or ""
         metadata[name] = bytes(buf[start : start + size])
         spans[name] = (start, start + size)
     return TFLiteModelFile(ops, shapes, types, metadata, op_io, spans)

@@ -19,6 +19,11 @@ Engines follow `runtime.engines.CompiledModelEngine`: bind(), run(), invoke().
 
 import os
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from edge_backbones.errors import DelegateUnavailableError, require
 from edge_backbones.runtime.engines import CompiledModelEngine
@@ -37,7 +42,7 @@ _ONNX_TYPES = {"int8": 3, "uint8": 2, "int16": 5, "float32": 1}
 _TFLITE_TYPES = {9: "int8", 3: "uint8", 7: "int16", 0: "float32"}
 
 
-def _read_flatbuffer(model_path):
+def _read_flatbuffer(model_path: str) -> tuple[bytes, Any]:
     from ai_edge_litert import schema_py_generated as schema
 
     with open(model_path, "rb") as f:
@@ -46,7 +51,7 @@ def _read_flatbuffer(model_path):
     return content, model
 
 
-def _dispatch_op(model, model_path):
+def _dispatch_op(model: Any, model_path: str) -> Any:
     """The single DISPATCH_OP of a fully offloaded graph, or an error."""
     subgraph = model.subgraphs[0]
     codes = model.operatorCodes
@@ -61,17 +66,17 @@ def _dispatch_op(model, model_path):
     return subgraph.operators[0]
 
 
-def qnn_tensor_name(tensor_name):
+def qnn_tensor_name(tensor_name: str) -> str:
     # LiteRT's Qualcomm plugin names QNN graph tensors after the TFLite
     # tensors with each run of characters outside [A-Za-z0-9_] replaced by
     # one "_" ("tfl.quantize" -> "tfl_quantize", "MatMul;;x" -> "MatMul_x")
     return re.sub(r"[^A-Za-z0-9_]+", "_", tensor_name)
 
 
-_QNN_PROVIDER_REGISTERED = []
+_QNN_PROVIDER_REGISTERED: list[bool] = []
 
 
-def _qnn_session_options(num_threads):
+def _qnn_session_options(num_threads: int | None) -> tuple[Any, Any]:
     ort = require("onnxruntime", "npu")
     qnn = require("onnxruntime_qnn", "npu")
     if not _QNN_PROVIDER_REGISTERED:
@@ -98,7 +103,7 @@ class QnnHtpSimulatorEngine:
     name = "qnn-htp-simulator"
     backend = "QNN HTP simulated"
 
-    def __init__(self, model_path, num_threads=None):
+    def __init__(self, model_path: str, num_threads: int | None = None) -> None:
         require("onnx", "npu")
         content, model = _read_flatbuffer(model_path)
         from flatbuffers import flexbuffers
@@ -141,29 +146,40 @@ class QnnHtpSimulatorEngine:
             )
             for s in model.signatureDefs or []
         }
-        self.fully_delegated = True
-        self.cpu_ops = {}
+        self.fully_delegated: bool | None = True
+        self.cpu_ops: list[str] | None = []
 
-    def bind(self, signature_key, input_name, outputs):
+    def bind(
+        self,
+        signature_key: str | None,
+        input_name: str,
+        outputs: Sequence[tuple[str, tuple[int, ...], np.dtype[Any]]],
+    ) -> None:
         inputs, output_indices = self.signatures[signature_key]
         self._input = self._qnn_names[inputs[input_name]]
         self._outputs = [
             self._qnn_names[output_indices[name]] for name, _, _ in outputs
         ]
 
-    def run(self, x):
+    def run(self, x: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
         self._last = x
-        return self._session.run(self._outputs, {self._input: x})
+        outputs: list[npt.NDArray[Any]] = self._session.run(
+            self._outputs, {self._input: x}
+        )
+        return outputs
 
-    def invoke(self):
+    def invoke(self) -> None:
         self.run(self._last)
 
-    def run_named(self, outputs, feeds):
+    def run_named(
+        self, outputs: Sequence[str], feeds: Mapping[str, npt.NDArray[Any]]
+    ) -> list[npt.NDArray[Any]]:
         """Outputs by QNN tensor name, from feeds by QNN tensor name."""
-        return self._session.run(outputs, feeds)
+        named: list[npt.NDArray[Any]] = self._session.run(outputs, feeds)
+        return named
 
 
-def _value_info(tensor, qnn_name):
+def _value_info(tensor: Any, qnn_name: str) -> Any:
     from onnx import helper
 
     dtype = _TFLITE_TYPES.get(tensor.type)
@@ -176,7 +192,13 @@ def _value_info(tensor, qnn_name):
     return helper.make_tensor_value_info(qnn_name, _ONNX_TYPES[dtype], shape)
 
 
-def _epcontext_model(op, tensors, names, context, partition_name):
+def _epcontext_model(
+    op: Any,
+    tensors: Sequence[Any],
+    names: Mapping[int, str],
+    context: bytes,
+    partition_name: str,
+) -> bytes:
     """A one-node ONNX model holding the QNN context binary (serialized)."""
     from onnx import helper
 
@@ -202,7 +224,8 @@ def _epcontext_model(op, tensors, names, context, partition_name):
             helper.make_opsetid("com.microsoft", 1),
         ],
     )
-    return model.SerializeToString()
+    serialized: bytes = model.SerializeToString()
+    return serialized
 
 
 class OpenVinoCpuEngine(CompiledModelEngine):
@@ -211,7 +234,7 @@ class OpenVinoCpuEngine(CompiledModelEngine):
     name = "openvino-cpu"
     backend = "OpenVINO CPU"
 
-    def __init__(self, model_path, num_threads=None):
+    def __init__(self, model_path: str, num_threads: int | None = None) -> None:
         require("openvino", "npu")
         import ai_edge_litert
         from ai_edge_litert import compiled_model
@@ -241,15 +264,28 @@ class OpenVinoCpuEngine(CompiledModelEngine):
                 f"{exc}"
             ) from exc
         self._environment = environment
-        self.fully_delegated = self._model.is_fully_accelerated()
+        self.fully_delegated = bool(self._model.is_fully_accelerated())
         self.cpu_ops = None
 
 
-_ENGINES = {"qualcomm": QnnHtpSimulatorEngine, "intel": OpenVinoCpuEngine}
+_ENGINES: dict[str, type[QnnHtpSimulatorEngine | OpenVinoCpuEngine]] = {
+    "qualcomm": QnnHtpSimulatorEngine,
+    "intel": OpenVinoCpuEngine,
+}
 
 
-def open_npu_engine(model_path, metadata, num_threads=None):
-    """The simulation engine for a compiled artifact; None if not compiled."""
+def open_npu_engine(
+    model_path: str,
+    metadata: Mapping[str, Any] | None,
+    num_threads: int | None = None,
+) -> QnnHtpSimulatorEngine | OpenVinoCpuEngine | None:
+    """The simulation engine for a compiled artifact; None if not compiled.
+
+    Raises:
+        DelegateUnavailableError: compiled for a vendor with no simulation
+            here, or its simulation cannot load the file.
+        MissingDependencyError: the `npu` extra is not installed.
+    """
     compiled = (metadata or {}).get("compiled")
     if not compiled:
         return None

@@ -15,6 +15,7 @@ overhead counted once per op).
 import collections
 import os
 import time
+from typing import Any
 
 import numpy as np
 
@@ -29,11 +30,15 @@ METHOD = (
 )
 
 
-def _schema():
+# the whole model's interpreter (activations), threads, runs, warm-up
+_Context = tuple[Any, int | None, int, int]
+
+
+def _schema() -> Any:
     return require("ai_edge_litert.schema_py_generated", "runtime")
 
 
-def one_op_model(model, op_index):
+def one_op_model(model: Any, op_index: int) -> tuple[bytes, list[int]]:
     """Packed bytes of `model` (a ModelT) cut down to subgraph 0's op."""
     import copy
 
@@ -65,14 +70,14 @@ def one_op_model(model, op_index):
     return bytes(builder.Output()), graph.inputs
 
 
-def _is_constant(model, tensor):
+def _is_constant(model: Any, tensor: Any) -> bool:
     buffer = model.buffers[tensor.buffer] if tensor.buffer > 0 else None
     return buffer is not None and (
         (buffer.data is not None and len(buffer.data) > 0) or buffer.size > 0
     )
 
 
-def _activations(content, num_threads):
+def _activations(content: bytes, num_threads: int | None) -> Any:
     """Every tensor's value after one whole-model run on a fixed input.
 
     Without the default (XNNPACK) delegate: a delegated graph never writes
@@ -80,6 +85,7 @@ def _activations(content, num_threads):
     """
     from edge_backbones.runtime.backends import load_backend
     from edge_backbones.runtime.bench import _fixed_input
+    from edge_backbones.runtime.edge_model import TensorSpec
 
     backend = load_backend("litert")
     interpreter = backend.Interpreter(
@@ -92,15 +98,18 @@ def _activations(content, num_threads):
     )
     interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():
-        spec = collections.namedtuple("Spec", "shape dtype")(
-            tuple(detail["shape"]), detail["dtype"]
+        spec = TensorSpec(
+            detail["name"],
+            tuple(int(d) for d in detail["shape"]),
+            np.dtype(detail["dtype"]).name,
+            None,
         )
         interpreter.set_tensor(detail["index"], _fixed_input(spec))
     interpreter.invoke()
     return interpreter
 
 
-def _median_invoke_ms(interpreter, runs, warmup):
+def _median_invoke_ms(interpreter: Any, runs: int, warmup: int) -> float:
     for _ in range(warmup):
         interpreter.invoke()
     times = []
@@ -111,7 +120,7 @@ def _median_invoke_ms(interpreter, runs, warmup):
     return float(np.median(times)) * 1e3
 
 
-def _time_op(model, index, context):
+def _time_op(model: Any, index: int, context: _Context) -> float:
     full, num_threads, runs, warmup = context
     packed, inputs = one_op_model(model, index)
     interpreter = _interpreter(packed, num_threads)
@@ -121,7 +130,7 @@ def _time_op(model, index, context):
     return _median_invoke_ms(interpreter, runs, warmup)
 
 
-def _interpreter(content, num_threads):
+def _interpreter(content: bytes, num_threads: int | None) -> Any:
     from edge_backbones.runtime.backends import load_backend
 
     interpreter = load_backend("litert").Interpreter(
@@ -131,12 +140,23 @@ def _interpreter(content, num_threads):
     return interpreter
 
 
-def op_profile(model_path, num_threads=1, runs=20, warmup=3, top=10):
+def op_profile(
+    model_path: str | os.PathLike[str],
+    num_threads: int | None = 1,
+    runs: int = 20,
+    warmup: int = 3,
+    top: int = 10,
+) -> dict[str, Any]:
     """Per-op and per-op-type time of subgraph 0 of `model_path`.
 
     Returns a JSON-ready dict: model, threads, method, whole_model_ms,
     sum_of_ops_ms, by_type [{op, count, total_ms, share}], top_ops
     [{index, op, output, ms}] (the `top` slowest ops).
+
+    Raises:
+        InputError: runs < 1, warmup < 0 or top < 1.
+        ModelFileError: `model_path` is not a readable .tflite file.
+        MissingDependencyError: ai-edge-litert is not installed.
     """
     if runs < 1 or warmup < 0 or top < 1:
         raise InputError(
@@ -158,7 +178,7 @@ def op_profile(model_path, num_threads=1, runs=20, warmup=3, top=10):
     return _summary(model_path, num_threads, whole_ms, ops, top)
 
 
-def _time_ops(model, context):
+def _time_ops(model: Any, context: _Context) -> list[dict[str, Any]]:
     from edge_backbones.runtime.model_file import (
         builtin_op_name,
         operator_builtin,
@@ -180,9 +200,18 @@ def _time_ops(model, context):
     return ops
 
 
-def _summary(model_path, num_threads, whole_ms, ops, top):
+def _summary(
+    model_path: str | os.PathLike[str],
+    num_threads: int | None,
+    whole_ms: float,
+    ops: list[dict[str, Any]],
+    top: int,
+) -> dict[str, Any]:
     total = sum(op["ms"] for op in ops)
-    by_type = collections.defaultdict(lambda: [0, 0.0])
+    # op type -> [count, total ms]
+    by_type: collections.defaultdict[str, list[Any]] = collections.defaultdict(
+        lambda: [0, 0.0]
+    )
     for op in ops:
         by_type[op["op"]][0] += 1
         by_type[op["op"]][1] += op["ms"]
@@ -207,7 +236,7 @@ def _summary(model_path, num_threads, whole_ms, ops, top):
     }
 
 
-def format_op_profile(profile):
+def format_op_profile(profile: dict[str, Any]) -> str:
     """The per-type table and the slowest ops, as text."""
     lines = [
         f"{os.path.basename(profile['model'])}  threads={profile['threads']}"

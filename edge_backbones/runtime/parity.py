@@ -16,19 +16,26 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_backbones.atomic_io import (
     stage_file,
     write_json_atomic,
 )
+from edge_backbones.core import modes
+from edge_backbones.core.cpuinfo import read_cpuinfo
+from edge_backbones.core.fidelity import min_cosine
+from edge_backbones.core.image_sets import load_calibration_set
 from edge_backbones.errors import InputError, ModelFileError
 from edge_backbones.runtime.backends import load_backend
-from edge_backbones.runtime.cpuinfo import read_cpuinfo
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.metadata import read_metadata
 from edge_backbones.runtime.model_file import read_model_file
+from edge_backbones.runtime.preprocess import load_image
 
 __all__ = [
     "DELEGATES",
@@ -50,28 +57,33 @@ __all__ = [
     "where_am_i",
 ]
 
+# `run_artifacts`' result: {"info": {...}, "outputs": {key: array}}
+Run: TypeAlias = dict[str, Any]
+# one row of `compare`: artifact, model, mode, delegate, levels {figures}
+Row: TypeAlias = dict[str, Any]
+
 # XNNPACK (the default CPU path), the interpreter's builtin kernels, and
 # TFLite's portable reference kernels
 DELEGATES = ("xnnpack", "cpu", "portable")
 # kernels with no architecture-specific rounding: an int8 graph (these
 # modes) computes equal integers through them on every machine;
 # dynamic-range (`cpu`, `dynamic`) and mixed graphs compute partly in
-# float, and so do some int16 reference kernels (the a16w8 `npu` measured
-# up to 10 int16 steps apart on emulated ARM: docs/raspberry_pi.md)
+# float, and so do some int16 reference kernels (docs/raspberry_pi.md)
 EXACT_DELEGATES = ("portable",)
-INTEGER_ONLY_MODES = ("int8", "int8_io", "npu_int8")
+INTEGER_ONLY_MODES = modes.integer_only_modes()
 # modes whose kernels are float end to end; all others compute in integers
-FLOAT_MODES = ("fp32", "fp16", "gpu")
-# float: the same maths, another instruction set; integer: what the issue
-# asked for (met by tiny models' first levels only: docs/raspberry_pi.md)
+FLOAT_MODES = modes.float_modes()
+# float: the same maths, another instruction set; integer: the fidelity an
+# int8 artifact should keep across machines (docs/raspberry_pi.md says
+# which levels meet it)
 MAX_FLOAT_RELATIVE = 1e-5
 MIN_INT_COSINE = 0.999
-# the device's int8 error may exceed the reference machine's by this factor
-# (measured: up to 1.13x, MiT-B0 @128 P4 on the builtin kernels)
+# the device's int8 error may exceed the reference machine's by this
+# factor: a margin over what ARM's one-rounding kernels add
 MAX_INT8_ERROR_RATIO = 1.25
 
 
-def where_am_i():
+def where_am_i() -> dict[str, str | None]:
     """Architecture, CPU and emulation of this process, for a run record."""
     cpu = read_cpuinfo() or {}
     return {
@@ -82,7 +94,7 @@ def where_am_i():
     }
 
 
-def verified_on(model):
+def verified_on(model: EdgeModel) -> dict[str, str | None]:
     """Where an `EdgeModel` ran: the `verified_on` block of an artifact.
 
     TFLite's int8 kernels round differently on ARM and x86, so an int8
@@ -98,12 +110,17 @@ def verified_on(model):
     }
 
 
-def holdout_inputs(paths, calibration, count=4):
+def holdout_inputs(
+    paths: Iterable[str], calibration: str | os.PathLike[str], count: int = 4
+) -> dict[str, npt.NDArray[Any]]:
     """{model name: (count, H, W, C)} float32 held-out photos, preprocessed
-    with each model's own metadata."""
-    from edge_backbones.exporter.calibration import load_calibration_set
+    with each model's own metadata.
 
-    photos = load_calibration_set(calibration).holdout[:count]
+    Raises:
+        CalibrationError: no usable photos in `calibration`.
+    """
+    image_set = load_calibration_set(calibration, decode=load_image)
+    photos = image_set.holdout[:count]
     inputs = {}
     for path in paths:
         name = _metadata(path)["model"]["name"]
@@ -113,15 +130,15 @@ def holdout_inputs(paths, calibration, count=4):
     return inputs
 
 
-def _metadata(path):
+def _metadata(path: str) -> dict[str, Any]:
     return read_metadata(path, read_model_file(path)) or {}
 
 
-def _key(stem, delegate, level):
+def _key(stem: str, delegate: str, level: str) -> str:
     return f"{stem}/{delegate}/{level}"
 
 
-def _cannot_run(path, backend, isolate):
+def _cannot_run(path: str, backend: str, isolate: bool) -> str | None:
     """Why `backend` cannot run `path` (None if it can).
 
     With `isolate`, one zero input first runs in a child process, so an
@@ -159,8 +176,12 @@ def _cannot_run(path, backend, isolate):
 
 
 def run_artifacts(
-    paths, inputs, backend=None, delegates=DELEGATES, isolate=False
-):
+    paths: Iterable[str],
+    inputs: Mapping[str, npt.NDArray[Any]],
+    backend: str | None = None,
+    delegates: Sequence[str] = DELEGATES,
+    isolate: bool = False,
+) -> Run:
     """Runs every artifact through each delegate on its model's inputs.
 
     Returns {"info": {...}, "outputs": {"stem/delegate/level": array}};
@@ -168,6 +189,10 @@ def run_artifacts(
     artifact this interpreter cannot load (an op version newer than it
     knows, or with `isolate`, one that crashes it) is listed in
     info["unloadable"] with the reason.
+
+    Raises:
+        DelegateUnavailableError: a delegate of `delegates` did not load.
+        MissingDependencyError: `backend` is not installed.
     """
     outputs, artifacts, unloadable = {}, {}, {}
     used = load_backend(backend)
@@ -207,7 +232,10 @@ def run_artifacts(
     return {"info": info, "outputs": outputs}
 
 
-def save_arrays(path, arrays):
+def save_arrays(
+    path: str | os.PathLike[str], arrays: Mapping[str, Any]
+) -> None:
+    """Writes `arrays` as one .npz file, atomically."""
     path = os.fspath(path)
     staging = stage_file(path, b"")
     try:
@@ -219,17 +247,24 @@ def save_arrays(path, arrays):
         raise
 
 
-def load_arrays(path):
+def load_arrays(path: str | os.PathLike[str]) -> dict[str, npt.NDArray[Any]]:
+    """The arrays of a `save_arrays` file, by name."""
     with np.load(os.fspath(path)) as data:
         return {key: data[key] for key in data.files}
 
 
-def save_run(folder, name, run):
+def save_run(folder: str | os.PathLike[str], name: str, run: Run) -> None:
+    """Writes `run` as `<name>.npz` and `<name>.json` in `folder`."""
     save_arrays(os.path.join(folder, f"{name}.npz"), run["outputs"])
     write_json_atomic(os.path.join(folder, f"{name}.json"), run["info"])
 
 
-def load_run(folder, name):
+def load_run(folder: str | os.PathLike[str], name: str) -> Run:
+    """The run `save_run` wrote.
+
+    Raises:
+        InputError: there is no run `name` in `folder`.
+    """
     json_path = os.path.join(folder, f"{name}.json")
     if not os.path.isfile(json_path):
         raise InputError(
@@ -244,18 +279,13 @@ def load_run(folder, name):
     }
 
 
-def _min_cosine(a, b):
-    a = a.reshape(len(a), -1).astype(np.float64)
-    b = b.reshape(len(b), -1).astype(np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    both_zero = (norms == 0) & ~np.any(a - b, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cosines = np.where(both_zero, 1.0, np.sum(a * b, axis=1) / norms)
-    # rounding can put a cosine a hair above 1
-    return float(np.min(np.clip(cosines, -1.0, 1.0)))
-
-
-def _level_figures(ref, out, scale, fp32_ref, fp32_out):
+def _level_figures(
+    ref: npt.NDArray[Any],
+    out: npt.NDArray[Any],
+    scale: float | None,
+    fp32_ref: npt.NDArray[Any] | None,
+    fp32_out: npt.NDArray[Any] | None,
+) -> dict[str, Any]:
     diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
     peak = float(np.max(np.abs(ref))) or 1.0
     figures = {
@@ -263,22 +293,26 @@ def _level_figures(ref, out, scale, fp32_ref, fp32_out):
         "max_abs": float(np.max(diff)),
         "max_relative": float(np.max(diff)) / peak,
         "differing": float(np.mean(diff > 0)),
-        "cosine": _min_cosine(ref, out),
+        "cosine": min_cosine(ref, out),
         # quantization steps apart (outputs dequantized with `scale`)
         "max_steps": None if scale is None else int(round(diff.max() / scale)),
     }
-    if fp32_out is not None:
+    if fp32_out is not None and fp32_ref is not None:  # set together
         # each machine's own int8 error: against its own fp32 outputs
-        figures["fidelity"] = _min_cosine(fp32_out, out)
-        figures["reference_fidelity"] = _min_cosine(fp32_ref, ref)
+        figures["fidelity"] = min_cosine(fp32_out, out)
+        figures["reference_fidelity"] = min_cosine(fp32_ref, ref)
     return figures
 
 
-def compare(reference, device):
+def compare(reference: Run, device: Run) -> list[Row]:
     """Rows: artifact x delegate, per level figures vs `reference` and
     the device's fidelity (cosine vs the fp32 artifact of the same model,
     same delegate, run on the device). Artifacts the device could not load
-    are left out (see device["info"]["unloadable"])."""
+    are left out (see device["info"]["unloadable"]).
+
+    Raises:
+        InputError: the device run lacks an output the reference has.
+    """
     skipped = device["info"].get("unloadable", {})
     artifacts = {
         stem: artifact
@@ -323,7 +357,9 @@ def compare(reference, device):
     return rows
 
 
-def _integer_level(figures, where, row):
+def _integer_level(
+    figures: Mapping[str, Any], where: str, row: Row
+) -> tuple[str, list[str]]:
     """(how one integer level agrees, [reasons it is out of bounds])."""
     problems = []
     delegate = row["delegate"]
@@ -368,7 +404,7 @@ def _integer_level(figures, where, row):
     return "within int8 error", problems
 
 
-def verdict(row):
+def verdict(row: Row) -> tuple[str, list[str]]:
     """(how `row` from `compare` is within bounds, [reasons it is not]).
 
     Float modes must agree to MAX_FLOAT_RELATIVE of each level's peak.
@@ -401,7 +437,10 @@ def verdict(row):
         kind, level_problems = _integer_level(figures, where, row)
         kinds.add(kind)
         problems += level_problems
-    order = ("within int8 error", f"cosine >= {MIN_INT_COSINE}")
+    order: tuple[str, ...] = (
+        "within int8 error",
+        f"cosine >= {MIN_INT_COSINE}",
+    )
     order += ("float rounding", "exact")
     kind = next((k for k in order if k in kinds), "exact")
     return ("OUT OF BOUNDS" if problems else kind), problems

@@ -2,52 +2,29 @@
 
 Calibration, fidelity checks and the deployed runtime must feed a model the
 same pixels, so all of them call `load_image` and `preprocess` from here.
-The `preprocessing` dict is the one the exporter embeds in a model's
-metadata (see the metadata contract): color_order, resize, interpolation,
-pixels_in_graph, scale, mean and std. Only numpy and OpenCV are needed.
+The `preprocessing` dict they apply is the spec in
+`edge_backbones.core.preprocessing`, which the exporter embeds in a model's
+metadata. Only numpy and OpenCV are needed.
 """
 
-import copy
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias, cast
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
-from edge_backbones.errors import InputError, MetadataError
+from edge_backbones.core.preprocessing import validate_preprocessing
+from edge_backbones.errors import InputError
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_PREPROCESSING",
-    "IMAGENET_STD",
-    "RESIZE_POLICIES",
-    "INTERPOLATIONS",
-    "load_image",
-    "preprocess",
-    "resize",
-    "validate_preprocessing",
-]
+__all__ = ["load_image", "preprocess", "resize"]
 
-# ImageNet's per-channel mean and std on a 0-1 scale: the normalization of
-# every preset here (MiT/SegFormer and SAM), read from their preset tables
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# 0-255 RGB stretched to the input, then ImageNet-normalized; families
-# change what differs (SAM: `resize`)
-IMAGENET_PREPROCESSING = {
-    "color_order": "RGB",
-    "resize": "stretch",
-    "interpolation": "linear",
-    "pixels_in_graph": False,
-    "scale": 1.0 / 255.0,
-    "mean": list(IMAGENET_MEAN),
-    "std": list(IMAGENET_STD),
-}
-RESIZE_POLICIES = ("stretch", "longest_side_pad")
-INTERPOLATIONS = ("linear", "nearest", "area", "cubic")
-_COLOR_ORDERS = ("RGB", "BGR")
+# what `load_image` takes: a path, or an RGB/grayscale/RGBA array
+ImageLike: TypeAlias = str | os.PathLike[str] | npt.NDArray[Any]
 
 
-def load_image(image):
+def load_image(image: ImageLike) -> npt.NDArray[np.uint8]:
     """A path or an array -> a uint8 RGB array of shape (H, W, 3).
 
     Files are decoded by OpenCV (BGR or grayscale, 8 or 16 bit), turned
@@ -55,10 +32,14 @@ def load_image(image):
     converted to 8-bit RGB; an alpha channel is dropped. Arrays are
     taken as RGB (H, W, 3), grayscale (H, W) or (H, W, 1), or RGBA
     (H, W, 4), in uint8 (or uint16, scaled down to 8 bits).
+
+    Raises:
+        InputError: a missing or undecodable file, or an array of another
+            dtype or shape.
     """
     if isinstance(image, (str, os.PathLike)):
         return _decode_file(os.fspath(image))
-    array = np.asarray(image)
+    array: npt.NDArray[Any] = np.asarray(image)
     if array.dtype == np.uint16:
         array = _to_uint8(array)
     if array.dtype != np.uint8:
@@ -71,7 +52,7 @@ def load_image(image):
     return _to_rgb(array, channel_order="RGB", where="the array")
 
 
-def _decode_file(path):
+def _decode_file(path: str) -> npt.NDArray[np.uint8]:
     if not os.path.isfile(path):
         raise InputError(
             f"No image file at {path!r}. Check the path (a file, not a folder)."
@@ -107,12 +88,14 @@ def _decode_file(path):
     return _to_rgb(decoded, channel_order="BGR", where=repr(path))
 
 
-def _to_uint8(array):
+def _to_uint8(array: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     # 65535 / 257 == 255: maps the 16-bit range onto the 8-bit one exactly
     return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
-def _to_rgb(array, channel_order, where):
+def _to_rgb(
+    array: npt.NDArray[Any], channel_order: str, where: str
+) -> npt.NDArray[np.uint8]:
     if array.ndim in (2, 3) and 0 in array.shape[:2]:
         raise InputError(
             f"{where} is empty (shape {array.shape}); an image needs at "
@@ -134,80 +117,7 @@ def _to_rgb(array, channel_order, where):
     return np.ascontiguousarray(array)
 
 
-_DEFAULTS = {
-    "color_order": "RGB",
-    "resize": "stretch",
-    "interpolation": "linear",
-    "pixels_in_graph": False,
-    "scale": 1.0 / 255.0,
-    "mean": [0.0, 0.0, 0.0],
-    "std": [1.0, 1.0, 1.0],
-}
-_CHOICES = {
-    "color_order": _COLOR_ORDERS,
-    "resize": RESIZE_POLICIES,
-    "interpolation": INTERPOLATIONS,
-}
-
-
-def validate_preprocessing(preprocessing):
-    """Checks a preprocessing dict; returns it with defaults filled in."""
-    if not isinstance(preprocessing, dict):
-        raise MetadataError(
-            "A preprocessing spec must be a dict (color_order, resize, "
-            "interpolation, pixels_in_graph, scale, mean, std); got "
-            f"{type(preprocessing).__name__}."
-        )
-    # a misspelt key would silently leave its default in force
-    unknown = sorted(set(preprocessing) - set(_DEFAULTS))
-    if unknown:
-        raise MetadataError(
-            f"Unknown preprocessing key(s) {unknown}; the keys are "
-            f"{list(_DEFAULTS)}. Check the spelling."
-        )
-    # fresh lists: a caller may edit the spec it gets back
-    spec = {**copy.deepcopy(_DEFAULTS), **preprocessing}
-    if not isinstance(spec["pixels_in_graph"], bool):
-        raise MetadataError(
-            "Preprocessing pixels_in_graph must be true or false; got "
-            f"{spec['pixels_in_graph']!r}."
-        )
-    for key, allowed in _CHOICES.items():
-        if spec[key] not in allowed:
-            raise MetadataError(
-                f"Preprocessing {key}={spec[key]!r} is not supported; use one "
-                f"of {list(allowed)}."
-            )
-    _check_numbers(spec)
-    return spec
-
-
-def _check_numbers(spec):
-    """mean and std: 3 numbers each, no zero std; scale: positive."""
-    for key in ("mean", "std"):
-        values = spec[key]
-        if (
-            not isinstance(values, (list, tuple))
-            or len(values) != 3
-            or not all(isinstance(v, (int, float)) for v in values)
-        ):
-            raise MetadataError(
-                f"Preprocessing {key} must be 3 numbers (one per channel); "
-                f"got {values!r}."
-            )
-    if any(v == 0 for v in spec["std"]):
-        raise MetadataError(
-            f"Preprocessing std has a zero ({spec['std']}); every channel's "
-            "std must be non-zero."
-        )
-    if not isinstance(spec["scale"], (int, float)) or spec["scale"] <= 0:
-        raise MetadataError(
-            f"Preprocessing scale must be a positive number; got "
-            f"{spec['scale']!r} (1/255 maps 0-255 pixels onto 0-1)."
-        )
-
-
-def _check_size(size):
+def _check_size(size: Sequence[int]) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in size)
     except (TypeError, ValueError) as exc:
@@ -219,7 +129,12 @@ def _check_size(size):
     return height, width
 
 
-def resize(image, policy, size, interpolation="linear"):
+def resize(
+    image: npt.NDArray[np.uint8],
+    policy: str,
+    size: Sequence[int],
+    interpolation: str = "linear",
+) -> npt.NDArray[np.uint8]:
     """Resizes a uint8 RGB image to `size` = (H, W) under `policy`.
 
     "stretch" ignores the aspect ratio. "longest_side_pad" (Segment
@@ -242,10 +157,13 @@ def resize(image, policy, size, interpolation="linear"):
         width = min(width, int(in_width * ratio + 0.5))
     if (in_height, in_width) == (height, width):
         return image
-    return cv2.resize(image, (width, height), interpolation=flag)
+    resized = cv2.resize(image, (width, height), interpolation=flag)
+    return cast("npt.NDArray[np.uint8]", resized)
 
 
-def preprocess(image, preprocessing, size):
+def preprocess(
+    image: ImageLike, preprocessing: Mapping[str, Any], size: Sequence[int]
+) -> npt.NDArray[np.float32] | npt.NDArray[np.uint8]:
     """A path or array -> the (H, W, 3) array a model takes as input.
 
     With `pixels_in_graph` the model normalizes inside its graph, so this
@@ -254,6 +172,10 @@ def preprocess(image, preprocessing, size):
     (bottom/right) is zero after normalization, as Segment Anything pads:
     in pixel space that is the mean pixel, so a model that normalizes in
     its graph sees the same zeros.
+
+    Raises:
+        InputError: an unreadable image or a bad `size`.
+        MetadataError: a malformed `preprocessing` dict.
     """
     spec = validate_preprocessing(preprocessing)
     height, width = _check_size(size)
@@ -266,14 +188,17 @@ def preprocess(image, preprocessing, size):
     if spec["color_order"] == "BGR":
         pixels = np.ascontiguousarray(pixels[..., ::-1])
     mean = np.asarray(spec["mean"], np.float32)
+    out: npt.NDArray[np.float32] | npt.NDArray[np.uint8]
     if spec["pixels_in_graph"]:
         out = pixels
         mean_pixel = np.clip(np.round(mean / spec["scale"]), 0, 255)
         pad_value = mean_pixel.astype(out.dtype)
     else:
         std = np.asarray(spec["std"], np.float32)
-        out = pixels.astype(np.float32) * np.float32(spec["scale"]) - mean
-        out /= std
+        normalized = pixels.astype(np.float32) * np.float32(spec["scale"])
+        normalized -= mean
+        normalized /= std
+        out = normalized
         pad_value = 0
     if out.shape[:2] != (height, width):
         padded = np.empty((height, width, 3), out.dtype)

@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_backbones.errors import CalibrationError
-from edge_backbones.exporter.calibration import (
+from edge_backbones.core.image_sets import (
     MANIFEST_SCHEMA,
     MIN_CALIBRATION_IMAGES,
     CalibrationWarning,
-    load_calibration_set,
 )
+from edge_backbones.errors import CalibrationError
+from edge_backbones.exporter.calibration import load_photos, preprocessed
 from edge_backbones.runtime.preprocess import load_image
 
 RAW = {"pixels_in_graph": True}  # uint8 pixels out: exact values to check
@@ -79,7 +79,7 @@ def test_shipped_split_is_disjoint_and_loads_without_warning(
 ):
     with warnings.catch_warnings():
         warnings.simplefilter("error", CalibrationWarning)
-        calib = load_calibration_set(calibration_dir)
+        calib = load_photos(calibration_dir)
     names = {
         split: {p["file"] for p in manifest["photos"] if p["split"] == split}
         for split in ("calibration", "holdout")
@@ -92,17 +92,17 @@ def test_shipped_split_is_disjoint_and_loads_without_warning(
     assert len(got_calib) >= MIN_CALIBRATION_IMAGES
     assert not got_calib & got_holdout
     # a manifest file works as the source too, with the same split
-    same = load_calibration_set(calibration_dir / "manifest.json")
+    same = load_photos(calibration_dir / "manifest.json")
     assert same.calibration == calib.calibration
 
 
 def test_max_images_is_a_seeded_sample_of_calibration(calibration_dir):
-    full = load_calibration_set(calibration_dir)
+    full = load_photos(calibration_dir)
     with pytest.warns(CalibrationWarning, match="max_images=5 keeps 5 of 24"):
-        a = load_calibration_set(calibration_dir, seed=3, max_images=5)
+        a = load_photos(calibration_dir, seed=3, max_images=5)
     with pytest.warns(CalibrationWarning):
-        b = load_calibration_set(calibration_dir, seed=3, max_images=5)
-        c = load_calibration_set(calibration_dir, seed=4, max_images=5)
+        b = load_photos(calibration_dir, seed=3, max_images=5)
+        c = load_photos(calibration_dir, seed=4, max_images=5)
     assert a.calibration == b.calibration
     assert len(a.calibration) == 5
     assert set(a.calibration) <= set(full.calibration)
@@ -113,7 +113,7 @@ def test_max_images_is_a_seeded_sample_of_calibration(calibration_dir):
 def test_folder_split_is_deterministic_per_seed(tmp_path):
     folder = _photos(tmp_path / "photos", 12)
     with pytest.warns(CalibrationWarning):
-        splits = [load_calibration_set(folder, seed=s) for s in (0, 0, 1)]
+        splits = [load_photos(folder, seed=s) for s in (0, 0, 1)]
     first, again, other = splits
     assert first.calibration == again.calibration
     assert first.holdout == again.holdout
@@ -123,7 +123,7 @@ def test_folder_split_is_deterministic_per_seed(tmp_path):
     )
     assert first.holdout != other.holdout
     with pytest.warns(CalibrationWarning):
-        none_asked = load_calibration_set(folder, holdout_fraction=0.0)
+        none_asked = load_photos(folder, holdout_fraction=0.0)
     assert len(none_asked.holdout) == 1  # something must verify the export
 
 
@@ -136,12 +136,12 @@ def test_grayscale_rgba_and_16bit_pngs_become_rgb_inputs(tmp_path):
     cv2.imwrite(str(folder / "rgba.png"), bgra)
     cv2.imwrite(str(folder / "deep.png"), np.full((20, 30), 257 * 200, "u2"))
     with pytest.warns(CalibrationWarning):
-        calib = load_calibration_set(folder, holdout_fraction=0.0)
+        calib = load_photos(folder, holdout_fraction=0.0)
     pixels, normalized = {}, {}
     for split in ("calibration", "holdout"):
         paths = calib.paths(split)
-        raw = calib.arrays(split, RAW, (8, 12))
-        floats = calib.arrays(split, IMAGENET, (8, 12))
+        raw = preprocessed(calib, split, RAW, (8, 12))
+        floats = preprocessed(calib, split, IMAGENET, (8, 12))
         for path, array, scaled in zip(paths, raw, floats, strict=True):
             assert array.shape == (8, 12, 3) and array.dtype == np.uint8
             assert scaled.shape == (8, 12, 3) and scaled.dtype == np.float32
@@ -160,7 +160,7 @@ def test_grayscale_rgba_and_16bit_pngs_become_rgb_inputs(tmp_path):
 def test_too_few_calibration_photos_warn_with_counts(tmp_path):
     folder = _photos(tmp_path / "few", 6)
     with pytest.warns(CalibrationWarning, match="Only 4 calibration images"):
-        calib = load_calibration_set(folder)
+        calib = load_photos(folder)
     assert len(calib.calibration) == 4
 
 
@@ -187,7 +187,7 @@ def test_no_photos_raise_calibration_error(tmp_path, kind):
     if kind == "non_images":
         (folder / "notes.txt").write_text("no photos here")
     with pytest.raises(CalibrationError) as info:
-        load_calibration_set(folder)
+        load_photos(folder)
     message = str(info.value).replace(str(folder), "<folder>")
     assert re.search(NO_PHOTOS_REASONS[kind], message), message
 
@@ -198,7 +198,7 @@ def test_corrupt_file_is_named(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)
         with pytest.raises(CalibrationError) as info:
-            load_calibration_set(folder)
+            load_photos(folder)
     assert re.search(
         r"1 calibration file\(s\) .* cannot be decoded: "
         r".*broken\.jpg",
@@ -216,7 +216,7 @@ def test_bad_manifest_entries_are_named(tmp_path):
     ]
     (folder / "manifest.json").write_text(json.dumps({"photos": photos}))
     with pytest.raises(CalibrationError) as info:
-        load_calibration_set(folder)
+        load_photos(folder)
     message = str(info.value)
     assert "3 problem(s)" in message  # img_00.png is fine
     for expected in ("img_01.png: no", "gone.png: file missing", "'test'"):
@@ -225,6 +225,6 @@ def test_bad_manifest_entries_are_named(tmp_path):
 
 def test_unknown_split_name(calibration_dir):
     with pytest.warns(CalibrationWarning):
-        calib = load_calibration_set(calibration_dir, max_images=1)
+        calib = load_photos(calibration_dir, max_images=1)
     with pytest.raises(CalibrationError, match="'train'"):
-        calib.arrays("train", RAW, (8, 8))
+        preprocessed(calib, "train", RAW, (8, 8))

@@ -8,8 +8,8 @@ fixture's are too small: the converter leaves them float).
 
 import pytest
 
+from edge_backbones.core import cpuinfo
 from edge_backbones.exporter.pipeline import export
-from edge_backbones.runtime import cpuinfo
 from tests.tflite_ops import operators
 
 SIZE = (32, 48)

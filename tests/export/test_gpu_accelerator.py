@@ -10,6 +10,7 @@ on a software driver can pass LiteRT's fixed 120 s buffer-lock timeout.
 import numpy as np
 import pytest
 
+from edge_backbones.core.fidelity import cosine
 from edge_backbones.errors import ExportError
 from edge_backbones.exporter import gpu_check
 from edge_backbones.exporter.pipeline import export
@@ -34,11 +35,6 @@ def gpu_adapter():
             "env.sh, as .ci/stages/gpu.sh does"
         )
     return verdict
-
-
-def _cosine(a, b):
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
 def _export(model, size, out):
@@ -73,7 +69,7 @@ def test_gpu_artifact_runs_fully_on_the_gpu(gpu_adapter, tmp_path, model, size):
     x = np.random.default_rng(0).normal(size=fp32.input_spec.shape)
     x = x.astype(np.float32)
     on_gpu, on_cpu = gpu(x), fp32(x)
-    cosines = {n: _cosine(on_gpu[n], on_cpu[n]) for n in on_cpu}
+    cosines = {n: cosine(on_gpu[n], on_cpu[n]) for n in on_cpu}
     print(
         f"GPU-CHECK {model} {size}px on {gpu_adapter.device}: fully "
         f"delegated {gpu.fully_delegated}; cosine vs fp32 on XNNPACK "

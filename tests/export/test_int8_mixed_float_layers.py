@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from edge_backbones.exporter import modes
+from edge_backbones.core import modes
 from edge_backbones.exporter.pipeline import export
 from edge_backbones.models.backbone import Backbone
 from tests.tflite_ops import operators

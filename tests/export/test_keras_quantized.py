@@ -6,15 +6,11 @@ import keras
 import numpy as np
 import pytest
 
+from edge_backbones.core.fidelity import cosine
 from edge_backbones.exporter.pipeline import export
 from edge_backbones.models.mit import MiTBackbone
 from edge_backbones.runtime.edge_model import EdgeModel
 from tests.tiny import TINY_MIT_TWO_STAGES_WIDE
-
-
-def _cosine(a, b):
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 @pytest.mark.parametrize("mode", ["int8", "int4"])
@@ -35,9 +31,9 @@ def test_keras_quantized_backbone_exports(mode, tmp_path):
     # Keras' quantized model also quantizes activations (per token, int8);
     # the artifact keeps them float: within cosine 0.999 of it
     keras_quantized = keras.ops.convert_to_numpy(quantized(x))
-    assert _cosine(got, keras_quantized) > 0.999
+    assert cosine(got, keras_quantized) > 0.999
     expected = keras.ops.convert_to_numpy(float_model(x))
-    assert _cosine(got, expected) > (0.99 if mode == "int8" else 0.9)
+    assert cosine(got, expected) > (0.99 if mode == "int8" else 0.9)
     assert record.metadata["model"]["config"]["dtype"]["class_name"] == (
         "DTypePolicyMap"
     )

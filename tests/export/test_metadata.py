@@ -9,6 +9,12 @@ from edge_backbones.exporter import tflite_metadata
 from edge_backbones.runtime.metadata import content_sha256, digest_span
 from edge_backbones.runtime.model_file import read_model_file
 from tests.models.backbone_harness import float_tflite
+from tests.tiny import make_metadata
+
+
+def _metadata(mode):
+    """Complete metadata (the writer checks it) of mode `mode`."""
+    return {**make_metadata(), "mode": mode}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +44,7 @@ def test_embed_is_readable_without_tensorflow_and_idempotent(model_content):
 
 def test_write_artifact_and_sidecar(model_content, tmp_path):
     path = str(tmp_path / "m.tflite")
-    size = tflite_metadata.write_artifact(path, model_content, {"mode": "x"})
+    size = tflite_metadata.write_artifact(path, model_content, _metadata("x"))
     assert os.path.getsize(path) == size
     with open(tmp_path / "m.json") as f:
         sidecar = json.load(f)
@@ -53,7 +59,7 @@ def test_interrupted_write_keeps_the_good_artifact(
     model_content, tmp_path, monkeypatch
 ):
     path = str(tmp_path / "m.tflite")
-    tflite_metadata.write_artifact(path, model_content, {"mode": "good"})
+    tflite_metadata.write_artifact(path, model_content, _metadata("good"))
     before = sorted(os.listdir(tmp_path)), open(path, "rb").read()
     real_dumps = tflite_metadata.dumps_json
 
@@ -64,7 +70,7 @@ def test_interrupted_write_keeps_the_good_artifact(
 
     monkeypatch.setattr(tflite_metadata, "dumps_json", dumps_then_die)
     with pytest.raises(KeyboardInterrupt):
-        tflite_metadata.write_artifact(path, model_content, {"mode": "bad"})
+        tflite_metadata.write_artifact(path, model_content, _metadata("bad"))
     after = sorted(os.listdir(tmp_path)), open(path, "rb").read()
     assert after == before  # no temp file left, same bytes
     meta = json.loads(read_model_file(path).metadata["edge_backbones"])
@@ -79,7 +85,7 @@ def test_failed_move_leaves_no_temp_file(model_content, tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(PermissionError):
-        tflite_metadata.write_artifact(path, model_content, {"mode": "x"})
+        tflite_metadata.write_artifact(path, model_content, _metadata("x"))
     assert os.listdir(tmp_path) == []
 
 

@@ -1,4 +1,4 @@
-"""The mode registry (export/modes.toml) drives every list of modes."""
+"""The mode registry (core/modes.toml) drives every list of modes."""
 
 import dataclasses
 import re
@@ -6,8 +6,9 @@ import re
 import pytest
 
 from edge_backbones.cli import build_parser
+from edge_backbones.core import modes
 from edge_backbones.errors import ExportError, InputError, UnknownOptionError
-from edge_backbones.exporter import modes, options, verify
+from edge_backbones.exporter import options, verify
 from edge_backbones.exporter.pipeline import export, plan_export
 from edge_backbones.report import collect
 
@@ -172,7 +173,7 @@ def test_the_signature_lists_every_option():
     # None: the preset's natural size (test_natural_size)
     assert parameters["image_size"].default is None
     # the package attribute stays callable after a submodule import
-    import edge_backbones.exporter.modes  # noqa: F401
+    import edge_backbones.core.modes  # noqa: F401
 
     assert callable(edge_backbones.export)
 

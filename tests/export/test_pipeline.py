@@ -7,16 +7,19 @@ import platform
 import re
 
 import ai_edge_litert
+import jsonschema
 import numpy as np
 import pytest
 
+from edge_backbones.core import modes
+from edge_backbones.core.artifact import ArtifactMetadata, artifact_schema
+from edge_backbones.core.fidelity import cosine
 from edge_backbones.errors import (
     CalibrationError,
     FidelityError,
     InputError,
     WeightsNotFoundError,
 )
-from edge_backbones.exporter import modes
 from edge_backbones.exporter.graph import serving_model
 from edge_backbones.exporter.pipeline import export, parse_image_size
 from edge_backbones.runtime import gpu_probe
@@ -60,6 +63,11 @@ def test_every_mode_written_with_metadata(exported):
             content = f.read()
         assert sidecar.pop("sha256") == hashlib.sha256(content).hexdigest()
         assert sidecar.pop("size_bytes") == len(content) == record.size_bytes
+        # both copies hold to the one schema, by the reference validator
+        # too, and read back typed without losing a key
+        jsonschema.validate(embedded, artifact_schema())
+        jsonschema.validate(sidecar, artifact_schema())
+        assert ArtifactMetadata.from_dict(sidecar).to_dict() == sidecar
         assert sidecar == embedded
         assert embedded["schema"] == "edge_backbones.tflite/1"
         assert embedded["mode"] == mode
@@ -202,11 +210,6 @@ def test_int8_mixed_keeps_the_layer_norms_float(exported):
     } == {"INT8"}
 
 
-def _cosine(a, b):
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 def _check_in_graph_normalization(path, backbone, calibration_dir, minimum):
     """The artifact fed raw camera pixels computes what the float Keras
     model computes fed the package's own float preprocessing, on real
@@ -223,8 +226,8 @@ def _check_in_graph_normalization(path, backbone, calibration_dir, minimum):
         x = preprocess(str(photo), float_spec, SIZE)[None]
         expected = float_model(x, training=False)
         for name, value in expected.items():
-            cosine = _cosine(got[name], value)
-            assert cosine >= minimum, (photo.name, name, cosine)
+            similarity = cosine(got[name], value)
+            assert similarity >= minimum, (photo.name, name, similarity)
 
 
 def test_npu_int8_takes_camera_pixels(

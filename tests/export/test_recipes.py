@@ -4,9 +4,10 @@ import os
 
 import pytest
 
+from edge_backbones.core import modes
+from edge_backbones.core.cpuinfo import cpu_flags
 from edge_backbones.errors import InputError
-from edge_backbones.exporter import modes, recipes
-from edge_backbones.runtime.cpuinfo import cpu_flags
+from edge_backbones.exporter import recipes
 
 
 def test_resolve_plans():

@@ -6,6 +6,7 @@ model on the bundled photos."""
 import numpy as np
 import pytest
 
+from edge_backbones.core.fidelity import cosine
 from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.preprocess import preprocess
@@ -44,11 +45,6 @@ def vit_det(calibration_dir, tmp_path_factory):
     return backbone, {r.mode: r for r in records}
 
 
-def _cosine(a, b):
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 def test_every_mode_meets_its_gate(vit_det):
     _, records = vit_det
     assert sorted(records) == ["cpu", "fp32", "int8"]
@@ -78,8 +74,12 @@ def test_artifacts_compute_the_keras_model(vit_det, calibration_dir):
             expected = np.asarray(extractor(x[None])["P3"])
             got = model(x)["P3"]
             assert got.shape == expected.shape == (1, 4, 4, 32)
-            cosine = _cosine(got, expected)
-            assert cosine >= MIN_COSINE[mode], (mode, photo.name, cosine)
+            similarity = cosine(got, expected)
+            assert similarity >= MIN_COSINE[mode], (
+                mode,
+                photo.name,
+                similarity,
+            )
 
 
 def test_int8_runs_the_attention_in_int8(vit_det):

@@ -28,7 +28,7 @@ from edge_backbones.exporter.cli import _thresholds
 from edge_backbones.exporter.pipeline import export
 from edge_backbones.models.backbone import Backbone
 from tests.conftest import REPO_ROOT
-from tests.tiny import save_tiny_sam_checkpoint
+from tests.tiny import make_metadata, save_tiny_sam_checkpoint
 
 STEM = "tiny_32x32_fp32"
 
@@ -329,6 +329,11 @@ def _pair(out, stem=STEM):
     )
 
 
+def _metadata(mode):
+    """Complete metadata (the writer checks it) of mode `mode`."""
+    return {**make_metadata(), "mode": mode}
+
+
 @pytest.fixture(scope="module")
 def previous(tmp_path_factory):
     """A good fp32 artifact of the tiny backbone (seed 0)."""
@@ -369,7 +374,7 @@ def test_second_rename_failing_restores_the_pair(
     monkeypatch.setattr(os, "replace", second_fails)
     with pytest.raises(OSError, match="No space"):
         tflite_metadata.write_artifact(
-            str(tmp_path / f"{STEM}.tflite"), content, {"mode": "new"}
+            str(tmp_path / f"{STEM}.tflite"), content, _metadata("new")
         )
     monkeypatch.undo()
     assert _pair(tmp_path) == before
@@ -383,7 +388,7 @@ def test_sidecar_place_taken_keeps_the_old_model(previous, tmp_path):
     content = open(tmp_path / f"{STEM}.tflite", "rb").read()
     with pytest.raises(InputError, match="not a file"):
         tflite_metadata.write_artifact(
-            str(tmp_path / f"{STEM}.tflite"), content, {"mode": "new"}
+            str(tmp_path / f"{STEM}.tflite"), content, _metadata("new")
         )
     assert _sha(tmp_path / f"{STEM}.tflite") == before
     assert sorted(os.listdir(tmp_path)) == [f"{STEM}.json", f"{STEM}.tflite"]

@@ -18,6 +18,7 @@ import tempfile
 import keras
 import numpy as np
 
+from edge_backbones.core.fidelity import cosine
 from edge_backbones.exporter.graph import (
     INPUT_NAME,
     serving_model,
@@ -111,13 +112,13 @@ def gpu_compatibility_report(tflite_bytes):
     return out.getvalue()
 
 
-def _converter(backbone, image_size, tmp_path, samples):
+def _converter(backbone, image_size, tmp_path, samples, out_features=None):
     """The shipped export converter on `backbone`'s serving SavedModel,
     calibrated on `samples`."""
     from edge_backbones.exporter.convert import Converter
 
     saved = write_saved_model(
-        serving_model(backbone, image_size),
+        serving_model(backbone, image_size, out_features),
         os.path.join(tmp_path, "saved_model"),
     )
 
@@ -128,14 +129,12 @@ def _converter(backbone, image_size, tmp_path, samples):
     return Converter(saved, representative, log=lambda line: None)
 
 
-def _cosine(a, b):
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
-
-
-def run_edge_graph_test(backbone, image_size, tmp_path, expect_gelu=True):
+def run_edge_graph_test(
+    backbone, image_size, tmp_path, expect_gelu=True, out_features=None
+):
     """Converts `backbone` at batch 1 and `image_size`; checks the graph.
 
+    `out_features` picks the outputs converted (all by default).
     Returns the read float model file (ops, histogram) for extra checks.
     """
     from ai_edge_litert.interpreter import Interpreter
@@ -144,7 +143,9 @@ def run_edge_graph_test(backbone, image_size, tmp_path, expect_gelu=True):
     samples = [
         rng.normal(size=(1, *image_size, 3)).astype("float32") for _ in range(2)
     ]
-    converter = _converter(backbone, image_size, tmp_path, samples)
+    converter = _converter(
+        backbone, image_size, tmp_path, samples, out_features
+    )
     tflite = converter.fp32()
     model_file = read_model_file(tflite)
     histogram = model_file.op_histogram
@@ -164,7 +165,8 @@ def run_edge_graph_test(backbone, image_size, tmp_path, expect_gelu=True):
 
     # The float .tflite computes what the Keras model computes.
     sample = samples[0]
-    expected = _as_numpy(backbone.feature_extractor()(sample))
+    extractor = backbone.feature_extractor(out_features=out_features)
+    expected = _as_numpy(extractor(sample))
     runner = Interpreter(model_content=tflite).get_signature_runner()
     got = runner(**{INPUT_NAME: sample})
     assert set(got) == set(expected)
@@ -180,5 +182,5 @@ def run_edge_graph_test(backbone, image_size, tmp_path, expect_gelu=True):
     runner = Interpreter(model_content=int16x8).get_signature_runner()
     got = runner(**{INPUT_NAME: sample})
     for name, value in expected.items():
-        assert _cosine(got[name], value) > 0.999, name
+        assert cosine(got[name], value) > 0.999, name
     return model_file

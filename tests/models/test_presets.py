@@ -21,11 +21,11 @@ import math
 import numpy as np
 import pytest
 
+from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.models import backbone as backbone_lib
 from edge_backbones.models.backbone import Backbone, register_presets
 from edge_backbones.models.mit import MiTBackbone
 from edge_backbones.models.vit_det import ViTDetBackbone
-from edge_backbones.runtime.preprocess import validate_preprocessing
 from tests.tiny import TINY_MIT, TINY_VITDET
 
 FAMILIES = {
@@ -49,7 +49,14 @@ SMALL = {
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_families_name_their_tables_alike(family):
     module = importlib.import_module(FAMILIES[family])
-    assert set(module.__all__) == {"PREPROCESSING", "backbone_presets"}
+    assert set(module.__all__) == {
+        "PREPROCESSING",
+        "backbone_presets",
+        "preset_aliases",
+    }
+    # other libraries' names, each for one of the family's own presets
+    assert set(module.preset_aliases.values()) <= set(module.backbone_presets)
+    assert not set(module.preset_aliases) & set(module.backbone_presets)
     for name, preset in module.backbone_presets.items():
         assert sorted(preset) == ["config", "metadata", "preprocessing"]
         assert "path" not in preset["metadata"], name

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from edge_backbones.exporter.verify import compare, worst
+from edge_backbones.core.fidelity import compare, worst
 from edge_backbones.runtime.metadata import file_sha256, sidecar_path
 from tests.npu.conftest import needs_npu_extra
 

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_backbones.core.fidelity import cosine
 from edge_backbones.errors import (
     DelegateUnavailableError,
     InputError,
@@ -24,11 +25,6 @@ from tests.tiny import (
     make_metadata,
     write_with_metadata,
 )
-
-
-def _cosine(a, b):
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
 def test_float_outputs_match_keras_by_name(tiny):
@@ -52,7 +48,7 @@ def test_int8_io_is_quantized_and_dequantized_per_tensor(tiny):
     out = model(tiny["x"])
     for name, ref in tiny["ref"].items():
         assert out[name].dtype == np.float32
-        assert _cosine(out[name], ref) > 0.99
+        assert cosine(out[name], ref) > 0.99
     # float input == the same input quantized by hand with the tensor's
     # own scale and zero point
     q = np.clip(
@@ -167,7 +163,7 @@ def test_int8_metadata_model_takes_preprocessed_images(tiny):
     image = np.random.default_rng(4).integers(0, 256, (20, 20, 3), np.uint8)
     out = model.predict(image)
     reference = EdgeModel(tiny["paths"]["f32_meta"]).predict(image)
-    assert _cosine(out["P1"], reference["P1"]) > 0.99
+    assert cosine(out["P1"], reference["P1"]) > 0.99
 
 
 def test_sidecar_metadata_is_read_and_checked(tiny, tmp_path):

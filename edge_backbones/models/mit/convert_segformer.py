@@ -16,7 +16,7 @@ from edge_backbones.models.hf_checkpoint import (
     depthwise_kernel,
 )
 
-__all__ = ["convert_config", "load_weights"]
+__all__ = ["convert_config", "load_weights", "weight_slots"]
 
 # Prefix of the encoder inside the task models, and their heads' prefixes.
 ENCODER_PREFIX = "segformer."
@@ -94,7 +94,7 @@ def _block_slots(slots, backbone, i, j):
         _pair(slots, f"{block}.mlp.{theirs}", layer, kernel)
 
 
-def _weight_map(backbone):
+def weight_slots(backbone):
     """The `Slot`s of every encoder weight, by SegformerModel key."""
     slots = []
     for i in range(backbone.num_layers):
@@ -132,7 +132,7 @@ def load_weights(backbone, folder):
         hf_checkpoint.read_tensors(folder), ENCODER_PREFIX, HEAD_PREFIXES
     )
     converted, problems = hf_checkpoint.fit_tensors(
-        _weight_map(backbone), encoder, prefix
+        weight_slots(backbone), encoder, prefix
     )
     if problems:
         raise CheckpointError(

@@ -1,6 +1,8 @@
 """MiTBackbone: the Mix Transformer, SegFormer's hierarchical encoder."""
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -257,20 +259,20 @@ class MiTBackbone(Backbone):
 
     def __init__(
         self,
-        depths=None,
-        num_layers=None,
-        blockwise_num_heads=None,
-        blockwise_sr_ratios=None,
-        max_drop_path_rate=None,
-        patch_sizes=None,
-        strides=None,
-        image_shape=(None, None, 3),
-        hidden_dims=None,
-        mlp_ratios=None,
-        include_rescaling=False,
-        input_tensor=None,
-        **kwargs,
-    ):
+        depths: Sequence[int] | None = None,
+        num_layers: int | None = None,
+        blockwise_num_heads: Sequence[int] | None = None,
+        blockwise_sr_ratios: Sequence[int] | None = None,
+        max_drop_path_rate: float | None = None,
+        patch_sizes: Sequence[int] | None = None,
+        strides: Sequence[int] | None = None,
+        image_shape: Sequence[int | None] = (None, None, 3),
+        hidden_dims: Sequence[int] | None = None,
+        mlp_ratios: Sequence[int] | None = None,
+        include_rescaling: bool = False,
+        input_tensor: Any = None,
+        **kwargs: Any,
+    ) -> None:
         renamed = _canonical_arguments(
             kwargs,
             depths=depths,
@@ -312,11 +314,12 @@ class MiTBackbone(Backbone):
         self.num_layers = num_layers
         self.max_drop_path_rate = max_drop_path_rate
         self.image_shape = image_shape
-        self.hidden_dims = hidden_dims
+        # checked per stage by _stages above (None raised there)
+        self.hidden_dims: Sequence[int] = hidden_dims  # type: ignore[assignment]
         self.mlp_ratios = mlp_ratios
         self.include_rescaling = include_rescaling
 
-    def peak_activation_bytes(self, height, width):
+    def peak_activation_bytes(self, height: int, width: int) -> int:
         """Largest float32 tensor at batch 1: per stage, the attention
         scores (heads x tokens x tokens reduced by sr_ratio^2) or the MLP's
         hidden tokens."""
@@ -332,7 +335,7 @@ class MiTBackbone(Backbone):
         return 4 * largest
 
     @property
-    def preprocessing(self):
+    def preprocessing(self) -> dict[str, Any]:
         """How 0-255 RGB pixels become this model's float input."""
         spec = {
             **PREPROCESSING,
@@ -344,7 +347,7 @@ class MiTBackbone(Backbone):
             spec.update(scale=1.0, mean=[0.0] * 3, std=[1.0] * 3)
         return spec
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "depths": self.depths,

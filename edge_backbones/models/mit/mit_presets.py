@@ -14,9 +14,9 @@ whole frame (no crop) bilinearly and normalizes with ImageNet's mean/std.
 
 import copy
 
-from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
+from edge_backbones.core.preprocessing import IMAGENET_PREPROCESSING
 
-__all__ = ["PREPROCESSING", "backbone_presets"]
+__all__ = ["PREPROCESSING", "backbone_presets", "preset_aliases"]
 
 # SegFormer's: the frame stretched to the input size, ImageNet normalization
 PREPROCESSING = {**IMAGENET_PREPROCESSING, "resize": "stretch"}
@@ -102,3 +102,7 @@ backbone_presets = {
         for size in _DEPTHS
     },
 }
+
+# keras-cv 0.9 names the ImageNet-1k MiT-B0 `mit_b0_imagenet` (its `mit_b0`
+# is the architecture without weights); here `mit_b0` is that checkpoint.
+preset_aliases = {"mit_b0_imagenet": "mit_b0"}

@@ -2,6 +2,8 @@
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 
@@ -203,21 +205,21 @@ class ViTDetBackbone(Backbone):
 
     def __init__(
         self,
-        hidden_size,
-        num_layers,
-        intermediate_dim,
-        num_heads,
-        global_attention_layer_indices,
-        image_shape=(1024, 1024, 3),
-        patch_size=16,
-        num_output_channels=256,
-        use_bias=True,
-        use_abs_pos=True,
-        use_rel_pos=True,
-        window_size=14,
-        layer_norm_epsilon=1e-6,
-        **kwargs,
-    ):
+        hidden_size: int,
+        num_layers: int,
+        intermediate_dim: int,
+        num_heads: int,
+        global_attention_layer_indices: Sequence[int],
+        image_shape: Sequence[int] = (1024, 1024, 3),
+        patch_size: int = 16,
+        num_output_channels: int = 256,
+        use_bias: bool = True,
+        use_abs_pos: bool = True,
+        use_rel_pos: bool = True,
+        window_size: int = 14,
+        layer_norm_epsilon: float = 1e-6,
+        **kwargs: Any,
+    ) -> None:
         image_shape = _checked_image_shape(image_shape)
         grid = (image_shape[0] // patch_size, image_shape[1] // patch_size)
         global_attention_layer_indices = list(global_attention_layer_indices)
@@ -262,7 +264,7 @@ class ViTDetBackbone(Backbone):
         self.window_size = window_size
         self.layer_norm_epsilon = layer_norm_epsilon
 
-    def peak_activation_bytes(self, height, width):
+    def peak_activation_bytes(self, height: int, width: int) -> int:
         """Largest float32 tensor at batch 1: the global blocks' attention
         scores (heads x tokens^2), windowed scores, or the MLP's hidden
         tokens."""
@@ -277,7 +279,7 @@ class ViTDetBackbone(Backbone):
         return 4 * max(scores, tokens * self.intermediate_dim)
 
     @property
-    def preprocessing(self):
+    def preprocessing(self) -> dict[str, Any]:
         """SAM's: longest side resized, padded bottom/right, ImageNet norm."""
         return {
             **PREPROCESSING,
@@ -285,7 +287,7 @@ class ViTDetBackbone(Backbone):
             "std": list(PREPROCESSING["std"]),
         }
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "hidden_size": self.hidden_size,

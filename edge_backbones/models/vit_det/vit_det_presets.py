@@ -13,9 +13,9 @@ normalizes with ImageNet's mean/std.
 
 import copy
 
-from edge_backbones.runtime.preprocess import IMAGENET_PREPROCESSING
+from edge_backbones.core.preprocessing import IMAGENET_PREPROCESSING
 
-__all__ = ["PREPROCESSING", "backbone_presets"]
+__all__ = ["PREPROCESSING", "backbone_presets", "preset_aliases"]
 
 # Segment Anything's: longest side resized, padded, ImageNet normalization
 PREPROCESSING = {**IMAGENET_PREPROCESSING, "resize": "longest_side_pad"}
@@ -69,3 +69,8 @@ backbone_presets = {
         "huge", 637_026_048, 1280, 32, 16, [7, 15, 23, 31]
     ),
 }
+
+# keras-hub 0.17's `ViTDetBackbone.from_preset("vit_det")` example: its
+# default ViTDet is the ViT-B image encoder (768 wide, 12 layers, global
+# attention in 2, 5, 8, 11), which is SAM's base encoder.
+preset_aliases = {"vit_det": "sam_vit_base"}

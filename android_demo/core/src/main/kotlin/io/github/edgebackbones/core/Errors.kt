@@ -8,7 +8,21 @@ open class EdgeBackbonesException(message: String, cause: Throwable? = null) :
     RuntimeException(message, cause)
 
 /** The sidecar JSON is missing a field, has a wrong type or an unsupported value. */
-class MetadataException(message: String) : EdgeBackbonesException(message)
+open class MetadataException(message: String) : EdgeBackbonesException(message)
+
+/**
+ * The sidecar breaks `artifact.schema.json`: [field] is the JSON path of the
+ * first problem (`$.outputs.P1.dtype`), [schemaVersion] the schema file's version.
+ */
+class ArtifactSchemaException(message: String, val field: String, val schemaVersion: Int) :
+    MetadataException(message)
+
+/**
+ * A valid artifact whose tensor LiteRT's Kotlin `TensorBuffer` cannot read or
+ * write (it has float32, int8 and int32 access, no int16 or float16): the app
+ * says so for that artifact instead of refusing its metadata.
+ */
+class UnbindableTensorException(val problem: BindingProblem) : EdgeBackbonesException(problem.message)
 
 /** Pixels, tensors or settings that do not fit the model. */
 class InputException(message: String) : EdgeBackbonesException(message)

@@ -3,26 +3,53 @@ package io.github.edgebackbones.core
 /** The schema of the sidecar JSON `edge-backbones export` writes beside a model. */
 const val METADATA_SCHEMA = "edge_backbones.tflite/1"
 
+/** The schema of an artifact `edge-backbones compile` compiled ahead of time for an NPU. */
+const val METADATA_SCHEMA_COMPILED = "edge_backbones.tflite/2"
+
+/** Every schema the exporter writes; the app reads them all. */
+val METADATA_SCHEMAS = listOf(METADATA_SCHEMA, METADATA_SCHEMA_COMPILED)
+
 /** The SignatureDef every exported model has; inputs and outputs are bound by name in it. */
 const val SIGNATURE_KEY = "serving_default"
 
-/** Element types the exporter writes, by their numpy names. */
-enum class DType(val jsonName: String, val byteSize: Int, val min: Int, val max: Int) {
-    FLOAT32("float32", 4, 0, 0),
-    INT8("int8", 1, -128, 127),
-    UINT8("uint8", 1, 0, 255);
+/**
+ * Element types the exporter writes, by their numpy names (the schema's dtype
+ * enum). [bindable]: LiteRT 2.3's Kotlin `TensorBuffer` reads and writes it
+ * (float32; int8 and uint8 as bytes); int16 (the npu target's I/O) and
+ * float16 it cannot, so such an artifact parses and says why it cannot run.
+ */
+enum class DType(val jsonName: String, val byteSize: Int, val min: Int, val max: Int, val bindable: Boolean) {
+    FLOAT32("float32", 4, 0, 0, true),
+    FLOAT16("float16", 2, 0, 0, false),
+    INT8("int8", 1, -128, 127, true),
+    UINT8("uint8", 1, 0, 255, true),
+    INT16("int16", 2, -32768, 32767, false);
 
-    val isInteger get() = this != FLOAT32
+    val isInteger get() = this == INT8 || this == UINT8 || this == INT16
 
     companion object {
         fun of(name: String, where: String): DType =
             entries.firstOrNull { it.jsonName == name } ?: throw MetadataException(
-                "$where has dtype \"$name\"; this app reads ${entries.map { it.jsonName }}. " +
-                    "Export a float32, int8 or uint8 artifact (targets cpu, gpu, npu_int8): LiteRT's " +
-                    "Kotlin TensorBuffer reads and writes no int16, the I/O of the npu target.",
+                "$where has dtype \"$name\"; the artifact schema has ${entries.map { it.jsonName }}. " +
+                    "Export the model again with edge_backbones.",
             )
     }
 }
+
+/** Why the app cannot bind one tensor of an otherwise valid artifact. */
+data class BindingProblem(val tensor: String, val dtype: DType) {
+    val message
+        get() = "Tensor \"$tensor\" is ${dtype.jsonName}, which LiteRT's Kotlin TensorBuffer cannot " +
+            "read or write, so this app cannot run the artifact (it reads its metadata). On a phone, " +
+            "use a float32, int8 or uint8 artifact (targets cpu, gpu, npu_int8); the npu target's " +
+            "int16 I/O runs through LiteRT's C++ API."
+}
+
+/** What an ahead-of-time NPU compile recorded (schema [METADATA_SCHEMA_COMPILED]). */
+data class CompiledInfo(val soc: String, val vendor: String, val accelerator: String)
+
+/** What the graph computes beyond (or instead of) the pyramid levels. */
+data class TaskInfo(val kind: String, val classNames: List<String>?, val numClasses: Int?)
 
 /** Affine quantization: real = (q - zeroPoint) * scale. */
 data class Quantization(val scale: Float, val zeroPoint: Int)
@@ -74,21 +101,40 @@ data class ModelMetadata(
     val preprocessing: Preprocessing,
     val levels: List<LevelInfo>,
     val raw: Map<String, Any?>,
+    val schema: String = METADATA_SCHEMA,
+    val compiled: CompiledInfo? = null,
+    val task: TaskInfo? = null,
 ) {
     fun level(name: String): LevelInfo = levels.firstOrNull { it.name == name }
         ?: throw InputException(
             "No level \"$name\" in $modelName ($mode); its levels are ${levels.map { it.name }}.",
         )
 
-    companion object {
-        fun parse(jsonText: String): ModelMetadata = fromJson(Json.parse(jsonText))
+    /** The first tensor LiteRT's Kotlin API cannot bind, or null when the app can run it. */
+    val bindingProblem: BindingProblem?
+        get() = (listOf(input.name to input.dtype) + levels.map { it.name to it.dtype })
+            .firstOrNull { !it.second.bindable }?.let { BindingProblem(it.first, it.second) }
 
+    /** Throws [UnbindableTensorException] for an artifact the app can read but not run. */
+    fun requireBindable() {
+        bindingProblem?.let { throw UnbindableTensorException(it) }
+    }
+
+    companion object {
+        /** Validates [jsonText] against the artifact schema, then reads it. */
+        fun parse(jsonText: String, schema: ArtifactSchema = ArtifactSchema.bundled): ModelMetadata {
+            val json = Json.parse(jsonText)
+            schema.validate(json)
+            return fromJson(json)
+        }
+
+        /** Reads an already parsed sidecar; [parse] also checks it against the schema. */
         fun fromJson(json: Any?): ModelMetadata {
             val root = json.asObject("the sidecar")
             val schema = root["schema"]
-            if (schema != METADATA_SCHEMA) {
+            if (schema !in METADATA_SCHEMAS) {
                 throw MetadataException(
-                    "The sidecar has schema ${quote(schema)}; this app reads \"$METADATA_SCHEMA\". " +
+                    "The sidecar has schema ${quote(schema)}; this app reads $METADATA_SCHEMAS. " +
                         "Export the model again with edge_backbones, or update the app.",
                 )
             }
@@ -110,6 +156,29 @@ data class ModelMetadata(
                 preprocessing = preprocessingOf(input["preprocessing"]),
                 levels = outputs.map { (name, spec) -> levelOf(name, spec) },
                 raw = root,
+                schema = schema as String,
+                compiled = compiledOf(root),
+                task = taskOf(root["task"]),
+            )
+        }
+
+        private fun compiledOf(root: Map<String, Any?>): CompiledInfo? {
+            if (root["schema"] != METADATA_SCHEMA_COMPILED) return null
+            val block = root.field("compiled").asObject("compiled")
+            return CompiledInfo(
+                soc = block.field("soc").asString("compiled.soc"),
+                vendor = block.field("vendor").asString("compiled.vendor"),
+                accelerator = block.field("accelerator").asString("compiled.accelerator"),
+            )
+        }
+
+        private fun taskOf(value: Any?): TaskInfo? {
+            if (value == null) return null
+            val task = value.asObject("task")
+            return TaskInfo(
+                kind = task.field("kind").asString("task.kind"),
+                classNames = (task["class_names"] as? List<*>)?.map { it.asString("task.class_names") },
+                numClasses = task["num_classes"]?.asNumber("task.num_classes")?.toInt(),
             )
         }
 

@@ -30,6 +30,7 @@ object Tensors {
      * an integer tensor: `clip(rint(x / scale + zero_point))`.
      */
     fun toInputTensor(input: ModelInput, spec: InputInfo, pixelsInGraph: Boolean): RawTensor {
+        if (!spec.dtype.bindable) throw UnbindableTensorException(BindingProblem(spec.name, spec.dtype))
         if (input.height != spec.height || input.width != spec.width) {
             throw InputException(
                 "Input of ${input.height}x${input.width}; the model takes ${spec.height}x${spec.width}. " +
@@ -67,6 +68,7 @@ object Tensors {
     }
 
     fun dequantize(raw: RawTensor, level: LevelInfo): FeatureMap {
+        if (!level.dtype.bindable) throw UnbindableTensorException(BindingProblem(level.name, level.dtype))
         if (raw.size != level.elementCount) {
             throw InputException(
                 "Output ${level.name} holds ${raw.size} values; its shape ${level.shape} needs " +

@@ -29,6 +29,10 @@ class JsonTest {
 }
 
 class MetadataTest {
+    // a partial sidecar: these cases test the typed reading (fromJson); the
+    // schema check of whole sidecars is ArtifactGoldensTest's
+    private fun parse(text: String) = ModelMetadata.fromJson(Json.parse(text))
+
     private fun sidecar(preprocessing: String, dtype: String = "int8", quant: String = """{"scale": 0.5, "zero_point": -3}""") = """
         {"schema": "edge_backbones.tflite/1", "mode": "npu", "model": {"name": "m"},
          "input": {"name": "images", "shape": [1, 4, 6, 3], "dtype": "$dtype", "quantization": $quant,
@@ -40,7 +44,7 @@ class MetadataTest {
 
     @Test
     fun readsTheFieldsAndKeepsTheLevelOrder() {
-        val m = ModelMetadata.parse(sidecar("""{"resize": "longest_side_pad", "mean": [1, 2, 3]}"""))
+        val m = parse(sidecar("""{"resize": "longest_side_pad", "mean": [1, 2, 3]}"""))
         assertEquals(listOf("P2", "P1"), m.levels.map { it.name })
         assertEquals(Quantization(0.5f, -3), m.input.quantization)
         assertEquals(ResizePolicy.LONGEST_SIDE_PAD, m.preprocessing.resize)
@@ -55,18 +59,30 @@ class MetadataTest {
             sidecar("""{"interpolation": "area"}"""),
             sidecar("""{"std": [1, 0, 1]}"""),
             sidecar("""{"colour_order": "RGB"}"""),
-            sidecar("{}", dtype = "int16"),
             sidecar("{}", quant = """{"scale": 0, "zero_point": 0}"""),
             sidecar("null"),
             """{"schema": "other/1"}""",
         )) {
-            assertThrows(MetadataException::class.java, { ModelMetadata.parse(bad) }, bad)
+            assertThrows(MetadataException::class.java, { parse(bad) }, bad)
         }
     }
 
     @Test
+    fun readsInt16IoAndSaysTheAppCannotBindIt() {
+        val m = parse(sidecar("{}", dtype = "int16"))
+        assertEquals(DType.INT16, m.input.dtype)
+        assertEquals(BindingProblem("images", DType.INT16), m.bindingProblem)
+        val error = assertThrows(UnbindableTensorException::class.java) { m.requireBindable() }
+        assertTrue("int16" in error.message!! && "images" in error.message!!, error.message)
+        assertThrows(UnbindableTensorException::class.java) {
+            Tensors.toInputTensor(ModelInput.Floats(4, 6, FloatArray(72)), m.input, false)
+        }
+        assertEquals(null, parse(sidecar("{}")).bindingProblem)
+    }
+
+    @Test
     fun quantizesAndDequantizesByName() {
-        val m = ModelMetadata.parse(sidecar("{}"))
+        val m = parse(sidecar("{}"))
         val q = Tensors.quantize(floatArrayOf(0f, 1.24f, -100f, 100f, 0.25f, 1.75f), m.input)
         // x / 0.5 - 3, rounded half to even (numpy's rint: 0.5 -> 0), clipped to int8
         assertEquals(listOf<Byte>(-3, -1, -128, 127, -2, 0), q.values.toList())

@@ -16,9 +16,11 @@ import dataclasses
 import functools
 import os
 import platform
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NoReturn
 
+from edge_backbones.core.cpuinfo import cpu_flags
 from edge_backbones.errors import ExportError, InputError
-from edge_backbones.runtime.cpuinfo import cpu_flags
 from edge_backbones.text import split_commas
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "target_plans",
     "npu_targets",
     "names",
+    "float_modes",
+    "integer_only_modes",
     "default_min_cosine",
     "selection_candidates",
     "fast_int8_cpu_flags",
@@ -45,7 +49,7 @@ __all__ = [
 REGISTRY_PATH = os.path.join(os.path.dirname(__file__), "modes.toml")
 # what each scheme may set (and its default); aliases may also set the
 # device checks, a description and a gate
-_SCHEME_KEYS = {
+_SCHEME_KEYS: dict[str, Any] = {
     "description": "",
     "converter": None,
     "io": "float32",
@@ -80,11 +84,11 @@ class Plan:
     min_cosine: float
     target: str | None = None  # cpu | npu | gpu for device targets
     integer_io: bool = False
-    float_ops: tuple = ()
-    float_layer_types: tuple = ()
+    float_ops: tuple[str, ...] = ()
+    float_layer_types: tuple[str, ...] = ()
     # glob patterns of Keras layer paths whose ops stay float (int8 only)
-    float_layer_names: tuple = ()
-    float_weight_ops: tuple = ()  # dynamic: ops whose weights stay float
+    float_layer_names: tuple[str, ...] = ()
+    float_weight_ops: tuple[str, ...] = ()  # dynamic: weights stay float
     forbid_float_handoffs: bool = False
     forbid_float_tensors: bool = False
     require_gpu_compatible: bool = False
@@ -103,11 +107,11 @@ class Plan:
     ranges: str = "minmax"
 
     @property
-    def needs_calibration(self):
+    def needs_calibration(self) -> bool:
         """True if the converter quantizes activations from photos."""
         return self.converter in ("int8", "int16x8")
 
-    def as_metadata(self):
+    def as_metadata(self) -> dict[str, Any]:
         """The resolved scheme, as the artifact's metadata records it."""
         return {
             "name": self.scheme,
@@ -127,7 +131,7 @@ class Plan:
         }
 
 
-def _fail(where, problem):
+def _fail(where: str, problem: str) -> NoReturn:
     raise ExportError(
         f"The mode registry (modes.toml): {where} {problem}. The package's "
         f"own ({REGISTRY_PATH}) ships with it: reinstall edge_backbones, or "
@@ -135,7 +139,7 @@ def _fail(where, problem):
     )
 
 
-def _scheme_plan(name, table):
+def _scheme_plan(name: str, table: Mapping[str, Any]) -> Plan:
     unknown = sorted(set(table) - set(_SCHEME_KEYS))
     if unknown:
         _fail(f"[schemes.{name}]", f"has unknown key(s) {unknown}")
@@ -162,7 +166,12 @@ def _scheme_plan(name, table):
     )
 
 
-def _alias_plan(name, table, schemes, scheme_name=None):
+def _alias_plan(
+    name: str,
+    table: Mapping[str, Any],
+    schemes: Mapping[str, Plan],
+    scheme_name: str | None = None,
+) -> Plan:
     """The Plan of alias `name` over `scheme_name` (default: its own)."""
     unknown = sorted(set(table) - _ALIAS_KEYS - set(_CHECKS))
     if unknown:
@@ -170,7 +179,7 @@ def _alias_plan(name, table, schemes, scheme_name=None):
     if table.get("kind") not in ("mode", "target"):
         _fail(f"[aliases.{name}]", 'needs kind = "mode" or "target"')
     scheme_name = scheme_name or table.get("scheme")
-    if scheme_name not in schemes:
+    if not isinstance(scheme_name, str) or scheme_name not in schemes:
         _fail(f"[aliases.{name}]", f"names no scheme ({scheme_name!r})")
     scheme = schemes[scheme_name]
     gate = table.get("min_cosine", scheme.min_cosine)
@@ -190,19 +199,20 @@ def _alias_plan(name, table, schemes, scheme_name=None):
 class Registry:
     """The parsed registry: schemes, aliases (in report order), choices."""
 
-    schemes: dict  # scheme name -> Plan (mode = the scheme's name)
-    aliases: dict  # alias name -> Plan
-    tables: dict  # alias name -> its table as written (by_cpu: a choice)
-    select: tuple  # what min_cos chooses among by default
+    schemes: dict[str, Plan]  # scheme name -> Plan (mode = the scheme's)
+    aliases: dict[str, Plan]  # alias name -> Plan
+    # alias name -> its table as written (by_cpu: a choice)
+    tables: dict[str, dict[str, Any]]
+    select: tuple[str, ...]  # what min_cos chooses among by default
 
 
-def _parse(data):
+def _parse(data: Mapping[str, Any]) -> Registry:
     schemes = {
         name: _scheme_plan(name, table)
         for name, table in data.get("schemes", {}).items()
     }
     tables = data.get("aliases", {})
-    aliases = {}
+    aliases: dict[str, Plan] = {}
     for name, table in tables.items():
         choice = table.get("by_cpu")
         for key in ("with_flags", "without_flags") if choice else ():
@@ -217,24 +227,28 @@ def _parse(data):
     return Registry(schemes, aliases, tables, select)
 
 
-def load_registry(path):
-    """The registry in the TOML file `path`, checked."""
+def load_registry(path: str | os.PathLike[str]) -> Registry:
+    """The registry in the TOML file `path`, checked.
+
+    Raises:
+        ExportError: the registry breaks its own rules.
+    """
     try:
         import tomllib
     except ImportError:  # Python 3.10: tomli is a core dependency there
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[no-redef]
 
     with open(path, "rb") as f:
         return _parse(tomllib.load(f))
 
 
 @functools.cache
-def registry():
+def registry() -> Registry:
     """The package's registry (`modes.toml`), parsed once."""
     return load_registry(REGISTRY_PATH)
 
 
-def mode_plans():
+def mode_plans() -> dict[str, Plan]:
     """{name: Plan} of the aliases of kind "mode", in registry order."""
     return {
         name: plan
@@ -243,7 +257,7 @@ def mode_plans():
     }
 
 
-def target_plans():
+def target_plans() -> dict[str, Plan]:
     """{name: Plan} of the device targets, in registry order (cpu's plan
     is the one for a CPU with int8 dot products: see `cpu_plan`)."""
     return {
@@ -253,7 +267,7 @@ def target_plans():
     }
 
 
-def npu_targets():
+def npu_targets() -> tuple[str, ...]:
     """The targets whose graph must be integer end to end
     (`forbid_float_tensors`): the ones `--soc` compiles for an NPU."""
     return tuple(
@@ -263,27 +277,50 @@ def npu_targets():
     )
 
 
-def names():
+def names() -> tuple[str, ...]:
     """Every name a user can type, in report order (fp32 first)."""
     return tuple(registry().aliases)
 
 
-def default_min_cosine():
+def float_modes() -> tuple[str, ...]:
+    """The names whose kernels are float end to end (fp32 and fp16
+    converters); every other name computes at least partly in integers."""
+    return tuple(
+        name
+        for name, plan in registry().aliases.items()
+        if plan.converter in ("fp32", "fp16")
+    )
+
+
+def integer_only_modes() -> tuple[str, ...]:
+    """The names whose graph is int8 end to end: the int8 converter with
+    no op, layer type or layer name left float."""
+    return tuple(
+        name
+        for name, plan in registry().aliases.items()
+        if plan.converter == "int8"
+        and not (
+            plan.float_ops or plan.float_layer_types or plan.float_layer_names
+        )
+    )
+
+
+def default_min_cosine() -> dict[str, float]:
     """{name: its fidelity gate} for every mode and target."""
     return {name: plan.min_cosine for name, plan in registry().aliases.items()}
 
 
-def selection_candidates():
+def selection_candidates() -> tuple[str, ...]:
     """What `export(min_cos=...)` chooses among when given no modes."""
     return registry().select
 
 
-def fast_int8_cpu_flags(name="cpu"):
+def fast_int8_cpu_flags(name: str = "cpu") -> tuple[str, ...]:
     """The /proc/cpuinfo flags that pick target `name`'s int8 scheme."""
     return tuple(registry().tables[name]["by_cpu"]["flags"])
 
 
-def cpu_plan(flags=None, name="cpu"):
+def cpu_plan(flags: Iterable[str] | None = None, name: str = "cpu") -> Plan:
     """Target `name`'s plan for a CPU with `flags` (default: this one).
 
     The registry's `by_cpu` table picks its scheme: `with_flags` where the
@@ -296,6 +333,7 @@ def cpu_plan(flags=None, name="cpu"):
     if flags is None:
         flags = cpu_flags()
     machine = platform.machine() or "unknown machine"
+    found: list[str]
     if flags is None:
         found, known = [], "its flags are unknown (no /proc/cpuinfo)"
     else:
@@ -315,14 +353,20 @@ def cpu_plan(flags=None, name="cpu"):
     return dataclasses.replace(plan, reason=reason)
 
 
-def _plan(name):
+def _plan(name: str) -> Plan:
     if "by_cpu" in registry().tables[name]:
         return cpu_plan(name=name)
     return registry().aliases[name]
 
 
-def resolve_plans(modes, targets):
-    """The plans for `modes` + `targets` (lists or comma-separated)."""
+def resolve_plans(
+    modes: str | Sequence[str] | None, targets: str | Sequence[str] | None
+) -> list[Plan]:
+    """The plans for `modes` + `targets` (lists or comma-separated).
+
+    Raises:
+        InputError: an unknown mode or target, or neither given.
+    """
     aliases = registry().aliases
     plans = []
     for name in split_commas(modes):
@@ -347,8 +391,18 @@ def resolve_plans(modes, targets):
     return unique
 
 
-def check_graph(plan, content, gpu_compatible, gpu_warnings):
-    """Raises ExportError if the converted graph breaks the plan's rules."""
+def check_graph(
+    plan: Plan,
+    content: bytes,
+    gpu_compatible: bool,
+    gpu_warnings: Sequence[str],
+) -> None:
+    """Raises ExportError if the converted graph breaks the plan's rules.
+
+    Raises:
+        ExportError: float handoffs or tensors the plan forbids, or a GPU
+            check the plan requires that failed.
+    """
     from edge_backbones.runtime.model_file import read_model_file
 
     parsed = read_model_file(content)

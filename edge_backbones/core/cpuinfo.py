@@ -4,13 +4,13 @@ the report's device block and the export's `cpu` recipe choice."""
 __all__ = ["read_cpuinfo", "cpu_flags"]
 
 
-def read_cpuinfo(path="/proc/cpuinfo"):
+def read_cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, str] | None:
     """{lower-case key: its first value}, or None without the file.
 
     The first processor speaks for all (their flags agree on the machines
     we target); None where there is no /proc (macOS, Windows).
     """
-    fields = {}
+    fields: dict[str, str] = {}
     try:
         with open(path) as f:
             for line in f:
@@ -21,7 +21,7 @@ def read_cpuinfo(path="/proc/cpuinfo"):
     return fields
 
 
-def cpu_flags(path="/proc/cpuinfo"):
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str] | None:
     """The CPU's feature flags (x86 `flags`, Arm `Features`), or None."""
     fields = read_cpuinfo(path)
     if fields is None:

@@ -1,0 +1,442 @@
+"""The artifact metadata contract: typed, frozen, checked against one schema.
+
+Every exported .tflite carries JSON (embedded under `edge_backbones` and as
+the sidecar `<stem>.json`) that `artifact.schema.json` beside this module
+describes; the Android app's `:core` checks the same file. `validate`
+checks a dict against it (ArtifactSchemaError names the JSON path and the
+schema file's version); `ArtifactMetadata.from_dict` validates and returns
+the typed view, and `to_dict` gives back the very same dict.
+
+A key the exporter writes only sometimes (`recipe_reason`, `task`,
+`compiled`, the sidecar's `sha256`, ...) is `ABSENT` when missing, so that
+absent and null stay distinct and the round trip is exact. Adding a field
+is two lines: one in the dataclass below, one in the schema's object.
+
+Imports nothing beyond the standard library: the runtime on a device reads
+it with numpy and LiteRT only.
+"""
+
+import copy
+import dataclasses
+import functools
+import json
+from importlib import resources
+
+from edge_backbones.core import json_schema
+from edge_backbones.errors import ArtifactSchemaError
+
+__all__ = [
+    "ABSENT",
+    "ARTIFACT_SCHEMA_ID",
+    "ARTIFACT_SCHEMA_VERSION",
+    "SCHEMA",
+    "SCHEMA_COMPILED",
+    "TASK_KINDS",
+    "ArtifactMetadata",
+    "Compiled",
+    "CompiledSource",
+    "Fidelity",
+    "Figures",
+    "GpuRun",
+    "Graph",
+    "InputSpec",
+    "LevelFigures",
+    "ModelInfo",
+    "Numerics",
+    "OutputSpec",
+    "Partition",
+    "Preprocessing",
+    "Quantization",
+    "Scheme",
+    "Task",
+    "VerifiedOn",
+    "artifact_schema",
+    "validate",
+]
+
+# the `schema` an exported artifact carries, and a compiled one's
+SCHEMA = "edge_backbones.tflite/1"
+SCHEMA_COMPILED = "edge_backbones.tflite/2"
+# the version of artifact.schema.json (its `$id` ends with it)
+ARTIFACT_SCHEMA_VERSION = 1
+ARTIFACT_SCHEMA_ID = (
+    "https://github.com/edge-backbones/edge_backbones/schemas/artifact/"
+    f"{ARTIFACT_SCHEMA_VERSION}"
+)
+TASK_KINDS = ("backbone", "segmentation", "sam_encoder", "sam_decoder")
+_SCHEMA_FILE = "artifact.schema.json"
+
+
+class _Absent:
+    """A key the JSON does not have (not the same as null)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self):
+        return "ABSENT"
+
+    def __bool__(self):
+        return False
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+ABSENT = _Absent()
+
+
+@functools.cache
+def _schema_text():
+    return (resources.files(__package__) / _SCHEMA_FILE).read_text("utf-8")
+
+
+def artifact_schema():
+    """The parsed artifact.schema.json (a fresh copy)."""
+    return json.loads(_schema_text())
+
+
+@functools.cache
+def _schema():
+    schema = artifact_schema()
+    if schema.get("$id") != ARTIFACT_SCHEMA_ID:
+        raise ArtifactSchemaError(
+            f"{_SCHEMA_FILE} has $id {schema.get('$id')!r}, but this code "
+            f"reads {ARTIFACT_SCHEMA_ID!r}: the package is half upgraded. "
+            "Reinstall edge_backbones.",
+            schema_version=ARTIFACT_SCHEMA_VERSION,
+        )
+    json_schema.check_schema(schema)
+    return schema
+
+
+def validate(metadata, where="the artifact metadata"):
+    """Raises ArtifactSchemaError where `metadata` breaks the schema.
+
+    `where` names the file or entry for the message ("the sidecar 'x.json'").
+    """
+    problems = json_schema.errors(metadata, _schema())
+    if not problems:
+        return metadata
+    field, problem = problems[0]
+    more = ""
+    if len(problems) > 1:
+        rest = "; ".join(f"{f} {p}" for f, p in problems[1:4])
+        more = f" (also: {rest}{'; ...' if len(problems) > 4 else ''})"
+    raise ArtifactSchemaError(
+        f"{where} breaks the artifact schema (version "
+        f"{ARTIFACT_SCHEMA_VERSION}, {_SCHEMA_FILE}) at {field}: {problem}"
+        f"{more}. Export the model again with this edge_backbones, or "
+        "read it with the version that wrote it.",
+        field=field,
+        schema_version=ARTIFACT_SCHEMA_VERSION,
+    )
+
+
+# --- the typed view ---------------------------------------------------------
+
+
+def _nested(cls, container=None):
+    """Field metadata: the value is a `cls` (or a dict/list of them)."""
+    return {"nested": (cls, container)}
+
+
+def _field(cls=None, container=None, optional=False):
+    metadata = _nested(cls, container) if cls is not None else {}
+    if optional:
+        return dataclasses.field(default=ABSENT, metadata=metadata)
+    return dataclasses.field(metadata=metadata)
+
+
+class _Record:
+    """from_dict / to_dict over the dataclass fields, in their order."""
+
+    @classmethod
+    def _from(cls, data):
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                values[f.name] = ABSENT
+                continue
+            values[f.name] = _load(data[f.name], f.metadata.get("nested"))
+        return cls(**values)
+
+    def to_dict(self):
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is ABSENT:
+                continue
+            out[f.name] = _dump(value)
+        return out
+
+
+def _load(value, nested):
+    if nested is None or value is None:
+        return copy.deepcopy(value)
+    cls, container = nested
+    if container == "dict":
+        return {k: cls._from(v) for k, v in value.items()}
+    if container == "list":
+        return tuple(cls._from(v) for v in value)
+    return cls._from(value)
+
+
+def _dump(value):
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_dump(v) for v in value]
+    return value
+
+
+_frozen = dataclasses.dataclass(frozen=True, kw_only=True)
+
+
+@_frozen
+class Quantization(_Record):
+    """Affine: real = (q - zero_point) * scale."""
+
+    scale: float
+    zero_point: int
+
+
+@_frozen
+class Preprocessing(_Record):
+    """runtime/preprocess.py's spec; an ABSENT key takes its default."""
+
+    color_order: str = _field(optional=True)
+    resize: str = _field(optional=True)
+    interpolation: str = _field(optional=True)
+    pixels_in_graph: bool = _field(optional=True)
+    scale: float = _field(optional=True)
+    mean: list = _field(optional=True)
+    std: list = _field(optional=True)
+
+
+@_frozen
+class InputSpec(_Record):
+    name: str
+    shape: list
+    dtype: str  # numpy name: float32, int8, uint8, int16 (the npu target)
+    quantization: Quantization | None = _field(Quantization)
+    preprocessing: Preprocessing = _field(Preprocessing)
+
+
+@_frozen
+class OutputSpec(_Record):
+    """One pyramid level (a SignatureDef output, by name)."""
+
+    shape: list
+    stride: int | None
+    channels: int | None
+    dtype: str
+    quantization: Quantization | None = _field(Quantization)
+
+
+# the name timm and the Kotlin app use for an output
+LevelSpec = OutputSpec
+
+
+@_frozen
+class ModelInfo(_Record):
+    name: str
+    class_name: str
+    config: dict
+    weights: str | None
+    params: int
+
+
+@_frozen
+class Task(_Record):
+    """What the graph computes on top of (or instead of) the levels."""
+
+    kind: str  # TASK_KINDS
+    class_names: list = _field(optional=True)  # segmentation
+    num_classes: int = _field(optional=True)  # segmentation
+
+
+@_frozen
+class FloatLayers(_Record):
+    requested: list
+    matched_nodes: list
+
+
+@_frozen
+class Scheme(_Record):
+    """The resolved numerics of the artifact (modes.toml)."""
+
+    name: str
+    alias: str
+    kind: str  # "mode" or "target"
+    converter: str
+    io: str  # "float32" or "integer"
+    float_ops: list
+    float_layer_types: list
+    float_layer_names: list
+    float_weight_ops: list
+    integer_layer_norm: bool
+    integer_softmax: bool
+    grouped_depthwise: bool
+    ranges: str
+    checks: list
+    float_layers: FloatLayers = _field(FloatLayers)
+    float_layer_type_nodes: list = _field()
+    float_layer_name_nodes: list = _field()
+
+
+@_frozen
+class LevelFigures(_Record):
+    cosine: float
+    sqnr_db: float | None  # None on an exact match
+    max_abs: float
+    exact: bool = _field(optional=True)
+
+
+@_frozen
+class Figures(_Record):
+    """`core.fidelity.compare`'s result."""
+
+    images: int
+    levels: dict = _field(LevelFigures, "dict")
+
+
+@_frozen
+class Fidelity(_Record):
+    """The artifact vs the Keras model on held-out images, and its gate."""
+
+    images: int
+    levels: dict = _field(LevelFigures, "dict")
+    # always written; exports older than the gate record lack them
+    min_cosine: float = _field(optional=True)
+    holdout: str = _field(optional=True)
+    label: str = _field(optional=True)
+    backend: str = _field(optional=True)
+
+
+@_frozen
+class Numerics(_Record):
+    """A compiled model on the NPU's numerics vs its source on the CPU."""
+
+    images: int
+    levels: dict = _field(LevelFigures, "dict")
+    label: str = _field()
+    backend: str = _field()
+    reference: str = _field()
+
+
+@_frozen
+class VerifiedOn(_Record):
+    arch: str
+    emulated: str | None
+    runtime: str
+    delegate: str | None
+
+
+@_frozen
+class GpuRun(_Record):
+    status: str
+    reason: str = _field(optional=True)
+    device: str = _field(optional=True)
+    software: bool = _field(optional=True)
+    fully_delegated: bool = _field(optional=True)
+    cosine: dict = _field(optional=True)
+
+
+@_frozen
+class Graph(_Record):
+    op_count: int
+    op_histogram: dict
+    max_tensor_rank: int
+    gpu_compatible: bool | None
+    gpu_run: GpuRun = _field(GpuRun, optional=True)
+    foreign_model: dict = _field(optional=True)
+
+
+@_frozen
+class Partition(_Record):
+    subgraph: int
+    ops_on_npu: int
+    ops_total: int
+    partitions: int
+
+
+@_frozen
+class CompiledSource(_Record):
+    file: str
+    sha256: str
+    fidelity_cpu: Fidelity | None = _field(Fidelity)
+
+
+@_frozen
+class ReferenceKernels(_Record):
+    vs_float: Figures = _field(Figures)
+    vs_cpu: Figures = _field(Figures)
+
+
+@_frozen
+class Compiled(_Record):
+    """What an ahead-of-time NPU compile adds (schema SCHEMA_COMPILED)."""
+
+    soc: str
+    vendor: str
+    accelerator: str
+    x86_run: str
+    plugin: dict
+    sdk: dict
+    partitions: tuple = _field(Partition, "list")
+    cpu_op_kinds: dict = _field()
+    compile_seconds: float = _field()
+    source: CompiledSource = _field(CompiledSource)
+    numerics_vs_cpu: Numerics = _field(Numerics, optional=True)
+    cpu_reference_kernels: ReferenceKernels = _field(
+        ReferenceKernels, optional=True
+    )
+
+    @property
+    def ops_on_npu(self):
+        return sum(p.ops_on_npu for p in self.partitions)
+
+    @property
+    def ops_total(self):
+        return sum(p.ops_total for p in self.partitions)
+
+
+@_frozen
+class ArtifactMetadata(_Record):
+    """The whole metadata of one artifact, in the order it is written."""
+
+    content_sha256: str = _field(optional=True)
+    schema: str = _field()
+    model: ModelInfo = _field(ModelInfo)
+    mode: str = _field()
+    recipe: str | None = _field()
+    recipe_reason: str = _field(optional=True)
+    task: Task = _field(Task, optional=True)
+    scheme: Scheme = _field(Scheme)
+    input: InputSpec = _field(InputSpec)
+    outputs: dict = _field(OutputSpec, "dict")
+    fidelity: Fidelity | None = _field(Fidelity)
+    verified_on: VerifiedOn = _field(VerifiedOn)
+    graph: Graph = _field(Graph)
+    versions: dict = _field()
+    created: str = _field()
+    compiled: Compiled = _field(Compiled, optional=True)
+    sha256: str = _field(optional=True)  # sidecar only
+    size_bytes: int = _field(optional=True)  # sidecar only
+
+    @classmethod
+    def from_dict(cls, data, where="the artifact metadata"):
+        """The typed view of `data`, after checking it against the schema."""
+        validate(data, where)
+        return cls._from(data)
+
+    @property
+    def is_compiled(self):
+        return self.schema == SCHEMA_COMPILED

@@ -1,0 +1,174 @@
+"""What export does differently for a segmenter: which model a checkpoint
+becomes (`--task`), its `task` metadata, and its masks' verification.
+
+A checkpoint with SegFormer's decode head exports the segmenter
+(`logits` at 1/4 and `classes`) unless `task="backbone"` asks for the
+encoder's pyramid; `task="segmentation"` on a head-less checkpoint is a
+CheckpointError. Each artifact is verified twice on the held-out photos:
+the cosine of its logits (as any backbone's levels) and its class map
+against the float Keras model's (`mask_agreement`, `miou_vs_float`),
+gated per mode by the registry's `min_mask_agreement`.
+"""
+
+import os
+
+import numpy as np
+
+from edge_backbones.core.segmentation_metrics import (
+    ConfusionMatrix,
+    mask_agreement,
+)
+from edge_backbones.errors import CheckpointError, FidelityError, InputError
+
+__all__ = [
+    "SEGMENTATION",
+    "TASKS",
+    "check_masks",
+    "is_segmenter",
+    "load_segmenter",
+    "mask_fidelity",
+    "task_metadata",
+    "wants_segmenter",
+]
+
+SEGMENTATION = "segmentation"
+BACKBONE = "backbone"
+TASKS = (BACKBONE, SEGMENTATION)
+CLASSES = "classes"
+LOGITS = "logits"
+
+
+def is_segmenter(model):
+    """Whether `model` is a segmentation model (has a class map output)."""
+    return hasattr(model, "class_names") and hasattr(model, "num_classes")
+
+
+def _check_task(task):
+    if task is not None and task not in TASKS:
+        raise InputError(
+            f"task={task!r}; give one of {list(TASKS)} (--task), or leave "
+            "it out to export what the checkpoint holds."
+        )
+
+
+def wants_segmenter(model, task):
+    """Whether `model` (a preset name or a folder) exports as a segmenter.
+
+    A SegFormer preset or a folder whose checkpoint holds a decode head:
+    yes, unless `task` is "backbone". `task="segmentation"` on anything
+    else is a CheckpointError naming the fix.
+    """
+    _check_task(task)
+    if task == BACKBONE or not isinstance(model, (str, os.PathLike)):
+        return False
+    from edge_backbones.models.segformer import segmenter_presets
+    from edge_backbones.models.segformer.convert_segformer_head import (
+        has_decode_head,
+    )
+
+    path = os.fspath(model)
+    if os.path.isdir(path):
+        config = os.path.join(path, "config.json")
+        head = os.path.isfile(config) and (
+            has_decode_head(path) or _is_segmenter_preset_folder(config)
+        )
+    else:
+        head = path in segmenter_presets
+    if task == SEGMENTATION and not head:
+        raise CheckpointError(
+            f"task='segmentation' but {path!r} holds no segmentation head "
+            "(a SegformerForSemanticSegmentation checkpoint, a segformer_* "
+            "preset or a saved SegFormerImageSegmenter). Export its "
+            "pyramid with --task backbone, or give the segmentation "
+            "checkpoint."
+        )
+    return head
+
+
+def _is_segmenter_preset_folder(config_path):
+    import json
+
+    try:
+        with open(config_path) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(config, dict)
+        and config.get("class_name") == "SegFormerImageSegmenter"
+    )
+
+
+def load_segmenter(model, random_weights, kwargs, classes_at="logits"):
+    """(segmenter, weights source) of a SegFormer preset or folder."""
+    from edge_backbones.models.segformer import SegFormerImageSegmenter
+
+    path = os.fspath(model)
+    segmenter = SegFormerImageSegmenter.from_preset(
+        path, load_weights=not random_weights, **kwargs
+    )
+    segmenter.classes_at = classes_at
+    if random_weights:
+        weights = "random"
+    elif os.path.isdir(path):
+        weights = os.path.abspath(path)
+    else:
+        weights = "preset"
+    return segmenter, weights
+
+
+def task_metadata(segmenter):
+    """The artifact's `task` block: what its outputs mean."""
+    return {
+        "kind": SEGMENTATION,
+        "num_classes": int(segmenter.num_classes),
+        "class_names": [str(name) for name in segmenter.class_names],
+        "classes_at": segmenter.classes_at,
+        "outputs": {"logits": LOGITS, "classes": CLASSES},
+    }
+
+
+def mask_fidelity(reference, candidate, num_classes):
+    """The candidate's class maps against the float model's, per image.
+
+    {"images", "mask_agreement": {"min", "mean"}, "miou_vs_float"}: the
+    share of pixels with the float model's class (worst image and mean)
+    and the mean IoU over all images taking the float masks as truth.
+    """
+    ref = np.asarray(reference[CLASSES])
+    out = np.asarray(candidate[CLASSES])
+    if ref.shape != out.shape:
+        raise FidelityError(
+            f"The exported class map has shape {out.shape}, the Keras "
+            f"model's {ref.shape}; export again."
+        )
+    agreements = [mask_agreement(o, r) for o, r in zip(out, ref, strict=True)]
+    matrix = ConfusionMatrix(max(int(num_classes), 2))
+    matrix.add(out, ref)
+    return {
+        "images": len(agreements),
+        "mask_agreement": {
+            "min": float(min(agreements)),
+            "mean": float(np.mean(agreements)),
+        },
+        "miou_vs_float": matrix.mean_iou(),
+    }
+
+
+def check_masks(masks, gate, mode, what):
+    """FidelityError when the worst image's mask agreement is below
+    `gate` (None: no gate)."""
+    if gate is None:
+        return
+    worst = masks["mask_agreement"]["min"]
+    if not worst >= gate:
+        error = FidelityError(
+            f"{what}: mask agreement with the float model {worst:.4f} on "
+            f"the worst held-out image is below {mode}'s gate {gate} "
+            f"(mIoU vs float {masks['miou_vs_float']:.4f}). Nothing was "
+            "written. Try a mode closer to float (int8_mixed, fp16), "
+            "keep the lossy layers in float (--float-layers), or calibrate "
+            "on photos like yours."
+        )
+        error.masks = masks
+        raise error
