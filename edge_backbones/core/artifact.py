@@ -260,6 +260,16 @@ class Task(_Record):
     kind: str  # TASK_KINDS
     class_names: list = _field(optional=True)  # segmentation
     num_classes: int = _field(optional=True)  # segmentation
+    # sam_encoder / sam_decoder: what ties a pair, and the decoder's layout
+    checkpoint_sha256: str = _field(optional=True)
+    image_size: list = _field(optional=True)
+    embedding_shape: list = _field(optional=True)
+    max_points: int = _field(optional=True)  # sam_decoder
+    num_point_slots: int = _field(optional=True)  # sam_decoder
+    mask_input_size: list = _field(optional=True)  # sam_decoder
+    num_multimask_outputs: int = _field(optional=True)  # sam_decoder
+    inputs: dict = _field(optional=True)  # sam_decoder
+    verification: dict = _field(optional=True)  # sam_decoder
 
 
 @_frozen
