@@ -27,6 +27,8 @@ __all__ = [
     "ReportError",
     "SdkUnavailableError",
     "CompileError",
+    "DiskSpaceError",
+    "ClusterError",
 ]
 
 
@@ -128,6 +130,18 @@ class SdkUnavailableError(EdgeBackbonesError, RuntimeError):
 
 class CompileError(EdgeBackbonesError, RuntimeError):
     """A vendor compiler plugin failed on a model (ahead-of-time compile)."""
+
+
+class DiskSpaceError(EdgeBackbonesError, OSError):
+    """A folder's file system has too little free space for an export's
+    files (checked up front against the export's estimate, or a write
+    that failed with ENOSPC); the message names the folder and the relief.
+    Not an ExportError: no other candidate can succeed on a full disk."""
+
+
+class ClusterError(EdgeBackbonesError, RuntimeError):
+    """A Ray cluster that cannot be reached or cannot run a part of a
+    report (a device no node provides, an export larger than any node)."""
 
 
 class MissingDependencyError(EdgeBackbonesError, ImportError):

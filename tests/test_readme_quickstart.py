@@ -24,6 +24,7 @@ NATIVE_NOISE = (
     r"cuInit",
     r"cudart_stub",
     r"oneDNN custom operations",
+    r"rebuild TensorFlow with the appropriate compiler flags",
     r"fully_quantize: ",
     r"absl::InitializeLog",
     r"(?m)^[IWE]\d{4} \d\d:\d\d:\d\d",

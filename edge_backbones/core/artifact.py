@@ -260,6 +260,12 @@ class Task(_Record):
     kind: str  # TASK_KINDS
     class_names: list = _field(optional=True)  # segmentation
     num_classes: int = _field(optional=True)  # segmentation
+    # segmentation: where the class map is ("logits": their grid, "input")
+    classes_at: str = _field(optional=True)
+    # segmentation: False where the runtime computes `classes` from logits
+    classes_in_graph: bool = _field(optional=True)
+    # segmentation: the masks against the float model's on held-out photos
+    verification: dict = _field(optional=True)
     # sam_encoder / sam_decoder: what ties a pair, and the decoder's layout
     checkpoint_sha256: str = _field(optional=True)
     image_size: list = _field(optional=True)
@@ -269,7 +275,7 @@ class Task(_Record):
     mask_input_size: list = _field(optional=True)  # sam_decoder
     num_multimask_outputs: int = _field(optional=True)  # sam_decoder
     inputs: dict = _field(optional=True)  # sam_decoder
-    verification: dict = _field(optional=True)  # sam_decoder
+    prompt_verification: dict = _field(optional=True)  # sam_decoder
 
 
 @_frozen

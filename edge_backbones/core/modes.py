@@ -39,6 +39,7 @@ __all__ = [
     "float_modes",
     "integer_only_modes",
     "default_min_cosine",
+    "default_min_mask_agreement",
     "selection_candidates",
     "fast_int8_cpu_flags",
     "cpu_plan",
@@ -62,13 +63,21 @@ _SCHEME_KEYS: dict[str, Any] = {
     "grouped_depthwise": False,
     "ranges": "minmax",
     "min_cosine": None,
+    "min_mask_agreement": None,
 }
 _CHECKS = (
     "forbid_float_handoffs",
     "forbid_float_tensors",
     "require_gpu_compatible",
 )
-_ALIAS_KEYS = {"kind", "scheme", "description", "min_cosine", "by_cpu"}
+_ALIAS_KEYS = {
+    "kind",
+    "scheme",
+    "description",
+    "min_cosine",
+    "min_mask_agreement",
+    "by_cpu",
+}
 _CONVERTERS = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 
 
@@ -105,6 +114,9 @@ class Plan:
     grouped_depthwise: bool = False
     # activation ranges of the int8 modes (export.calibration_ranges)
     ranges: str = "minmax"
+    # segmenters: the least share of pixels whose class matches the float
+    # model's, on the worst held-out photo (None: not gated)
+    min_mask_agreement: float | None = None
 
     @property
     def needs_calibration(self) -> bool:
@@ -163,6 +175,7 @@ def _scheme_plan(name: str, table: Mapping[str, Any]) -> Plan:
         integer_softmax=fields["integer_softmax"],
         grouped_depthwise=fields["grouped_depthwise"],
         ranges=fields["ranges"],
+        min_mask_agreement=fields["min_mask_agreement"],
     )
 
 
@@ -190,6 +203,9 @@ def _alias_plan(
         mode=name,
         description=table.get("description", scheme.description),
         min_cosine=gate,
+        min_mask_agreement=table.get(
+            "min_mask_agreement", scheme.min_mask_agreement
+        ),
         target=name if table["kind"] == "target" else None,
         **{check: table.get(check, False) for check in _CHECKS},
     )
@@ -303,6 +319,14 @@ def integer_only_modes() -> tuple[str, ...]:
             plan.float_ops or plan.float_layer_types or plan.float_layer_names
         )
     )
+
+
+def default_min_mask_agreement() -> dict[str, float | None]:
+    """{mode or target: its mask-agreement gate (None: ungated)}."""
+    return {
+        name: plan.min_mask_agreement
+        for name, plan in registry().aliases.items()
+    }
 
 
 def default_min_cosine() -> dict[str, float]:

@@ -68,6 +68,10 @@ def _flags():
         (("--io-dtype",), {"choices": ("int8", "uint8"),
                            "help": "int8_io / npu I/O."}),
         (("--out-features",), {"help": "Levels to export, e.g. P3,P4."}),
+        (("--task",), {"choices": ("backbone", "segmentation"),
+                       "help": "What to export from a checkpoint with a "
+                       "segmentation head: the segmenter (default) or the "
+                       "encoder's pyramid (backbone)."}),
         (("--max-images",), {"type": int, "help": "Calibrate on at most N "
                              "photos."}),
         (("--holdout-fraction",), {"type": float, "help": "Share of a "

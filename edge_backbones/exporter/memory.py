@@ -6,8 +6,22 @@ over: an op's input and output live together, and TensorFlow and the
 interpreter each hold one. `check_backbone` asks the family for its largest
 activation (`Backbone.peak_activation_bytes`: at large sizes the attention
 score matrices, which grow with the square of the pixel count) and needs
-`ACTIVATION_COPIES` of it free. That is an estimate from the architecture,
-not a per-family pixel cap: a small model may go larger than a big one.
+`ACTIVATION_COPIES` of it free, plus `WEIGHT_COPIES` float32 copies of the
+weights and the TensorFlow runtime itself (`RUNTIME_BYTES`). That is an
+estimate from the architecture, not a per-family pixel cap: a small model
+may go larger than a big one.
+
+The weights are held many times over at the peak, which is the
+conversion (`PhaseMeter`'s phases, `benchmarks/memory/`): the Keras
+model's variables, the SavedModel the converter loads, its frozen
+constants and the MLIR module built from them, and the flatbuffer. On
+sam_vit_base at 256 (86.7 M parameters, 331 MiB of float32 weights; small
+activations) the fp32 conversion peaked at 3574 MiB; mit_b0 at 224 (3.3 M
+parameters, so nearly all of it the runtime) peaked at 1110 MiB verifying
+int8. A runtime of 1152 MiB and 8 copies cover both (3821 and ~1260 MiB).
+sam_vit_huge at 1024 (632 M parameters) then needs ~24.5 GB, which is why
+it was OOM-killed at 24.1 GB on a 24 GB machine before this estimate
+counted the copies.
 
 `check_input` runs before the model is even built (building allocates
 size-dependent weights such as ViTDet's position tables): the images alone
@@ -18,18 +32,30 @@ Free memory is Linux's MemAvailable, capped by the cgroup's limit when one
 is set; elsewhere it is unknown and nothing is checked.
 """
 
+import contextlib
+import os
+import resource
+
 from edge_backbones.errors import InputError
 
 __all__ = [
     "ACTIVATION_COPIES",
     "INPUT_COPIES",
+    "RUNTIME_BYTES",
+    "WEIGHT_COPIES",
+    "PhaseMeter",
     "available_bytes",
     "check_backbone",
     "check_input",
+    "estimate_bytes",
+    "peak_rss_bytes",
 ]
 
 ACTIVATION_COPIES = 3
 INPUT_COPIES = 4
+WEIGHT_COPIES = 8
+# TensorFlow + Keras imported (624 MiB), the converter and the interpreter
+RUNTIME_BYTES = 1152 * 2**20
 
 
 def _read_int(path):
@@ -70,12 +96,26 @@ def available_bytes():
     return min(free, limit)
 
 
+def _machine():
+    """` on this machine of 23.4 GiB`, or "" where the total is unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    total = int(line.split()[1]) * 1024
+                    return f" on this machine of {total / 2**30:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return ""
+
+
 def _refuse(what, needed, free, size):
     raise InputError(
         f"image_size={size[0]}x{size[1]} cannot be exported here: {what} "
         f"needs about {needed / 2**30:.1f} GiB and {free / 2**30:.1f} GiB "
-        "is free. Export a smaller size (e.g. --image-size 512; the "
-        "artifact's input size is fixed), or free memory."
+        f"is free{_machine()}. Export a smaller size (e.g. --image-size "
+        "512; the artifact's input size is fixed), or free memory, or "
+        "export on a larger machine (report --cluster)."
     )
 
 
@@ -89,17 +129,88 @@ def check_input(size, free=None):
         )
 
 
+def estimate_bytes(backbone, size):
+    """The memory an export of `backbone` at `size` needs, in bytes."""
+    peak = backbone.peak_activation_bytes(*size)
+    weights = 4 * backbone.count_params()
+    return RUNTIME_BYTES + ACTIVATION_COPIES * peak + WEIGHT_COPIES * weights
+
+
 def check_backbone(backbone, size, free=None):
     """InputError if `backbone`'s activations at `size` cannot fit."""
     free = available_bytes() if free is None else free
     peak = backbone.peak_activation_bytes(*size)
-    needed = ACTIVATION_COPIES * peak + 4 * backbone.count_params()
+    needed = estimate_bytes(backbone, size)
     if free is not None and needed > free:
         _refuse(
             f"its largest activation ({peak / 2**30:.1f} GiB, estimated by "
             f"{type(backbone).__name__}.peak_activation_bytes) x "
-            f"{ACTIVATION_COPIES} plus the weights",
+            f"{ACTIVATION_COPIES}, {WEIGHT_COPIES} copies of the float32 "
+            f"weights ({4 * backbone.count_params() / 2**30:.1f} GiB) while "
+            "converting, and TensorFlow",
             needed,
             free,
             size,
         )
+
+
+def _status_kib(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def peak_rss_bytes():
+    """This process's peak resident memory since the last phase reset."""
+    hwm = _status_kib("VmHWM")
+    if hwm is not None:
+        return hwm * 1024
+    # not Linux: the whole process's peak (macOS counts bytes)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if os.uname().sysname == "Darwin" else peak * 1024
+
+
+def _reset_peak():
+    """Lowers the kernel's high-water mark to the current resident size
+    (Linux >= 4.0), so the next reading is one phase's own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class PhaseMeter:
+    """The peak resident memory of each phase of an export.
+
+    `with meter.phase("trace"):` measures one phase; `phases` maps each
+    name to its peak in bytes (the whole process's resident memory, not
+    the phase's increment: the phase whose peak is highest is the one
+    that decides whether an export fits). On a kernel that cannot reset
+    the high-water mark, each reading is the peak so far.
+    """
+
+    def __init__(self, log=None):
+        self.phases = {}
+        self._log = log
+
+    @contextlib.contextmanager
+    def phase(self, name):
+        _reset_peak()
+        try:
+            yield
+        finally:
+            peak = peak_rss_bytes()
+            self.phases[name] = max(peak, self.phases.get(name, 0))
+            if self._log is not None:
+                self._log(f"memory: {name}: peak RSS {peak / 2**20:.0f} MiB")
+
+    def summary(self):
+        """{phase: peak MiB}, rounded, in phase order."""
+        return {name: round(b / 2**20) for name, b in self.phases.items()}

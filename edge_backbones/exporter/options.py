@@ -184,6 +184,8 @@ class ModelOptions:
     random_weights: bool = False
     name: str | None = None
     config: dict[str, Any] | None = None
+    # "backbone" | "segmentation"; None: what the checkpoint holds
+    task: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +205,8 @@ class ExportOptions:
     bench_runs: int = 20
     layer_report: bool = False
     socs: Names | None = None
+    # SavedModels and candidates go here (None: a work folder in `out`)
+    work_dir: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,7 +255,9 @@ OPTIONS = {
     "layer_report": Option("export", BOOLEAN, None),
     "name": Option("model", TEXT),
     "config": Option("model", TABLE),
+    "task": Option("model", TEXT),
     "socs": Option("export", NAMES),
+    "work_dir": Option("export", PATH, "", TEXT),
 }
 
 # every option of export() -> its kind

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_backbones.atomic_io import dumps_json
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.core import modes as modes_lib
 from edge_backbones.core.image_sets import CalibrationSet
@@ -38,7 +39,14 @@ from edge_backbones.errors import (
     require,
 )
 from edge_backbones.exporter import calibration as calibration_lib
-from edge_backbones.exporter import gpu_check, memory, tflite_metadata, verify
+from edge_backbones.exporter import (
+    disk,
+    gpu_check,
+    memory,
+    segmentation,
+    tflite_metadata,
+    verify,
+)
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
 from edge_backbones.exporter import workspace as workspace_lib
@@ -155,8 +163,12 @@ def load_backbone(
     image_size: tuple[int, int] | None = None,
     config: dict[str, Any] | None = None,
     seed: int = 0,
+    task: str | None = None,
 ) -> tuple["Backbone | Any", str, str]:
     """(backbone, model name, weights source) from a name, folder or object.
+
+    A checkpoint with a segmentation head (a SegFormer decode head) builds
+    the segmenter unless `task="backbone"` (see `exporter.segmentation`).
 
     A preset name loads its weights from this disk only; without them it
     fails with the WeightsNotFoundError message unless `random_weights` is
@@ -170,6 +182,9 @@ def load_backbone(
     from edge_backbones.exporter import foreign_model
     from edge_backbones.models.backbone import Backbone
 
+    segmenter = segmentation.wants_segmenter(model, task)
+    if segmentation.is_segmenter(model):
+        return model, model.name, "in-memory"
     if isinstance(model, Backbone):
         return model, model.name, "in-memory"
     # any other Keras / tf-keras model, .keras/.h5 file or SavedModel
@@ -188,6 +203,18 @@ def load_backbone(
         keras.utils.set_random_seed(seed)
     if image_size is not None:
         kwargs["image_shape"] = (*image_size, 3)
+    if segmenter:
+        _log(
+            f"export: {os.fspath(model)!r} has a segmentation head: "
+            "exporting the segmenter (outputs logits, classes); --task "
+            "backbone exports the encoder's pyramid"
+        )
+        model = os.fspath(model)
+        built, weights = segmentation.load_segmenter(
+            model, random_weights, kwargs
+        )
+        name = os.path.basename(os.path.normpath(model))
+        return built, name, weights
     return _load_preset(os.fspath(model), random_weights, kwargs)
 
 
@@ -377,6 +404,10 @@ def export(
         socs: with target npu, SoCs ("SM8650,SM8750", "intel-cpu") to
             compile the npu artifact for (`edge_backbones.npu`); each
             compiled file is gated on its simulated numerics vs float.
+        work_dir: the folder for the SavedModel and the candidates
+            (default: a work folder inside `out`); give one on another
+            file system when `out`'s is nearly full. Free space is checked
+            against the export's estimate before any work (DiskSpaceError).
 
     Returns:
         A list of `ArtifactRecord`, one per written artifact. Raises
@@ -407,16 +438,39 @@ def export_job(job: options_lib.ExportJob) -> list[ArtifactRecord]:
         ExportError: as `export` raises it, after the job's checks.
     """
     started = time.perf_counter()
-    plan = plan_export(job)
+    # each phase's peak resident memory, on stderr (benchmarks/memory/)
+    meter = memory.PhaseMeter(_log)
+    with meter.phase("build"):
+        plan = plan_export(job)
     _log(
         f"export: {plan.name} ({type(plan.backbone).__name__}, weights: "
         f"{plan.weights}) at {plan.size[0]}x{plan.size[1]}; "
         f"{len(plan.holdout)} held-out images verify "
         f"{[p.mode for p in plan.plans]}"
     )
-    # every file is staged in a locked `.export-<pid>-*` folder in `out`
-    with workspace_lib.workspace(job.export.out) as work:
-        workbench = _prepare(plan, work)
+    try:
+        return _run_plan(plan, started, meter)
+    except Exception as exc:
+        full = disk.as_disk_space_error(
+            exc, job.export.work_dir or job.export.out
+        )
+        if full is None or full is exc:
+            raise
+        raise full from exc
+
+
+def _run_plan(plan, started, meter):
+    job = plan.job
+    # every file is staged in a locked `.export-<pid>-*` folder in `out`;
+    # the SavedModels and candidates in one in `work_dir` when it is given
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(workspace_lib.workspace(job.export.out))
+        scratch = work
+        if job.export.work_dir is not None:
+            scratch = stack.enter_context(
+                workspace_lib.workspace(job.export.work_dir)
+            )
+        workbench = _prepare(plan, work, scratch, meter)
         records, failures = _export_all(plan, workbench)
         if plan.selecting:
             return _select(plan, workbench, records, failures)
@@ -428,6 +482,7 @@ def export_job(job: options_lib.ExportJob) -> list[ArtifactRecord]:
                 f"{[r.path for r in records]})"
             )
         _log(f"export: done in {time.perf_counter() - started:.1f} s")
+        _log(f"memory: peak RSS MiB per phase {dumps_json(meter.summary())}")
         return records
 
 
@@ -483,9 +538,18 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
         size,
         job.model.config,
         job.calibration.seed,
+        job.model.task,
     )
     name = job.model.name or name
     memory.check_backbone(backbone, size)
+    if exp.work_dir is not None:
+        workspace_lib.prepare_out(exp.work_dir)
+    integer_graphs = {p.integer_softmax for p in plans if p.integer_layer_norm}
+    disk.check_free(
+        exp.out,
+        exp.work_dir,
+        disk.estimate(backbone.count_params(), plans, len(integer_graphs)),
+    )
     stems = [recipes_lib.artifact_stem(name, size, p.mode) for p in plans]
     _check_destinations(exp.out, stems)
     preprocessing = _preprocessing(backbone, exp.pixels_in_graph)
@@ -519,7 +583,12 @@ def _image_size(model_options):
     if model_options.image_size is not None:
         return model_options.image_size
     from edge_backbones.models.backbone import Backbone
+    from edge_backbones.models.segformer import segmenter_presets
 
+    if isinstance(model_options.model, str) and (
+        model_options.model in segmenter_presets
+    ):
+        return segmentation.natural_input_size(model_options.model)
     return Backbone.natural_input_size(model_options.model)
 
 
@@ -562,41 +631,55 @@ def _calibration(job, plans):
 class Workbench:
     """What every artifact of one export converts from and verifies on."""
 
-    work: str  # the locked work folder
+    work: str  # the locked work folder in `out`: artifacts are staged here
+    scratch: str  # SavedModels and candidates (`work`, or in `work_dir`)
     reference: dict  # level -> the Keras float outputs on the held-out set
     converter: Converter  # the plain graph
     # full int8: softmax flag -> the graph traced in integer form
     integer_converters: dict
     float_nodes: tuple  # nodes `float_layers` matched in the float graph
     base_metadata: dict  # the model's block, shared by every artifact
+    meter: memory.PhaseMeter  # peak resident memory per phase
+    # a segmenter's graph without its class map, for int16 activations
+    # (TFLite has no int16 ARG_MAX; the runtime adds `classes`)
+    logits_converter: Converter | None = None
 
     def converter_for(self, plan: modes_lib.Plan) -> Converter:
         """The converter `plan` traces from (integer graphs for full int8)."""
         if plan.integer_layer_norm:
             return self.integer_converters[plan.integer_softmax]
+        if plan.converter == "int16x8" and self.logits_converter is not None:
+            return self.logits_converter
         return self.converter
 
 
-def _prepare(plan, work):
+def _prepare(plan, work, scratch, meter):
     """Serving graph, float reference and converters (a Workbench)."""
     from edge_backbones.exporter.graph import write_saved_model
 
-    serving = _serving(
-        plan.backbone, plan.size, plan.out_features, plan.preprocessing
-    )
-    reference = _reference(serving, plan.holdout)
-    saved = write_saved_model(serving, os.path.join(work, "saved_model"))
-    dataset = _dataset(plan)
+    with meter.phase("reference"):
+        serving = _serving(
+            plan.backbone, plan.size, plan.out_features, plan.preprocessing
+        )
+        reference = _reference(serving, plan.holdout)
+    with meter.phase("trace"):
+        saved = write_saved_model(serving, os.path.join(scratch, "saved_model"))
+    with meter.phase("calibration images"):
+        dataset = _dataset(plan)
     allow_flex = plan.job.export.allow_flex
     converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
     # one integer-form graph per softmax form the plans ask for
     softmax_forms = {
         p.integer_softmax for p in plan.plans if p.integer_layer_norm
     }
-    integer_converters = {
-        softmax: _integer_converter(serving, work, dataset, allow_flex, softmax)
-        for softmax in softmax_forms
-    }
+    traced = meter.phase("trace integer") if softmax_forms else None
+    with traced or contextlib.nullcontext():
+        integer_converters = {
+            softmax: _integer_converter(
+                serving, scratch, dataset, allow_flex, softmax
+            )
+            for softmax in softmax_forms
+        }
     if plan.job.export.layer_report:  # the graph full int8 converts
         _report_layers(
             next(iter(integer_converters.values()), converter),
@@ -609,13 +692,31 @@ def _prepare(plan, work):
         from edge_backbones.exporter.quant_debug import match_nodes
 
         float_nodes = tuple(match_nodes(converter.fp32(), plan.float_layers))
+    logits_converter = None
+    if segmentation.is_segmenter(plan.backbone) and any(
+        p.converter == "int16x8" for p in plan.plans
+    ):
+        logits_only = _serving(
+            plan.backbone, plan.size, [segmentation.LOGITS], plan.preprocessing
+        )
+        logits_converter = Converter(
+            write_saved_model(
+                logits_only, os.path.join(work, "saved_model_logits")
+            ),
+            dataset,
+            allow_flex=allow_flex,
+            log=_log,
+        )
     return Workbench(
         work=work,
+        scratch=scratch,
         reference=reference,
         converter=converter,
         integer_converters=integer_converters,
         float_nodes=float_nodes,
         base_metadata=_model_metadata(plan),
+        meter=meter,
+        logits_converter=logits_converter,
     )
 
 
@@ -643,6 +744,11 @@ def _model_metadata(plan):
             "weights": plan.weights,
             "params": int(backbone.count_params()),
         },
+        **(
+            {"task": segmentation.task_metadata(backbone)}
+            if segmentation.is_segmenter(backbone)
+            else {}
+        ),
     }
 
 
@@ -686,9 +792,12 @@ def _export_one(plan, workbench, mode_plan):
     gate = exp.min_cos if plan.selecting else plan.gates[mode_plan.mode]
     folder = workbench.work if plan.selecting else exp.out
     final = os.path.join(folder, plan.stem(mode_plan.mode) + ".tflite")
-    content, float_layers = _convert(plan, workbench, mode_plan)
+    # an int8 conversion calibrates inside the converter
+    with workbench.meter.phase(f"convert {mode_plan.mode}"):
+        content, float_layers = _convert(plan, workbench, mode_plan)
     graph = _check_graph(plan, mode_plan, content)
-    verified = _verify(plan, workbench, mode_plan, content, gate, final)
+    with workbench.meter.phase(f"verify {mode_plan.mode}"):
+        verified = _verify(plan, workbench, mode_plan, content, gate, final)
     verified["graph"] = {**graph, **verified["graph"]}
     verified["scheme"] = {**mode_plan.as_metadata(), **float_layers}
     metadata = _artifact_metadata(plan, workbench, mode_plan, verified, gate)
@@ -777,7 +886,7 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
     """Runs the candidate on the held-out images; FidelityError below
     `gate`. Returns its fidelity, I/O specs, `verified_on` and GPU run."""
     candidate = os.path.join(
-        workbench.work, f"candidate_{mode_plan.mode}.tflite"
+        workbench.scratch, f"candidate_{mode_plan.mode}.tflite"
     )
     with open(candidate, "wb") as f:
         f.write(content)
@@ -785,16 +894,28 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
     workspace_lib.crash_point("verifying")
     threads = plan.job.export.num_threads
     runtime_model, outputs = _run_tflite(candidate, plan.holdout, threads)
-    fidelity = fidelity_lib.compare(workbench.reference, outputs)
+    reference = workbench.reference
     what = os.path.basename(final)
+    task = None
+    if segmentation.is_segmenter(plan.backbone):
+        # cosines of the logits; the class map is scored as masks
+        task = segmentation.verify_masks(
+            plan.backbone, reference, outputs, mode_plan, what, plan.size
+        )
+        reference = segmentation.without_classes(reference)
+        outputs = segmentation.without_classes(outputs)
+    fidelity = fidelity_lib.compare(reference, outputs)
     verify.check(fidelity, gate, mode_plan.mode, what)
+    if task is not None:
+        task["verification"]["holdout"] = plan.holdout_source
+        _log(f"{mode_plan.mode}: {segmentation.format_masks(task)}")
     graph = {}
     if mode_plan.require_gpu_compatible:
         _log(f"{mode_plan.mode}: checking on LiteRT's GPU accelerator")
         graph["gpu_run"] = gpu_check.run_on_gpu(
             candidate,
             plan.holdout,
-            workbench.reference,
+            reference,
             gate,
             mode_plan.mode,
             what,
@@ -815,6 +936,7 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
         "outputs": output_meta,
         "verified_on": on,
         "graph": graph,
+        "task": task,
     }
 
 
@@ -835,6 +957,7 @@ def _artifact_metadata(plan, workbench, mode_plan, verified, gate):
         },
         "verified_on": verified["verified_on"],
         "graph": verified["graph"],
+        **({"task": verified["task"]} if verified["task"] else {}),
         "versions": tflite_metadata.versions(),
         "created": tflite_metadata.utc_now(),
     }

@@ -42,6 +42,7 @@ __all__ = [
     "load_jobs",
     "load_recipe",
     "load_recipes",
+    "read_toml",
 ]
 
 
@@ -106,19 +107,26 @@ def load_jobs(path: str | os.PathLike[str]) -> list[options.ExportJob]:
     return [options.job(kwargs) for kwargs in load_recipes(path)]
 
 
-def load_recipes(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def load_recipes(
+    path: str | os.PathLike[str], other_sections: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """A TOML recipe -> one dict of `export()` keyword arguments per model.
 
     `[model]` is one model; `[[model]]` tables list several that share the
     other sections. Paths in it (a checkpoint folder, `out`, the calibration
     source) are relative to the recipe file, so a recipe works from any
-    directory.
+    directory. `other_sections` are read by the caller (the report's
+    `[[device]]`) and skipped here.
 
     Raises:
         InputError: a missing or malformed recipe (UnknownOptionError for
             an unknown key).
     """
-    data = _read(path)
+    data = {
+        key: value
+        for key, value in read_toml(path).items()
+        if key not in other_sections
+    }
     _check_sections(path, data)
     base = os.path.dirname(os.path.abspath(path))
 
@@ -131,7 +139,8 @@ def load_recipes(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [{**_model(path, model, local), **shared} for model in models]
 
 
-def _read(path):
+def read_toml(path):
+    """The TOML file's tables; InputError if it is missing or malformed."""
     tomllib = _tomllib()
     try:
         with open(path, "rb") as f:

@@ -448,7 +448,7 @@ def export_sam(
             "task": {
                 **_task(sam, digest, "sam_decoder", max_points),
                 "inputs": inputs,
-                "verification": {**measured, "gate": gate},
+                "prompt_verification": {**measured, "gate": gate},
             },
         }
         paths[mode] = os.path.join(out, f"{name}_decoder_{mode}.tflite")

@@ -24,11 +24,15 @@ __all__ = [
     "SEGMENTATION",
     "TASKS",
     "check_masks",
+    "format_masks",
     "is_segmenter",
     "load_segmenter",
     "mask_fidelity",
+    "natural_input_size",
     "task_metadata",
+    "verify_masks",
     "wants_segmenter",
+    "without_classes",
 ]
 
 SEGMENTATION = "segmentation"
@@ -117,6 +121,13 @@ def load_segmenter(model, random_weights, kwargs, classes_at="logits"):
     return segmenter, weights
 
 
+def natural_input_size(preset):
+    """A segmenter preset's training resolution (height, width)."""
+    from edge_backbones.models.segformer import SegFormerImageSegmenter
+
+    return SegFormerImageSegmenter.natural_input_size(preset)
+
+
 def task_metadata(segmenter):
     """The artifact's `task` block: what its outputs mean."""
     return {
@@ -124,7 +135,6 @@ def task_metadata(segmenter):
         "num_classes": int(segmenter.num_classes),
         "class_names": [str(name) for name in segmenter.class_names],
         "classes_at": segmenter.classes_at,
-        "outputs": {"logits": LOGITS, "classes": CLASSES},
     }
 
 
@@ -172,3 +182,44 @@ def check_masks(masks, gate, mode, what):
         )
         error.masks = masks
         raise error
+
+
+def without_classes(outputs):
+    """`outputs` without the class map (what the cosine gate compares)."""
+    return {name: v for name, v in outputs.items() if name != CLASSES}
+
+
+def verify_masks(segmenter, reference, outputs, plan, what, image_size):
+    """The artifact's `task` block after its masks passed their gate.
+
+    An artifact without a `classes` output (int16 activations) gets the
+    runtime's host-side class map, as `EdgeModel` computes it.
+    """
+    from edge_backbones.runtime.class_map import class_map
+
+    in_graph = CLASSES in outputs
+    if not in_graph:
+        outputs[CLASSES] = class_map(
+            outputs[LOGITS], segmenter.classes_at, image_size
+        )
+    masks = mask_fidelity(reference, outputs, segmenter.num_classes)
+    check_masks(masks, plan.min_mask_agreement, plan.mode, what)
+    return {
+        **task_metadata(segmenter),
+        "classes_in_graph": in_graph,
+        "verification": {
+            **masks,
+            "min_mask_agreement": plan.min_mask_agreement,
+        },
+    }
+
+
+def format_masks(task):
+    """One progress line of the masks' figures."""
+    figures = task["verification"]
+    agreement = figures["mask_agreement"]
+    return (
+        f"mask agreement with float min {100 * agreement['min']:.2f} % "
+        f"(mean {100 * agreement['mean']:.2f} %), mIoU vs float "
+        f"{figures['miou_vs_float']:.4f} on {figures['images']} images"
+    )

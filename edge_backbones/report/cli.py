@@ -117,6 +117,8 @@ def _run_report(args):
     }
     from edge_backbones.errors import ReportError
 
+    if args.cluster is not None:
+        return _run_on_cluster(args, common)
     try:
         if args.artifacts is not None:
             result = collect.collect_artifacts(
@@ -133,6 +135,33 @@ def _run_report(args):
         raise
     print(result)
     return _render([result], args.out, args.min_cos, figure_optional=True)
+
+
+def _run_on_cluster(args, common):
+    from edge_backbones.errors import ClusterError, InputError, ReportError
+    from edge_backbones.report import cluster
+
+    if args.recipe is None:
+        raise InputError(
+            "--cluster runs a recipe's exports and timing rows on a Ray "
+            "cluster; give --recipe FILE. To time exported files on one "
+            "device, run `report --artifacts DIR` there."
+        )
+    try:
+        paths = cluster.collect_recipe(
+            args.recipe,
+            cluster=args.cluster,
+            device_timeout=args.device_timeout,
+            **common,
+        )
+    except (ClusterError, ReportError) as exc:
+        # the devices that were measured still make a report
+        if getattr(exc, "result_paths", None):
+            _render(exc.result_paths, args.out, args.min_cos, True)
+        raise
+    for path in paths:
+        print(path)
+    return _render(paths, args.out, args.min_cos, figure_optional=True)
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -197,6 +226,23 @@ def _add_report_parser(subparsers):
         help="with --artifacts: also run each gpu artifact on LiteRT's GPU "
         "accelerator; the row names the adapter, and a software Vulkan "
         "driver's timing is marked software, never shown as a GPU speed",
+    )
+    report.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="with --recipe: run the exports and the timing rows as Ray "
+        "tasks (pip install 'edge-backbones[cluster]'): auto (the cluster "
+        "`ray start` runs here), local (a private one on 127.0.0.1) or "
+        "ray://HOST:PORT; each [[device]] of the recipe is timed on the "
+        "node started with resource device:<name> (docs/cluster.md)",
+    )
+    report.add_argument(
+        "--device-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="with --cluster: how long a device's rows wait for a node "
+        "before they fail (default 600)",
     )
     _add_min_cos(report)
     report.set_defaults(func=_run_report)

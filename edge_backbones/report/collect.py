@@ -52,8 +52,12 @@ __all__ = [
     "collect_artifacts",
     "collect_recipe",
     "find_artifacts",
+    "recipe_artifacts",
+    "recipe_exports",
     "result_path",
+    "row_label",
     "scan_artifacts",
+    "timed_row",
 ]
 
 
@@ -331,15 +335,45 @@ def _parse_timing(line, job):
     return timing
 
 
+def row_label(row):
+    """`mit_b0 int8 224x224 threads=4`: a row in progress lines."""
+    return (
+        f"{row['model']['name']} {row['mode']} "
+        f"{'x'.join(map(str, row['input']['shape'][1:3]))} "
+        f"threads={row['threads']}"
+    )
+
+
+def timed_row(row, timing):
+    """The result file's row: the planned `row` with a worker's `timing`."""
+    median_s = timing["latency_ms"]["median"] / 1e3
+    return {
+        **row,
+        "backend": timing["backend"],
+        "delegate": timing["delegate"],
+        "fully_delegated": timing["fully_delegated"],
+        # op name -> count of the ops the delegate left to the CPU
+        "cpu_ops": timing.get("cpu_ops"),
+        "init_ms": timing["init_ms"],
+        "latency_ms": timing["latency_ms"],
+        "peak_rss_mb": timing["peak_rss_mb"],
+        # an NPU-compiled graph is DISPATCH_OPs: no MACs to count
+        "gmacs_per_s": row["macs"] / median_s / 1e9 if row["macs"] else None,
+        # read right after the timing: a throttled board shows here
+        "thermal": timing.get("thermal") or snapshot(),
+        **{
+            key: timing[key]
+            for key in ("gpu_device", "software_driver")
+            if key in timing
+        },
+    }
+
+
 def _measure(results, plan, runs, warmup):
     """Times each planned row not already in `results`; returns failures."""
     failures = []
     for index, (row, artifact) in enumerate(plan, 1):
-        label = (
-            f"[{index}/{len(plan)}] {row['model']['name']} {row['mode']} "
-            f"{'x'.join(map(str, row['input']['shape'][1:3]))} "
-            f"threads={row['threads']}"
-        )
+        label = f"[{index}/{len(plan)}] {row_label(row)}"
         if results.has(row):
             _log(f"{label}: done in an earlier run, skipped (--resume)")
             continue
@@ -351,31 +385,7 @@ def _measure(results, plan, runs, warmup):
             failures.append(label)
             results.fail(label, str(exc), key=row_key(row))
             continue
-        median_s = timing["latency_ms"]["median"] / 1e3
-        row = results.add(
-            {
-                **row,
-                "backend": timing["backend"],
-                "delegate": timing["delegate"],
-                "fully_delegated": timing["fully_delegated"],
-                # op name -> count of the ops the delegate left to the CPU
-                "cpu_ops": timing.get("cpu_ops"),
-                "init_ms": timing["init_ms"],
-                "latency_ms": timing["latency_ms"],
-                "peak_rss_mb": timing["peak_rss_mb"],
-                # an NPU-compiled graph is DISPATCH_OPs: no MACs to count
-                "gmacs_per_s": row["macs"] / median_s / 1e9
-                if row["macs"]
-                else None,
-                # read right after the timing: a throttled board shows here
-                "thermal": snapshot(),
-                **{
-                    key: timing[key]
-                    for key in ("gpu_device", "software_driver")
-                    if key in timing
-                },
-            }
-        )
+        row = results.add(timed_row(row, timing))
         latency = row["latency_ms"]
         gmacs = row["gmacs_per_s"]
         _log(
@@ -521,25 +531,49 @@ def collect_recipe(
         ReportError: nothing could be exported, or some rows failed.
     """
     from edge_backbones.exporter.pipeline import export
-    from edge_backbones.report.recipe import expected_stems, load_exports
 
     run = RunSettings(out, device_name, **settings)
     artifacts, export_failures = [], []
+    for kwargs in recipe_exports(recipe, out, run.resume):
+        try:
+            export(**kwargs)
+        except FidelityError as exc:
+            _log(f"export: {exc}")
+            export_failures.append(str(exc))
+    artifacts, source = recipe_artifacts(recipe, out, export_failures)
+    return _collect(artifacts, source, run, keras=True)
+
+
+def recipe_exports(recipe, out, resume):
+    """The export() keywords of each export the recipe still needs (with
+    `resume`, those whose artifacts all exist are reused, with a note)."""
+    from edge_backbones.report.recipe import expected_stems, load_exports
+
+    todo = []
     for kwargs in load_exports(recipe, os.path.join(out, "artifacts")):
         paths = [
             os.path.join(kwargs["out"], stem + ".tflite")
             for stem in expected_stems(kwargs)
         ]
-        if run.resume and all(os.path.isfile(p) for p in paths):
+        if resume and all(os.path.isfile(p) for p in paths):
             _log(f"{paths[0]} etc. exported by an earlier run, reused")
         else:
-            try:
-                export(**kwargs)
-            except FidelityError as exc:
-                _log(f"export: {exc}")
-                export_failures.append(str(exc))
-        found = [_artifact(p) for p in paths if os.path.isfile(p)]
-        artifacts += [a for a in found if a is not None]
+            todo.append(kwargs)
+    return todo
+
+
+def recipe_artifacts(recipe, out, export_failures):
+    """(artifacts, the run's source record) the recipe's exports left in
+    `out`, fp32 first; ReportError if there are none."""
+    from edge_backbones.report.recipe import expected_stems, load_exports
+
+    artifacts = []
+    for kwargs in load_exports(recipe, os.path.join(out, "artifacts")):
+        for stem in expected_stems(kwargs):
+            path = os.path.join(kwargs["out"], stem + ".tflite")
+            found = _artifact(path) if os.path.isfile(path) else None
+            if found is not None:
+                artifacts.append(found)
     if not artifacts:
         raise ReportError(
             f"Recipe {recipe!r} produced no artifact to time "
@@ -550,5 +584,4 @@ def collect_recipe(
         "recipe": os.path.abspath(recipe),
         "export_failures": export_failures,
     }
-    artifacts = sorted(artifacts, key=_order)
-    return _collect(artifacts, source, run, keras=True)
+    return sorted(artifacts, key=_order), source

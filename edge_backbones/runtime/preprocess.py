@@ -18,10 +18,24 @@ import numpy.typing as npt
 from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.errors import InputError
 
-__all__ = ["load_image", "preprocess", "resize"]
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "image_dimensions",
+    "load_image",
+    "preprocess",
+    "resize",
+]
 
 # what `load_image` takes: a path, or an RGB/grayscale/RGBA array
 ImageLike: TypeAlias = str | os.PathLike[str] | npt.NDArray[Any]
+
+# the most pixels a file is decoded to (as Pillow's MAX_IMAGE_PIXELS): 8192
+# x 8192, 192 MB as RGB. A 0.9 MB PNG of 30000 x 30000 pixels would
+# otherwise take 4.3 GB and minutes to decode before being resized to the
+# model's input. Larger JPEGs are decoded reduced (1/2, 1/4 or 1/8 by
+# libjpeg itself); other formats fail with the file's name and size.
+MAX_IMAGE_PIXELS = 8192 * 8192
+_REDUCED = {factor: f"IMREAD_REDUCED_COLOR_{factor}" for factor in (2, 4, 8)}
 
 
 def load_image(image: ImageLike) -> npt.NDArray[np.uint8]:
@@ -68,7 +82,7 @@ def _decode_file(path: str) -> npt.NDArray[np.uint8]:
         ) from exc
     # not IMREAD_UNCHANGED: it ignores EXIF orientation, so a phone's
     # portrait photo would reach the model on its side
-    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+    flags = _decode_flags(path, data)
     try:
         decoded = cv2.imdecode(data, flags) if data.size else None
     except cv2.error:  # some codecs raise on malformed data instead
@@ -86,6 +100,82 @@ def _decode_file(path: str) -> npt.NDArray[np.uint8]:
             "16-bit images are supported. Convert it to an 8-bit PNG/JPEG."
         )
     return _to_rgb(decoded, channel_order="BGR", where=repr(path))
+
+
+def image_dimensions(data):
+    """(width, height) from a PNG, JPEG, BMP or WebP header, without
+    decoding the pixels; None for other formats or a header cut short."""
+    data = bytes(data[:65536]) if len(data) > 65536 else bytes(data)
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return _be(data[16:20]), _be(data[20:24])
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_dimensions(data)
+        if data[:2] == b"BM" and len(data) >= 26:
+            width = int.from_bytes(data[18:22], "little", signed=True)
+            height = int.from_bytes(data[22:26], "little", signed=True)
+            return abs(width), abs(height)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp_dimensions(data)
+    except IndexError:
+        return None
+    return None
+
+
+def _be(raw):
+    return int.from_bytes(raw, "big")
+
+
+def _jpeg_dimensions(data):
+    at = 2
+    while at + 9 < len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            at += 2
+            continue
+        # SOF0-SOF15 hold the frame size; C4, C8 and CC are other tables
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return _be(data[at + 7 : at + 9]), _be(data[at + 5 : at + 7])
+        at += 2 + _be(data[at + 2 : at + 4])
+    return None
+
+
+def _webp_dimensions(data):
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        width = int.from_bytes(data[24:27], "little") + 1
+        return width, int.from_bytes(data[27:30], "little") + 1
+    if chunk == b"VP8 ":
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        return width, int.from_bytes(data[28:30], "little") & 0x3FFF
+    if chunk == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _decode_flags(path, data):
+    """OpenCV's imdecode flags for the file; reduced for a JPEG above
+    MAX_IMAGE_PIXELS, an InputError for any other image above it."""
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+    size = image_dimensions(data)
+    if size is None or size[0] * size[1] <= MAX_IMAGE_PIXELS:
+        return flags
+    pixels = size[0] * size[1]
+    if bytes(data[:2]) == b"\xff\xd8":
+        for factor, name in _REDUCED.items():
+            if pixels / factor**2 <= MAX_IMAGE_PIXELS:
+                return getattr(cv2, name)
+    raise InputError(
+        f"{path!r} is {size[0]}x{size[1]} pixels ({pixels / 1e6:.0f} "
+        f"Mpx), more than the {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx an image "
+        f"is decoded to (decoding it whole takes {pixels * 3 / 2**30:.1f}"
+        " GiB). Downscale it first (a model input is far smaller), save "
+        "it as JPEG (decoded reduced), or raise edge_backbones.runtime."
+        "preprocess.MAX_IMAGE_PIXELS."
+    )
 
 
 def _to_uint8(array: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
