@@ -17,6 +17,7 @@ from edge_backbones.errors import EdgeBackbonesError
 _COMMAND_MODULES = (
     "edge_backbones.exporter.cli",
     "edge_backbones.runtime.cli",
+    "edge_backbones.runtime.sam_cli",
     "edge_backbones.report.cli",
     "edge_backbones.npu.cli",
 )

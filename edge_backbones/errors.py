@@ -20,6 +20,7 @@ __all__ = [
     "IntegrityError",
     "ArtifactSchemaError",
     "InputError",
+    "ImageNotSetError",
     "UnknownOptionError",
     "DelegateUnavailableError",
     "MissingDependencyError",
@@ -108,6 +109,10 @@ class ArtifactSchemaError(MetadataError):
 
 class InputError(EdgeBackbonesError, ValueError):
     """An input of the wrong shape, dtype or channel count."""
+
+
+class ImageNotSetError(EdgeBackbonesError, RuntimeError):
+    """A promptable model asked for masks before it was given an image."""
 
 
 class UnknownOptionError(InputError, TypeError):

@@ -47,6 +47,7 @@ __all__ = [
     "convert_two_conv_all",
     "embed",
     "make_metadata",
+    "save_tiny_sam_model",
     "strip_signatures",
     "two_conv_model",
     "write_artifact",
@@ -145,6 +146,46 @@ def save_tiny_sam_checkpoint(folder):
     transformers.SamVisionModel(vision).save_pretrained(
         folder, safe_serialization=True
     )
+
+
+def save_tiny_sam_model(folder, seed=0):
+    """A random Hugging Face `SamModel` (all three parts) at toy widths,
+    saved as safetensors in `folder`; returns the torch model.
+
+    64x64 input, 8x8 embedding grid (windows of 3, padded, and one global
+    block), 32-channel decoder. transformers initialises a small SAM's
+    vision neck near 1e-10, which would make every embedding ~0: every
+    parameter is drawn again (normal, std 0.2; norm scales around 1).
+    """
+    import torch
+    import transformers
+
+    config = transformers.SamConfig(
+        vision_config=dict(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            image_size=64, patch_size=8, window_size=3,
+            global_attn_indexes=[1], output_channels=32, mlp_dim=48,
+            num_pos_feats=16,
+        ),
+        prompt_encoder_config=dict(
+            hidden_size=32, image_size=64, patch_size=8,
+            mask_input_channels=8,
+        ),
+        mask_decoder_config=dict(
+            hidden_size=32, mlp_dim=64, num_hidden_layers=2,
+            num_attention_heads=2, iou_head_hidden_dim=16,
+        ),
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = transformers.SamModel(config).eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            is_norm = "norm" in name and name.endswith("weight")
+            parameter.copy_(
+                torch.randn_like(parameter) * 0.2 + (1.0 if is_norm else 0.0)
+            )
+    model.save_pretrained(folder, safe_serialization=True)
+    return model
 
 
 # --- Keras backbones --------------------------------------------------------

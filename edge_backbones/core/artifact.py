@@ -284,6 +284,16 @@ class Task(_Record):
     classes_in_graph: bool = _field(optional=True)
     # segmentation: the masks against the float model's on held-out photos
     verification: dict[str, Any] = _field(optional=True)
+    # sam_encoder / sam_decoder: what ties a pair, and the decoder's layout
+    checkpoint_sha256: str = _field(optional=True)
+    image_size: list[Any] = _field(optional=True)
+    embedding_shape: list[Any] = _field(optional=True)
+    max_points: int = _field(optional=True)  # sam_decoder
+    num_point_slots: int = _field(optional=True)  # sam_decoder
+    mask_input_size: list[Any] = _field(optional=True)  # sam_decoder
+    num_multimask_outputs: int = _field(optional=True)  # sam_decoder
+    inputs: dict[str, Any] = _field(optional=True)  # sam_decoder
+    prompt_verification: dict[str, Any] = _field(optional=True)  # sam_decoder
 
 
 @_frozen

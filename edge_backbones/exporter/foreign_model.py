@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from edge_backbones._compat import keras as keras_compat
 from edge_backbones.core.preprocessing import (
     IMAGENET_PREPROCESSING,
     validate_preprocessing,
@@ -201,11 +202,9 @@ class ForeignModel:
 
     def _flatten_layers(self, include_self=True, recursive=True):
         # what int8_mixed's float layer types and names are looked up in
-        if hasattr(self._loaded, "_flatten_layers"):
-            return self._loaded._flatten_layers(
-                include_self=include_self, recursive=recursive
-            )
-        return iter(())
+        return keras_compat.flatten_layers(
+            self._loaded, include_self=include_self, recursive=recursive
+        )
 
     def graph_notes(
         self, plan: Any, content: bytes, log: Callable[[str], object]

@@ -17,7 +17,6 @@ import collections
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
 from edge_backbones.core import fidelity as fidelity_lib
@@ -72,7 +71,7 @@ def run_on_gpu(
             "fp16 for a CPU instead."
         )
     try:
-        outputs = [model(x) for x in holdout]
+        outputs = model.run_batch(holdout)
     except RuntimeError as exc:
         raise ExportError(
             f"{what} ({mode}) compiled but failed to run on {where}: {exc}. "
@@ -81,10 +80,7 @@ def run_on_gpu(
             "use a smaller image size."
         ) from exc
     del model
-    fidelity = fidelity_lib.compare(
-        reference,
-        {n: np.concatenate([o[n] for o in outputs]) for n in outputs[0]},
-    )
+    fidelity = fidelity_lib.compare(reference, outputs)
     verify.check(fidelity, gate, mode, f"{what} on {where}")
     return {
         "status": "ran",

@@ -74,19 +74,38 @@ def _measure(content, indices, dataset):
         ),
     )
     interpreter.allocate_tensors()
-    inputs = interpreter.get_input_details()
+    inputs = [d["index"] for d in interpreter.get_input_details()]
+    by_name = _signature_input_indices(interpreter)
     outputs = interpreter.get_output_details()[first_extra:]
     low = np.full(len(indices), np.inf)
     high = np.full(len(indices), -np.inf)
     for sample in dataset():
-        values = sample.values() if isinstance(sample, dict) else sample
-        for detail, value in zip(inputs, values, strict=True):
-            interpreter.set_tensor(detail["index"], np.asarray(value))
+        if isinstance(sample, dict) and len(sample) > 1:
+            # several inputs: the dict's order need not be the tensors'
+            pairs = [(by_name[name], v) for name, v in sample.items()]
+        else:
+            values = sample.values() if isinstance(sample, dict) else sample
+            pairs = zip(inputs, values, strict=True)
+        for index, value in pairs:
+            interpreter.set_tensor(index, np.asarray(value))
         interpreter.invoke()
         for k, detail in enumerate(outputs):
             v = interpreter.get_tensor(detail["index"])
             low[k], high[k] = min(low[k], v.min()), max(high[k], v.max())
     return low, high
+
+
+def _signature_input_indices(interpreter: Any) -> dict[str, int]:
+    """{signature input name: tensor index} of the serving signature."""
+    signatures = interpreter.get_signature_list()
+    if not signatures:
+        return {}
+    key = next(iter(signatures))
+    runner = interpreter.get_signature_runner(key)
+    indices = {n: d["index"] for n, d in runner.get_input_details().items()}
+    # a live runner keeps invoke() from running
+    del runner
+    return indices
 
 
 def remeasure_tied_ranges(

@@ -27,6 +27,7 @@ __all__ = [
     "TASKS",
     "check_masks",
     "format_masks",
+    "host_classes",
     "is_segmenter",
     "load_segmenter",
     "mask_fidelity",
@@ -195,6 +196,13 @@ def check_masks(
         raise error
 
 
+def host_classes(plan: Any) -> bool:
+    """Whether a segmenter's artifact for `plan` leaves its class map to
+    the runtime: TFLite has no int16 ARG_MAX (int16 activations), and the
+    integer-I/O int8 conversion leaves ARG_MAX without its input."""
+    return bool(plan.converter == "int16x8" or plan.integer_io)
+
+
 def without_classes(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """`outputs` without the class map (what the cosine gate compares)."""
     return {name: v for name, v in outputs.items() if name != CLASSES}
@@ -204,11 +212,12 @@ def verify_masks(
     segmenter: Any,
     reference: Mapping[str, Any],
     outputs: dict[str, Any],
-    plan: Any,
+    gate: tuple[str, float | None],
     what: str,
     image_size: Sequence[int],
 ) -> dict[str, Any]:
-    """The artifact's `task` block after its masks passed their gate.
+    """The artifact's `task` block after its masks passed their gate
+    (`gate`: (mode, minimum agreement or None)).
 
     An artifact without a `classes` output (int16 activations) gets the
     runtime's host-side class map, as `EdgeModel` computes it.
@@ -221,13 +230,14 @@ def verify_masks(
             outputs[LOGITS], segmenter.classes_at, image_size
         )
     masks = mask_fidelity(reference, outputs, segmenter.num_classes)
-    check_masks(masks, plan.min_mask_agreement, plan.mode, what)
+    mode, minimum = gate
+    check_masks(masks, minimum, mode, what)
     return {
         **task_metadata(segmenter),
         "classes_in_graph": in_graph,
         "verification": {
             **masks,
-            "min_mask_agreement": plan.min_mask_agreement,
+            "min_mask_agreement": minimum,
         },
     }
 

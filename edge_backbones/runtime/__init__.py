@@ -14,6 +14,7 @@ from edge_backbones.runtime.edge_model import EdgeModel, TensorSpec
 from edge_backbones.runtime.metadata import read_metadata
 from edge_backbones.runtime.model_file import read_model_file
 from edge_backbones.runtime.preprocess import load_image, preprocess
+from edge_backbones.runtime.sam_predictor import SamPredictor
 
 __all__ = [
     "BACKENDS",
@@ -26,4 +27,5 @@ __all__ = [
     "preprocess",
     "read_metadata",
     "read_model_file",
+    "SamPredictor",
 ]

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TypeAlias
 
+from edge_backbones._compat import litert as litert_compat
 from edge_backbones.errors import DelegateUnavailableError
 from edge_backbones.runtime.backends import Backend
 
@@ -234,13 +235,13 @@ def delegation_summary(interpreter: Any) -> tuple[int, list[str]] | None:
     that op still runs outside any delegate. Returns None when the
     interpreter does not expose its nodes.
     """
-    # The one private LiteRT call in the runtime, kept on purpose: the
+    # A private LiteRT call (behind _compat.litert), kept on purpose: the
     # DELEGATE nodes (and the tensors each one covers) exist only in the
     # interpreter's execution plan after allocation. The file holds the plan
     # before delegation (runtime/model_file.py reads exactly the other
     # nodes), and LiteRT 2.3's Interpreter has no public node list.
     try:
-        ops = interpreter._get_ops_details()  # noqa: SLF001
+        ops = litert_compat.ops_details(interpreter)
     except (AttributeError, RuntimeError, ValueError):
         return None
     producer: dict[int, Any] = {}
@@ -256,11 +257,11 @@ def delegation_summary(interpreter: Any) -> tuple[int, list[str]] | None:
     visited: set[int] = set()
     leftovers: list[str] = []
     while needed:
-        op = producer.get(needed.pop())
-        if op is None or op["index"] in visited:
+        node = producer.get(needed.pop())
+        if node is None or node["index"] in visited:
             continue
-        visited.add(op["index"])
-        if op["op_name"] != "DELEGATE":
-            leftovers.append(op["op_name"])
-        needed.extend(int(t) for t in op["inputs"] if t >= 0)
+        visited.add(node["index"])
+        if node["op_name"] != "DELEGATE":
+            leftovers.append(node["op_name"])
+        needed.extend(int(t) for t in node["inputs"] if t >= 0)
     return delegate_nodes, leftovers
