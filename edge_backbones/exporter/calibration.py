@@ -87,7 +87,9 @@ def _preprocess(
         ) from exc
 
 
-def calibration_set(calibration, seed, holdout_fraction, max_images):
+def calibration_set(
+    calibration: Any, seed: Any, holdout_fraction: Any, max_images: Any
+) -> Any:
     """A `CalibrationSet` from a folder, a manifest or a set (as given);
     None without photos."""
     if calibration is None:
@@ -102,7 +104,9 @@ def calibration_set(calibration, seed, holdout_fraction, max_images):
     )
 
 
-def representative_dataset(arrays, preprocessing, log=None):
+def representative_dataset(
+    arrays: Any, preprocessing: Any, log: Any = None
+) -> Any:
     """The converter's representative dataset: a generator of
     {"images": (1, H, W, 3)} float32 samples, logging progress to `log`."""
     samples = [a.astype(np.float32) for a in arrays]
@@ -122,7 +126,7 @@ def representative_dataset(arrays, preprocessing, log=None):
     return generator
 
 
-def holdout_arrays(calib, preprocessing, size):
+def holdout_arrays(calib: Any, preprocessing: Any, size: Any) -> Any:
     """The float32 inputs every artifact is verified on: the held-out
     photos of `calib`, or without photos four smooth random images in the
     model's input space (float modes are still checked; the metadata

@@ -82,7 +82,7 @@ def write_saved_model(model: Any, path: str) -> str:
     return path
 
 
-def model_preprocessing(backbone, pixels_in_graph):
+def model_preprocessing(backbone: Any, pixels_in_graph: Any) -> Any:
     """The backbone's preprocessing spec, with `pixels_in_graph` set: the
     dict the artifact's metadata carries."""
     spec = dict(backbone.preprocessing)
@@ -90,7 +90,9 @@ def model_preprocessing(backbone, pixels_in_graph):
     return spec
 
 
-def serving_graph(backbone, size, out_features, preprocessing):
+def serving_graph(
+    backbone: Any, size: Any, out_features: Any, preprocessing: Any
+) -> Any:
     """The model an export converts: `serving_model`, and with pixels in
     the graph a per-channel normalization of raw pixels in front."""
     keras = require("keras", "export")
@@ -109,7 +111,7 @@ def serving_graph(backbone, size, out_features, preprocessing):
     return keras.Model(pixels, model(normalize(pixels)), name="serving")
 
 
-def reference_outputs(serving, holdout):
+def reference_outputs(serving: Any, holdout: Any) -> Any:
     """{level: (N, ...)} of the Keras serving graph on the held-out inputs:
     what every exported artifact is compared with."""
     outputs = [serving(x[None], training=False) for x in holdout]

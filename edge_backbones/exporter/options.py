@@ -75,6 +75,9 @@ class ExportKwargs(TypedDict, total=False):
     name: str | None
     config: Mapping[str, Any] | None
     socs: Names | None
+    task: str | None  # "backbone" | "segmentation"
+    mask_thresholds: Mapping[str, float] | None
+    work_dir: PathLike | None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,7 +56,7 @@ _GRADIENT = [
 ]
 
 
-def op_outputs(model_content):
+def op_outputs(model_content: Any) -> Any:
     """[(op name, output tensor name)] of a .tflite model, in order."""
     from edge_backbones.runtime.backends import load_backend
 

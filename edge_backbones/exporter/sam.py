@@ -15,6 +15,7 @@ object (kind, checkpoint digest, input size, embedding shape) that
 import hashlib
 import os
 import sys
+from typing import Any
 
 import numpy as np
 import tomllib
@@ -33,7 +34,7 @@ with open(os.path.join(os.path.dirname(__file__), "sam_modes.toml"), "rb") as f:
 SCHEMA = "edge_backbones.tflite/1"
 
 
-def checkpoint_digest(folder):
+def checkpoint_digest(folder: Any) -> Any:
     """sha256 of the checkpoint's weight files (what ties a pair)."""
     digest = hashlib.sha256()
     names = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
@@ -44,7 +45,9 @@ def checkpoint_digest(folder):
     return digest.hexdigest()
 
 
-def prompt_set(input_size, max_points, count, seed=0):
+def prompt_set(
+    input_size: Any, max_points: Any, count: Any, seed: Any = 0
+) -> Any:
     """`count` fixed prompts in the encoder's frame, as decoder arrays.
 
     Deterministic (seeded): one foreground point, two points (one
@@ -325,15 +328,15 @@ def _photos(calibration, size, preprocessing):
 
 
 def export_sam(
-    checkpoint,
-    out,
-    modes=("fp32",),
-    max_points=4,
-    calibration=None,
-    prompts_per_image=8,
-    holdout_fraction=0.25,
-    log=None,
-):
+    checkpoint: Any,
+    out: Any,
+    modes: Any = ("fp32",),
+    max_points: Any = 4,
+    calibration: Any = None,
+    prompts_per_image: Any = 8,
+    holdout_fraction: Any = 0.25,
+    log: Any = None,
+) -> Any:
     """Writes `<name>_encoder.tflite` (fp32) and `<name>_decoder_<mode>
     .tflite` per mode into `out`; returns {"encoder": path, mode: path}.
 

@@ -67,7 +67,9 @@ def check(
         raise error
 
 
-def check_graph(plan, content, gpu_compatible, gpu_warnings):
+def check_graph(
+    plan: Any, content: Any, gpu_compatible: Any, gpu_warnings: Any
+) -> Any:
     """Raises ExportError if the converted graph breaks the plan's rules."""
     parsed = read_model_file(content)
     found = dict(parsed.op_histogram.items())

@@ -40,7 +40,7 @@ _TRACE_FORM = contextvars.ContextVar(
 )
 
 
-def trace_form():
+def trace_form() -> Any:
     """The `TraceForm` layers traced now (in this context) follow."""
     return _TRACE_FORM.get()
 

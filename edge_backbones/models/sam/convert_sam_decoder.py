@@ -9,6 +9,7 @@ accepted). Tensors are read by `models.hf_checkpoint`, never unpickled.
 
 import json
 import os
+from typing import Any
 
 from edge_backbones.errors import CheckpointError
 from edge_backbones.models import hf_checkpoint
@@ -60,7 +61,9 @@ def _sam_config(hf_config, path):
     return hf_config
 
 
-def convert_prompt_encoder_config(hf_config, path="<config>"):
+def convert_prompt_encoder_config(
+    hf_config: Any, path: Any = "<config>"
+) -> Any:
     """`SAMPromptEncoder` arguments from a Hugging Face SAM config dict."""
     config = _sam_config(hf_config, path)
     prompt = {
@@ -85,7 +88,7 @@ def convert_prompt_encoder_config(hf_config, path="<config>"):
     }
 
 
-def convert_mask_decoder_config(hf_config, path="<config>"):
+def convert_mask_decoder_config(hf_config: Any, path: Any = "<config>") -> Any:
     """`SAMMaskDecoder` arguments from a Hugging Face SAM config dict."""
     config = _sam_config(hf_config, path)
     decoder = {
@@ -206,7 +209,7 @@ def _mask_decoder_slots(decoder):
     return slots
 
 
-def load_weights(sam, path):
+def load_weights(sam: Any, path: Any) -> Any:
     """Copies the prompt encoder, mask decoder and shared position tensors
     of checkpoint `path` into `sam` (a `SAMBackbone`).
 
@@ -253,7 +256,7 @@ def _read_config(folder):
     return config
 
 
-def checkpoint_folder(preset, load_weights):
+def checkpoint_folder(preset: Any, load_weights: Any) -> Any:
     """The folder to read for `preset` (a folder, or a SAM preset name
     whose checkpoint is on this disk); None for a preset's architecture
     alone (`load_weights=False`)."""
@@ -279,7 +282,9 @@ def checkpoint_folder(preset, load_weights):
     raise backbone._weights_not_found(encoder_preset, entry, candidates)
 
 
-def build_sam_backbone(cls, folder, with_weights, preset=None, **kwargs):
+def build_sam_backbone(
+    cls: Any, folder: Any, with_weights: Any, preset: Any = None, **kwargs: Any
+) -> Any:
     """A `cls` (SAMBackbone) from a checkpoint folder (or a preset's
     architecture when `folder` is None)."""
     from edge_backbones.models.sam.sam_mask_decoder import SAMMaskDecoder

@@ -1,6 +1,11 @@
 """`SAMBackbone`: Segment Anything on our `ViTDetBackbone`."""
 
+from typing import TYPE_CHECKING, Any
+
 import keras
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["SAMBackbone"]
 
@@ -48,7 +53,13 @@ class SAMBackbone(keras.Model):
         mask_decoder: a `SAMMaskDecoder`.
     """
 
-    def __init__(self, image_encoder, prompt_encoder, mask_decoder, **kwargs):
+    def __init__(
+        self,
+        image_encoder: Any,
+        prompt_encoder: Any,
+        mask_decoder: Any,
+        **kwargs: Any,
+    ) -> None:
         height, width, channels = image_encoder.image_shape
         patch = image_encoder.patch_size
         grid = (height // patch, width // patch)
@@ -101,12 +112,12 @@ class SAMBackbone(keras.Model):
         )
 
     @property
-    def embedding_shape(self):
+    def embedding_shape(self) -> Any:
         """(h, w, C) of the image embeddings the decoder takes."""
         h, w = self.prompt_encoder.image_embedding_size
         return (h, w, self.image_encoder.num_output_channels)
 
-    def decoder_model(self, num_points, batch_size=1):
+    def decoder_model(self, num_points: Any, batch_size: Any = 1) -> Any:
         """The prompt encoder + mask decoder as a static functional model.
 
         Inputs `DECODER_INPUTS` (image embeddings (h, w, C), then
@@ -128,7 +139,7 @@ class SAMBackbone(keras.Model):
         )
         return keras.Model(inputs, outputs, name="sam_mask_decoder")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "trainable": self.trainable,
@@ -138,14 +149,16 @@ class SAMBackbone(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Any) -> "Self":
         config = dict(config)
         for key in ("image_encoder", "prompt_encoder", "mask_decoder"):
             config[key] = _deserialize(config[key])
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
+    def from_preset(
+        cls, preset: Any, load_weights: Any = True, **kwargs: Any
+    ) -> "Self":
         """From a Hugging Face `SamModel` folder or a SAM preset name.
 
         Nothing is downloaded: a preset's weights load only if its

@@ -1,9 +1,14 @@
 """`SAMImageSegmenter`: promptable masks from a `SAMBackbone`."""
 
+from typing import TYPE_CHECKING, Any
+
 import keras
 import numpy as np
 
 from edge_backbones.models.sam.sam_backbone import SAMBackbone
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["SAMImageSegmenter"]
 
@@ -19,11 +24,11 @@ class SAMImageSegmenter(keras.Model):
     photo is the runtime's `SamPredictor`.
     """
 
-    def __init__(self, backbone, **kwargs):
+    def __init__(self, backbone: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.backbone = backbone
 
-    def call(self, inputs, multimask=True):
+    def call(self, inputs: Any, multimask: Any = True) -> Any:
         outputs = self.backbone(inputs)
         keep = slice(1, None) if multimask else slice(0, 1)
         return {
@@ -31,8 +36,14 @@ class SAMImageSegmenter(keras.Model):
             "iou_predictions": outputs["iou_predictions"][..., keep],
         }
 
-    def segment(self, images, point_coords, point_labels, mask_input=None,
-                multimask=True):  # fmt: skip
+    def segment(
+        self,
+        images: Any,
+        point_coords: Any,
+        point_labels: Any,
+        mask_input: Any = None,
+        multimask: Any = True,
+    ) -> Any:
         """numpy in, numpy out; `mask_input` None means no mask prompt."""
         images = np.asarray(images, "float32")
         batch = images.shape[0]
@@ -54,14 +65,14 @@ class SAMImageSegmenter(keras.Model):
         )
         return {k: keras.ops.convert_to_numpy(v) for k, v in outputs.items()}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "backbone": keras.saving.serialize_keras_object(self.backbone),
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Any) -> "Self":
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(
             config["backbone"]
@@ -69,5 +80,7 @@ class SAMImageSegmenter(keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
+    def from_preset(
+        cls, preset: Any, load_weights: Any = True, **kwargs: Any
+    ) -> "Self":
         return cls(SAMBackbone.from_preset(preset, load_weights, **kwargs))

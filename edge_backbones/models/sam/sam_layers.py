@@ -9,6 +9,7 @@ graph. Layer norms are `EdgeLayerNormalization`; softmaxes go through
 """
 
 import math
+from typing import Any
 
 import keras
 import numpy as np
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 
-def fourier_features(coordinates, gaussian_matrix):
+def fourier_features(coordinates: Any, gaussian_matrix: Any) -> Any:
     """SAM's random Fourier position encoding of points in [0, 1]^2.
 
     (..., 2) -> (..., 2 * F) as [sin(2 pi (2c - 1) G), cos(...)]. The cosine
@@ -42,7 +43,7 @@ def fourier_features(coordinates, gaussian_matrix):
     )
 
 
-def image_grid_coordinates(height, width):
+def image_grid_coordinates(height: Any, width: Any) -> Any:
     """(1, height * width, 2) normalized (x, y) of each embedding cell's
     centre, row-major: the points SAM's image-wide encoding is taken at."""
     y, x = np.meshgrid(
@@ -59,8 +60,13 @@ class SAMFeedForward(keras.layers.Layer):
     """`num_layers` Dense layers with ReLU between them (SAM's MLP heads)."""
 
     def __init__(
-        self, hidden_dim, output_dim, num_layers, sigmoid_output=False, **kw
-    ):
+        self,
+        hidden_dim: Any,
+        output_dim: Any,
+        num_layers: Any,
+        sigmoid_output: Any = False,
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self.hidden_dim = hidden_dim
         self.output_dim = output_dim
@@ -72,23 +78,23 @@ class SAMFeedForward(keras.layers.Layer):
             for i, width in enumerate(widths)
         ]
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         shape = tuple(input_shape)
         for layer in self.dense_layers:
             layer.build(shape)
             shape = (*shape[:-1], layer.units)
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         for i, layer in enumerate(self.dense_layers):
             x = layer(x)
             if i < self.num_layers - 1:
                 x = ops.relu(x)
         return ops.sigmoid(x) if self.sigmoid_output else x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         return (*input_shape[:-1], self.output_dim)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "hidden_dim": self.hidden_dim,
@@ -107,7 +113,13 @@ class SAMAttention(keras.layers.Layer):
     values (B, Nk, C) -> (B, Nq, C). Heads at rank 4.
     """
 
-    def __init__(self, hidden_size, num_heads, downsample_rate=1, **kwargs):
+    def __init__(
+        self,
+        hidden_size: Any,
+        num_heads: Any,
+        downsample_rate: Any = 1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.num_heads = num_heads
@@ -132,7 +144,9 @@ class SAMAttention(keras.layers.Layer):
             hidden_size, dtype=policy, name="out_proj"
         )
 
-    def build(self, query_shape, key_shape=None, value_shape=None):
+    def build(
+        self, query_shape: Any, key_shape: Any = None, value_shape: Any = None
+    ) -> None:
         tokens = (None, None, self.hidden_size)
         for layer in (self.q_proj, self.k_proj, self.v_proj):
             layer.build(tokens)
@@ -145,7 +159,7 @@ class SAMAttention(keras.layers.Layer):
         x = ops.reshape(x, (-1, length, self.num_heads, head_dim))
         return ops.transpose(x, (0, 2, 1, 3))
 
-    def call(self, query, key, value):
+    def call(self, query: Any, key: Any, value: Any) -> Any:
         length = ops.shape(query)[1]
         q = self._heads(self.q_proj(query))
         k = self._heads(self.k_proj(key))
@@ -158,10 +172,10 @@ class SAMAttention(keras.layers.Layer):
         x = ops.reshape(x, (-1, length, self.internal_dim))
         return self.out_proj(x)
 
-    def compute_output_shape(self, query_shape, *args):
+    def compute_output_shape(self, query_shape: Any, *args: Any) -> Any:
         return tuple(query_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "hidden_size": self.hidden_size,
@@ -183,15 +197,15 @@ class SAMTwoWayBlock(keras.layers.Layer):
 
     def __init__(
         self,
-        hidden_size,
-        num_heads,
-        intermediate_dim,
-        attention_downsample_rate=2,
-        skip_first_layer_pe=False,
-        activation="relu",
-        layer_norm_epsilon=1e-6,
-        **kwargs,
-    ):
+        hidden_size: Any,
+        num_heads: Any,
+        intermediate_dim: Any,
+        attention_downsample_rate: Any = 2,
+        skip_first_layer_pe: Any = False,
+        activation: Any = "relu",
+        layer_norm_epsilon: Any = 1e-06,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.num_heads = num_heads
@@ -230,7 +244,9 @@ class SAMTwoWayBlock(keras.layers.Layer):
         )
         self.norm4 = norm("norm4")
 
-    def build(self, queries_shape, keys_shape=None, *args):
+    def build(
+        self, queries_shape: Any, keys_shape: Any = None, *args: Any
+    ) -> None:
         tokens = (None, None, self.hidden_size)
         for layer in (
             self.self_attention,
@@ -243,7 +259,7 @@ class SAMTwoWayBlock(keras.layers.Layer):
         self.mlp_fc1.build(tokens)
         self.mlp_fc2.build((None, None, self.intermediate_dim))
 
-    def call(self, queries, keys, query_pe, key_pe):
+    def call(self, queries: Any, keys: Any, query_pe: Any, key_pe: Any) -> Any:
         if self.skip_first_layer_pe:
             queries = self.self_attention(queries, queries, queries)
         else:
@@ -258,10 +274,12 @@ class SAMTwoWayBlock(keras.layers.Layer):
         keys = self.norm4(keys + self.image_to_token(k, q, queries))
         return queries, keys
 
-    def compute_output_shape(self, queries_shape, keys_shape, *args):
+    def compute_output_shape(
+        self, queries_shape: Any, keys_shape: Any, *args: Any
+    ) -> Any:
         return tuple(queries_shape), tuple(keys_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "hidden_size": self.hidden_size,

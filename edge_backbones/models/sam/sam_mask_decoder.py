@@ -1,5 +1,7 @@
 """`SAMMaskDecoder`: Segment Anything's two-way transformer and mask heads."""
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -54,19 +56,19 @@ class SAMMaskDecoder(keras.layers.Layer):
 
     def __init__(
         self,
-        hidden_size=256,
-        num_layers=2,
-        intermediate_dim=2048,
-        num_heads=8,
-        embedding_dim=256,
-        num_multimask_outputs=3,
-        iou_head_depth=3,
-        iou_head_hidden_dim=256,
-        activation="relu",
-        attention_downsample_rate=2,
-        layer_norm_epsilon=1e-6,
-        **kwargs,
-    ):
+        hidden_size: Any = 256,
+        num_layers: Any = 2,
+        intermediate_dim: Any = 2048,
+        num_heads: Any = 8,
+        embedding_dim: Any = 256,
+        num_multimask_outputs: Any = 3,
+        iou_head_depth: Any = 3,
+        iou_head_hidden_dim: Any = 256,
+        activation: Any = "relu",
+        attention_downsample_rate: Any = 2,
+        layer_norm_epsilon: Any = 1e-06,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if embedding_dim != hidden_size:
             raise ValueError(
@@ -133,7 +135,7 @@ class SAMMaskDecoder(keras.layers.Layer):
             name="iou_head",
         )
 
-    def build(self, *args, **kwargs):
+    def build(self, *args: Any, **kwargs: Any) -> None:
         c = self.hidden_size
         self.iou_token = self.add_weight(name="iou_token", shape=(1, c))
         self.mask_tokens = self.add_weight(
@@ -153,11 +155,11 @@ class SAMMaskDecoder(keras.layers.Layer):
 
     def call(
         self,
-        image_embeddings,
-        prompt_dense_positional_embeddings,
-        prompt_sparse_embeddings,
-        prompt_dense_embeddings,
-    ):
+        image_embeddings: Any,
+        prompt_dense_positional_embeddings: Any,
+        prompt_sparse_embeddings: Any,
+        prompt_dense_embeddings: Any,
+    ) -> Any:
         c = self.hidden_size
         _, h, w, _ = ops.shape(image_embeddings)
         sparse = prompt_sparse_embeddings
@@ -195,7 +197,9 @@ class SAMMaskDecoder(keras.layers.Layer):
             "iou_predictions": self.iou_head(queries[:, 0]),
         }
 
-    def compute_output_shape(self, image_embeddings_shape, *args):
+    def compute_output_shape(
+        self, image_embeddings_shape: Any, *args: Any
+    ) -> Any:
         batch, h, w, _ = image_embeddings_shape
         m = self.num_mask_tokens
         return {
@@ -203,7 +207,7 @@ class SAMMaskDecoder(keras.layers.Layer):
             "iou_predictions": (batch, m),
         }
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "hidden_size": self.hidden_size,

@@ -1,5 +1,7 @@
 """`SAMPromptEncoder`: Segment Anything's points, boxes and mask prompts."""
 
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
@@ -49,14 +51,14 @@ class SAMPromptEncoder(keras.layers.Layer):
 
     def __init__(
         self,
-        hidden_size=256,
-        image_embedding_size=(64, 64),
-        input_image_size=(1024, 1024),
-        mask_in_channels=16,
-        activation="gelu",
-        layer_norm_epsilon=1e-6,
-        **kwargs,
-    ):
+        hidden_size: Any = 256,
+        image_embedding_size: Any = (64, 64),
+        input_image_size: Any = (1024, 1024),
+        mask_in_channels: Any = 16,
+        activation: Any = "gelu",
+        layer_norm_epsilon: Any = 1e-06,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.image_embedding_size = tuple(image_embedding_size)
@@ -81,7 +83,7 @@ class SAMPromptEncoder(keras.layers.Layer):
             hidden_size, 1, dtype=policy, name="mask_conv3"
         )
 
-    def build(self, *args, **kwargs):
+    def build(self, *args: Any, **kwargs: Any) -> None:
         c = self.hidden_size
         self.positional_embedding = self.add_weight(
             name="positional_embedding",
@@ -106,7 +108,7 @@ class SAMPromptEncoder(keras.layers.Layer):
         self.mask_norm2.build((None, h, w, self.mask_in_channels))
         self.mask_conv3.build((None, h, w, self.mask_in_channels))
 
-    def dense_positional_embeddings(self):
+    def dense_positional_embeddings(self) -> Any:
         """(1, h, w, C): the encoding of every image-embedding cell."""
         h, w = self.image_embedding_size
         grid = ops.convert_to_tensor(image_grid_coordinates(h, w))
@@ -138,7 +140,9 @@ class SAMPromptEncoder(keras.layers.Layer):
         no_mask = ops.reshape(self.no_mask_embedding, (1, 1, 1, -1))
         return embedded * has + no_mask * (1.0 - has)
 
-    def call(self, points, labels, mask_input, has_mask_input):
+    def call(
+        self, points: Any, labels: Any, mask_input: Any, has_mask_input: Any
+    ) -> Any:
         return {
             "prompt_sparse_embeddings": self._sparse(points, labels),
             "prompt_dense_embeddings": self._dense(mask_input, has_mask_input),
@@ -147,7 +151,7 @@ class SAMPromptEncoder(keras.layers.Layer):
             ),
         }
 
-    def compute_output_shape(self, points_shape, *args):
+    def compute_output_shape(self, points_shape: Any, *args: Any) -> Any:
         h, w = self.image_embedding_size
         c = self.hidden_size
         return {
@@ -156,7 +160,7 @@ class SAMPromptEncoder(keras.layers.Layer):
             "prompt_dense_positional_embeddings": (1, h, w, c),
         }
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "hidden_size": self.hidden_size,
