@@ -22,16 +22,16 @@ import functools
 import json
 from collections.abc import Mapping
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from edge_backbones.core import json_schema
 from edge_backbones.errors import ArtifactSchemaError
 
-if TYPE_CHECKING:
-    from typing_extensions import Self
-
 # what `validate` returns: the mapping it was given
 _M = TypeVar("_M", bound=Mapping[str, Any])
+# a record class's own type (typing.Self is 3.11+; core takes no
+# typing_extensions)
+_R = TypeVar("_R", bound="_Record")
 
 __all__ = [
     "ABSENT",
@@ -173,7 +173,7 @@ class _Record:
     """from_dict / to_dict over the dataclass fields, in their order."""
 
     @classmethod
-    def _from(cls, data: Mapping[str, Any]) -> "Self":
+    def _from(cls: type[_R], data: Mapping[str, Any]) -> _R:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             if f.name not in data:
@@ -442,6 +442,9 @@ class Compiled(_Record):
         return sum(p.ops_total for p in self.partitions)
 
 
+_A = TypeVar("_A", bound="ArtifactMetadata")
+
+
 @_frozen
 class ArtifactMetadata(_Record):
     """The whole metadata of one artifact, in the order it is written."""
@@ -467,8 +470,10 @@ class ArtifactMetadata(_Record):
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], where: str = "the artifact metadata"
-    ) -> "Self":
+        cls: type[_A],
+        data: Mapping[str, Any],
+        where: str = "the artifact metadata",
+    ) -> _A:
         """The typed view of `data`, after checking it against the schema.
 
         Raises:
