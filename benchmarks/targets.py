@@ -140,9 +140,7 @@ def _stock_convert(saved, mode, calibration):
 def _outputs(path, holdout, threads):
     from edge_backbones.runtime import EdgeModel
 
-    model = EdgeModel(path, num_threads=threads)
-    outs = [model(x) for x in holdout]
-    return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+    return EdgeModel(path, num_threads=threads).run_batch(holdout)
 
 
 def _by_shape(outputs, reference):
@@ -351,7 +349,7 @@ def table(rows, found):
 
 
 def _export_all(args):
-    from edge_backbones.exporter.pipeline import parse_image_size
+    from edge_backbones.exporter.options import parse_image_size
 
     size = parse_image_size(args.size)
     os.makedirs(os.path.join(args.out, "artifacts"), exist_ok=True)

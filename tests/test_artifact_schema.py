@@ -9,12 +9,12 @@ tests read the same files and the same schema.
 import copy
 import dataclasses
 import json
+import os
 import pathlib
 
-import jsonschema
 import pytest
 
-from edge_backbones.core import json_schema
+from edge_backbones.core import json_schema, modes
 from edge_backbones.core.artifact import (
     ABSENT,
     ARTIFACT_SCHEMA_ID,
@@ -25,10 +25,13 @@ from edge_backbones.core.artifact import (
     validate,
 )
 from edge_backbones.errors import ArtifactSchemaError, MetadataError
-from edge_backbones.core import modes
+from edge_backbones.exporter import tflite_metadata
 from edge_backbones.runtime.edge_model import EdgeModel
 from tests import tiny
 from tests.goldens.make_artifact_goldens import COMPILE_SOC, TARGETS
+
+# the reference validator (test extra) the in-package one is held to
+jsonschema = pytest.importorskip("jsonschema")
 
 GOLDENS = pathlib.Path(__file__).parent / "goldens" / "artifacts"
 NAMES = sorted(p.stem for p in GOLDENS.glob("*.json"))
@@ -111,7 +114,8 @@ BROKEN = [
      "$.input.shape[4]"),
     ("fp32", lambda m: m["input"]["preprocessing"].update(std=[1, 1]),
      "$.input.preprocessing.std"),
-    ("fp32", lambda m: m.update(task={"kind": "segmentation"}), "$.task"),
+    ("fp32", lambda m: m.update(task={"kind": "segmentation"}),
+     "$.task.class_names"),
     ("fp32", lambda m: m.update(task={"kind": "detector"}), "$.task.kind"),
 ]  # fmt: skip
 
@@ -146,35 +150,38 @@ def test_the_task_block_of_the_models_to_come():
 
 
 def _mutations(metadata, path=()):
-    """(description, mutated copy) for every leaf: wrong type, or removed."""
+    """(description, mutated copy) for each leaf and object: a wrong type, a
+    negative number, null, or the key removed. A list's first two items
+    stand for the rest; the model's free-form config is skipped."""
     node = metadata
     for key in path:
         node = node[key]
-    items = node.items() if isinstance(node, dict) else enumerate(node)
+    items = node.items() if isinstance(node, dict) else enumerate(node[:2])
     for key, value in list(items):
         where = (*path, key)
+        if where == ("model", "config"):
+            continue
         if isinstance(value, (dict, list)) and value:
             yield from _mutations(metadata, where)
-        for replacement in ("x", 1.5, -1, None, True, [], {}):
-            copied = copy.deepcopy(metadata)
-            target = copied
-            for part in path:
-                target = target[part]
-            target[key] = replacement
-            yield f"{where}={replacement!r}", copied
+        edits = [
+            lambda t, k=key, r=r: t.__setitem__(k, r) for r in ("x", -1, None)
+        ]
         if isinstance(node, dict):
+            edits.append(lambda t, k=key: t.__delitem__(k))
+        for index, edit in enumerate(edits):
             copied = copy.deepcopy(metadata)
             target = copied
             for part in path:
                 target = target[part]
-            del target[key]
-            yield f"del {where}", copied
+            edit(target)
+            yield f"{where} edit {index}", copied
 
 
-@pytest.mark.parametrize("name", NAMES)
+# one golden of each shape: quantized I/O, a GPU run, int16 I/O, compiled
+@pytest.mark.parametrize("name", ["int8_io", "gpu", "npu", COMPILED])
 def test_the_subset_agrees_with_jsonschema_on_every_edit(name):
     """The in-package validator and the reference one accept and refuse
-    the same edits of each golden, and at the same place."""
+    the same edits of the goldens."""
     schema = artifact_schema()
     checked = refused = 0
     for what, mutated in _mutations(_golden(name)):
@@ -183,7 +190,7 @@ def test_the_subset_agrees_with_jsonschema_on_every_edit(name):
         assert bool(ours) == bool(theirs), (what, ours, theirs)
         checked += 1
         refused += bool(ours)
-    assert checked > 500 and refused > checked // 2
+    assert checked > 150 and refused > checked // 2
 
 
 def test_the_runtime_refuses_embedded_metadata_that_breaks_it(tmp_path):
@@ -198,13 +205,19 @@ def test_the_runtime_refuses_embedded_metadata_that_breaks_it(tmp_path):
     good = tiny.write_with_metadata(
         tmp_path / "good.tflite", contents["f32"], tiny.make_metadata()
     )
-    assert EdgeModel(good).metadata["mode"] == "fp32"
+    model = EdgeModel(good)
+    assert model.metadata["mode"] == "fp32"
+    assert model.artifact.outputs["P1"].stride == 2
+    assert model.artifact.to_dict() == model.metadata
 
 
 def test_the_writer_refuses_metadata_that_breaks_it(tmp_path):
     contents = tiny.convert_two_conv_all(str(tmp_path))
     metadata = tiny.make_metadata()
     del metadata["graph"]
+    path = str(tmp_path / "x.tflite")
     with pytest.raises(ArtifactSchemaError, match=r"at \$\.graph:"):
-        tiny.write_artifact(tmp_path / "x.tflite", contents["f32"], metadata)
-    assert not (tmp_path / "x.tflite").exists()
+        tflite_metadata.write_artifact(path, contents["f32"], metadata)
+    assert not os.path.exists(path)
+    tflite_metadata.write_artifact(path, contents["f32"], tiny.make_metadata())
+    assert EdgeModel(path).artifact.graph.op_histogram == {"CONV_2D": 2}

@@ -8,7 +8,7 @@ from tests.conftest import REPO_ROOT
 
 # The `test` extra's heavy packages (pyproject.toml); None in sys.modules
 # makes every import of them raise ImportError, as when not installed.
-TEST_EXTRA = ("torch", "transformers", "psutil", "matplotlib")
+TEST_EXTRA = ("torch", "transformers", "psutil", "matplotlib", "jsonschema")
 
 
 def test_collection_without_test_extra_skips_instead_of_erroring():

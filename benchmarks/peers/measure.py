@@ -55,9 +55,7 @@ def run_model(path, images, threads):
     """{output name: (N, ...)} of the artifact on `images` (EdgeModel)."""
     from edge_backbones.runtime.edge_model import EdgeModel
 
-    model = EdgeModel(path, num_threads=threads)
-    outputs = [model(x) for x in images]
-    return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+    return EdgeModel(path, num_threads=threads).run_batch(images)
 
 
 def fidelity(path, images, reference, threads, match=match_levels):

@@ -118,7 +118,7 @@ def run(args, peers=None):
     """Everything but the writing; returns the result dict."""
     from benchmarks.peers import checkpoint, measure
     from benchmarks.peers import peers as peers_lib
-    from edge_backbones.exporter.pipeline import parse_image_size
+    from edge_backbones.exporter.options import parse_image_size
 
     size = parse_image_size(args.size)
     folder = os.path.join(args.work_dir, "segformer_b0_seed0")

@@ -4,7 +4,8 @@ import pickle
 
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.core import modes
-from edge_backbones.exporter.pipeline import _run_tflite
+from edge_backbones.exporter import verify
+from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.model_file import read_model_file
 
 
@@ -19,11 +20,11 @@ def evaluate(path, data, plan="npu"):
     integer = "n/a"
     if plan == "npu":
         try:
-            modes.check_graph(modes.TARGETS[plan], content, True, [])
+            verify.check_graph(modes.TARGETS[plan], content, True, [])
             integer = "yes"
         except Exception as exc:  # the message says why
             integer = "no: " + str(exc)[:90]
-    _, outputs = _run_tflite(path, data["holdout"], 2)
+    outputs = EdgeModel(path, num_threads=2).run_batch(data["holdout"])
     fid = fidelity_lib.compare(data["reference"], outputs)
     name, worst = fidelity_lib.worst(fid)
     levels = {

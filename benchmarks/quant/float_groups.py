@@ -21,7 +21,7 @@ from setup_case import load_case_backbone
 
 from edge_backbones.core import modes
 from edge_backbones.exporter.convert import Converter
-from edge_backbones.exporter.quant_debug import _op_outputs, layer_type_nodes
+from edge_backbones.exporter.quant_debug import layer_type_nodes, op_outputs
 
 WEIGHTED = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 
@@ -44,7 +44,7 @@ def main(folder, ranges, groups):
 
     converter = Converter(f"{folder}/sm_plain", dataset)
     fp32 = converter.fp32()
-    pairs = _op_outputs(fp32)
+    pairs = op_outputs(fp32)
     mixed = modes.MODE_PLANS["int8_mixed"]
     case, size = json.load(open(f"{folder}/case.json"))
     backbone = load_case_backbone(case, size)

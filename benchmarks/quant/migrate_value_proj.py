@@ -22,7 +22,7 @@ import numpy as np
 from evaluate import load
 from setup_case import load_case_backbone
 
-from edge_backbones.exporter import pipeline
+from edge_backbones.exporter import graph
 from edge_backbones.exporter.convert import Converter
 from edge_backbones.exporter.graph import write_saved_model
 
@@ -81,9 +81,9 @@ def main(source, dest, alpha, shift):
     data = load(source)
     backbone = load_case_backbone(case, size)
     migrate(backbone, proj_input_ranges(source, data["calib"]), alpha, shift)
-    prep = pipeline._preprocessing(backbone, False)
-    serving = pipeline._serving(backbone, (size, size), None, prep)
-    moved = pipeline._reference(serving, data["holdout"])
+    prep = graph.model_preprocessing(backbone, False)
+    serving = graph.serving_graph(backbone, (size, size), None, prep)
+    moved = graph.reference_outputs(serving, data["holdout"])
     for level, value in moved.items():
         print(
             f"{level}: float outputs moved by at most "

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from edge_backbones.exporter import calibration, pipeline
+from edge_backbones.exporter import calibration, graph, pipeline
 from edge_backbones.exporter.convert import Converter
 from edge_backbones.exporter.graph import write_saved_model
 from edge_backbones.exporter.options import CalibrationOptions
@@ -53,19 +53,19 @@ def build(case, size, folder, seed=0, graphs=GRAPHS):
     with open(os.path.join(folder, "case.json"), "w") as f:
         json.dump([case, size], f)
     backbone = load_case_backbone(case, size, seed)
-    prep = pipeline._preprocessing(backbone, False)
-    calib = pipeline._calibration_set(
+    prep = graph.model_preprocessing(backbone, False)
+    calib = calibration.calibration_set(
         "calibration", seed, CalibrationOptions().holdout_fraction, 16,
     )  # fmt: skip
-    holdout = pipeline._holdout(calib, prep, (size, size))
+    holdout = calibration.holdout_arrays(calib, prep, (size, size))
     arrays = [
         a.astype(np.float32)
         for a in calibration.preprocessed(
             calib, "calibration", prep, (size, size)
         )
     ]
-    serving = pipeline._serving(backbone, (size, size), None, prep)
-    reference = pipeline._reference(serving, holdout)
+    serving = graph.serving_graph(backbone, (size, size), None, prep)
+    reference = graph.reference_outputs(serving, holdout)
     forms = {
         "plain": (),
         "l2": (integer_layer_norm,),
@@ -79,7 +79,8 @@ def build(case, size, folder, seed=0, graphs=GRAPHS):
             saved = write_saved_model(
                 serving, os.path.join(folder, f"sm_{name}")
             )
-        conv = Converter(saved, pipeline._representative_dataset(arrays, prep))
+        dataset = calibration.representative_dataset(arrays, prep)
+        conv = Converter(saved, dataset)
         with open(os.path.join(folder, f"fp32_{name}.tflite"), "wb") as f:
             f.write(conv.fp32())
     with open(os.path.join(folder, "data.pkl"), "wb") as f:

@@ -86,26 +86,25 @@ def load_calibration_set(
 ) -> CalibrationSet:
     """Loads a folder of photos or a manifest into a `CalibrationSet`.
 
-       Args:
-           source: a folder (its `manifest.json` is used when present,
-               otherwise every image file under it) or a manifest file.
-           seed: seeds the random split of a folder without a manifest, and
-               the sample drawn when `max_images` is set.
-           holdout_fraction: the share of a manifest-less folder held out
-               (at least one photo). A manifest's own split always wins, so
-               the held-out photos stay the same on every machine.
-           max_images: calibrate on a seeded sample of at most this many
-               photos; the held-out split is kept whole. A sample below
-               `MIN_CALIBRATION_IMAGES` warns too: too few photos leave
-               activation ranges that the held-out photos fall outside.
-           decode: path -> image, raising InputError on a broken file
-               (`edge_backbones.runtime.preprocess.load_image`). Given, every
-               chosen file is decoded once here, so a broken photo fails now
-               with its name rather than halfway through a conversion.
+    Args:
+        source: a folder (its `manifest.json` is used when present,
+            otherwise every image file under it) or a manifest file.
+        seed: seeds the random split of a folder without a manifest, and
+            the sample drawn when `max_images` is set.
+        holdout_fraction: the share of a manifest-less folder held out
+            (at least one photo). A manifest's own split always wins, so
+            the held-out photos stay the same on every machine.
+        max_images: calibrate on a seeded sample of at most this many
+            photos; the held-out split is kept whole. A sample below
+            `MIN_CALIBRATION_IMAGES` warns too: too few photos leave
+            activation ranges that the held-out photos fall outside.
+        decode: path -> image, raising InputError on a broken file
+            (`edge_backbones.runtime.preprocess.load_image`). Given, every
+            chosen file is decoded once here, so a broken photo fails now
+            with its name rather than halfway through a conversion.
 
-    Warns
-       (`CalibrationWarning`) when fewer than `MIN_CALIBRATION_IMAGES`
-       photos are left to calibrate on.
+    Warns (`CalibrationWarning`) when fewer than `MIN_CALIBRATION_IMAGES`
+    photos are left to calibrate on.
 
     Raises:
         CalibrationError: no usable photos, a broken manifest or photo, or

@@ -44,7 +44,6 @@ __all__ = [
     "fast_int8_cpu_flags",
     "cpu_plan",
     "resolve_plans",
-    "check_graph",
 ]
 
 REGISTRY_PATH = os.path.join(os.path.dirname(__file__), "modes.toml")
@@ -413,46 +412,6 @@ def resolve_plans(
             f"({', '.join(target_plans())})."
         )
     return unique
-
-
-def check_graph(
-    plan: Plan,
-    content: bytes,
-    gpu_compatible: bool,
-    gpu_warnings: Sequence[str],
-) -> None:
-    """Raises ExportError if the converted graph breaks the plan's rules.
-
-    Raises:
-        ExportError: float handoffs or tensors the plan forbids, or a GPU
-            check the plan requires that failed.
-    """
-    from edge_backbones.runtime.model_file import read_model_file
-
-    parsed = read_model_file(content)
-    found = dict(parsed.op_histogram.items())
-    forbidden = parsed.float_handoffs if plan.forbid_float_handoffs else {}
-    if forbidden:
-        raise ExportError(
-            f"The {plan.mode} graph holds {forbidden}: each one hands the "
-            "tensor back to the CPU. Usually an op the quantizer could not "
-            "make integer; find it with --layer-report, or export the cpu "
-            "target instead."
-        )
-    if plan.forbid_float_tensors:
-        floats = sum(t in ("float32", "float16") for t in parsed.tensor_types)
-        if floats:
-            raise ExportError(
-                f"The {plan.mode} graph still has {floats} float tensor(s) "
-                f"(ops: {found}); an integer-only accelerator cannot run "
-                "them. Drop --float-layers for this target, or export cpu."
-            )
-    if plan.require_gpu_compatible and not gpu_compatible:
-        raise ExportError(
-            f"The {plan.mode} graph failed the TFLite Analyzer's GPU check: "
-            + ("; ".join(gpu_warnings[:5]) or "no verdict in its report")
-            + ". Export fp16 instead, or fix the listed ops."
-        )
 
 
 # the registry's lists, as constants for callers that read them once

@@ -14,10 +14,16 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_backbones.core.image_sets import CalibrationSet, load_calibration_set
-from edge_backbones.errors import CalibrationError, InputError
+from edge_backbones.errors import CalibrationError, InputError, require
 from edge_backbones.runtime.preprocess import load_image, preprocess
 
-__all__ = ["load_photos", "preprocessed"]
+__all__ = [
+    "calibration_set",
+    "holdout_arrays",
+    "load_photos",
+    "preprocessed",
+    "representative_dataset",
+]
 
 
 def load_photos(
@@ -79,3 +85,66 @@ def _preprocess(
         raise CalibrationError(
             f"Calibration image {path!r} failed to load: {exc}"
         ) from exc
+
+
+def calibration_set(calibration, seed, holdout_fraction, max_images):
+    """A `CalibrationSet` from a folder, a manifest or a set (as given);
+    None without photos."""
+    if calibration is None:
+        return None
+    if isinstance(calibration, CalibrationSet):
+        return calibration
+    return load_photos(
+        calibration,
+        seed=seed,
+        holdout_fraction=holdout_fraction,
+        max_images=max_images,
+    )
+
+
+def representative_dataset(arrays, preprocessing, log=None):
+    """The converter's representative dataset: a generator of
+    {"images": (1, H, W, 3)} float32 samples, logging progress to `log`."""
+    samples = [a.astype(np.float32) for a in arrays]
+    if preprocessing["pixels_in_graph"] and samples:
+        # one sample that spans 0..255 pins the input range, so a uint8
+        # input tensor gets scale 1 / zero point 0: raw pixels, exactly
+        extra = samples[0].copy()
+        extra[0, 0], extra[0, 1] = 0.0, 255.0
+        samples.append(extra)
+
+    def generator():
+        for index, sample in enumerate(samples, 1):
+            if log is not None and (index % 8 == 0 or index == len(samples)):
+                log(f"calibrating: image {index}/{len(samples)}")
+            yield {"images": sample[None]}
+
+    return generator
+
+
+def holdout_arrays(calib, preprocessing, size):
+    """The float32 inputs every artifact is verified on: the held-out
+    photos of `calib`, or without photos four smooth random images in the
+    model's input space (float modes are still checked; the metadata
+    records it)."""
+    if calib is not None:
+        images = preprocessed(calib, "holdout", preprocessing, size)
+        if not images:
+            raise CalibrationError(
+                f"The held-out split of {getattr(calib, 'source', calib)!r}"
+                " is empty, so nothing can verify the artifacts. Mark some "
+                'photos "holdout" in its manifest.json (a manifest\'s split '
+                "wins over holdout_fraction), or give a CalibrationSet "
+                "holdout paths."
+            )
+        return [np.asarray(i, np.float32) for i in images]
+    rng = np.random.default_rng(0)
+    small = rng.uniform(0, 255, (4, 8, 8, 3)).astype(np.uint8)
+    cv2 = require("cv2", "export")
+    return [
+        np.asarray(
+            preprocess(cv2.resize(s, size[::-1]), preprocessing, size),
+            np.float32,
+        )
+        for s in small
+    ]

@@ -22,6 +22,7 @@ import re
 import sys
 import warnings
 
+from edge_backbones._compat import tensorflow as tf_compat
 from edge_backbones.errors import ExportError, require
 from edge_backbones.exporter.fc_bias import add_zero_fc_biases
 from edge_backbones.exporter.grouped_depthwise import depthwise_as_grouped_conv
@@ -84,7 +85,7 @@ class Converter:
         return converter
 
     def _run(self, converter, what):
-        from tensorflow.lite.python.convert_phase import ConverterError
+        ConverterError = tf_compat.converter_error()
 
         try:
             with warnings.catch_warnings():
@@ -192,7 +193,7 @@ class Converter:
         converter.representative_dataset = self.representative_dataset
         converter.experimental_new_quantizer = True
         # stop after calibration; quantize per variant in int8()
-        converter._experimental_calibrate_only = True
+        tf_compat.calibrate_only(converter)
         calibrated = self._run(converter, "calibration")
         self._calibrated[ranges] = remeasure_tied_ranges(
             calibrated, self.representative_dataset, self._log
@@ -211,8 +212,6 @@ class Converter:
         `ranges`: how activation ranges are chosen (see `calibrated`).
         """
         tf = require("tensorflow", "export")
-        from tensorflow.lite.python import convert as tflite_convert
-
         if io_dtype not in ("float32", *INT8_IO_DTYPES):
             raise ExportError(
                 f"int8 I/O type {io_dtype!r} is not supported; use float32, "
@@ -223,7 +222,7 @@ class Converter:
             "quantizing: int8 (" + _describe(float_ops, float_nodes) + ")"
         )
         try:
-            model = tflite_convert.mlir_quantize(
+            model = tf_compat.mlir_quantize(
                 calibrated,
                 denylisted_ops=list(float_ops) or None,
                 denylisted_nodes=list(float_nodes) or None,
@@ -233,11 +232,9 @@ class Converter:
         # tflite-runtime 2.14 on aarch64 crashes on bias-less int8 FCs
         model = add_zero_fc_biases(model)
         if io_dtype != "float32":
-            from tensorflow.lite.python import util
-
             dtype = getattr(tf, io_dtype)
             try:
-                model = util.modify_model_io_type(model, dtype, dtype)
+                model = tf_compat.modify_model_io_type(model, dtype)
             except ValueError as exc:
                 raise ExportError(
                     f"Cannot make the I/O {io_dtype} ({exc}); a model with "
@@ -284,7 +281,8 @@ def dequantize_weights(model_content, op_names):
     """
     require("tensorflow", "export")
     import numpy as np
-    from tensorflow.lite.python import schema_py_generated as schema
+
+    schema = tf_compat.schema()
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(model_content)

@@ -13,6 +13,7 @@ to the int32 accumulators), so every full-int8 export carries one.
 
 import numpy as np
 
+from edge_backbones._compat import tensorflow as tf_compat
 from edge_backbones.errors import require
 from edge_backbones.runtime.model_file import operator_builtin
 
@@ -26,7 +27,7 @@ def add_zero_fc_biases(model_content):
     Returns the bytes unchanged when no op needs one.
     """
     require("tensorflow", "export")
-    from tensorflow.lite.python import schema_py_generated as schema
+    schema = tf_compat.schema()
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(model_content)

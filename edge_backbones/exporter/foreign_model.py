@@ -26,6 +26,7 @@ import functools
 import os
 import re
 
+from edge_backbones._compat import keras as keras_compat
 from edge_backbones.core.preprocessing import (
     IMAGENET_PREPROCESSING,
     validate_preprocessing,
@@ -193,11 +194,9 @@ class ForeignModel:
 
     def _flatten_layers(self, include_self=True, recursive=True):
         # what int8_mixed's float layer types and names are looked up in
-        if hasattr(self._loaded, "_flatten_layers"):
-            return self._loaded._flatten_layers(
-                include_self=include_self, recursive=recursive
-            )
-        return iter(())
+        return keras_compat.flatten_layers(
+            self._loaded, include_self=include_self, recursive=recursive
+        )
 
     def graph_notes(self, plan, content, log):
         """Ops our rewrites avoid, found in this converted graph; logged."""

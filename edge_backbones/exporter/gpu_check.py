@@ -15,8 +15,6 @@ the op coverage recorded here are meaningful.
 
 import collections
 
-import numpy as np
-
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.errors import DelegateUnavailableError, ExportError
 from edge_backbones.exporter import verify
@@ -59,7 +57,7 @@ def run_on_gpu(path, holdout, reference, gate, mode, what, num_threads=None):
             "fp16 for a CPU instead."
         )
     try:
-        outputs = [model(x) for x in holdout]
+        outputs = model.run_batch(holdout)
     except RuntimeError as exc:
         raise ExportError(
             f"{what} ({mode}) compiled but failed to run on {where}: {exc}. "
@@ -68,10 +66,7 @@ def run_on_gpu(path, holdout, reference, gate, mode, what, num_threads=None):
             "use a smaller image size."
         ) from exc
     del model
-    fidelity = fidelity_lib.compare(
-        reference,
-        {n: np.concatenate([o[n] for o in outputs]) for n in outputs[0]},
-    )
+    fidelity = fidelity_lib.compare(reference, outputs)
     verify.check(fidelity, gate, mode, f"{what} on {where}")
     return {
         "status": "ran",

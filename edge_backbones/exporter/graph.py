@@ -4,10 +4,19 @@ A fixed batch of 1 and a static spatial size keep the converted graph free of
 SHAPE/GATHER/PACK plumbing and dynamic tensors.
 """
 
+import numpy as np
+
 from edge_backbones.atomic_io import staged_directory
 from edge_backbones.errors import require
 
-__all__ = ["INPUT_NAME", "serving_model", "write_saved_model"]
+__all__ = [
+    "INPUT_NAME",
+    "model_preprocessing",
+    "reference_outputs",
+    "serving_graph",
+    "serving_model",
+    "write_saved_model",
+]
 
 INPUT_NAME = "images"
 
@@ -64,3 +73,40 @@ def write_saved_model(model, path):
     with staged_directory(path) as staging:
         archive.write_out(staging, verbose=False)
     return path
+
+
+def model_preprocessing(backbone, pixels_in_graph):
+    """The backbone's preprocessing spec, with `pixels_in_graph` set: the
+    dict the artifact's metadata carries."""
+    spec = dict(backbone.preprocessing)
+    spec["pixels_in_graph"] = bool(pixels_in_graph)
+    return spec
+
+
+def serving_graph(backbone, size, out_features, preprocessing):
+    """The model an export converts: `serving_model`, and with pixels in
+    the graph a per-channel normalization of raw pixels in front."""
+    keras = require("keras", "export")
+    model = serving_model(backbone, size, out_features)
+    if not preprocessing["pixels_in_graph"]:
+        return model
+    std = np.asarray(preprocessing["std"], np.float32)
+    mean = np.asarray(preprocessing["mean"], np.float32)
+    # (p * scale - mean) / std as one per-channel multiply-add
+    normalize = keras.layers.Rescaling(
+        scale=float(preprocessing["scale"]) / std,
+        offset=-mean / std,
+        name="normalize",
+    )
+    pixels = keras.Input((*size, 3), batch_size=1, name=INPUT_NAME)
+    return keras.Model(pixels, model(normalize(pixels)), name="serving")
+
+
+def reference_outputs(serving, holdout):
+    """{level: (N, ...)} of the Keras serving graph on the held-out inputs:
+    what every exported artifact is compared with."""
+    outputs = [serving(x[None], training=False) for x in holdout]
+    return {
+        name: np.concatenate([np.asarray(o[name]) for o in outputs])
+        for name in outputs[0]
+    }

@@ -14,6 +14,7 @@ o // M).
 
 import numpy as np
 
+from edge_backbones._compat import tensorflow as tf_compat
 from edge_backbones.errors import ExportError, require
 from edge_backbones.runtime.model_file import operator_builtin
 
@@ -28,7 +29,7 @@ def depthwise_as_grouped_conv(model_content):
     """`model_content` (.tflite bytes) with every DEPTHWISE_CONV_2D as an
     equivalent grouped CONV_2D; the bytes unchanged if there is none."""
     require("tensorflow", "export")
-    from tensorflow.lite.python import schema_py_generated as schema
+    schema = tf_compat.schema()
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(model_content)

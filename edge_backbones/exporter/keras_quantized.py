@@ -9,6 +9,7 @@ whose kernels are the quantized kernels dequantized: the same weight values
 
 import numpy as np
 
+from edge_backbones._compat import keras as keras_compat
 from edge_backbones.errors import ExportError, require
 
 __all__ = ["float_equivalent"]
@@ -18,7 +19,7 @@ def float_equivalent(backbone):
     """`backbone` itself, or a float copy if Keras quantized any layer."""
     by_path = {
         layer.path: layer
-        for layer in backbone._flatten_layers(include_self=False)
+        for layer in keras_compat.flatten_layers(backbone, include_self=False)
     }
     quantized = {p for p, layer in by_path.items() if layer.quantization_mode}
     if not quantized:
@@ -29,7 +30,7 @@ def float_equivalent(backbone):
     policy = getattr(policy, "default_policy", policy)
     config["dtype"] = keras.dtype_policies.serialize(policy)
     copy = type(backbone).from_config(config)
-    for layer in copy._flatten_layers(include_self=False):
+    for layer in keras_compat.flatten_layers(copy, include_self=False):
         source = by_path[layer.path]
         if layer.path in quantized:
             _check_dense(keras, source)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edge_backbones.core.image_sets import CalibrationSet
 
 __all__ = [
+    "parse_image_size",
     "Kind",
     "Option",
     "OPTIONS",
@@ -153,6 +154,12 @@ THRESHOLDS = Kind(
     _thresholds,
 )
 
+MASK_THRESHOLDS = Kind(
+    "a table of mode = minimum mask agreement in (0, 1]",
+    "{ int8 = 0.97 }",
+    _thresholds,
+)
+
 
 def _model(value):
     from edge_backbones.exporter.foreign_model import is_foreign
@@ -207,6 +214,8 @@ class ExportOptions:
     socs: Names | None = None
     # SavedModels and candidates go here (None: a work folder in `out`)
     work_dir: str | None = None
+    # segmenters: {mode: minimum mask agreement}, over the registry's
+    mask_thresholds: dict[str, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,6 +267,7 @@ OPTIONS = {
     "task": Option("model", TEXT),
     "socs": Option("export", NAMES),
     "work_dir": Option("export", PATH, "", TEXT),
+    "mask_thresholds": Option("export", MASK_THRESHOLDS),
 }
 
 # every option of export() -> its kind
@@ -415,3 +425,35 @@ def signature() -> inspect.Signature:
             for key in OPTIONS
         ]
     )
+
+
+def parse_image_size(value: Any) -> tuple[int, int]:
+    """512, "512", "384x640", (384, 640) -> (height, width).
+
+    Raises:
+        InputError: not a size, or one that is not positive.
+    """
+    parts: list[Any]
+    if isinstance(value, str):
+        parts = value.lower().replace(",", "x").split("x")
+    elif isinstance(value, bool):
+        parts = []
+    elif isinstance(value, numbers.Integral):
+        parts = [value, value]
+    else:
+        try:
+            parts = list(value)
+        except TypeError:  # 512.0, None: not a size
+            parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    try:
+        height, width = (int(p) for p in parts)
+    except (TypeError, ValueError):
+        height = width = -1
+    if len(parts) != 2 or height <= 0 or width <= 0:
+        raise InputError(
+            f"image_size={value!r} is not a size; give 512 (square), "
+            "'384x640' (height x width) or (384, 640)."
+        )
+    return height, width

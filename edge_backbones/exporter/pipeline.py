@@ -18,7 +18,6 @@ size, time, fidelity.
 
 import contextlib
 import dataclasses
-import numbers
 import os
 import sys
 import time
@@ -29,14 +28,13 @@ import numpy as np
 from edge_backbones.atomic_io import dumps_json
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.core import modes as modes_lib
-from edge_backbones.core.image_sets import CalibrationSet
+from edge_backbones.core import workspace as workspace_lib
 from edge_backbones.errors import (
     CalibrationError,
     ExportError,
     FidelityError,
     InputError,
     WeightsNotFoundError,
-    require,
 )
 from edge_backbones.exporter import calibration as calibration_lib
 from edge_backbones.exporter import (
@@ -47,9 +45,9 @@ from edge_backbones.exporter import (
     tflite_metadata,
     verify,
 )
+from edge_backbones.exporter import graph as graph_lib
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
-from edge_backbones.exporter import workspace as workspace_lib
 from edge_backbones.exporter.convert import Converter, gpu_compatibility
 from edge_backbones.text import megabytes, split_commas
 
@@ -65,7 +63,6 @@ __all__ = [
     "export",
     "export_job",
     "load_backbone",
-    "parse_image_size",
     "plan_export",
 ]
 
@@ -100,44 +97,15 @@ def _log(line):
     print(line, file=sys.stderr, flush=True)
 
 
-def parse_image_size(value: Any) -> tuple[int, int]:
-    """512, "512", "384x640", (384, 640) -> (height, width).
-
-    Raises:
-        InputError: not a size, or one that is not positive.
-    """
-    parts: list[Any]
-    if isinstance(value, str):
-        parts = value.lower().replace(",", "x").split("x")
-    elif isinstance(value, bool):
-        parts = []
-    elif isinstance(value, numbers.Integral):
-        parts = [value, value]
-    else:
-        try:
-            parts = list(value)
-        except TypeError:  # 512.0, None: not a size
-            parts = []
-    if len(parts) == 1:
-        parts = parts * 2
-    try:
-        height, width = (int(p) for p in parts)
-    except (TypeError, ValueError):
-        height = width = -1
-    if len(parts) != 2 or height <= 0 or width <= 0:
-        raise InputError(
-            f"image_size={value!r} is not a size; give 512 (square), "
-            "'384x640' (height x width) or (384, 640)."
-        )
-    return height, width
-
-
 def _check_options(job):
     """InputError for a threshold of no mode or an I/O type of no plan."""
     from edge_backbones.exporter.convert import INT8_IO_DTYPES
 
     gates = modes_lib.default_min_cosine()
-    unknown = sorted(set(job.thresholds or {}) - set(gates))
+    unknown = sorted(
+        set(job.thresholds or {}).union(job.export.mask_thresholds or {})
+        - set(gates)
+    )
     if unknown:
         raise InputError(
             f"thresholds name no mode or target: {unknown}; use "
@@ -249,72 +217,6 @@ def _load_preset(model, random_weights, kwargs):
         if os.path.isfile(os.path.join(folder, "config.json"))
     ]
     return backbone, model, found[0] if found else "preset"
-
-
-def _preprocessing(backbone, pixels_in_graph):
-    spec = dict(backbone.preprocessing)
-    spec["pixels_in_graph"] = bool(pixels_in_graph)
-    return spec
-
-
-def _serving(backbone, size, out_features, preprocessing):
-    """The serving model; with pixels in graph it normalizes raw pixels."""
-    keras = require("keras", "export")
-    from edge_backbones.exporter.graph import INPUT_NAME, serving_model
-
-    model = serving_model(backbone, size, out_features)
-    if not preprocessing["pixels_in_graph"]:
-        return model
-    std = np.asarray(preprocessing["std"], np.float32)
-    mean = np.asarray(preprocessing["mean"], np.float32)
-    # (p * scale - mean) / std as one per-channel multiply-add
-    normalize = keras.layers.Rescaling(
-        scale=float(preprocessing["scale"]) / std,
-        offset=-mean / std,
-        name="normalize",
-    )
-    pixels = keras.Input((*size, 3), batch_size=1, name=INPUT_NAME)
-    return keras.Model(pixels, model(normalize(pixels)), name="serving")
-
-
-def _calibration_set(calibration, seed, holdout_fraction, max_images):
-    if calibration is None:
-        return None
-    if isinstance(calibration, CalibrationSet):
-        return calibration
-    return calibration_lib.load_photos(
-        calibration,
-        seed=seed,
-        holdout_fraction=holdout_fraction,
-        max_images=max_images,
-    )
-
-
-def _representative_dataset(arrays, preprocessing, log=None):
-    samples = [a.astype(np.float32) for a in arrays]
-    if preprocessing["pixels_in_graph"] and samples:
-        # one sample that spans 0..255 pins the input range, so a uint8
-        # input tensor gets scale 1 / zero point 0: raw pixels, exactly
-        extra = samples[0].copy()
-        extra[0, 0], extra[0, 1] = 0.0, 255.0
-        samples.append(extra)
-
-    def generator():
-        for index, sample in enumerate(samples, 1):
-            if log is not None and (index % 8 == 0 or index == len(samples)):
-                log(f"calibrating: image {index}/{len(samples)}")
-            yield {"images": sample[None]}
-
-    return generator
-
-
-def _run_tflite(path, inputs, num_threads):
-    from edge_backbones.runtime.edge_model import EdgeModel
-
-    model = EdgeModel(path, num_threads=num_threads)
-    outputs = [model(x) for x in inputs]
-    names = list(outputs[0])
-    return model, {n: np.concatenate([o[n] for o in outputs]) for n in names}
 
 
 def _io_metadata(model, backbone, preprocessing):
@@ -522,7 +424,7 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
     and the model and photos after, so a typo fails in a second.
     """
     exp = job.export
-    size = parse_image_size(_image_size(job.model))
+    size = options_lib.parse_image_size(_image_size(job.model))
     _check_options(job)
     modes = exp.modes
     if modes is None and not exp.targets:
@@ -552,7 +454,7 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
     )
     stems = [recipes_lib.artifact_stem(name, size, p.mode) for p in plans]
     _check_destinations(exp.out, stems)
-    preprocessing = _preprocessing(backbone, exp.pixels_in_graph)
+    preprocessing = graph_lib.model_preprocessing(backbone, exp.pixels_in_graph)
     calib = _calibration(job, plans)
     return ExportPlan(
         job=job,
@@ -568,7 +470,7 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
         gates={**modes_lib.default_min_cosine(), **(job.thresholds or {})},
         preprocessing=preprocessing,
         calibration=calib,
-        holdout=_holdout(calib, preprocessing, size),
+        holdout=calibration_lib.holdout_arrays(calib, preprocessing, size),
         holdout_source=(
             os.fspath(calib.source)
             if calib is not None and hasattr(calib, "source")
@@ -612,7 +514,7 @@ def _calibration(job, plans):
     """The CalibrationSet (None without photos); CalibrationError if a
     plan needs photos and none were given."""
     options = job.calibration
-    calib = _calibration_set(
+    calib = calibration_lib.calibration_set(
         options.calibration,
         options.seed,
         options.holdout_fraction,
@@ -640,17 +542,24 @@ class Workbench:
     float_nodes: tuple  # nodes `float_layers` matched in the float graph
     base_metadata: dict  # the model's block, shared by every artifact
     meter: memory.PhaseMeter  # peak resident memory per phase
-    # a segmenter's graph without its class map, for int16 activations
-    # (TFLite has no int16 ARG_MAX; the runtime adds `classes`)
+    # a segmenter's graph without its class map, for the plans whose
+    # graph cannot hold it (`segmentation.host_classes`)
     logits_converter: Converter | None = None
+    # the same in integer form (full int8 with integer I/O)
+    integer_logits_converters: dict = dataclasses.field(default_factory=dict)
 
     def converter_for(self, plan: modes_lib.Plan) -> Converter:
-        """The converter `plan` traces from (integer graphs for full int8)."""
+        """The converter `plan` traces from (integer graphs for full int8;
+        a segmenter's logits-only graph where `segmentation.host_classes`)."""
+        host = (
+            segmentation.host_classes(plan)
+            and self.logits_converter is not None
+        )
         if plan.integer_layer_norm:
+            if host:
+                return self.integer_logits_converters[plan.integer_softmax]
             return self.integer_converters[plan.integer_softmax]
-        if plan.converter == "int16x8" and self.logits_converter is not None:
-            return self.logits_converter
-        return self.converter
+        return self.logits_converter if host else self.converter
 
 
 def _prepare(plan, work, scratch, meter):
@@ -658,10 +567,10 @@ def _prepare(plan, work, scratch, meter):
     from edge_backbones.exporter.graph import write_saved_model
 
     with meter.phase("reference"):
-        serving = _serving(
+        serving = graph_lib.serving_graph(
             plan.backbone, plan.size, plan.out_features, plan.preprocessing
         )
-        reference = _reference(serving, plan.holdout)
+        reference = graph_lib.reference_outputs(serving, plan.holdout)
     with meter.phase("trace"):
         saved = write_saved_model(serving, os.path.join(scratch, "saved_model"))
     with meter.phase("calibration images"):
@@ -692,21 +601,32 @@ def _prepare(plan, work, scratch, meter):
         from edge_backbones.exporter.quant_debug import match_nodes
 
         float_nodes = tuple(match_nodes(converter.fp32(), plan.float_layers))
-    logits_converter = None
-    if segmentation.is_segmenter(plan.backbone) and any(
-        p.converter == "int16x8" for p in plan.plans
-    ):
-        logits_only = _serving(
+    logits_converter, integer_logits_converters = None, {}
+    host = [p for p in plan.plans if segmentation.host_classes(p)]
+    if segmentation.is_segmenter(plan.backbone) and host:
+        os.makedirs(os.path.join(scratch, "logits"), exist_ok=True)
+        logits_only = graph_lib.serving_graph(
             plan.backbone, plan.size, [segmentation.LOGITS], plan.preprocessing
         )
         logits_converter = Converter(
             write_saved_model(
-                logits_only, os.path.join(work, "saved_model_logits")
+                logits_only, os.path.join(scratch, "saved_model_logits")
             ),
             dataset,
             allow_flex=allow_flex,
             log=_log,
         )
+        integer_logits_converters = {
+            p.integer_softmax: _integer_converter(
+                logits_only,
+                os.path.join(scratch, "logits"),
+                dataset,
+                allow_flex,
+                p.integer_softmax,
+            )
+            for p in host
+            if p.integer_layer_norm
+        }
     return Workbench(
         work=work,
         scratch=scratch,
@@ -717,6 +637,7 @@ def _prepare(plan, work, scratch, meter):
         base_metadata=_model_metadata(plan),
         meter=meter,
         logits_converter=logits_converter,
+        integer_logits_converters=integer_logits_converters,
     )
 
 
@@ -730,7 +651,9 @@ def _dataset(plan):
         plan.calibration, "calibration", plan.preprocessing, plan.size
     )
     _log(f"calibration: {len(arrays)} images")
-    return _representative_dataset(arrays, plan.preprocessing, _log)
+    return calibration_lib.representative_dataset(
+        arrays, plan.preprocessing, _log
+    )
 
 
 def _model_metadata(plan):
@@ -878,7 +801,7 @@ def _check_graph(plan, mode_plan, content):
         )
     compatible, warnings = gpu_compatibility(content)
     graph["gpu_compatible"] = compatible
-    modes_lib.check_graph(mode_plan, content, compatible, warnings)
+    verify.check_graph(mode_plan, content, compatible, warnings)
     return graph
 
 
@@ -893,14 +816,25 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
     _log(f"{mode_plan.mode}: verifying on {len(plan.holdout)} held-out images")
     workspace_lib.crash_point("verifying")
     threads = plan.job.export.num_threads
-    runtime_model, outputs = _run_tflite(candidate, plan.holdout, threads)
+    from edge_backbones.runtime.edge_model import EdgeModel
+
+    runtime_model = EdgeModel(candidate, num_threads=threads)
+    outputs = runtime_model.run_batch(plan.holdout)
     reference = workbench.reference
     what = os.path.basename(final)
     task = None
     if segmentation.is_segmenter(plan.backbone):
         # cosines of the logits; the class map is scored as masks
+        mask_gate = (plan.job.export.mask_thresholds or {}).get(
+            mode_plan.mode, mode_plan.min_mask_agreement
+        )
         task = segmentation.verify_masks(
-            plan.backbone, reference, outputs, mode_plan, what, plan.size
+            plan.backbone,
+            reference,
+            outputs,
+            (mode_plan.mode, mask_gate),
+            what,
+            plan.size,
         )
         reference = segmentation.without_classes(reference)
         outputs = segmentation.without_classes(outputs)
@@ -971,7 +905,7 @@ def _npu_socs(socs, modes, min_cos):
             "socs (--soc) compiles the npu artifact; it does not combine "
             "with min_cos (--min-cos), which keeps one artifact."
         )
-    from edge_backbones.npu.export_gate import check_socs
+    from edge_backbones.exporter.npu_gate import check_socs
 
     return check_socs(socs, modes)
 
@@ -980,7 +914,7 @@ def _compile_npu(plan, workbench, records):
     """ArtifactRecords of the npu artifact compiled for each SoC."""
     if not plan.socs:
         return []
-    from edge_backbones.npu.export_gate import compile_verified
+    from edge_backbones.exporter.npu_gate import compile_verified
 
     compiled = []
     for source in [r for r in records if r.mode in modes_lib.npu_targets()]:
@@ -1033,36 +967,6 @@ def _report_layers(converter, holdout, out, stem):
     )
 
 
-def _holdout(calib, preprocessing, size):
-    if calib is not None:
-        images = calibration_lib.preprocessed(
-            calib, "holdout", preprocessing, size
-        )
-        if not images:
-            raise CalibrationError(
-                f"The held-out split of {getattr(calib, 'source', calib)!r}"
-                " is empty, so nothing can verify the artifacts. Mark some "
-                'photos "holdout" in its manifest.json (a manifest\'s split '
-                "wins over holdout_fraction), or give a CalibrationSet "
-                "holdout paths."
-            )
-        return [np.asarray(i, np.float32) for i in images]
-    # no photos: float modes are still checked, on smooth random images in
-    # the model's input space (recorded as such in the metadata)
-    rng = np.random.default_rng(0)
-    small = rng.uniform(0, 255, (4, 8, 8, 3)).astype(np.uint8)
-    cv2 = require("cv2", "export")
-    from edge_backbones.runtime.preprocess import preprocess
-
-    return [
-        np.asarray(
-            preprocess(cv2.resize(s, size[::-1]), preprocessing, size),
-            np.float32,
-        )
-        for s in small
-    ]
-
-
 def _integer_converter(serving, work, dataset, allow_flex, softmax):
     """A Converter of the graph traced in integer form.
 
@@ -1084,14 +988,6 @@ def _integer_converter(serving, work, dataset, allow_flex, softmax):
     ):
         saved = write_saved_model(serving, os.path.join(work, folder))
     return Converter(saved, dataset, allow_flex=allow_flex, log=_log)
-
-
-def _reference(serving, holdout):
-    outputs = [serving(x[None], training=False) for x in holdout]
-    return {
-        name: np.concatenate([np.asarray(o[name]) for o in outputs])
-        for name in outputs[0]
-    }
 
 
 def _select(plan, workbench, records, failures):

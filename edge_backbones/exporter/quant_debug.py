@@ -25,12 +25,16 @@ import re
 
 import numpy as np
 
+from edge_backbones._compat import keras as keras_compat
+from edge_backbones._compat import litert as litert_compat
+from edge_backbones._compat import tensorflow as tf_compat
 from edge_backbones.atomic_io import dumps_json, write_file_atomic
 from edge_backbones.core.suggest import suggest
 from edge_backbones.errors import ExportError, require
 
 __all__ = [
     "layer_report",
+    "op_outputs",
     "format_layer_report",
     "match_nodes",
     "layer_type_nodes",
@@ -50,14 +54,14 @@ _GRADIENT = [
 ]
 
 
-def _op_outputs(model_content):
+def op_outputs(model_content):
     """[(op name, output tensor name)] of a .tflite model, in order."""
     from edge_backbones.runtime.backends import load_backend
 
     interpreter = load_backend().Interpreter(model_content=model_content)
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     pairs = []
-    for op in interpreter._get_ops_details():  # noqa: SLF001 - no public API
+    for op in litert_compat.ops_details(interpreter):
         for index in op["outputs"]:
             pairs.append((op["op_name"], names.get(int(index), "")))
     return pairs
@@ -69,7 +73,7 @@ def match_nodes(model_content, patterns):
     Raises ExportError naming a pattern that matches nothing, with the
     closest names, so a typo never silently quantizes a layer.
     """
-    pairs = _op_outputs(model_content)
+    pairs = op_outputs(model_content)
     tensors = [name for _, name in pairs]
     matched = []
     for pattern in patterns:
@@ -96,7 +100,9 @@ def layer_type_nodes(model_content, backbone, class_names):
     names = sorted(
         {
             layer.name
-            for layer in backbone._flatten_layers(include_self=False)
+            for layer in keras_compat.flatten_layers(
+                backbone, include_self=False
+            )
             if type(layer).__name__ in class_names
         }
     )
@@ -107,7 +113,7 @@ def layer_type_nodes(model_content, backbone, class_names):
     )
     return [
         tensor
-        for _, tensor in _op_outputs(model_content)
+        for _, tensor in op_outputs(model_content)
         if pattern.search(tensor)
     ]
 
@@ -117,7 +123,9 @@ def _layer_paths(model):
     paths = []
 
     def walk(layer, prefix):
-        for child in layer._flatten_layers(include_self=False, recursive=False):
+        for child in keras_compat.flatten_layers(
+            layer, include_self=False, recursive=False
+        ):
             path = prefix + child.name
             paths.append(path)
             walk(child, path + "/")
@@ -152,7 +160,7 @@ def layer_name_nodes(model_content, backbone, patterns):
     )
     return [
         tensor
-        for _, tensor in _op_outputs(model_content)
+        for _, tensor in op_outputs(model_content)
         if pattern.search(tensor)
     ]
 
@@ -177,7 +185,7 @@ def layer_report(converter, debug_dataset):
     mean_error, max_abs_error, mean_squared_error.
     """
     tf = require("tensorflow", "export")
-    tflite_converter = converter._converter()
+    tflite_converter = tf_compat.tflite_converter(converter)
     tflite_converter.optimizations = [tf.lite.Optimize.DEFAULT]
     tflite_converter.representative_dataset = converter.representative_dataset
     debugger = tf.lite.experimental.QuantizationDebugger(

@@ -25,6 +25,7 @@ __all__ = [
     "TASKS",
     "check_masks",
     "format_masks",
+    "host_classes",
     "is_segmenter",
     "load_segmenter",
     "mask_fidelity",
@@ -184,13 +185,21 @@ def check_masks(masks, gate, mode, what):
         raise error
 
 
+def host_classes(plan):
+    """Whether a segmenter's artifact for `plan` leaves its class map to
+    the runtime: TFLite has no int16 ARG_MAX (int16 activations), and the
+    integer-I/O int8 conversion leaves ARG_MAX without its input."""
+    return plan.converter == "int16x8" or plan.integer_io
+
+
 def without_classes(outputs):
     """`outputs` without the class map (what the cosine gate compares)."""
     return {name: v for name, v in outputs.items() if name != CLASSES}
 
 
-def verify_masks(segmenter, reference, outputs, plan, what, image_size):
-    """The artifact's `task` block after its masks passed their gate.
+def verify_masks(segmenter, reference, outputs, gate, what, image_size):
+    """The artifact's `task` block after its masks passed their gate
+    (`gate`: (mode, minimum agreement or None)).
 
     An artifact without a `classes` output (int16 activations) gets the
     runtime's host-side class map, as `EdgeModel` computes it.
@@ -203,13 +212,14 @@ def verify_masks(segmenter, reference, outputs, plan, what, image_size):
             outputs[LOGITS], segmenter.classes_at, image_size
         )
     masks = mask_fidelity(reference, outputs, segmenter.num_classes)
-    check_masks(masks, plan.min_mask_agreement, plan.mode, what)
+    mode, minimum = gate
+    check_masks(masks, minimum, mode, what)
     return {
         **task_metadata(segmenter),
         "classes_in_graph": in_graph,
         "verification": {
             **masks,
-            "min_mask_agreement": plan.min_mask_agreement,
+            "min_mask_agreement": minimum,
         },
     }
 

@@ -6,9 +6,9 @@ docs/export.md) goes into the model's `metadata` list under the name
 TensorFlow, and into a sidecar `<stem>.json` that adds `sha256` and
 `size_bytes` of the final file. The embedded JSON starts with
 `content_sha256`, the hash `EdgeModel` checks on load (see
-`runtime.metadata`, the light module that owns the contract: its name,
-schema, sidecar rule and time stamps; this module adds the TensorFlow half,
-writing).
+`runtime.metadata`, the light module that reads it: its name, sidecar
+rule and time stamps; `core.artifact` owns the schema every field follows;
+this module adds the TensorFlow half, writing).
 """
 
 import hashlib
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_backbones._compat import tensorflow as tf_compat
 from edge_backbones.atomic_io import dumps_json
 from edge_backbones.core.artifact import validate
 from edge_backbones.errors import ExportError, require
@@ -71,7 +72,7 @@ def embed_metadata(
 
 def _embed(model_content, metadata, name):
     require("tensorflow", "export")
-    from tensorflow.lite.python import schema_py_generated as schema
+    schema = tf_compat.schema()
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(model_content)
@@ -145,7 +146,7 @@ def write_artifact(
     two renames is undone by the next export into the folder). Returns the
     final bytes' size.
     """
-    from edge_backbones.exporter import workspace
+    from edge_backbones.core import workspace
 
     validate(metadata, f"the metadata of {path!r}")
     content = embed_metadata(model_content, metadata)

@@ -2,7 +2,8 @@
 model, level by level, on held-out photos (never used for calibration).
 
 The figures are `edge_backbones.core.fidelity.compare`'s; this module holds
-the gate each mode must pass.
+the gates each artifact must pass: its mode's minimum cosine (`check`) and
+its plan's graph rules (`check_graph`).
 
 Default minimum cosine per mode (the gate an artifact must pass, set in
 the mode registry `modes.toml`; override per mode from the CLI, a recipe
@@ -25,9 +26,10 @@ The figures behind these: docs/results/.
 from typing import Any
 
 from edge_backbones.core.modes import default_min_cosine
-from edge_backbones.errors import FidelityError
+from edge_backbones.errors import ExportError, FidelityError
+from edge_backbones.runtime.model_file import read_model_file
 
-__all__ = ["DEFAULT_MIN_COSINE", "check"]
+__all__ = ["DEFAULT_MIN_COSINE", "check", "check_graph"]
 
 # mode or target -> its gate, from the mode registry (modes.toml)
 DEFAULT_MIN_COSINE = default_min_cosine()
@@ -63,3 +65,31 @@ def check(
         )
         error.fidelity = fidelity
         raise error
+
+
+def check_graph(plan, content, gpu_compatible, gpu_warnings):
+    """Raises ExportError if the converted graph breaks the plan's rules."""
+    parsed = read_model_file(content)
+    found = dict(parsed.op_histogram.items())
+    forbidden = parsed.float_handoffs if plan.forbid_float_handoffs else {}
+    if forbidden:
+        raise ExportError(
+            f"The {plan.mode} graph holds {forbidden}: each one hands the "
+            "tensor back to the CPU. Usually an op the quantizer could not "
+            "make integer; find it with --layer-report, or export the cpu "
+            "target instead."
+        )
+    if plan.forbid_float_tensors:
+        floats = sum(t in ("float32", "float16") for t in parsed.tensor_types)
+        if floats:
+            raise ExportError(
+                f"The {plan.mode} graph still has {floats} float tensor(s) "
+                f"(ops: {found}); an integer-only accelerator cannot run "
+                "them. Drop --float-layers for this target, or export cpu."
+            )
+    if plan.require_gpu_compatible and not gpu_compatible:
+        raise ExportError(
+            f"The {plan.mode} graph failed the TFLite Analyzer's GPU check: "
+            + ("; ".join(gpu_warnings[:5]) or "no verdict in its report")
+            + ". Export fp16 instead, or fix the listed ops."
+        )

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
+from edge_backbones._compat import keras as keras_compat
 from edge_backbones.atomic_io import staged_directory
 from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.core.suggest import suggest
@@ -522,7 +523,7 @@ class Backbone(keras.Model):
             {name: self.pyramid_outputs[name] for name in names},
             name=f"{self.name}_features",
         )
-        if hasattr(self, "_manual_input_spec"):  # see _accept_any_size
+        if keras_compat.has_manual_input_spec(self):  # see _accept_any_size
             extractor.input_spec = self.input_spec
         return extractor
 
@@ -547,7 +548,7 @@ class Backbone(keras.Model):
         if isinstance(policy, keras.dtype_policies.DTypePolicyMap):
             return policy
         quantized = keras.dtype_policies.DTypePolicyMap(default_policy=policy)
-        for layer in self._flatten_layers(include_self=False):
+        for layer in keras_compat.flatten_layers(self, include_self=False):
             if layer.quantization_mode is not None:
                 quantized[layer.path] = layer.dtype_policy
         return quantized if len(quantized) else policy

@@ -5,19 +5,53 @@ accept, and keeps every tensor at rank <= 4.
 """
 
 import contextlib
+import contextvars
+import dataclasses
 
 import keras
 from keras import ops
 
 __all__ = [
     "EdgeLayerNormalization",
+    "TraceForm",
+    "trace_form",
     "integer_layer_norm",
     "integer_softmax",
     "softmax_float32",
 ]
 
-# read when a layer is traced: see `integer_layer_norm`
-_INTEGER_FORM = {"on": False, "softmax": False}
+
+@dataclasses.dataclass(frozen=True)
+class TraceForm:
+    """How the layers below trace: the integer-friendly forms are on only
+    inside `integer_layer_norm()` / `integer_softmax()`."""
+
+    integer_layer_norm: bool = False
+    integer_softmax: bool = False
+
+
+# context-local (per thread and task), not process-wide: a trace in one
+# thread never changes the graph another thread traces
+_TRACE_FORM = contextvars.ContextVar(
+    "edge_backbones_trace_form",
+    default=TraceForm(),  # noqa: B039 - frozen, so never mutated
+)
+
+
+def trace_form():
+    """The `TraceForm` layers traced now (in this context) follow."""
+    return _TRACE_FORM.get()
+
+
+@contextlib.contextmanager
+def _traced_as(**changes):
+    token = _TRACE_FORM.set(dataclasses.replace(_TRACE_FORM.get(), **changes))
+    try:
+        yield
+    finally:
+        _TRACE_FORM.reset(token)
+
+
 # TFLite fuses x * rsqrt(max(sum(x^2), eps)) into L2_NORMALIZATION only
 # when eps is small; 1e-4 is below its limit for every width we export
 _L2_EPSILON_LIMIT = 1e-4
@@ -35,12 +69,8 @@ def integer_layer_norm():
     rsqrt saturates at 1/sqrt(eps). XNNPACK has no L2_NORMALIZATION
     kernel, so only full-int8 graphs are traced this way.
     """
-    previous = _INTEGER_FORM["on"]
-    _INTEGER_FORM["on"] = True
-    try:
+    with _traced_as(integer_layer_norm=True):
         yield
-    finally:
-        _INTEGER_FORM["on"] = previous
 
 
 @contextlib.contextmanager
@@ -54,12 +84,8 @@ def integer_softmax():
     product at calibrated scales; 1 / sum is rsqrt(sum)^2 (TFLite has no
     int8 DIV). Same maths in float.
     """
-    previous = _INTEGER_FORM["softmax"]
-    _INTEGER_FORM["softmax"] = True
-    try:
+    with _traced_as(integer_softmax=True):
         yield
-    finally:
-        _INTEGER_FORM["softmax"] = previous
 
 
 @keras.saving.register_keras_serializable(package="edge_backbones")
@@ -95,7 +121,7 @@ class EdgeLayerNormalization(keras.layers.Layer):
         x = ops.cast(x, "float32")
         mean = ops.mean(x, axis=-1, keepdims=True)
         centered = x - mean
-        if _INTEGER_FORM["on"]:
+        if trace_form().integer_layer_norm:
             return self._l2_normalized(centered)
         variance = ops.mean(centered * centered, axis=-1, keepdims=True)
         normalized = centered * ops.rsqrt(variance + self.epsilon)
@@ -128,7 +154,7 @@ def softmax_float32(logits, compute_dtype):
     the small weights; keras-hub's attention layers softmax in float32 too.
     """
     logits = ops.cast(logits, "float32")
-    if _INTEGER_FORM["softmax"]:
+    if trace_form().integer_softmax:
         shifted = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True))
         # the sum as a product with ones, which lowers to FULLY_CONNECTED:
         # TFLite's reference int8 SUM kernel sums wrong (tiny MiT: off by

@@ -24,8 +24,8 @@ from importlib import metadata as package_metadata
 
 from edge_backbones.atomic_io import dumps_json
 from edge_backbones.core.artifact import validate
+from edge_backbones.core.workspace import write_pair
 from edge_backbones.errors import CompileError, MetadataError
-from edge_backbones.exporter.workspace import write_pair
 from edge_backbones.npu.sdk import toolchain_for
 from edge_backbones.npu.socs import VENDORS, parse_socs
 from edge_backbones.runtime.metadata import (
@@ -295,7 +295,7 @@ def write_compiled(path, compiled, meta):
     """Writes the compiled model with `meta` patched in, and its sidecar.
 
     Both are staged in a work folder beside `path` and moved into place
-    together (`export.workspace.write_pair`), so a failure leaves the
+    together (`core.workspace.write_pair`), so a failure leaves the
     previous good pair (or nothing).
     """
     validate(meta, f"the compiled metadata of {path!r}")

@@ -11,8 +11,6 @@ import dataclasses
 import os
 import warnings
 
-import numpy as np
-
 from edge_backbones.core.fidelity import compare, worst
 from edge_backbones.core.image_sets import (
     CalibrationWarning,
@@ -71,11 +69,6 @@ class NumericsCheck:
         )
 
 
-def _outputs(model, inputs):
-    runs = [model(x) for x in inputs]
-    return {n: np.concatenate([r[n] for r in runs]) for n in runs[0]}
-
-
 def check_numerics(compiled_path, source_path, images, max_images=4):
     """Compares the compiled file (simulated) with the source on the CPU."""
     from edge_backbones.runtime.edge_model import EdgeModel
@@ -83,5 +76,5 @@ def check_numerics(compiled_path, source_path, images, max_images=4):
     simulated = EdgeModel(compiled_path)
     cpu = EdgeModel(source_path, delegates=("xnnpack",))
     inputs = [cpu.preprocess(p) for p in holdout_paths(images, max_images)]
-    fidelity = compare(_outputs(cpu, inputs), _outputs(simulated, inputs))
-    return NumericsCheck(compiled_path, simulated._engine.backend, fidelity)
+    fidelity = compare(cpu.run_batch(inputs), simulated.run_batch(inputs))
+    return NumericsCheck(compiled_path, simulated.npu_backend, fidelity)

@@ -530,7 +530,7 @@ def collect_recipe(
         InputError: a missing or malformed recipe.
         ReportError: nothing could be exported, or some rows failed.
     """
-    from edge_backbones.exporter.pipeline import export
+    from edge_backbones.exporter import export
 
     run = RunSettings(out, device_name, **settings)
     artifacts, export_failures = [], []

@@ -127,7 +127,7 @@ def load_exports(path: str, default_out: str) -> list[dict[str, Any]]:
 
 def expected_stems(kwargs: Mapping[str, Any]) -> list[str]:
     """The file stems `export(**kwargs)` writes, to skip it on --resume."""
-    from edge_backbones.exporter.pipeline import parse_image_size
+    from edge_backbones.exporter.options import parse_image_size
 
     name = kwargs.get("name") or os.path.basename(
         os.path.normpath(os.fspath(kwargs["model"]))

@@ -13,6 +13,7 @@ import warnings
 from types import ModuleType
 from typing import Any
 
+from edge_backbones._compat import tensorflow as tf_compat
 from edge_backbones.errors import InputError, MissingDependencyError
 
 __all__ = ["BACKENDS", "Backend", "load_backend"]
@@ -22,7 +23,7 @@ __all__ = ["BACKENDS", "Backend", "load_backend"]
 _MODULES = {
     "litert": "ai_edge_litert.interpreter",
     "tflite_runtime": "tflite_runtime.interpreter",
-    "tf": "tensorflow.lite.python.interpreter",
+    "tf": tf_compat.INTERPRETER_MODULE,
 }
 BACKENDS = tuple(_MODULES)
 # name -> the pip package that provides it

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TypeAlias
 
+from edge_backbones._compat import litert as litert_compat
 from edge_backbones.errors import DelegateUnavailableError
 from edge_backbones.runtime.backends import Backend
 
@@ -234,13 +235,13 @@ def delegation_summary(interpreter: Any) -> tuple[int, list[str]] | None:
     that op still runs outside any delegate. Returns None when the
     interpreter does not expose its nodes.
     """
-    # The one private LiteRT call in the runtime, kept on purpose: the
+    # A private LiteRT call (behind _compat.litert), kept on purpose: the
     # DELEGATE nodes (and the tensors each one covers) exist only in the
     # interpreter's execution plan after allocation. The file holds the plan
     # before delegation (runtime/model_file.py reads exactly the other
     # nodes), and LiteRT 2.3's Interpreter has no public node list.
     try:
-        ops = interpreter._get_ops_details()  # noqa: SLF001
+        ops = litert_compat.ops_details(interpreter)
     except (AttributeError, RuntimeError, ValueError):
         return None
     producer: dict[int, Any] = {}

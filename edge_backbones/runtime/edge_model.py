@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from edge_backbones.core.artifact import ArtifactMetadata
 from edge_backbones.core.preprocessing import validate_preprocessing
 from edge_backbones.errors import (
     DelegateUnavailableError,
@@ -189,8 +190,12 @@ class EdgeModel:
         )
         self._engine: InterpreterEngine | SignatureEngine
         self.active_delegate: str
+        # the vendor simulation an NPU-compiled artifact runs in (e.g.
+        # "QNN HTP simulated"), or None: its figures are numerics only
+        self.npu_backend: str | None = None
         if npu_engine is not None:
             self._engine, self.active_delegate = npu_engine, npu_engine.name
+            self.npu_backend = npu_engine.backend
         else:
             self._engine, self.active_delegate = self._open(specs, strict)
         self._bind_signature()
@@ -403,6 +408,14 @@ class EdgeModel:
     # -- properties -----------------------------------------------------
 
     @property
+    def artifact(self) -> ArtifactMetadata | None:
+        """The metadata as a typed, frozen `core.artifact.ArtifactMetadata`,
+        or None if the model has none."""
+        if self.metadata is None:
+            return None
+        return ArtifactMetadata.from_dict(self.metadata)
+
+    @property
     def output_names(self) -> list[str]:
         """The output names (pyramid levels), fine to coarse."""
         return list(self.output_specs)
@@ -584,10 +597,28 @@ class EdgeModel:
                 f"predict() got {type(images).__name__}; pass a path, an "
                 "RGB array, or a list of them."
             )
-        results = [self(self.preprocess(image)) for image in images]
-        if not results:
+        inputs = [self.preprocess(image) for image in images]
+        if not inputs:
             raise InputError(
                 "predict() got no images; pass a list of paths or arrays."
+            )
+        return self.run_batch(inputs)
+
+    def run_batch(self, inputs: Iterable[npt.ArrayLike]) -> Outputs:
+        """Runs inputs already in model-input space, one at a time (the
+        model takes batch 1) -> {name: outputs stacked along axis 0}.
+
+        Each input is what `__call__` takes ((H, W, C) or (1, H, W, C));
+        the order of the outputs is the order of the inputs.
+
+        Raises:
+            InputError: no inputs, or one the model cannot take.
+        """
+        results = [self(x) for x in inputs]
+        if not results:
+            raise InputError(
+                "run_batch() got no inputs; pass (H, W, C) arrays as "
+                "model.preprocess returns them."
             )
         return {
             name: np.concatenate([r[name] for r in results])

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_backbones._compat import litert as litert_compat
+
 __all__ = ["ARM_MACHINES", "per_channel_int8_fcs", "tflite_runtime_fault"]
 
 ARM_MACHINES = ("aarch64", "arm64")
@@ -23,7 +25,7 @@ def per_channel_int8_fcs(interpreter: Any) -> tuple[int, int]:
     total = bias_less = 0
     # private: the file lists the same ops (runtime/model_file.py ops and
     # op_io), a public way, but callers hand over only the interpreter
-    for op in interpreter._get_ops_details():  # noqa: SLF001
+    for op in litert_compat.ops_details(interpreter):
         inputs = [int(i) for i in op["inputs"]]
         if op["op_name"] != "FULLY_CONNECTED":
             continue

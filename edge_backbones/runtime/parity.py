@@ -208,11 +208,9 @@ def run_artifacts(
             model = EdgeModel(
                 path, (delegate,), num_threads=1, strict=True, backend=used.name
             )
-            results = [model(x) for x in batch]
+            stacked = model.run_batch(batch)
             for level in model.output_names:
-                outputs[_key(stem, delegate, level)] = np.stack(
-                    [r[level][0] for r in results]
-                )
+                outputs[_key(stem, delegate, level)] = stacked[level]
         artifacts[stem] = {
             "model": metadata["model"]["name"],
             "mode": metadata["mode"],

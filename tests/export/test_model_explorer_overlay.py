@@ -6,7 +6,7 @@ import pytest
 
 from edge_backbones.atomic_io import loads_json_strict
 from edge_backbones.exporter.pipeline import export
-from edge_backbones.exporter.quant_debug import _op_outputs, node_data
+from edge_backbones.exporter.quant_debug import node_data, op_outputs
 
 SIZE = (32, 48)
 STEM = "tiny_backbone_32x48_layers"
@@ -35,7 +35,7 @@ def reported(tiny_backbone, photos, tmp_path_factory):
 def test_overlay_paints_every_reported_op_of_the_exported_model(reported):
     overlay = reported["overlay"]
     with open(reported["path"], "rb") as handle:
-        outputs = {tensor for _, tensor in _op_outputs(handle.read())}
+        outputs = {tensor for _, tensor in op_outputs(handle.read())}
     worst = {}
     for row in reported["rows"]:
         value = float(row["rmse/scale"])

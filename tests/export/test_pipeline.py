@@ -7,12 +7,11 @@ import platform
 import re
 
 import ai_edge_litert
-import jsonschema
 import numpy as np
 import pytest
 
 from edge_backbones.core import modes
-from edge_backbones.core.artifact import ArtifactMetadata, artifact_schema
+from edge_backbones.core.artifact import ArtifactMetadata, validate
 from edge_backbones.core.fidelity import cosine
 from edge_backbones.errors import (
     CalibrationError,
@@ -21,7 +20,8 @@ from edge_backbones.errors import (
     WeightsNotFoundError,
 )
 from edge_backbones.exporter.graph import serving_model
-from edge_backbones.exporter.pipeline import export, parse_image_size
+from edge_backbones.exporter.options import parse_image_size
+from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime import gpu_probe
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.model_file import read_model_file
@@ -63,10 +63,10 @@ def test_every_mode_written_with_metadata(exported):
             content = f.read()
         assert sidecar.pop("sha256") == hashlib.sha256(content).hexdigest()
         assert sidecar.pop("size_bytes") == len(content) == record.size_bytes
-        # both copies hold to the one schema, by the reference validator
-        # too, and read back typed without losing a key
-        jsonschema.validate(embedded, artifact_schema())
-        jsonschema.validate(sidecar, artifact_schema())
+        # both copies hold to the one schema (by the reference validator
+        # too, in tests/test_artifact_schema.py) and read back typed
+        # without losing a key
+        validate(embedded)
         assert ArtifactMetadata.from_dict(sidecar).to_dict() == sidecar
         assert sidecar == embedded
         assert embedded["schema"] == "edge_backbones.tflite/1"
@@ -349,14 +349,14 @@ def test_min_cos_rejects_a_refused_graph_and_keeps_choosing(
     from edge_backbones.errors import ExportError
     from edge_backbones.exporter import pipeline
 
-    real_check = pipeline.modes_lib.check_graph
+    real_check = pipeline.verify.check_graph
 
     def refuse_gpu(plan, *args):
         if plan.mode == "gpu":
             raise ExportError("The gpu graph failed the GPU check.")
         return real_check(plan, *args)
 
-    monkeypatch.setattr(pipeline.modes_lib, "check_graph", refuse_gpu)
+    monkeypatch.setattr(pipeline.verify, "check_graph", refuse_gpu)
     records = export(
         tiny_backbone,
         image_size=SIZE,

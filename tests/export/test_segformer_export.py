@@ -65,6 +65,7 @@ def exported(checkpoint, photos, tmp_path_factory):
         # random tiny weights on 64x64 photos: the cosine gates are the
         # backbones'; masks are gated by the registry's agreement gates
         thresholds={m: 0.9 for m in (*ALL, *TARGETS)},
+        mask_thresholds={m: 0.9 for m in (*ALL, *TARGETS)},
     )
     return {r.mode: r for r in records}
 

@@ -54,9 +54,20 @@ def _sidecar(path):
     return os.path.splitext(path)[0] + ".json"
 
 
-def main(targets=TARGETS):
-    from edge_backbones.npu import compile_artifact
+def _compile(path, out):
+    """`edge-backbones compile PATH --soc SM8650 --images calibration`: the
+    compiled file with its simulated numerics vs the CPU."""
+    from edge_backbones.cli import main as cli_main
 
+    argv = ["compile", path, "--soc", COMPILE_SOC, "--images", "calibration",
+            "--out", out]  # fmt: skip
+    if cli_main(argv) != 0:
+        raise SystemExit(f"edge-backbones {' '.join(argv)} failed")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.join(out, f"{stem}_{COMPILE_SOC}.tflite")
+
+
+def main(targets=TARGETS):
     os.makedirs(OUT, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="artifact_goldens_") as work:
         paths = {}
@@ -67,11 +78,9 @@ def main(targets=TARGETS):
             )
             print(f"{target}: {os.path.join(OUT, target + '.json')}")
         if "npu" in paths:
-            (result,) = compile_artifact(
-                paths["npu"], COMPILE_SOC, os.path.join(work, "compiled")
-            )
+            compiled = _compile(paths["npu"], os.path.join(work, "compiled"))
             target = os.path.join(OUT, f"npu_compiled_{COMPILE_SOC}.json")
-            shutil.copyfile(_sidecar(result.path), target)
+            shutil.copyfile(_sidecar(compiled), target)
             print(f"compile: {target}")
 
 

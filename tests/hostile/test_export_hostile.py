@@ -18,12 +18,13 @@ import time
 
 import pytest
 
+from edge_backbones.core import workspace
 from edge_backbones.errors import (
     CheckpointError,
     InputError,
     UnknownPresetError,
 )
-from edge_backbones.exporter import options, recipes, tflite_metadata, workspace
+from edge_backbones.exporter import options, recipes, tflite_metadata
 from edge_backbones.exporter.cli import _thresholds
 from edge_backbones.exporter.pipeline import export
 from edge_backbones.models.backbone import Backbone
@@ -520,7 +521,7 @@ def test_live_work_folder_is_not_removed(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent("""
             import sys, time
-            from edge_backbones.exporter.workspace import workspace
+            from edge_backbones.core.workspace import workspace
             with workspace(sys.argv[1]) as work:
                 print(work, flush=True)
                 time.sleep(120)

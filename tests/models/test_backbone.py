@@ -112,3 +112,19 @@ def test_folder_without_config_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(CheckpointError, match="'llama'"):
         Backbone.from_preset(str(tmp_path))
+
+
+def test_the_integer_trace_form_is_local_to_its_context():
+    import threading
+
+    from edge_backbones.models.layers import TraceForm, trace_form
+
+    seen = []
+    with integer_layer_norm(), integer_softmax():
+        assert trace_form() == TraceForm(True, True)
+        # another thread tracing meanwhile keeps the plain form
+        thread = threading.Thread(target=lambda: seen.append(trace_form()))
+        thread.start()
+        thread.join()
+    assert seen == [TraceForm()]
+    assert trace_form() == TraceForm()

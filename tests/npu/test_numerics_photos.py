@@ -9,25 +9,20 @@ from edge_backbones.npu import verify
 from edge_backbones.runtime import edge_model
 
 
-class _Engine:
-    backend = "fake simulator"
-
-
 class _FakeModel:
     """Records which photos were fed; returns one level per image."""
 
     seen = []
 
     def __init__(self, path, delegates=None):
-        self._engine = _Engine()
-        self.backend_name = "fake simulator"
+        self.npu_backend = "fake simulator"
 
     def preprocess(self, path):
         _FakeModel.seen.append(os.path.basename(path))
         return np.full((1, 2, 2, 3), len(_FakeModel.seen), np.float32)
 
-    def __call__(self, x):
-        return {"P1": x}
+    def run_batch(self, inputs):
+        return {"P1": np.concatenate(inputs)}
 
 
 def test_compile_images_uses_the_manifests_holdout_split(

@@ -449,3 +449,19 @@ def test_gpu_runtime_that_cannot_start_falls_back(tiny, monkeypatch):
     assert "Failed to create LiteRT environment" in fallbacks[0]
     with pytest.raises(DelegateUnavailableError, match="GPU accelerator"):
         EdgeModel(tiny["paths"]["f32"], delegates=("gpu",), strict=True)
+
+
+def test_run_batch_stacks_outputs_in_input_order(tiny):
+    model = EdgeModel(tiny["paths"]["f32"])
+    rng = np.random.default_rng(1)
+    inputs = [
+        rng.normal(size=model.input_spec.shape[1:]).astype(np.float32)
+        for _ in range(3)
+    ]
+    stacked = model.run_batch(inputs)
+    for i, x in enumerate(inputs):
+        one = model(x)
+        for name, value in one.items():
+            np.testing.assert_array_equal(stacked[name][i : i + 1], value)
+    with pytest.raises(InputError, match="no inputs"):
+        model.run_batch([])

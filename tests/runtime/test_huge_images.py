@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge_backbones.errors import CalibrationError, InputError
-from edge_backbones.exporter.calibration import load_calibration_set
+from edge_backbones.exporter.calibration import load_photos
 from edge_backbones.runtime.preprocess import image_dimensions, load_image
 from tests.conftest import REPO_ROOT
 
@@ -123,4 +123,4 @@ def test_calibration_folder_names_the_huge_file(huge_png, tmp_path):
         cv2.imwrite(str(folder / f"p{index}.png"), np.zeros((8, 8, 3)))
     os.link(huge_png, folder / "huge.png")
     with pytest.raises(CalibrationError, match=r"huge\.png.*20000x20000"):
-        load_calibration_set(folder)
+        load_photos(folder)

@@ -15,8 +15,6 @@ integer graph, against which the simulator's distance is judged.
 import os
 import tempfile
 
-import numpy as np
-
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.core.modes import npu_targets
 from edge_backbones.errors import InputError
@@ -49,11 +47,6 @@ def check_socs(socs, targets):
     return parsed
 
 
-def _outputs(model, inputs):
-    runs = [model(x) for x in inputs]
-    return {n: np.concatenate([r[n] for r in runs]) for n in runs[0]}
-
-
 def _simulate(compiled, meta, source_path, holdout):
     """Simulated outputs and the source's CPU outputs on `holdout`."""
     from edge_backbones.runtime.edge_model import EdgeModel
@@ -62,13 +55,13 @@ def _simulate(compiled, meta, source_path, holdout):
         staged = os.path.join(work, "compiled.tflite")
         write_compiled(staged, compiled, meta)
         model = EdgeModel(staged)
-        simulated, backend = _outputs(model, holdout), model._engine.backend
+        simulated, backend = model.run_batch(holdout), model.npu_backend
         del model
-    cpu = _outputs(EdgeModel(source_path), holdout)
+    cpu = EdgeModel(source_path).run_batch(holdout)
     # LiteRT's reference kernels: a second CPU implementation of the same
     # integer graph, to show how far two correct engines already disagree
-    reference_kernels = _outputs(
-        EdgeModel(source_path, delegates=("cpu",)), holdout
+    reference_kernels = EdgeModel(source_path, delegates=("cpu",)).run_batch(
+        holdout
     )
     return simulated, cpu, reference_kernels, backend
 

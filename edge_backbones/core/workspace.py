@@ -66,7 +66,7 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _lock(path, blocking):
+def _lock(path: str, blocking: bool) -> int | None:
     """An open fd holding the exclusive lock on `path`, or None if held."""
     import fcntl
 
@@ -83,7 +83,7 @@ def _lock(path, blocking):
     return fd
 
 
-def _owner_alive(name):
+def _owner_alive(name: str) -> bool:
     """Whether the pid in a work folder's name is a live process here."""
     try:
         pid = int(name[len(PREFIX) :].split("-", 1)[0])
@@ -173,7 +173,8 @@ def workspace(out: str | os.PathLike[str]) -> Iterator[str]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-        os.close(fd)
+        if fd is not None:  # a blocking lock always returns its fd
+            os.close(fd)
 
 
 def stage(work: str, name: str, data: str | bytes) -> str:
@@ -255,7 +256,7 @@ def commit(work: str, moves: Sequence[tuple[str, str]]) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def _roll_back(work):
+def _roll_back(work: str) -> None:
     """Puts back the files a journal in `work` names (idempotent)."""
     backup = os.path.join(work, _BACKUP)
     try:
