@@ -4,7 +4,8 @@ A folder written by `SamModel.save_pretrained` or
 `SamVisionModel.save_pretrained`: `config.json` (model_type "sam" with a
 `vision_config`, or "sam_vision_model") and `model.safetensors` (or shards
 listed in `model.safetensors.index.json`). Only the `vision_encoder.`
-tensors are read; the prompt encoder and mask decoder are ignored. Tensors
+tensors are read here; `models.sam.convert_sam_decoder` reads the prompt
+encoder and mask decoder of a whole `SamModel` into `SAMBackbone`. Tensors
 are read by `models.hf_checkpoint`, never unpickled.
 """
 
