@@ -1,5 +1,5 @@
 """The typed public API: py.typed ships, and every public function, method
-and class stays annotated (tools/count_annotations.py counts; .ci/lint.sh
+and class stays annotated (.ci/typing/count_annotations.py counts; .ci/lint.sh
 type-checks)."""
 
 import glob
@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _counter():
-    path = os.path.join(ROOT, "tools", "count_annotations.py")
+    path = os.path.join(ROOT, ".ci", "typing", "count_annotations.py")
     spec = importlib.util.spec_from_file_location("count_annotations", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -25,7 +25,7 @@ def _counter():
 
 
 def test_every_public_function_is_annotated():
-    # the public API is each module's __all__; see tools/count_annotations.py
+    # the public API is each module's __all__; see .ci/typing/count_annotations.py
     units = _counter().count()
     missing = [f"{u.module}.{u.name}" for u in units if not u.annotated]
     assert len(units) > 400, "the counter lost most of the package"
@@ -140,7 +140,7 @@ def test_editor_sees_concrete_types():
             "mypy",
             "--no-error-summary",
             "--warn-unused-ignores",
-            os.path.join(ROOT, "tools", "editor_check.py"),
+            os.path.join(ROOT, ".ci", "typing", "editor_check.py"),
         ],
         cwd=ROOT,
         capture_output=True,

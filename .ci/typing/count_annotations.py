@@ -8,9 +8,9 @@ method's `self`/`cls` has an annotation and it declares what it returns
 mypy allows). A class counts as annotated when all its counted methods
 are. Names `__all__` merely re-exports are counted where they are defined.
 
-    python tools/count_annotations.py                # every module, summed
-    python tools/count_annotations.py --missing      # and what is not
-    python tools/count_annotations.py edge_backbones.runtime.bench
+    python .ci/typing/count_annotations.py                # every module, summed
+    python .ci/typing/count_annotations.py --missing      # and what is not
+    python .ci/typing/count_annotations.py edge_backbones.runtime.bench
 
 Reads source only (ast): nothing is imported, so no framework is needed.
 """
@@ -21,7 +21,9 @@ import dataclasses
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 PACKAGE = "edge_backbones"
 
 

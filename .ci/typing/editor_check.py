@@ -1,5 +1,5 @@
 """What an editor shows for the package's main calls: run through mypy
-(`python -m mypy tools/editor_check.py`), never executed. The last line is
+(`python -m mypy .ci/typing/editor_check.py`), never executed. The last line is
 a typo the checker must catch. tests/test_typing.py pins the output."""
 
 import numpy as np
