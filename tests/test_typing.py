@@ -25,7 +25,7 @@ def _counter():
 
 
 def test_every_public_function_is_annotated():
-    # the public API is each module's __all__; see .ci/typing/count_annotations.py
+    # the public API: each module's __all__ (.ci/typing/count_annotations.py)
     units = _counter().count()
     missing = [f"{u.module}.{u.name}" for u in units if not u.annotated]
     assert len(units) > 400, "the counter lost most of the package"
