@@ -89,3 +89,13 @@ def test_prompt_set_is_fixed_and_inside_the_frame():
     # box corners come in order
     boxes = labels[:, :, None] == np.array([2, 3])
     assert boxes[..., 0].sum() == boxes[..., 1].sum() == 4
+
+
+def test_decoder_graph_is_static_builtin_and_rank_4(exported):
+    _, paths = exported
+    graph = _metadata(paths["fp32"])["graph"]
+    assert graph["max_tensor_rank"] <= 4
+    ops = set(graph["op_histogram"])
+    assert not {op for op in ops if "FLEX" in op or "CUSTOM" in op}
+    # no run-time shape plumbing: the graph is static
+    assert not ops & {"SHAPE", "GATHER", "PACK", "UNPACK", "REDUCE_PROD"}

@@ -183,13 +183,15 @@ class SAMMaskDecoder(keras.layers.Layer):
         upscaled = self.upscale_conv2(upscaled)
         upscaled = keras.activations.gelu(upscaled, approximate=False)
         pixels = ops.reshape(upscaled, (-1, 16 * h * w, c // 8))
-        hyper = ops.stack(
+        # (B, C/8, M), concatenated rather than stacked: PACK is
+        # shape plumbing to the static-graph checks
+        hyper = ops.concatenate(
             [
-                mlp(queries[:, 1 + i])
+                mlp(queries[:, 1 + i])[:, :, None]
                 for i, mlp in enumerate(self.hypernetworks)
             ],
             axis=2,
-        )  # (B, C/8, M)
+        )
         masks = ops.matmul(pixels, hyper)
         masks = ops.reshape(masks, (-1, 4 * h, 4 * w, self.num_mask_tokens))
         return {
