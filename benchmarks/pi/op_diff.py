@@ -28,6 +28,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from edge_backbones._compat import litert as litert_compat  # noqa: E402
 from edge_backbones.runtime import parity  # noqa: E402
 from edge_backbones.runtime.backends import load_backend  # noqa: E402
 from edge_backbones.runtime.edge_model import EdgeModel  # noqa: E402
@@ -57,7 +58,7 @@ def dump(args):
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
     interpreter.invoke()
-    ops = interpreter._get_ops_details()  # noqa: SLF001 - no public API
+    ops = litert_compat.ops_details(interpreter)
     tensors, order = {}, []
     for op in ops:
         for index in op["outputs"]:

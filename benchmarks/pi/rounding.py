@@ -22,6 +22,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from edge_backbones._compat import litert as litert_compat  # noqa: E402
 from edge_backbones.runtime import parity  # noqa: E402
 from edge_backbones.runtime.backends import load_backend  # noqa: E402
 
@@ -82,7 +83,7 @@ def main(argv=None):
     interpreter = backend.Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     op = next(
-        o for o in interpreter._get_ops_details()  # noqa: SLF001
+        o for o in litert_compat.ops_details(interpreter)
         if o["index"] == args.op
     )  # fmt: skip
     if op["op_name"] != "FULLY_CONNECTED":
