@@ -152,8 +152,9 @@ def _verify(model_path, model_file, span, sidecar):
         return "embedded-sha256"
     embedded = model_file.metadata.get(METADATA_NAME)
     if embedded is not None and not embedded.startswith(_LEGACY_PREFIX):
-        # not JSON, or another schema: that error says more
-        _parse(embedded, f"the metadata embedded in {model_path!r}")
+        # not JSON, or another schema: that error says more (a damaged key
+        # breaks the artifact schema too, but "damaged" says it better)
+        _parse(embedded, f"the metadata embedded in {model_path!r}", False)
         raise IntegrityError(
             f"The metadata embedded in {model_path!r} starts with "
             f"{embedded[:24]!r}, not with its {DIGEST_KEY} (nor, as older "
@@ -206,7 +207,7 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def _parse(data, where):
+def _parse(data, where, check_schema=True):
     try:
         metadata = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -227,7 +228,7 @@ def _parse(data, where):
                 f"{where} has no {key!r} object (got "
                 f"{type(metadata.get(key)).__name__}). Export the model again."
             )
-    return validate(metadata, where)
+    return validate(metadata, where) if check_schema else metadata
 
 
 def validate_metadata(metadata, input_spec, output_specs):
