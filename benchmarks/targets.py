@@ -183,20 +183,98 @@ def export_stock(size, args):
             fidelity = fidelity_lib.compare(
                 reference, {name: value for name, (_, value) in matched.items()}
             )
-            _write_stock(args, size, mode, content, fidelity, matched)
+            _write_stock(
+                args,
+                size,
+                mode,
+                content,
+                fidelity,
+                matched,
+                model.count_params(),
+            )
 
 
-def _write_stock(args, size, mode, content, fidelity, matched):
+def _stock_scheme(mode):
+    """The `scheme` block of a stock conversion: TensorFlow's converter with
+    its defaults (int8: `Optimize.DEFAULT` and a representative dataset,
+    float I/O), no float ops or layers of ours."""
+    return {
+        "name": f"stock_{mode}",
+        "alias": mode,
+        "kind": "mode",
+        "converter": mode,
+        "io": "float32",
+        **dict.fromkeys(
+            ("float_ops", "float_layer_types", "float_layer_names"), []
+        ),
+        "float_weight_ops": [],
+        "integer_layer_norm": False,
+        "integer_softmax": False,
+        "grouped_depthwise": False,
+        "ranges": "minmax",
+        "checks": [],
+        "float_layers": {"requested": [], "matched_nodes": []},
+        "float_layer_type_nodes": [],
+        "float_layer_name_nodes": [],
+    }
+
+
+def _write_stock(args, size, mode, content, fidelity, matched, params):
+    """Writes a stock conversion with complete artifact metadata (the
+    schema every artifact meets), its outputs under the SignatureDef's own
+    keys, which the runtime checks."""
+    from edge_backbones.models.mit.mit_presets import PREPROCESSING
+    from edge_backbones.runtime import EdgeModel
+    from edge_backbones.runtime.parity import verified_on
+
     stem = f"{STOCK}_{size[0]}x{size[1]}_{mode}"
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = os.path.join(tmp, "probe.tflite")
+        write_file_atomic(probe, content)
+        model = EdgeModel(probe, num_threads=1)
+        spec, output_specs = model.input_spec, model.output_specs
+        on = verified_on(model)
+        del model
+    keys = {key for key, _ in matched.values()}
     metadata = {
         "schema": tflite_metadata.SCHEMA,
-        "model": {"name": STOCK, "class_name": None, "config": {}},
+        "model": {
+            "name": STOCK,
+            "class_name": "keras_hub.models.MiTBackbone",
+            "config": {},
+            "weights": None,
+            "params": int(params),
+        },
         "mode": mode,
-        "recipe": "stock TFLiteConverter",
-        "input": {"shape": [1, *size, 3], "dtype": "float32"},
-        # the SignatureDef's own output keys, which the runtime checks
-        "outputs": {key: {"level": name} for name, (key, _) in matched.items()},
-        "fidelity": {**fidelity, "holdout": os.fspath(args.calibration)},
+        "recipe": None,
+        "scheme": _stock_scheme(mode),
+        "input": {
+            "name": spec.name,
+            "shape": list(spec.shape),
+            "dtype": spec.dtype,
+            "quantization": spec.quantization,
+            "preprocessing": dict(PREPROCESSING),
+        },
+        "outputs": {
+            key: {
+                "shape": list(out.shape),
+                "stride": size[0] // out.shape[1]
+                if len(out.shape) == 4
+                else None,
+                "channels": out.shape[-1],
+                "dtype": out.dtype,
+                "quantization": out.quantization,
+            }
+            for key, out in output_specs.items()
+            if key in keys
+        },
+        "fidelity": {
+            "images": 0,
+            "levels": {},
+            **fidelity,
+            "holdout": os.fspath(args.calibration),
+        },
+        "verified_on": on,
         "graph": tflite_metadata.graph_summary(content),
         "versions": tflite_metadata.versions(),
         "created": tflite_metadata.utc_now(),

@@ -95,7 +95,8 @@ def test_stock_artifact_metadata_is_read_by_runtime_and_report(
     assert {name: key for name, (key, _) in matched.items()} == {
         f"L{k}": k for k in outputs
     }
-    targets._write_stock(args, (32, 32), "fp32", content, {}, matched)
+    params = TinyBackbone(dim=8).count_params()
+    targets._write_stock(args, (32, 32), "fp32", content, {}, matched, params)
     path = tmp_path / "artifacts" / "stock_mit_b0_32x32_fp32.tflite"
     assert EdgeModel(str(path)).metadata["mode"] == "fp32"  # validated
     (artifact,), failures = scan_artifacts(str(tmp_path / "artifacts"))
