@@ -25,6 +25,16 @@ if TYPE_CHECKING:
     from edge_backbones.models.mit import MiTB4Backbone as MiTB4Backbone
     from edge_backbones.models.mit import MiTB5Backbone as MiTB5Backbone
     from edge_backbones.models.mit import MiTBackbone as MiTBackbone
+    from edge_backbones.models.sam import SAMBackbone as SAMBackbone
+    from edge_backbones.models.sam import SAMImageSegmenter as SAMImageSegmenter
+    from edge_backbones.models.sam import SAMMaskDecoder as SAMMaskDecoder
+    from edge_backbones.models.sam import SAMPromptEncoder as SAMPromptEncoder
+    from edge_backbones.models.segformer import (
+        SegFormerBackbone as SegFormerBackbone,
+    )
+    from edge_backbones.models.segformer import (
+        SegFormerImageSegmenter as SegFormerImageSegmenter,
+    )
     from edge_backbones.models.vit_det import ViTDetBackbone as ViTDetBackbone
     from edge_backbones.runtime import EdgeModel as EdgeModel
 
@@ -42,6 +52,12 @@ _LAZY = {
     "MiTB4Backbone": "edge_backbones.models.mit",
     "MiTB5Backbone": "edge_backbones.models.mit",
     "ViTDetBackbone": "edge_backbones.models.vit_det",
+    "SegFormerBackbone": "edge_backbones.models.segformer",
+    "SegFormerImageSegmenter": "edge_backbones.models.segformer",
+    "SAMBackbone": "edge_backbones.models.sam",
+    "SAMImageSegmenter": "edge_backbones.models.sam",
+    "SAMPromptEncoder": "edge_backbones.models.sam",
+    "SAMMaskDecoder": "edge_backbones.models.sam",
     "export": "edge_backbones.exporter.pipeline",
     "EdgeModel": "edge_backbones.runtime",
 }
