@@ -113,6 +113,11 @@ def _check_reachable(address):
         ) from exc
 
 
+def _is_loopback(address: str) -> bool:
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def connect(address: str, device_name: str | None = None) -> Any:
     """Joins (or, for "local", starts) the Ray cluster; returns `ray`.
 
@@ -136,6 +141,11 @@ def connect(address: str, device_name: str | None = None) -> Any:
     else:
         _check_reachable(address)
         kwargs["address"] = address
+    target = address if address != "auto" else os.environ.get("RAY_ADDRESS", "")
+    if _is_loopback(target) and not address.startswith("ray://"):
+        # a cluster on 127.0.0.1 stays there: this driver advertises the
+        # loopback address too, not the machine's network interface
+        kwargs["_node_ip_address"] = "127.0.0.1"
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
