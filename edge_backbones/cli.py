@@ -34,10 +34,27 @@ def build_parser():
     return parser
 
 
+# commands whose native log lines (TensorFlow, LiteRT's INFO lines) stay off
+# the terminal unless -v: `export` does it itself; `report` runs rows in
+# worker processes whose own lines are its progress
+_QUIET_COMMANDS = ("run", "bench", "segment", "compile")
+
+
+def _run_command(args):
+    from edge_backbones import native_logs
+
+    if args.command not in _QUIET_COMMANDS or getattr(args, "verbose", False):
+        return args.func(args)
+    native_logs.set_log_levels(False)
+    with native_logs.captured_native_stderr():
+        native_logs.quiet_python_loggers()
+        return args.func(args)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        return _run_command(args) or 0
     except EdgeBackbonesError as exc:
         print(f"edge-backbones {args.command}: {type(exc).__name__}: {exc}",
               file=sys.stderr)  # fmt: skip

@@ -15,12 +15,28 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import TextIO
+from typing import Any, TextIO
 
-__all__ = ["captured_native_stderr", "quiet_python_loggers", "set_log_levels"]
+__all__ = [
+    "add_verbose_argument",
+    "captured_native_stderr",
+    "quiet_python_loggers",
+    "set_log_levels",
+]
 
 # the Python loggers TensorFlow and its dependencies write warnings to
 _NOISY_LOGGERS = ("tensorflow", "absl", "h5py", "jax")
+
+
+def add_verbose_argument(parser: Any) -> None:
+    """The `-v/--verbose` flag of a command that keeps native log lines off
+    the terminal."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show TensorFlow's and LiteRT's own log lines",
+    )
 
 
 def set_log_levels(verbose: bool) -> None:

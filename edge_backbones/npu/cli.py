@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any
 
+from edge_backbones import native_logs
+
 __all__ = ["add_parsers"]
 
 
@@ -60,4 +62,5 @@ def add_parsers(subparsers: Any) -> None:
         "simulation, with the source artifact on LiteRT's CPU",
     )
     parser.add_argument("--max-images", type=int, default=4)
+    native_logs.add_verbose_argument(parser)
     parser.set_defaults(func=_compile)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from edge_backbones import native_logs
 from edge_backbones.text import split_commas
 
 if TYPE_CHECKING:
@@ -390,6 +391,7 @@ def add_parsers(subparsers: Any) -> None:
         help="preprocessing JSON for models without edge_backbones metadata",
     )
     _add_model_options(run)
+    native_logs.add_verbose_argument(run)
     run.set_defaults(func=_run)
 
     bench = subparsers.add_parser(
@@ -423,4 +425,5 @@ def add_parsers(subparsers: Any) -> None:
         help="with --op-profile: how many of the slowest ops to list",
     )
     _add_model_options(bench)
+    native_logs.add_verbose_argument(bench)
     bench.set_defaults(func=_bench)

@@ -8,6 +8,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from edge_backbones import native_logs
+
 __all__ = ["add_parsers", "overlay", "parse_box", "parse_point"]
 
 # BGR, as OpenCV draws
@@ -141,4 +143,5 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument(
         "--out", required=True, help="the overlay picture (.png) to write"
     )
+    native_logs.add_verbose_argument(parser)
     parser.set_defaults(func=_segment)
