@@ -23,8 +23,6 @@ reachable (Qualcomm's even installs "successfully", empty). So:
 import contextlib
 import importlib
 import os
-import sys
-import types
 from collections.abc import Iterable, Iterator
 from importlib import metadata
 from typing import TYPE_CHECKING
@@ -79,30 +77,15 @@ class Toolchain:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        """The stand-in SDK module is importable only inside this block.
-
-        It goes into `sys.modules` (no file, no `sys.path` change), so
-        LiteRT's `import ai_edge_litert_sdk_<vendor>` finds it and nothing
-        outlives the compile; a module of that name already imported is put
-        back afterwards.
-        """
+        """LiteRT's plugin finds this SDK's libraries inside this block
+        (`_compat.litert.sdk_module`); nothing outlives the compile."""
         if self.sdk_libs is None:
             yield
             return
-        name = f"ai_edge_litert_sdk_{self.vendor}"
-        previous = sys.modules.get(name)
-        stand_in = types.ModuleType(name)
-        stand_in.__doc__ = "edge_backbones stand-in: SDK library folders."
-        libs = self.sdk_libs
-        stand_in.path_to_sdk_libs = lambda *unused: libs  # type: ignore[attr-defined]
-        sys.modules[name] = stand_in
-        try:
+        from edge_backbones._compat.litert import sdk_module
+
+        with sdk_module(self.vendor, self.sdk_libs):
             yield
-        finally:
-            if previous is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = previous
 
 
 def _real_sdk_libs(vendor, marker=None):
