@@ -28,6 +28,7 @@ import numpy as np
 
 from edge_backbones.atomic_io import write_file_atomic, write_json_atomic
 from edge_backbones.core import fidelity as fidelity_lib
+from edge_backbones.core.artifact import plain_scheme
 from edge_backbones.exporter import tflite_metadata
 from edge_backbones.text import megabytes
 
@@ -194,31 +195,6 @@ def export_stock(size, args):
             )
 
 
-def _stock_scheme(mode):
-    """The `scheme` block of a stock conversion: TensorFlow's converter with
-    its defaults (int8: `Optimize.DEFAULT` and a representative dataset,
-    float I/O), no float ops or layers of ours."""
-    return {
-        "name": f"stock_{mode}",
-        "alias": mode,
-        "kind": "mode",
-        "converter": mode,
-        "io": "float32",
-        **dict.fromkeys(
-            ("float_ops", "float_layer_types", "float_layer_names"), []
-        ),
-        "float_weight_ops": [],
-        "integer_layer_norm": False,
-        "integer_softmax": False,
-        "grouped_depthwise": False,
-        "ranges": "minmax",
-        "checks": [],
-        "float_layers": {"requested": [], "matched_nodes": []},
-        "float_layer_type_nodes": [],
-        "float_layer_name_nodes": [],
-    }
-
-
 def _write_stock(args, size, mode, content, fidelity, matched, params):
     """Writes a stock conversion with complete artifact metadata (the
     schema every artifact meets), its outputs under the SignatureDef's own
@@ -247,7 +223,9 @@ def _write_stock(args, size, mode, content, fidelity, matched, params):
         },
         "mode": mode,
         "recipe": None,
-        "scheme": _stock_scheme(mode),
+        # TensorFlow's converter with its defaults (int8: Optimize.DEFAULT
+        # and a representative dataset, float I/O)
+        "scheme": plain_scheme(f"stock_{mode}", mode, mode),
         "input": {
             "name": spec.name,
             "shape": list(spec.shape),

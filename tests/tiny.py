@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from edge_backbones.core.artifact import plain_scheme
 from edge_backbones.core.preprocessing import IMAGENET_PREPROCESSING
 from edge_backbones.models.backbone import Backbone, FeatureInfo
 from edge_backbones.models.layers import EdgeLayerNormalization
@@ -355,25 +356,12 @@ def make_metadata(input_dtype="float32", preprocessing=None):
         },
         "mode": mode,
         "recipe": None,
-        "scheme": {
-            "name": "wi8_ai8_io8" if integer else "fp32",
-            "alias": mode,
-            "kind": "mode",
-            "converter": "int8" if integer else "fp32",
-            "io": "integer" if integer else "float32",
-            "float_ops": [],
-            "float_layer_types": [],
-            "float_layer_names": [],
-            "float_weight_ops": [],
-            "integer_layer_norm": False,
-            "integer_softmax": False,
-            "grouped_depthwise": False,
-            "ranges": "minmax",
-            "checks": [],
-            "float_layers": {"requested": [], "matched_nodes": []},
-            "float_layer_type_nodes": [],
-            "float_layer_name_nodes": [],
-        },
+        "scheme": plain_scheme(
+            "wi8_ai8_io8" if integer else "fp32",
+            mode,
+            "int8" if integer else "fp32",
+            "integer" if integer else "float32",
+        ),
         "input": {
             "name": "images",
             "shape": [1, SIZE, SIZE, 3],

@@ -59,6 +59,7 @@ __all__ = [
     "Task",
     "VerifiedOn",
     "artifact_schema",
+    "plain_scheme",
     "validate",
 ]
 
@@ -485,3 +486,29 @@ class ArtifactMetadata(_Record):
     @property
     def is_compiled(self) -> bool:
         return self.schema == SCHEMA_COMPILED
+
+
+def plain_scheme(
+    name: str, alias: str, converter: str, io: str = "float32"
+) -> dict[str, Any]:
+    """The `scheme` block of a conversion with no float ops, layers or
+    rewrites of ours (a stock converter run, a test's hand-made artifact)."""
+    return {
+        "name": name,
+        "alias": alias,
+        "kind": "mode",
+        "converter": converter,
+        "io": io,
+        "float_ops": [],
+        "float_layer_types": [],
+        "float_layer_names": [],
+        "float_weight_ops": [],
+        "integer_layer_norm": False,
+        "integer_softmax": False,
+        "grouped_depthwise": False,
+        "ranges": "minmax",
+        "checks": [],
+        "float_layers": {"requested": [], "matched_nodes": []},
+        "float_layer_type_nodes": [],
+        "float_layer_name_nodes": [],
+    }

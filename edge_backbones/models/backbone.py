@@ -46,6 +46,7 @@ __all__ = [
     "list_presets",
     "register_preset_aliases",
     "register_presets",
+    "save_keras_preset",
     "suggest",
     "weight_folders",
 ]
@@ -724,19 +725,26 @@ class Backbone(keras.Model):
 
     def save_to_preset(self, path: str | os.PathLike[str]) -> None:
         """Writes config.json + model.weights.h5 to `path`, atomically."""
-        from edge_backbones import __version__
+        save_keras_preset(self, path)
 
-        with staged_directory(path) as staging:
-            with open(os.path.join(staging, KERAS_CONFIG_FILE), "w") as f:
-                json.dump(
-                    {
-                        "module": type(self).__module__,
-                        "class_name": type(self).__name__,
-                        "config": self.get_config(),
-                        "edge_backbones_version": __version__,
-                    },
-                    f,
-                    indent=2,
-                    allow_nan=False,  # strict JSON, as every file we write
-                )
-            self.save_weights(os.path.join(staging, KERAS_WEIGHTS_FILE))
+
+def save_keras_preset(model: Any, path: str | os.PathLike[str]) -> None:
+    """Writes a Keras model's config.json (its class and `get_config()`)
+    and model.weights.h5 to `path`, atomically: the preset folder that
+    `from_preset` reads back, for backbones and the task models on them."""
+    from edge_backbones import __version__
+
+    with staged_directory(path) as staging:
+        with open(os.path.join(staging, KERAS_CONFIG_FILE), "w") as f:
+            json.dump(
+                {
+                    "module": type(model).__module__,
+                    "class_name": type(model).__name__,
+                    "config": model.get_config(),
+                    "edge_backbones_version": __version__,
+                },
+                f,
+                indent=2,
+                allow_nan=False,  # strict JSON, as every file we write
+            )
+        model.save_weights(os.path.join(staging, KERAS_WEIGHTS_FILE))

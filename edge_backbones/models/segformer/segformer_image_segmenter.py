@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from edge_backbones.atomic_io import staged_directory
 from edge_backbones.errors import (
     CheckpointError,
     InputError,
@@ -19,6 +18,7 @@ from edge_backbones.models.backbone import (
     KERAS_CONFIG_FILE,
     KERAS_WEIGHTS_FILE,
     FeatureInfo,
+    save_keras_preset,
     suggest,
     weight_folders,
 )
@@ -374,19 +374,4 @@ class SegFormerImageSegmenter(keras.Model):
 
     def save_to_preset(self, path: str | os.PathLike[str]) -> None:
         """Writes config.json + model.weights.h5 to `path`, atomically."""
-        from edge_backbones import __version__
-
-        with staged_directory(path) as staging:
-            with open(os.path.join(staging, KERAS_CONFIG_FILE), "w") as f:
-                json.dump(
-                    {
-                        "module": type(self).__module__,
-                        "class_name": type(self).__name__,
-                        "config": self.get_config(),
-                        "edge_backbones_version": __version__,
-                    },
-                    f,
-                    indent=2,
-                    allow_nan=False,
-                )
-            self.save_weights(os.path.join(staging, KERAS_WEIGHTS_FILE))
+        save_keras_preset(self, path)
