@@ -112,12 +112,17 @@ def _machine():
 
 
 def _refuse(what, needed, free, size):
+    smaller = (
+        "Export a smaller size (e.g. --image-size 512; the artifact's input "
+        "size is fixed), or free memory"
+        if max(size) > 512
+        else "Free memory"
+    )
     raise InputError(
         f"image_size={size[0]}x{size[1]} cannot be exported here: {what} "
         f"needs about {needed / 2**30:.1f} GiB and {free / 2**30:.1f} GiB "
-        f"is free{_machine()}. Export a smaller size (e.g. --image-size "
-        "512; the artifact's input size is fixed), or free memory, or "
-        "export on a larger machine (report --cluster)."
+        f"is free{_machine()}. {smaller}, or export on a larger machine "
+        "(report --cluster)."
     )
 
 

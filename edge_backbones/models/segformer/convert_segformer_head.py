@@ -93,9 +93,13 @@ def _tensor_names(folder):
 def has_decode_head(folder: str) -> bool:
     """Whether the Hugging Face checkpoint in `folder` holds SegFormer's
     decode head (a SegformerForSemanticSegmentation), by its config's
-    `architectures` or, failing that, its tensor names."""
-    with open(os.path.join(folder, "config.json")) as f:
-        config = json.load(f)
+    `architectures` or, failing that, its tensor names. An unreadable
+    config is no head: the checkpoint loader then says what is wrong."""
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
     if not isinstance(config, dict) or config.get("model_type") != "segformer":
         return False
     if SEGMENTATION_ARCHITECTURE in (config.get("architectures") or ()):
