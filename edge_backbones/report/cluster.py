@@ -10,7 +10,7 @@ only device (numpy + OpenCV + LiteRT) never needs it.
   so the scheduler never packs two large exports onto one node. A task
   runs the export into a folder of its node and returns the files; the
   driver writes each artifact and its sidecar into `--out` as a local
-  export does (`exporter.workspace.write_pair`: both or neither). A task's
+  export does (`core.workspace.write_pair`: both or neither). A task's
   worker process ends after its export (`max_calls=1`): TensorFlow keeps
   what it allocated until its process exits.
 - Timing rows: each `[[device]]` of the recipe (or, without one, this
@@ -244,7 +244,8 @@ def _memory_per_node(ray):
 
 def _export_all(ray, exports, cpus):
     """Runs the exports as tasks; returns the failure messages."""
-    from edge_backbones.exporter import tflite_metadata, workspace
+    from edge_backbones.core import workspace
+    from edge_backbones.exporter import tflite_metadata
 
     estimate = ray.remote(num_cpus=1, max_calls=1)(_estimate_task)
     task = ray.remote(max_calls=1, max_retries=MAX_RETRIES)(_export_task)
