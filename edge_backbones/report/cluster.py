@@ -164,10 +164,8 @@ def connect(address: str, device_name: str | None = None) -> Any:
 def _estimate_task(kwargs):
     """The export's memory estimate in bytes (builds the model once)."""
     from edge_backbones.exporter import memory
-    from edge_backbones.exporter.pipeline import (
-        load_backbone,
-        parse_image_size,
-    )
+    from edge_backbones.exporter.options import parse_image_size
+    from edge_backbones.exporter.pipeline import load_backbone
     from edge_backbones.models.backbone import Backbone
 
     size = kwargs.get("image_size")
