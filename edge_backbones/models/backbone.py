@@ -45,6 +45,7 @@ __all__ = [
     "largest_level_bytes",
     "list_presets",
     "register_preset_aliases",
+    "load_keras_preset_weights",
     "register_presets",
     "save_keras_preset",
     "suggest",
@@ -714,18 +715,27 @@ class Backbone(keras.Model):
             )
         backbone = family.from_config({**config["config"], **kwargs})
         if load_weights:
-            weights = os.path.join(path, KERAS_WEIGHTS_FILE)
-            if not os.path.isfile(weights):
-                raise WeightsNotFoundError(
-                    f"{path!r} has no {KERAS_WEIGHTS_FILE}; pass "
-                    "load_weights=False for the architecture alone."
-                )
-            backbone.load_weights(weights)
+            load_keras_preset_weights(backbone, path)
         return backbone
 
     def save_to_preset(self, path: str | os.PathLike[str]) -> None:
         """Writes config.json + model.weights.h5 to `path`, atomically."""
         save_keras_preset(self, path)
+
+
+def load_keras_preset_weights(model: Any, path: str) -> None:
+    """Loads the model.weights.h5 a `save_keras_preset` folder holds.
+
+    Raises:
+        WeightsNotFoundError: the folder has no weights file.
+    """
+    weights = os.path.join(path, KERAS_WEIGHTS_FILE)
+    if not os.path.isfile(weights):
+        raise WeightsNotFoundError(
+            f"{path!r} has no {KERAS_WEIGHTS_FILE}; pass "
+            "load_weights=False for the architecture alone."
+        )
+    model.load_weights(weights)
 
 
 def save_keras_preset(model: Any, path: str | os.PathLike[str]) -> None:

@@ -16,8 +16,8 @@ from edge_backbones.errors import (
 from edge_backbones.models.backbone import (
     DEFAULT_INPUT_SIZE,
     KERAS_CONFIG_FILE,
-    KERAS_WEIGHTS_FILE,
     FeatureInfo,
+    load_keras_preset_weights,
     save_keras_preset,
     suggest,
     weight_folders,
@@ -328,13 +328,7 @@ class SegFormerImageSegmenter(keras.Model):
         if config.get("class_name") == cls.__name__:
             segmenter = cls.from_config(config["config"])
             if load_weights:
-                weights = os.path.join(path, KERAS_WEIGHTS_FILE)
-                if not os.path.isfile(weights):
-                    raise WeightsNotFoundError(
-                        f"{path!r} has no {KERAS_WEIGHTS_FILE}; pass "
-                        "load_weights=False for the architecture alone."
-                    )
-                segmenter.load_weights(weights)
+                load_keras_preset_weights(segmenter, path)
             return segmenter
         raise CheckpointError(
             f"{config_path!r} is neither a Hugging Face SegFormer config "
