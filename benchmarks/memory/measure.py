@@ -1,15 +1,18 @@
 """Peak memory of an export, phase by phase, against the up-front estimate.
 
-    python -m benchmarks.memory.measure mit_b0@224 sam_vit_base@256 \
-        --modes fp32,fp16 --out benchmarks/memory/results.md
+    python -m benchmarks.memory.measure sam_vit_huge@1024 \
+        --modes fp16 --targets cpu --out /tmp/huge.md
 
 Each export runs in its own process (`edge-backbones export
 --random-weights`), whose stderr carries the peak resident memory of each
 phase (`exporter.memory.PhaseMeter`: model build, float reference,
 SavedModel trace, calibration images, each mode's conversion and
-verification). The table puts the highest of them beside
-`exporter.memory.estimate_bytes` for the same model and size. Run the
-large presets (sam_vit_huge@1024) on a quiet machine: they need what the
+verification; a conversion in a child process counts both processes).
+The table puts the highest of them beside the export's own estimate
+(`exporter.memory.phase_bytes`, logged for the structure it chose: one
+process, or child conversions). Without `--calibration` the export
+verifies on 4 synthetic images, as a plain `export` does. Run the large
+presets (sam_vit_huge@1024) on a quiet machine: they need what the
 estimate says.
 """
 
@@ -22,10 +25,13 @@ import tempfile
 import time
 
 _MARK = "memory: peak RSS MiB per phase "
+_ESTIMATE = "memory: estimated MiB per phase "
+_ISOLATED = "memory: converting in child processes"
 
 
-def measure(preset, size, modes, calibration):
-    """{phase: peak MiB} and the wall time of one export in a child."""
+def measure(preset, size, modes, targets, calibration):
+    """({phase: peak MiB}, {phase: estimated MiB}, isolated, seconds,
+    error) of one export in a child."""
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         proc = subprocess.run(
@@ -38,59 +44,68 @@ def measure(preset, size, modes, calibration):
                 "--random-weights",
                 "--image-size",
                 str(size),
-                "--modes",
-                modes,
+                *(["--modes", modes] if modes else []),
+                *(["--target", targets] if targets else []),
                 "--out",
                 out,
-                "--calibration",
-                calibration,
+                *(["--calibration", calibration] if calibration else []),
             ],
             capture_output=True,
             text=True,
             check=False,
         )
         seconds = time.perf_counter() - started
-    lines = [x for x in proc.stderr.splitlines() if x.startswith(_MARK)]
+    err = proc.stderr.splitlines()
+    lines = [x for x in err if x.startswith(_MARK)]
+    # the export's own estimate, for the structure it chose
+    estimates = [x for x in err if x.startswith(_ESTIMATE)]
+    estimate = json.loads(estimates[-1][len(_ESTIMATE) :]) if estimates else {}
+    isolated = any(x.startswith(_ISOLATED) for x in err)
     if proc.returncode or not lines:
         tail = proc.stderr.strip().splitlines()[-3:]
-        return None, seconds, f"exit {proc.returncode}: {' '.join(tail)}"
-    return json.loads(lines[-1][len(_MARK) :]), seconds, None
+        error = f"exit {proc.returncode}: {' '.join(tail)}"
+        return None, estimate, isolated, seconds, error
+    phases = json.loads(lines[-1][len(_MARK) :])
+    return phases, estimate, isolated, seconds, None
 
 
-def estimate_mib(preset, size):
-    from edge_backbones.exporter import memory
+def count_params(preset):
+    """The preset's parameter count, built small (the count hardly
+    depends on the size: ViTDet's position table is a few M)."""
     from edge_backbones.models.backbone import Backbone
 
     backbone = Backbone.from_preset(
-        preset, load_weights=False, image_shape=(size, size, 3)
+        preset, load_weights=False, image_shape=(64, 64, 3)
     )
-    needed = memory.estimate_bytes(backbone, (size, size))
-    return round(needed / 2**20), int(backbone.count_params())
+    return int(backbone.count_params())
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("exports", nargs="+", help="PRESET@SIZE")
     parser.add_argument("--modes", default="fp32")
-    parser.add_argument("--calibration", default="calibration")
+    parser.add_argument("--targets", default="")
+    # none: 4 synthetic held-out images, as a plain `export` verifies on
+    parser.add_argument("--calibration", default="")
     parser.add_argument("--out", default="benchmarks/memory/results.md")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     rows = []
     for spec in args.exports:
         preset, size = spec.split("@")
-        estimate, params = estimate_mib(preset, int(size))
-        phases, seconds, error = measure(
-            preset, int(size), args.modes, args.calibration
+        phases, estimate, isolated, seconds, error = measure(
+            preset, int(size), args.modes, args.targets, args.calibration
         )
         peak = max(phases.values()) if phases else None
         rows.append(
             {
                 "preset": preset,
                 "size": int(size),
-                "modes": args.modes,
-                "params": params,
-                "estimate_mib": estimate,
+                "modes": ",".join(x for x in (args.modes, args.targets) if x),
+                "params": count_params(preset),
+                "isolated": isolated,
+                "estimate_mib": max(estimate.values()) if estimate else None,
+                "estimate_phases_mib": estimate,
                 "peak_mib": peak,
                 "phases_mib": phases,
                 "seconds": round(seconds, 1),
@@ -99,16 +114,17 @@ def main(argv=None):
         )
         print(json.dumps(rows[-1]), file=sys.stderr)
     table = [
-        "| preset | size | modes | params | estimate MiB | measured peak "
-        "MiB | peak phase | s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| preset | size | modes | params | child conversion | estimate "
+        "MiB | measured peak MiB | peak phase | s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         phases = row["phases_mib"] or {}
         worst = max(phases, key=phases.get) if phases else row["error"]
         table.append(
             f"| {row['preset']} | {row['size']} | {row['modes']} | "
-            f"{row['params'] / 1e6:.1f} M | {row['estimate_mib']} | "
+            f"{row['params'] / 1e6:.1f} M | "
+            f"{'yes' if row['isolated'] else 'no'} | {row['estimate_mib']} | "
             f"{row['peak_mib']} | {worst} | {row['seconds']} |"
         )
     with open(args.out, "w") as f:

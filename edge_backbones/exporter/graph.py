@@ -68,8 +68,11 @@ def write_saved_model(model: Any, path: str) -> str:
     keras = require("keras", "export")
     tf = require("tensorflow", "export")
     spec = model.inputs[0]
+    # not `archive.track(model)`: the archive finds the variables the
+    # endpoint uses itself, and tracking the model as well writes each
+    # weight twice (as the Keras variable and as the tf.Variable under
+    # it), which doubles the SavedModel and every copy the converter loads
     archive = keras.export.ExportArchive()
-    archive.track(model)
     archive.add_endpoint(
         "serving_default",
         lambda images: model(images),

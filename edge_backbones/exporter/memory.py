@@ -42,6 +42,7 @@ from edge_backbones.errors import InputError
 
 __all__ = [
     "ACTIVATION_COPIES",
+    "CHILD_WEIGHT_COPIES",
     "INPUT_COPIES",
     "RUNTIME_BYTES",
     "WEIGHT_COPIES",
@@ -50,12 +51,21 @@ __all__ = [
     "check_backbone",
     "check_input",
     "estimate_bytes",
+    "isolate_conversion",
     "peak_rss_bytes",
+    "phase_bytes",
 ]
 
 ACTIVATION_COPIES = 3
 INPUT_COPIES = 4
 WEIGHT_COPIES = 8
+# a float conversion in a child process (`exporter.isolated`, with a fixed
+# malloc mmap threshold): the SavedModel it loads, the frozen constants,
+# the MLIR module, the flatbuffer; measured 5.3 on sam_vit_base
+CHILD_WEIGHT_COPIES = 6
+# verifying: the candidate's bytes, the interpreter's copy and XNNPACK's
+# packed float32 weights (fp16 weights are unpacked to float32)
+VERIFY_WEIGHT_COPIES = 3
 # TensorFlow + Keras imported (624 MiB), the converter and the interpreter
 RUNTIME_BYTES = 1152 * 2**20
 
@@ -140,37 +150,104 @@ def check_input(size: Sequence[int], free: int | None = None) -> None:
         )
 
 
-def estimate_bytes(backbone: Any, size: Sequence[int]) -> int:
-    """The memory an export of `backbone` at `size` needs, in bytes."""
-    peak = backbone.peak_activation_bytes(*size)
+def phase_bytes(
+    backbone: Any, size: Sequence[int], isolated: bool = False
+) -> dict[str, int]:
+    """{phase: bytes} an export of `backbone` at `size` holds at once.
+
+    In one process (`isolated` False) the conversion holds the Keras
+    model beside the converter's copies; `isolated`, the Keras model is
+    freed after the SavedModel is traced and each conversion runs in a
+    child process (`exporter.isolated`), so the conversion phase is this
+    process's runtime plus the child's, and verification no longer holds
+    the Keras weights.
+    """
+    activations = ACTIVATION_COPIES * backbone.peak_activation_bytes(*size)
     weights = 4 * backbone.count_params()
-    return int(
-        RUNTIME_BYTES + ACTIVATION_COPIES * peak + WEIGHT_COPIES * weights
-    )
+    keras = weights  # the Keras model's variables
+    if not isolated:
+        return {
+            "reference": RUNTIME_BYTES + keras + activations,
+            "convert": RUNTIME_BYTES + WEIGHT_COPIES * weights,
+            "verify": RUNTIME_BYTES
+            + keras
+            + VERIFY_WEIGHT_COPIES * weights
+            + activations,
+        }
+    return {
+        "reference": RUNTIME_BYTES + keras + activations,
+        "trace": RUNTIME_BYTES + 2 * keras,
+        "convert": 2 * RUNTIME_BYTES + CHILD_WEIGHT_COPIES * weights,
+        "verify": RUNTIME_BYTES + VERIFY_WEIGHT_COPIES * weights + activations,
+    }
+
+
+def estimate_bytes(
+    backbone: Any, size: Sequence[int], isolated: bool = False
+) -> int:
+    """The memory an export of `backbone` at `size` needs, in bytes: its
+    largest phase (`phase_bytes`)."""
+    return max(phase_bytes(backbone, size, isolated).values())
+
+
+def isolate_conversion(
+    backbone: Any,
+    size: Sequence[int],
+    eligible: bool,
+    free: int | None = None,
+) -> bool:
+    """Whether to free the Keras model and convert in child processes.
+
+    Only where the export's plans allow it (`eligible`: float conversions
+    of one of our backbones) and the in-process export does not fit in
+    the free memory: a child costs a TensorFlow import per conversion,
+    seconds that a small export does not need to spend.
+    """
+    if not eligible:
+        return False
+    free = available_bytes() if free is None else free
+    return free is not None and estimate_bytes(backbone, size) > free
 
 
 def check_backbone(
-    backbone: Any, size: Sequence[int], free: int | None = None
+    backbone: Any,
+    size: Sequence[int],
+    free: int | None = None,
+    isolated: bool = False,
 ) -> None:
-    """InputError if `backbone`'s activations at `size` cannot fit.
+    """InputError if `backbone`'s export at `size` cannot fit.
+
+    `isolated`: the Keras model is freed and conversions run in child
+    processes (`isolate_conversion`), so the largest phase is counted.
 
     Raises:
         InputError: the estimated peak exceeds the free memory.
     """
     free = available_bytes() if free is None else free
+    phases = phase_bytes(backbone, size, isolated)
+    needed = max(phases.values())
+    if free is None or needed <= free:
+        return
     peak = backbone.peak_activation_bytes(*size)
-    needed = estimate_bytes(backbone, size)
-    if free is not None and needed > free:
-        _refuse(
+    weights = 4 * backbone.count_params()
+    largest = max(phases, key=phases.__getitem__)
+    if largest == "convert":
+        what = (
+            (
+                f"converting in a child process ({CHILD_WEIGHT_COPIES} "
+                "float32 copies of the weights"
+            )
+            if isolated
+            else f"converting ({WEIGHT_COPIES} float32 copies of the weights"
+        ) + f", {weights / 2**30:.1f} GiB each) with TensorFlow"
+    else:
+        what = (
             f"its largest activation ({peak / 2**30:.1f} GiB, estimated by "
             f"{type(backbone).__name__}.peak_activation_bytes) x "
-            f"{ACTIVATION_COPIES}, {WEIGHT_COPIES} copies of the float32 "
-            f"weights ({4 * backbone.count_params() / 2**30:.1f} GiB) while "
-            "converting, and TensorFlow",
-            needed,
-            free,
-            size,
+            f"{ACTIVATION_COPIES} beside the float32 weights "
+            f"({weights / 2**30:.1f} GiB) and TensorFlow ({largest})"
         )
+    _refuse(what, needed, free, size)
 
 
 def _status_kib(field):
@@ -233,3 +310,15 @@ class PhaseMeter:
     def summary(self) -> dict[str, int]:
         """{phase: peak MiB}, rounded, in phase order."""
         return {name: round(b / 2**20) for name, b in self.phases.items()}
+
+    def add_child(self, name: str, child_peak: int) -> None:
+        """Adds a child process's peak to phase `name`'s: the two processes
+        held their memory at the same time (`exporter.isolated`)."""
+        own = self.phases.get(name, 0)
+        self.phases[name] = own + child_peak
+        if self._log is not None:
+            self._log(
+                f"memory: {name}: child process peak RSS "
+                f"{child_peak / 2**20:.0f} MiB, with this process "
+                f"{(own + child_peak) / 2**20:.0f} MiB"
+            )

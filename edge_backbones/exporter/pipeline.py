@@ -18,6 +18,7 @@ size, time, fidelity.
 
 import contextlib
 import dataclasses
+import gc
 import os
 import sys
 import time
@@ -40,6 +41,7 @@ from edge_backbones.exporter import calibration as calibration_lib
 from edge_backbones.exporter import (
     disk,
     gpu_check,
+    isolated,
     memory,
     segmentation,
     tflite_metadata,
@@ -341,16 +343,10 @@ def export_job(job: options_lib.ExportJob) -> list[ArtifactRecord]:
     started = time.perf_counter()
     # each phase's peak resident memory, on stderr (benchmarks/memory/)
     meter = memory.PhaseMeter(_log)
-    with meter.phase("build"):
-        plan = plan_export(job)
-    _log(
-        f"export: {plan.name} ({type(plan.backbone).__name__}, weights: "
-        f"{plan.weights}) at {plan.size[0]}x{plan.size[1]}; "
-        f"{len(plan.holdout)} held-out images verify "
-        f"{[p.mode for p in plan.plans]}"
-    )
     try:
-        return _run_plan(plan, started, meter)
+        # the plan lives in _run_plan's frame only, which frees the Keras
+        # model before converting in child processes
+        return _run_plan(job, started, meter)
     except Exception as exc:
         full = disk.as_disk_space_error(
             exc, job.export.work_dir or job.export.out
@@ -360,8 +356,20 @@ def export_job(job: options_lib.ExportJob) -> list[ArtifactRecord]:
         raise full from exc
 
 
-def _run_plan(plan, started, meter):
-    job = plan.job
+def _run_plan(job, started, meter):
+    with meter.phase("build"):
+        plan = plan_export(job)
+    _log(
+        f"export: {plan.name} ({type(plan.backbone).__name__}, weights: "
+        f"{plan.weights}) at {plan.size[0]}x{plan.size[1]}; "
+        f"{len(plan.holdout)} held-out images verify "
+        f"{[p.mode for p in plan.plans]}"
+    )
+    estimate = memory.phase_bytes(plan.backbone, plan.size, plan.isolated)
+    _log(
+        "memory: estimated MiB per phase "
+        + dumps_json({k: round(v / 2**20) for k, v in estimate.items()})
+    )
     # every file is staged in a locked `.export-<pid>-*` folder in `out`;
     # the SavedModels and candidates in one in `work_dir` when it is given
     with contextlib.ExitStack() as stack:
@@ -372,6 +380,9 @@ def _run_plan(plan, started, meter):
                 workspace_lib.workspace(job.export.work_dir)
             )
         workbench = _prepare(plan, work, scratch, meter)
+        if plan.isolated:
+            plan = _without_keras(plan)
+            gc.collect()  # a Keras model's layers refer to each other
         records, failures = _export_all(plan, workbench)
         if plan.selecting:
             return _select(plan, workbench, records, failures)
@@ -405,6 +416,9 @@ class ExportPlan:
     calibration: Any  # a CalibrationSet or None
     holdout: list[Any]  # float32 (H, W, 3) arrays that verify
     holdout_source: str
+    # the Keras model is freed after tracing and each conversion runs in a
+    # child process (`memory.isolate_conversion`)
+    isolated: bool = False
 
     @property
     def selecting(self) -> bool:
@@ -442,7 +456,11 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
         job.model.task,
     )
     name = job.model.name or name
-    memory.check_backbone(backbone, size)
+    isolate = memory.isolate_conversion(
+        backbone, size, _isolable(backbone, plans, exp)
+    )
+    memory.check_backbone(backbone, size, isolated=isolate)
+    _check_flatbuffer_size(backbone, plans, name)
     if exp.work_dir is not None:
         workspace_lib.prepare_out(exp.work_dir)
     integer_graphs = {p.integer_softmax for p in plans if p.integer_layer_norm}
@@ -475,7 +493,63 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
             if calib is not None and hasattr(calib, "source")
             else "synthetic: no calibration photos were given"
         ),
+        isolated=isolate,
     )
+
+
+def _isolable(backbone, plans, exp):
+    """Whether the export can free the Keras model after tracing and
+    convert in child processes: one of our backbones (not a segmenter,
+    whose class map is checked against the model), float conversions
+    only (calibration and float-layer matching run in this process)."""
+    from edge_backbones.models.backbone import Backbone
+
+    return (
+        isinstance(backbone, Backbone)
+        and not segmentation.is_segmenter(backbone)
+        and all(p.converter in isolated.FLOAT_CONVERTERS for p in plans)
+        and not (exp.float_layers or exp.layer_report or exp.socs)
+    )
+
+
+# a .tflite flatbuffer addresses at most 2 GiB (32-bit offsets)
+_FLATBUFFER_LIMIT = 2**31
+# weight bytes per parameter in the converter's float kinds
+_WEIGHT_BYTES = {"fp32": 4, "fp16": 2, "dynamic": 1}
+
+
+def _check_flatbuffer_size(backbone, plans, name):
+    """InputError, before any work, for an artifact whose weights alone
+    exceed what one .tflite flatbuffer (and its embedded metadata) holds."""
+    params = backbone.count_params()
+    for plan in plans:
+        weight_bytes = _WEIGHT_BYTES.get(plan.converter, 1) * params
+        if weight_bytes >= _FLATBUFFER_LIMIT:
+            raise InputError(
+                f"{name}'s {plan.mode} artifact would hold "
+                f"{weight_bytes / 2**30:.2f} GiB of weights ({params / 1e6:.0f}"
+                " M parameters), over the 2 GiB a .tflite flatbuffer (with "
+                "the metadata embedded in it) can hold. Export fp16 or cpu "
+                "(half the bytes) or dynamic / int8 instead."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModelFacts:
+    """What an isolated export still reads of the model once its Keras
+    weights are freed (the metadata block is written before)."""
+
+    name: str
+    feature_info: tuple
+
+
+def _without_keras(plan):
+    """`plan` with its Keras model replaced by `_ModelFacts`; the model's
+    weights are freed when the caller drops the old plan."""
+    facts = _ModelFacts(
+        name=plan.backbone.name, feature_info=tuple(plan.backbone.feature_info)
+    )
+    return dataclasses.replace(plan, backbone=facts)
 
 
 def _image_size(model_options):
@@ -546,6 +620,8 @@ class Workbench:
     logits_converter: Converter | None = None
     # the same in integer form (full int8 with integer I/O)
     integer_logits_converters: dict = dataclasses.field(default_factory=dict)
+    # mode -> peak resident bytes of its conversion's child process
+    child_peaks: dict = dataclasses.field(default_factory=dict)
 
     def converter_for(self, plan: modes_lib.Plan) -> Converter:
         """The converter `plan` traces from (integer graphs for full int8;
@@ -628,6 +704,13 @@ def _prepare(plan, work, scratch, meter):
             for p in host
             if p.integer_layer_norm
         }
+    if plan.isolated:
+        _log(
+            "memory: converting in child processes; the Keras model is "
+            "freed first (in one process the export needs about "
+            f"{memory.estimate_bytes(plan.backbone, plan.size) / 2**30:.1f} "
+            "GiB)"
+        )
     return Workbench(
         work=work,
         scratch=scratch,
@@ -719,6 +802,11 @@ def _export_one(plan, workbench, mode_plan):
     # an int8 conversion calibrates inside the converter
     with workbench.meter.phase(f"convert {mode_plan.mode}"):
         content, float_layers = _convert(plan, workbench, mode_plan)
+    if mode_plan.mode in workbench.child_peaks:
+        workbench.meter.add_child(
+            f"convert {mode_plan.mode}",
+            workbench.child_peaks.pop(mode_plan.mode),
+        )
     graph = _check_graph(plan, mode_plan, content)
     with workbench.meter.phase(f"verify {mode_plan.mode}"):
         verified = _verify(plan, workbench, mode_plan, content, gate, final)
@@ -751,7 +839,16 @@ def _convert(plan, workbench, mode_plan):
     converter = workbench.converter_for(mode_plan)
     kind = mode_plan.converter
     applied = {"matched_nodes": [], "type_nodes": [], "name_nodes": []}
-    if kind in ("fp32", "fp16"):
+    if plan.isolated:
+        content, peak = isolated.convert(
+            converter.saved_model_dir,
+            kind,
+            os.path.join(workbench.scratch, f"child_{mode_plan.mode}.tflite"),
+            float_weight_ops=tuple(mode_plan.float_weight_ops or ()),
+            allow_flex=converter.allow_flex,
+        )
+        workbench.child_peaks[mode_plan.mode] = peak
+    elif kind in ("fp32", "fp16"):
         content = getattr(converter, kind)()
     elif kind == "int16x8":
         content = converter.int16x8(

@@ -46,3 +46,63 @@ def test_phase_meter_sees_a_phase_allocate():
         del block
     growth = (meter.phases["big"] - meter.phases["small"]) / 2**20
     assert 150 < growth < 260
+
+
+class _Sized:
+    """A backbone's two numbers the estimate reads, without building it."""
+
+    def __init__(self, params, activation):
+        self.params, self.activation = params, activation
+
+    def count_params(self):
+        return self.params
+
+    def peak_activation_bytes(self, height, width):
+        return self.activation
+
+
+def test_isolated_export_needs_less_than_one_process_for_big_weights():
+    # sam_vit_huge's weights (632 M parameters) and its 1024 attention
+    # scores: in one process the converter's copies sit beside the Keras
+    # model's; isolated, the conversion phase is the child plus a runtime
+    huge = _Sized(632 * 10**6, 2**30)
+    alone = memory.phase_bytes(huge, (1024, 1024))
+    split = memory.phase_bytes(huge, (1024, 1024), isolated=True)
+    assert max(split.values()) < max(alone.values()) - 2 * 2**30
+    assert max(split, key=split.__getitem__) == "convert"
+    assert memory.estimate_bytes(huge, (1024, 1024), isolated=True) == (
+        max(split.values())
+    )
+
+
+def test_isolate_only_where_one_process_does_not_fit_and_plans_allow():
+    base = _Sized(90 * 10**6, 2**24)
+    needed = memory.estimate_bytes(base, (256, 256))
+    assert not memory.isolate_conversion(base, (256, 256), True, needed)
+    assert memory.isolate_conversion(base, (256, 256), True, needed - 1)
+    assert not memory.isolate_conversion(base, (256, 256), False, 2**20)
+
+
+def test_isolated_refusal_names_the_child_conversion():
+    huge = _Sized(632 * 10**6, 2**30)
+    needed = memory.estimate_bytes(huge, (1024, 1024), isolated=True)
+    with pytest.raises(InputError) as caught:
+        memory.check_backbone(
+            huge, (1024, 1024), free=needed - 2**30, isolated=True
+        )
+    message = str(caught.value)
+    assert f"needs about {needed / 2**30:.1f} GiB" in message
+    assert "child process" in message and "2.4 GiB each" in message
+    # and with room for it, nothing is raised
+    memory.check_backbone(huge, (1024, 1024), free=needed, isolated=True)
+
+
+def test_fp32_over_the_flatbuffer_limit_is_refused_before_work():
+    from edge_backbones.core import modes
+    from edge_backbones.exporter.pipeline import _check_flatbuffer_size
+
+    huge = _Sized(632 * 10**6, 0)
+    fp16, fp32 = modes.resolve_plans(("fp16", "fp32"), ())
+    _check_flatbuffer_size(huge, [fp16], "sam_vit_huge")  # 1.18 GiB: fits
+    with pytest.raises(InputError, match=r"fp32 artifact would hold 2\.35"):
+        _check_flatbuffer_size(huge, [fp16, fp32], "sam_vit_huge")
