@@ -54,15 +54,18 @@ __all__ = [
     "isolate_conversion",
     "peak_rss_bytes",
     "phase_bytes",
+    "resident_bytes",
 ]
 
 ACTIVATION_COPIES = 3
 INPUT_COPIES = 4
 WEIGHT_COPIES = 8
 # a float conversion in a child process (`exporter.isolated`, with a fixed
-# malloc mmap threshold): the SavedModel it loads, the frozen constants,
-# the MLIR module, the flatbuffer; measured 5.3 on sam_vit_base
-CHILD_WEIGHT_COPIES = 6
+# malloc mmap threshold), per converter kind: the SavedModel it loads, the
+# frozen constants, the MLIR module, the flatbuffer. Measured on
+# sam_vit_base: fp32 5.3, fp16 3.7 (its flatbuffer is half the bytes);
+# dynamic is not measured and counted as fp32
+CHILD_WEIGHT_COPIES = {"fp32": 6, "fp16": 4, "dynamic": 6}
 # verifying: the candidate's bytes, the interpreter's copy and XNNPACK's
 # packed float32 weights (fp16 weights are unpacked to float32)
 VERIFY_WEIGHT_COPIES = 3
@@ -151,7 +154,10 @@ def check_input(size: Sequence[int], free: int | None = None) -> None:
 
 
 def phase_bytes(
-    backbone: Any, size: Sequence[int], isolated: bool = False
+    backbone: Any,
+    size: Sequence[int],
+    isolated: bool = False,
+    converters: Sequence[str] = ("fp32",),
 ) -> dict[str, int]:
     """{phase: bytes} an export of `backbone` at `size` holds at once.
 
@@ -160,7 +166,9 @@ def phase_bytes(
     freed after the SavedModel is traced and each conversion runs in a
     child process (`exporter.isolated`), so the conversion phase is this
     process's runtime plus the child's, and verification no longer holds
-    the Keras weights.
+    the Keras weights. `converters`: the converter kinds the export runs
+    (`modes.Plan.converter`); an isolated fp16 conversion holds fewer
+    copies than an fp32 one.
     """
     activations = ACTIVATION_COPIES * backbone.peak_activation_bytes(*size)
     weights = 4 * backbone.count_params()
@@ -177,17 +185,24 @@ def phase_bytes(
     return {
         "reference": RUNTIME_BYTES + keras + activations,
         "trace": RUNTIME_BYTES + 2 * keras,
-        "convert": 2 * RUNTIME_BYTES + CHILD_WEIGHT_COPIES * weights,
+        "convert": 2 * RUNTIME_BYTES
+        + max(
+            CHILD_WEIGHT_COPIES.get(kind, WEIGHT_COPIES) for kind in converters
+        )
+        * weights,
         "verify": RUNTIME_BYTES + VERIFY_WEIGHT_COPIES * weights + activations,
     }
 
 
 def estimate_bytes(
-    backbone: Any, size: Sequence[int], isolated: bool = False
+    backbone: Any,
+    size: Sequence[int],
+    isolated: bool = False,
+    converters: Sequence[str] = ("fp32",),
 ) -> int:
     """The memory an export of `backbone` at `size` needs, in bytes: its
     largest phase (`phase_bytes`)."""
-    return max(phase_bytes(backbone, size, isolated).values())
+    return max(phase_bytes(backbone, size, isolated, converters).values())
 
 
 def isolate_conversion(
@@ -214,6 +229,7 @@ def check_backbone(
     size: Sequence[int],
     free: int | None = None,
     isolated: bool = False,
+    converters: Sequence[str] = ("fp32",),
 ) -> None:
     """InputError if `backbone`'s export at `size` cannot fit.
 
@@ -224,7 +240,7 @@ def check_backbone(
         InputError: the estimated peak exceeds the free memory.
     """
     free = available_bytes() if free is None else free
-    phases = phase_bytes(backbone, size, isolated)
+    phases = phase_bytes(backbone, size, isolated, converters)
     needed = max(phases.values())
     if free is None or needed <= free:
         return
@@ -232,9 +248,12 @@ def check_backbone(
     weights = 4 * backbone.count_params()
     largest = max(phases, key=phases.__getitem__)
     if largest == "convert":
+        copies = max(
+            CHILD_WEIGHT_COPIES.get(k, WEIGHT_COPIES) for k in converters
+        )
         what = (
             (
-                f"converting in a child process ({CHILD_WEIGHT_COPIES} "
+                f"converting in a child process ({copies} "
                 "float32 copies of the weights"
             )
             if isolated
@@ -259,6 +278,12 @@ def _status_kib(field):
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory now (Linux), or None."""
+    rss = _status_kib("VmRSS")
+    return None if rss is None else rss * 1024
 
 
 def peak_rss_bytes() -> int:
@@ -311,14 +336,15 @@ class PhaseMeter:
         """{phase: peak MiB}, rounded, in phase order."""
         return {name: round(b / 2**20) for name, b in self.phases.items()}
 
-    def add_child(self, name: str, child_peak: int) -> None:
-        """Adds a child process's peak to phase `name`'s: the two processes
-        held their memory at the same time (`exporter.isolated`)."""
-        own = self.phases.get(name, 0)
-        self.phases[name] = own + child_peak
+    def add_child(self, name: str, child_peak: int, alongside: int) -> None:
+        """Counts a child process into phase `name`: its peak plus this
+        process's resident bytes while it ran (`alongside`), the memory
+        both held at once (`exporter.isolated`)."""
+        both = alongside + child_peak
+        self.phases[name] = max(both, self.phases.get(name, 0))
         if self._log is not None:
             self._log(
                 f"memory: {name}: child process peak RSS "
                 f"{child_peak / 2**20:.0f} MiB, with this process "
-                f"{(own + child_peak) / 2**20:.0f} MiB"
+                f"{both / 2**20:.0f} MiB"
             )

@@ -365,7 +365,12 @@ def _run_plan(job, started, meter):
         f"{len(plan.holdout)} held-out images verify "
         f"{[p.mode for p in plan.plans]}"
     )
-    estimate = memory.phase_bytes(plan.backbone, plan.size, plan.isolated)
+    estimate = memory.phase_bytes(
+        plan.backbone,
+        plan.size,
+        plan.isolated,
+        sorted({p.converter for p in plan.plans}),
+    )
     _log(
         "memory: estimated MiB per phase "
         + dumps_json({k: round(v / 2**20) for k, v in estimate.items()})
@@ -459,7 +464,10 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
     isolate = memory.isolate_conversion(
         backbone, size, _isolable(backbone, plans, exp)
     )
-    memory.check_backbone(backbone, size, isolated=isolate)
+    converters = sorted({p.converter for p in plans})
+    memory.check_backbone(
+        backbone, size, isolated=isolate, converters=converters
+    )
     _check_flatbuffer_size(backbone, plans, name)
     if exp.work_dir is not None:
         workspace_lib.prepare_out(exp.work_dir)
@@ -620,7 +628,8 @@ class Workbench:
     logits_converter: Converter | None = None
     # the same in integer form (full int8 with integer I/O)
     integer_logits_converters: dict = dataclasses.field(default_factory=dict)
-    # mode -> peak resident bytes of its conversion's child process
+    # mode -> (peak resident bytes of its conversion's child process, this
+    # process's resident bytes meanwhile)
     child_peaks: dict = dataclasses.field(default_factory=dict)
 
     def converter_for(self, plan: modes_lib.Plan) -> Converter:
@@ -805,7 +814,7 @@ def _export_one(plan, workbench, mode_plan):
     if mode_plan.mode in workbench.child_peaks:
         workbench.meter.add_child(
             f"convert {mode_plan.mode}",
-            workbench.child_peaks.pop(mode_plan.mode),
+            *workbench.child_peaks.pop(mode_plan.mode),
         )
     graph = _check_graph(plan, mode_plan, content)
     with workbench.meter.phase(f"verify {mode_plan.mode}"):
@@ -840,6 +849,7 @@ def _convert(plan, workbench, mode_plan):
     kind = mode_plan.converter
     applied = {"matched_nodes": [], "type_nodes": [], "name_nodes": []}
     if plan.isolated:
+        alongside = memory.resident_bytes() or 0
         content, peak = isolated.convert(
             converter.saved_model_dir,
             kind,
@@ -847,7 +857,7 @@ def _convert(plan, workbench, mode_plan):
             float_weight_ops=tuple(mode_plan.float_weight_ops or ()),
             allow_flex=converter.allow_flex,
         )
-        workbench.child_peaks[mode_plan.mode] = peak
+        workbench.child_peaks[mode_plan.mode] = (peak, alongside)
     elif kind in ("fp32", "fp16"):
         content = getattr(converter, kind)()
     elif kind == "int16x8":
