@@ -11,17 +11,18 @@ weights and the TensorFlow runtime itself (`RUNTIME_BYTES`). That is an
 estimate from the architecture, not a per-family pixel cap: a small model
 may go larger than a big one.
 
-The weights are held many times over at the peak, which is the
-conversion (`PhaseMeter`'s phases, `benchmarks/memory/`): the Keras
-model's variables, the SavedModel the converter loads, its frozen
-constants and the MLIR module built from them, and the flatbuffer. On
-sam_vit_base at 256 (86.7 M parameters, 331 MiB of float32 weights; small
-activations) the fp32 conversion peaked at 3574 MiB; mit_b0 at 224 (3.3 M
-parameters, so nearly all of it the runtime) peaked at 1110 MiB verifying
-int8. A runtime of 1152 MiB and 8 copies cover both (3821 and ~1260 MiB).
-sam_vit_huge at 1024 (632 M parameters) then needs ~24.5 GB, which is why
-it was OOM-killed at 24.1 GB on a 24 GB machine before this estimate
-counted the copies.
+The estimate is per phase (`phase_bytes`; measured with `PhaseMeter`,
+`benchmarks/memory/`): the float reference (Keras, eager: many
+score-sized blocks at once, `REFERENCE_ACTIVATION_COPIES`), the trace,
+each conversion and each verification. A conversion holds the weights
+many times over: the Keras model's variables, the SavedModel the
+converter loads, its frozen constants and the MLIR module built from
+them, and the flatbuffer (`WEIGHT_COPIES` in one process; on
+sam_vit_base at 256, 331 MiB of weights, the fp32 conversion peaked at
+3574 MiB). Where that does not fit, `isolate_conversion` splits the
+export: the Keras model is freed after the trace and each float
+conversion runs in a child process (`exporter.isolated`,
+`CHILD_WEIGHT_COPIES`), so the peak is the largest phase, not their sum.
 
 `check_input` runs before the model is even built (building allocates
 size-dependent weights such as ViTDet's position tables): the images alone
@@ -44,6 +45,7 @@ __all__ = [
     "ACTIVATION_COPIES",
     "CHILD_WEIGHT_COPIES",
     "INPUT_COPIES",
+    "REFERENCE_ACTIVATION_COPIES",
     "RUNTIME_BYTES",
     "WEIGHT_COPIES",
     "PhaseMeter",
@@ -58,6 +60,13 @@ __all__ = [
 ]
 
 ACTIVATION_COPIES = 3
+# the float reference: Keras runs the model eagerly, one op at a time, and
+# a global attention block holds its scores, their sums with the relative
+# position terms and the softmax's intermediates at once, beside blocks
+# malloc keeps after they are freed. Measured on sam_vit_huge at 1024
+# (1 GiB scores): the reference phase peaked at 18.0 GiB with 2.4 GiB of
+# weights and the runtime, ~15 score-sized blocks
+REFERENCE_ACTIVATION_COPIES = 15
 INPUT_COPIES = 4
 WEIGHT_COPIES = 8
 # a float conversion in a child process (`exporter.isolated`, with a fixed
@@ -170,12 +179,14 @@ def phase_bytes(
     (`modes.Plan.converter`); an isolated fp16 conversion holds fewer
     copies than an fp32 one.
     """
-    activations = ACTIVATION_COPIES * backbone.peak_activation_bytes(*size)
+    peak = backbone.peak_activation_bytes(*size)
+    activations = ACTIVATION_COPIES * peak
+    reference = RUNTIME_BYTES + REFERENCE_ACTIVATION_COPIES * peak
     weights = 4 * backbone.count_params()
     keras = weights  # the Keras model's variables
     if not isolated:
         return {
-            "reference": RUNTIME_BYTES + keras + activations,
+            "reference": reference + keras,
             "convert": RUNTIME_BYTES + WEIGHT_COPIES * weights,
             "verify": RUNTIME_BYTES
             + keras
@@ -183,7 +194,7 @@ def phase_bytes(
             + activations,
         }
     return {
-        "reference": RUNTIME_BYTES + keras + activations,
+        "reference": reference + keras,
         "trace": RUNTIME_BYTES + 2 * keras,
         "convert": 2 * RUNTIME_BYTES
         + max(
@@ -260,10 +271,15 @@ def check_backbone(
             else f"converting ({WEIGHT_COPIES} float32 copies of the weights"
         ) + f", {weights / 2**30:.1f} GiB each) with TensorFlow"
     else:
+        copies = (
+            REFERENCE_ACTIVATION_COPIES
+            if largest == "reference"
+            else ACTIVATION_COPIES
+        )
         what = (
             f"its largest activation ({peak / 2**30:.1f} GiB, estimated by "
             f"{type(backbone).__name__}.peak_activation_bytes) x "
-            f"{ACTIVATION_COPIES} beside the float32 weights "
+            f"{copies} beside the float32 weights "
             f"({weights / 2**30:.1f} GiB) and TensorFlow ({largest})"
         )
     _refuse(what, needed, free, size)

@@ -62,10 +62,10 @@ class _Sized:
 
 
 def test_isolated_export_needs_less_than_one_process_for_big_weights():
-    # sam_vit_huge's weights (632 M parameters) and its 1024 attention
-    # scores: in one process the converter's copies sit beside the Keras
-    # model's; isolated, the conversion phase is the child plus a runtime
-    huge = _Sized(632 * 10**6, 2**30)
+    # sam_vit_huge's weights (632 M parameters) at a size whose attention
+    # scores are small: in one process the converter's copies sit beside
+    # the Keras model's; isolated, the conversion is the child plus a runtime
+    huge = _Sized(632 * 10**6, 2**24)
     alone = memory.phase_bytes(huge, (1024, 1024))
     split = memory.phase_bytes(huge, (1024, 1024), isolated=True)
     assert max(split.values()) < max(alone.values()) - 2 * 2**30
@@ -84,7 +84,7 @@ def test_isolate_only_where_one_process_does_not_fit_and_plans_allow():
 
 
 def test_isolated_refusal_names_the_child_conversion():
-    huge = _Sized(632 * 10**6, 2**30)
+    huge = _Sized(632 * 10**6, 2**24)
     needed = memory.estimate_bytes(huge, (1024, 1024), isolated=True)
     with pytest.raises(InputError) as caught:
         memory.check_backbone(
@@ -110,7 +110,7 @@ def test_fp32_over_the_flatbuffer_limit_is_refused_before_work():
 
 def test_isolated_fp16_counts_fewer_copies_than_fp32():
     # measured on sam_vit_base@256 in a child: fp32 2380 MiB, fp16 1854
-    huge = _Sized(632 * 10**6, 2**30)
+    huge = _Sized(632 * 10**6, 2**24)
     fp16 = memory.estimate_bytes(huge, (1024, 1024), True, ["fp16"])
     both = memory.estimate_bytes(huge, (1024, 1024), True, ["fp16", "fp32"])
     assert both - fp16 == 2 * 4 * 632 * 10**6  # 6 copies instead of 4
@@ -125,3 +125,17 @@ def test_a_child_phase_counts_both_processes():
         "memory: convert fp16: child process peak RSS 3072 MiB, with this "
         "process 4096 MiB"
     ]
+
+
+def test_at_1024_the_float_reference_is_the_largest_phase():
+    # measured: sam_vit_huge's reference at 1024 (1 GiB of attention
+    # scores, 2.4 GiB of weights) peaked at 18.0 GiB, above the isolated
+    # fp16 conversion
+    huge = _Sized(632 * 10**6, 2**30)
+    phases = memory.phase_bytes(huge, (1024, 1024), True, ["fp16"])
+    assert max(phases, key=phases.__getitem__) == "reference"
+    assert 18.0 * 2**30 <= phases["reference"] <= 1.25 * 18.0 * 2**30
+    with pytest.raises(InputError, match=r"x 15 beside .*\(reference\)"):
+        memory.check_backbone(
+            huge, (1024, 1024), free=16 * 2**30, isolated=True
+        )
