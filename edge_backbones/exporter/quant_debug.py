@@ -41,6 +41,7 @@ __all__ = [
     "match_nodes",
     "layer_type_nodes",
     "layer_name_nodes",
+    "weighted_layer_nodes",
     "scheme_float_nodes",
     "write_layer_report",
     "node_data",
@@ -157,18 +158,56 @@ def layer_name_nodes(
     ]
     if not paths:
         return []
-    pattern = re.compile(
+    pattern = _path_pattern(paths)
+    return [
+        tensor
+        for _, tensor in op_outputs(model_content)
+        if pattern.search(tensor)
+    ]
+
+
+def _path_pattern(paths: Iterable[str]) -> "re.Pattern[str]":
+    return re.compile(
         r"(^|/)("
         + "|".join(
             r"(_\d+)?/".join(map(re.escape, path.split("/"))) for path in paths
         )
         + r")(_\d+)?/"
     )
-    return [
-        tensor
-        for _, tensor in op_outputs(model_content)
-        if pattern.search(tensor)
-    ]
+
+
+def weighted_layer_nodes(
+    model_content: bytes, backbone: Any
+) -> dict[str, list[str]]:
+    """{layer path: output tensor names of its ops} for every innermost
+    layer with weights (Dense, Conv2D, ...) that has ops in the graph:
+    the units a per-layer precision choice picks among (`budget`)."""
+    leaves = []
+
+    def walk(layer: Any, prefix: str) -> None:
+        for child in keras_compat.flatten_layers(
+            layer, include_self=False, recursive=False
+        ):
+            path = prefix + child.name
+            children = list(
+                keras_compat.flatten_layers(
+                    child, include_self=False, recursive=False
+                )
+            )
+            if children:
+                walk(child, path + "/")
+            elif child.weights:
+                leaves.append(path)
+
+    walk(backbone, "")
+    tensors = [tensor for _, tensor in op_outputs(model_content)]
+    found = {}
+    for path in leaves:
+        pattern = _path_pattern([path])
+        nodes = [t for t in tensors if pattern.search(t)]
+        if nodes:
+            found[path] = nodes
+    return found
 
 
 def scheme_float_nodes(
