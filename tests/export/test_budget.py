@@ -171,3 +171,17 @@ def test_parse_budget():
     assert budget_lib.parse_budget({"max_mb": 5}).max_mb == 5.0
     with pytest.raises(InputError, match="KEY=VALUE"):
         budget_lib.parse_budget("0.999")
+
+
+def test_recipe_takes_a_budget_table(tmp_path):
+    from edge_backbones.exporter import recipes
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[model]\npreset = "mit_b0"\n'
+        "[export]\nbudget = { min_cos = 0.999, max_ms = 40 }\n"
+    )
+    kwargs = recipes.load_recipe(str(recipe))
+    assert budget_lib.parse_budget(kwargs["budget"]) == budget_lib.Budget(
+        min_cos=0.999, max_ms=40.0
+    )
