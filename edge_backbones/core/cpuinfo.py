@@ -21,6 +21,7 @@ __all__ = [
     "cpu_flags",
     "cpu_flags_override",
     "cpu_record",
+    "peak_cpuinfo",
 ]
 
 CPU_FLAGS_ENV = "EDGE_BACKBONES_CPU_FLAGS"
@@ -68,12 +69,19 @@ def cpu_flags(path: str | os.PathLike[str] | None = None) -> set[str] | None:
     return set((fields.get("flags") or fields.get("features") or "").split())
 
 
+def peak_cpuinfo(info: dict[str, str] | None) -> dict[str, str] | None:
+    """What `peak.peak_model` may read of this CPU's /proc/cpuinfo: none
+    of it while `EDGE_BACKBONES_CPU_FLAGS` emulates another CPU (this
+    one's family must not derate the emulated one's vector unit)."""
+    return None if cpu_flags_override() is not None else info
+
+
 def cpu_record() -> dict[str, Any]:
     """This CPU for a benchmark's JSON: model, flags (and whether they are
     emulated), clock, the peak model (`core.peak`), load average."""
     info = read_cpuinfo() or {}
     flags = cpu_flags()
-    peak = peak_model(flags or (), info)
+    peak = peak_model(flags or (), peak_cpuinfo(info))
     mhz, source = cpu_frequency_mhz(info)
     try:
         load: list[float] | None = list(os.getloadavg())

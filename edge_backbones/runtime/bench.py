@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from edge_backbones.core.cpuinfo import cpu_flags, read_cpuinfo
+from edge_backbones.core.cpuinfo import cpu_flags, peak_cpuinfo, read_cpuinfo
 from edge_backbones.core.peak import (
     SiliconShare,
     cpu_frequency_mhz,
@@ -216,7 +216,11 @@ def physical_limit(
     peaks of `num_threads` cores of this CPU (`core.peak`; `flags`:
     another CPU's, default this one's or `EDGE_BACKBONES_CPU_FLAGS`)."""
     info = read_cpuinfo()
-    peak = peak_model((cpu_flags() or ()) if flags is None else flags, info)
+    if flags is None:
+        flags, info_for_peak = cpu_flags() or (), peak_cpuinfo(info)
+    else:  # another CPU's flags: this one's family says nothing of it
+        info_for_peak = None
+    peak = peak_model(flags, info_for_peak)
     mhz, _ = cpu_frequency_mhz(info)
     cores = num_threads or os.cpu_count() or 1
     macs = int(count_macs(model_path)["total"])
