@@ -51,6 +51,7 @@ __all__ = [
     "check_budget_plans",
     "search",
     "worst_cosine",
+    "overlays",
 ]
 
 BUDGET_KEYS = ("min_cos", "max_ms", "max_mb")
@@ -291,11 +292,16 @@ def search(
     steps = [_step(base, [], search_score(base), num_threads, bench_runs)]
     _log_step(log, steps[0], [])
     measured: list[LayerUnit] = []
+    op_ms: dict[str, dict[str, float]] = {"float32": {}, "int8": {}}
     if _within_limits(budget, steps[0]):  # else nothing can meet it
+        log(f"budget: measuring {len(units)} layers, each alone in float")
+        op_ms = {
+            "float32": _op_ms(fp32, num_threads, bench_runs),
+            "int8": _op_ms(base, num_threads, bench_runs),
+        }
         measured = _measure(
-            units, quantize, fp32, base, steps[0]["cosine"], search_score,
-            num_threads, bench_runs, log,
-        )  # fmt: skip
+            units, quantize, op_ms, steps[0]["cosine"], search_score
+        )
     order = sorted(measured, key=lambda u: u.priority, reverse=True)
     raised_units: list[LayerUnit] = []
     content = base
@@ -347,6 +353,8 @@ def search(
         ],
         "steps": steps,
         "chosen_step": chosen,
+        # {graph: {op output tensor: isolated ms}}: the time overlay's
+        "op_ms": op_ms,
         "seconds": time.perf_counter() - started,
     }
     if chosen is None:
@@ -381,19 +389,14 @@ def search(
 def _measure(
     units: Sequence[LayerUnit],
     quantize: Quantize,
-    fp32: bytes,
-    base: bytes,
+    op_ms: Mapping[str, Mapping[str, float]],
     base_cos: float,
     search_score: Score,
-    threads: int | None,
-    runs: int,
-    log: Callable[[str], object],
 ) -> list[LayerUnit]:
     """Each unit with its cosine gain (raised alone) and ms saved (its
-    ops' isolated float time minus their int8 time)."""
-    log(f"budget: measuring {len(units)} layers, each alone in float")
-    float_ms = _op_ms(fp32, threads, runs)
-    int8_ms = _op_ms(base, threads, runs)
+    ops' isolated float time minus their int8 time, from `op_ms`:
+    {"float32" | "int8": {output tensor name: ms}})."""
+    float_ms, int8_ms = op_ms["float32"], op_ms["int8"]
     measured = []
     for unit in units:
         gain = search_score(quantize(unit.nodes)) - base_cos
@@ -444,3 +447,20 @@ def _describe(budget: Budget) -> str:
     return ",".join(
         f"{k}={v:g}" for k, v in budget.as_dict().items() if v is not None
     )
+
+
+def overlays(log: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, float]]]:
+    """{file suffix: (overlay name, {op output tensor: value})} of a
+    search log, for Model Explorer (`quant_debug.write_node_values`): each
+    layer op's error (the worst cosine keeping its layer float buys back)
+    and each op's isolated time in the full-int8 and the float graph."""
+    error = {
+        node: float(layer["cosine_gain"])
+        for layer in log["layers"]
+        for node in layer["nodes"]
+    }
+    return {
+        "budget_error": ("cosine gain of the layer in float", error),
+        "budget_int8_ms": ("op ms, full int8", dict(log["op_ms"]["int8"])),
+        "budget_float_ms": ("op ms, float", dict(log["op_ms"]["float32"])),
+    }

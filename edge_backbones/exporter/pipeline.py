@@ -746,10 +746,17 @@ def _export_one(plan, workbench, mode_plan):
         final, content, metadata, workbench.work
     )
     if search_log is not None:
+        from edge_backbones.exporter.quant_debug import write_node_values
+
+        stem = os.path.join(folder, plan.stem(mode_plan.mode))
         write_file_atomic(
-            os.path.join(folder, plan.stem(mode_plan.mode) + ".budget.json"),
-            dumps_json(search_log, indent=1) + "\n",
+            stem + ".budget.json", dumps_json(search_log, indent=1) + "\n"
         )
+        # per-op error and per-op time, painted on the graph
+        for suffix, (name, values) in budget_lib.overlays(search_log).items():
+            write_node_values(
+                name, values, f"{stem}.{suffix}.model_explorer.json"
+            )
     return ArtifactRecord(
         mode=mode_plan.mode,
         path=final,

@@ -46,6 +46,7 @@ __all__ = [
     "write_layer_report",
     "node_data",
     "write_node_data",
+    "write_node_values",
 ]
 
 # Model Explorer paints each node by where its value falls between the
@@ -304,3 +305,19 @@ def node_data(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def write_node_data(rows: Sequence[Mapping[str, Any]], path: str) -> str:
     """Writes `node_data(rows)` as strict JSON (atomically)."""
     return write_file_atomic(path, dumps_json(node_data(rows), indent=1))
+
+
+def write_node_values(name: str, values: Mapping[str, float], path: str) -> str:
+    """Writes {op output tensor: value} as one Model Explorer node-data
+    overlay (`GraphNodeData`) called `name`: strict JSON, atomically,
+    non-finite values left out."""
+    document = {
+        "name": name,
+        "results": {
+            tensor: {"value": value}
+            for tensor, value in values.items()
+            if tensor and math.isfinite(value)
+        },
+        "gradient": _GRADIENT,
+    }
+    return write_file_atomic(path, dumps_json(document, indent=1))

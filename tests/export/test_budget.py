@@ -2,6 +2,7 @@
 keeps a seeded bad layer in float, and bad budgets are typed errors."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -84,6 +85,26 @@ def test_search_log_is_strict_json_beside_the_artifact(searched):
     # the bad layer buys the most cosine per ms saved: raised first
     assert log["layers"][0]["path"] == BAD_LAYER
     assert log["layers"][0]["cosine_gain"] > 0.1
+
+
+def test_overlays_paint_error_and_time_on_the_graph(searched):
+    record, out = searched
+    stem = out / Path(record.path).stem
+    error = json.loads(
+        Path(f"{stem}.budget_error.model_explorer.json").read_text()
+    )
+    (bad,) = record.metadata["scheme"]["per_layer"]["float_nodes"]
+    assert (
+        max(error["results"], key=lambda t: error["results"][t]["value"]) == bad
+    )
+    timed = json.loads(
+        Path(f"{stem}.budget_int8_ms.model_explorer.json").read_text()
+    )
+    outputs = {op.output for op in operators(record.path)}
+    # every op of the int8 graph that the chosen graph shares is timed
+    assert bad in timed["results"] and len(timed["results"]) > 20
+    assert all(v["value"] >= 0 for v in timed["results"].values())
+    assert set(error["results"]) <= outputs
 
 
 def test_unmeetable_budget_names_the_closest_and_writes_nothing(
