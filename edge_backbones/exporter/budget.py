@@ -293,7 +293,10 @@ def search(
     _log_step(log, steps[0], [])
     measured: list[LayerUnit] = []
     op_ms: dict[str, dict[str, float]] = {"float32": {}, "int8": {}}
-    if _within_limits(budget, steps[0]):  # else nothing can meet it
+    # measure the layers only where full int8 fails and something can pass
+    if _within_limits(budget, steps[0]) and not _meets(
+        budget, steps[0], gate, base, holdout_score, log
+    ):
         log(f"budget: measuring {len(units)} layers, each alone in float")
         op_ms = {
             "float32": _op_ms(fp32, num_threads, bench_runs),
@@ -323,17 +326,9 @@ def search(
         step = steps[-1]
         if not _within_limits(budget, step):
             break  # raising more only makes it slower and larger
-        if budget.met(step["cosine"], step["ms"], step["mb"], gate):
-            step["holdout_cosine"] = holdout_score(content)
-            met = budget.met(step["holdout_cosine"], 0.0, 0.0, gate)
-            step["holdout_met"] = met
-            log(
-                f"budget: step {index} meets it on the search photos; "
-                f"held-out cosine {step['holdout_cosine']:.5f}"
-            )
-            if met:
-                chosen = index
-                break
+        if _meets(budget, step, gate, content, holdout_score, log):
+            chosen = index
+            break
     record = {
         "budget": budget.as_dict(),
         "gate": budget.min_cos if budget.min_cos is not None else gate,
@@ -407,6 +402,28 @@ def _measure(
             dataclasses.replace(unit, cosine_gain=gain, ms_saved=saved)
         )
     return measured
+
+
+def _meets(
+    budget: Budget,
+    step: dict[str, Any],
+    gate: float,
+    content: bytes,
+    holdout_score: Score,
+    log: Callable[[str], object],
+) -> bool:
+    """True if the step's graph meets the budget on the search photos
+    and then on the held-out ones (recorded in `step`, scored once)."""
+    if not budget.met(step["cosine"], step["ms"], step["mb"], gate):
+        return False
+    if "holdout_cosine" not in step:
+        step["holdout_cosine"] = holdout_score(content)
+        step["holdout_met"] = budget.met(step["holdout_cosine"], 0, 0, gate)
+        log(
+            "budget: it meets the budget on the search photos; held-out "
+            f"cosine {step['holdout_cosine']:.5f}"
+        )
+    return bool(step["holdout_met"])
 
 
 def _within_limits(budget: Budget, step: Mapping[str, Any]) -> bool:
