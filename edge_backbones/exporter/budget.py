@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from edge_backbones.core import fidelity as fidelity_lib
+from edge_backbones.core.cpuinfo import cpu_record
 from edge_backbones.core.suggest import did_you_mean
 from edge_backbones.errors import BudgetError, InputError
 
@@ -333,6 +334,8 @@ def search(
         "budget": budget.as_dict(),
         "gate": budget.min_cos if budget.min_cos is not None else gate,
         "threads": num_threads,
+        # the machine the latencies are from: flags, clock, load
+        "cpu": cpu_record(),
         "method": (
             "greedy: layers raised to float in order of worst-cosine gain "
             "per ms their int8 ops save (isolated LiteRT op timings)"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edge_backbones.core.artifact import ArtifactMetadata
+from edge_backbones.core.cpuinfo import cpu_flags
 from edge_backbones.core.fidelity import worst
 from edge_backbones.errors import BudgetError, InputError
 from edge_backbones.exporter import budget as budget_lib
@@ -76,6 +77,7 @@ def test_search_log_is_strict_json_beside_the_artifact(searched):
     text = (out / per_layer["search_log"]).read_text()
     log = json.loads(text, parse_constant=pytest.fail)
     steps = log["steps"]
+    assert log["cpu"]["flags"] == sorted(cpu_flags() or ())
     # step 0 is full int8: the bad layer costs most of the cosine
     assert steps[0]["float_layers"] == [] and steps[0]["cosine"] < 0.95
     chosen = steps[log["chosen_step"]]
