@@ -202,6 +202,8 @@ def labelled(checkpoint, photos, tmp_path_factory):
     }
 
 
+# scores every mode's artifacts: the every-mode export is the matrix stage's
+@pytest.mark.matrix_stage
 def test_labels_give_true_miou_and_pixel_accuracy(exported, labelled):
     miou, accuracy, pixels = _scores(
         labelled["predicted"], labelled["labels"], 5
