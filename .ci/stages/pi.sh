@@ -5,7 +5,8 @@
 # MiT and ViTDet artifacts on x86 and records their outputs (through LiteRT
 # and through x86 tflite-runtime, the reference of each), then, under
 # qemu-user as a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5), runs the device
-# tests (tests/device) through both interpreters, a report whose device
+# tests (tests/device, with a tiny segmenter's mask agreement) through
+# both interpreters, a report whose device
 # block says it was emulated, and a merge with the x86 report. Fails on any
 # output out of bounds (runtime.parity.verdict). Needs root.
 # EDGE_BACKBONES_CACHE keeps the rootfs between runs (~/.cache/edge_backbones).
@@ -48,6 +49,10 @@ if [ ! -f "$X86_TFLITE/.ok" ]; then
 fi
 PYTHONPATH="$X86_TFLITE:$PWD" python benchmarks/pi/compare.py record \
   "$WORK/ref" x86_tflite_runtime --backend tflite_runtime \
+  --delegates xnnpack,cpu 2>>"$WORK/export.log"
+# the tiny segmenter's class maps too (tests/device scores mask agreement)
+PYTHONPATH="$X86_TFLITE:$PWD" python benchmarks/pi/compare.py record \
+  "$WORK/ref/segmenter" x86_tflite_runtime --backend tflite_runtime \
   --delegates xnnpack,cpu 2>>"$WORK/export.log"
 # the tests and scripts, not the package: the rootfs imports the wheel
 rm -rf "$WORK/repo" && mkdir -p "$WORK/repo"

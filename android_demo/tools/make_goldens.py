@@ -229,6 +229,43 @@ def _write_preprocessing(writer, rgb):
     return cases
 
 
+def _write_overlay(writer, rgb):
+    """A class map over a crop of the photo, as runtime/overlay.py draws it:
+    the crop, the map (a size that does not divide it), the palette, the
+    blended pixels and the legend rows the app must compute."""
+    from edge_backbones.runtime.overlay import (
+        overlay_image,
+        palette,
+        top_classes,
+    )
+
+    photo = np.ascontiguousarray(rgb[:37, :53])
+    rng = np.random.default_rng(0)
+    # blocks of classes, one id past the names (a legend says "class 12")
+    classes = rng.integers(0, 13, (7, 9)).astype(np.int32)
+    classes[:3, :4] = 3
+    names = [f"thing {i}" for i in range(12)]
+    drawn = overlay_image(photo, classes, names)
+    writer.array("overlay/photo", photo)
+    writer.array("overlay/classes", classes)
+    writer.array("overlay/palette", palette())
+    writer.array("overlay/blended", drawn[: photo.shape[0], : photo.shape[1]])
+    import cv2
+
+    resized = cv2.resize(
+        classes.astype(np.float32),
+        (photo.shape[1], photo.shape[0]),
+        interpolation=cv2.INTER_NEAREST,
+    ).astype(np.int64)
+    return {
+        "class_names": names,
+        "legend": [
+            [i, names[i] if i < len(names) else f"class {i}", share]
+            for i, share in top_classes(resized)
+        ],
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder to (re)write")
@@ -249,6 +286,7 @@ def main(argv=None):
         "photo": PHOTO,
         "resize": _write_resizes(writer, rgb),
         "preprocess": _write_preprocessing(writer, rgb),
+        "overlay": _write_overlay(writer, rgb),
         "latency": {
             name: {"seconds": values, "stats": latency_stats(values)}
             for name, values in _LATENCY_CASES.items()

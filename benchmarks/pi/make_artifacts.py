@@ -8,6 +8,10 @@ Runs on the x86 host (needs the `export` extra). Writes into OUT:
 - `inputs.npz`: the held-out photos preprocessed for each model;
 - `x86.npz` + `x86.json`: every artifact's outputs on those inputs, through
   each delegate, on this machine (the reference the Pi is compared with);
+- `segmenter/`: a tiny SegFormer segmenter (the tiny MiT under the B0
+  decode head, random weights) in fp32, `int8_mixed` and `cpu`, with its
+  held-out inputs and x86 outputs (`classes` among them): the Pi's class
+  maps are scored by mask agreement with x86's (tests/device);
 - `legacy/fc_int8_no_bias.tflite`: one int8 FULLY_CONNECTED of the MiT
   `npu_int8` graph with its bias removed, as exports made before
   export/fc_bias.py wrote it (tflite-runtime 2.14 crashes on it on aarch64;
@@ -97,6 +101,39 @@ def export_all(out, models=TINY_MODELS, image_size=IMAGE_SIZE, targets=TARGETS):
     return paths
 
 
+SEGMENTER = ("segformer_b0_ade20k_512", TINY_MODELS["mit_tiny"][1])
+SEGMENTER_MODES = ["fp32", "int8_mixed"]
+SEGMENTER_TARGETS = ["cpu"]
+
+
+def export_segmenter(out):
+    """The tiny segmenter's artifacts, inputs and x86 outputs in `out`."""
+    from edge_backbones.exporter import export
+
+    preset, config = SEGMENTER
+    records = export(
+        preset,
+        image_size=IMAGE_SIZE,
+        modes=SEGMENTER_MODES,
+        targets=SEGMENTER_TARGETS,
+        calibration=REPO / "calibration",
+        out=out / "artifacts",
+        random_weights=True,
+        config=config,
+        name="segformer_tiny",
+        max_images=16,
+        # random weights: gates that catch a broken export only
+        thresholds={"int8_mixed": 0.9, "cpu": 0.9},
+        mask_thresholds={"int8_mixed": 0.9, "cpu": 0.9},
+    )
+    paths = [record.path for record in records]
+    inputs = parity.holdout_inputs(paths, REPO / "calibration")
+    parity.save_arrays(out / "inputs.npz", inputs)
+    run = parity.run_artifacts(paths, inputs, backend="litert")
+    parity.save_run(out, "x86", run)
+    return paths
+
+
 def write_bias_less_fc(artifact, out):
     """`out`: the first FULLY_CONNECTED of `artifact` alone, bias removed."""
     from ai_edge_litert import schema_py_generated as schema
@@ -137,6 +174,7 @@ def main(argv=None):
             artifacts / f"mit_tiny_{IMAGE_SIZE}x{IMAGE_SIZE}_npu_int8.tflite",
             args.out / "legacy" / "fc_int8_no_bias.tflite",
         )
+        export_segmenter(args.out / "segmenter")
     inputs = parity.holdout_inputs(paths, REPO / "calibration")
     parity.save_arrays(args.out / "inputs.npz", inputs)
     run = parity.run_artifacts(paths, inputs, backend="litert")

@@ -48,7 +48,10 @@ __all__ = [
     "GpuRun",
     "Graph",
     "InputSpec",
+    "LabelScores",
     "LevelFigures",
+    "MaskAgreement",
+    "MaskVerification",
     "ModelInfo",
     "Numerics",
     "OutputSpec",
@@ -274,6 +277,38 @@ class ModelInfo(_Record):
 
 
 @_frozen
+class MaskAgreement(_Record):
+    """Share of pixels with the float model's class: worst image, mean."""
+
+    min: float
+    mean: float
+
+
+@_frozen
+class LabelScores(_Record):
+    """A segmenter's masks against the photos' own label masks."""
+
+    mean_iou: float
+    pixel_accuracy: float
+    pixels: int  # labelled pixels counted (255 = ignored, not counted)
+    source: str  # the labels folder
+    reduce_labels: bool = _field(optional=True)
+
+
+@_frozen
+class MaskVerification(_Record):
+    """A segmenter's class maps against the float model's on held-out
+    photos, its gate, and with a labels folder the true scores."""
+
+    images: int
+    mask_agreement: MaskAgreement = _field(MaskAgreement)
+    miou_vs_float: float = _field()
+    min_mask_agreement: float | None = _field()
+    holdout: str = _field()
+    labels: LabelScores = _field(LabelScores, optional=True)
+
+
+@_frozen
 class Task(_Record):
     """What the graph computes on top of (or instead of) the levels."""
 
@@ -285,7 +320,7 @@ class Task(_Record):
     # segmentation: False where the runtime computes `classes` from logits
     classes_in_graph: bool = _field(optional=True)
     # segmentation: the masks against the float model's on held-out photos
-    verification: dict[str, Any] = _field(optional=True)
+    verification: MaskVerification = _field(MaskVerification, optional=True)
     # sam_encoder / sam_decoder: what ties a pair, and the decoder's layout
     checkpoint_sha256: str = _field(optional=True)
     image_size: list[Any] = _field(optional=True)

@@ -82,6 +82,13 @@ def _flags():
         (("--holdout-fraction",), {"type": float, "help": "Share of a "
                                    "manifest-less folder held out for "
                                    "verification."}),
+        (("--labels",), {"help": "A segmenter's label masks: one PNG of "
+                         "class ids (255 ignored) per held-out photo, named "
+                         "like it; export also scores true mIoU and pixel "
+                         "accuracy."}),
+        (("--reduce-labels",), {**flag, "help": "ADE20K-style masks (0 = "
+                                "other): ids read as transformers' "
+                                "do_reduce_labels."}),
         (("--seed",), {"type": int, "help": "Seeds splits and samples."}),
         (("--threads",), {"dest": "num_threads", "type": int, "help":
                           "Interpreter threads for verification and "

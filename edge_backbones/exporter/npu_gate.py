@@ -9,7 +9,11 @@ that SoC. The metadata's `fidelity` is then the simulated one (labelled
 simulation with LiteRT's CPU run of the source artifact (XNNPACK where it
 takes the ops), and `compiled.cpu_reference_kernels` LiteRT's reference
 kernels with both: the spread between two CPU implementations of the same
-integer graph, against which the simulator's distance is judged.
+integer graph, against which the simulator's distance is judged. A
+segmenter's simulated class maps are scored as its CPU ones are (mask
+agreement and mIoU vs the float model's, gated by the source's
+`min_mask_agreement`): the compiled file's `task.verification` is the
+simulated one.
 """
 
 import os
@@ -20,7 +24,7 @@ from typing import Any
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.core.modes import npu_targets
 from edge_backbones.errors import InputError
-from edge_backbones.exporter import verify
+from edge_backbones.exporter import segmentation, verify
 from edge_backbones.npu.compile import (
     compile_model,
     compiled_name,
@@ -94,8 +98,15 @@ def compile_verified(
         simulated, cpu, reference_kernels, backend = _simulate(
             compiled, meta, source.path, holdout
         )
-        fidelity = fidelity_lib.compare(reference, simulated)
         name = compiled_name(source.path, soc)
+        masks = _simulated_masks(source, soc, name, reference, simulated)
+        if masks is not None:
+            meta["task"]["verification"] = masks
+            reference, simulated, cpu, reference_kernels = (
+                segmentation.without_classes(outputs)
+                for outputs in (reference, simulated, cpu, reference_kernels)
+            )
+        fidelity = fidelity_lib.compare(reference, simulated)
         verify.check(fidelity, gate, f"npu@{soc.name}", name)
         vs_cpu = fidelity_lib.compare(cpu, simulated)
         meta["fidelity"] = {
@@ -125,5 +136,39 @@ def compile_verified(
             "cos "
             f"{fidelity_lib.worst(vs_cpu)[1]['cosine']:.5f} vs LiteRT CPU"
         )
+        if masks is not None:
+            log(f"npu@{soc.name}: {segmentation.format_masks(meta['task'])}")
         written.append((path, fidelity, meta))
     return written
+
+
+def _simulated_masks(source, soc, name, reference, simulated):
+    """A segmenter's simulated class maps against the float model's, its
+    gate checked (FidelityError below it); None for a backbone."""
+    task = source.metadata.get("task") or {}
+    if task.get("kind") != segmentation.SEGMENTATION:
+        return None
+    checked = task["verification"]
+    if segmentation.CLASSES not in reference:
+        # the float model's class map, as the graph's (or the runtime's)
+        from edge_backbones.runtime.class_map import class_map
+
+        _, height, width, _ = source.metadata["input"]["shape"]
+        reference = {
+            **reference,
+            segmentation.CLASSES: class_map(
+                reference[segmentation.LOGITS],
+                task.get("classes_at", "logits"),
+                (height, width),
+            ),
+        }
+    masks = segmentation.mask_fidelity(
+        reference, simulated, task["num_classes"]
+    )
+    gate = checked["min_mask_agreement"]
+    segmentation.check_masks(masks, gate, f"npu@{soc.name}", name)
+    return {
+        **masks,
+        "min_mask_agreement": gate,
+        "holdout": checked["holdout"],
+    }

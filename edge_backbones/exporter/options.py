@@ -79,6 +79,8 @@ class ExportKwargs(TypedDict, total=False):
     task: str | None  # "backbone" | "segmentation"
     mask_thresholds: Mapping[str, float] | None
     work_dir: PathLike | None
+    labels: PathLike | None
+    reduce_labels: bool | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +242,10 @@ class CalibrationOptions:
     max_images: int = 32
     holdout_fraction: float = 0.25
     seed: int = 0  # also seeds random weights
+    # segmenters: PNG index masks named like the held-out photos
+    labels: str | None = None
+    # ADE20K's "0 = other": ids read as transformers' do_reduce_labels
+    reduce_labels: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,6 +288,8 @@ OPTIONS = {
     "socs": Option("export", NAMES),
     "work_dir": Option("export", PATH, "", TEXT),
     "mask_thresholds": Option("export", MASK_THRESHOLDS),
+    "labels": Option("calibration", PATH, "", TEXT),
+    "reduce_labels": Option("calibration", BOOLEAN),
 }
 
 # every option of export() -> its kind

@@ -308,6 +308,12 @@ def export(
         socs: with target npu, SoCs ("SM8650,SM8750", "intel-cpu") to
             compile the npu artifact for (`edge_backbones.npu`); each
             compiled file is gated on its simulated numerics vs float.
+        labels: a segmenter's label masks, one PNG of class ids per
+            held-out photo named like it (255 ignored); every artifact is
+            also scored by true mIoU and pixel accuracy (the metadata's
+            `task.verification.labels`). Checked before any conversion.
+        reduce_labels: read the masks as ADE20K's (0 = other), as
+            transformers' `do_reduce_labels`.
         work_dir: the folder for the SavedModel and the candidates
             (default: a work folder inside `out`); give one on another
             file system when `out`'s is nearly full. Free space is checked
@@ -425,6 +431,8 @@ class ExportPlan:
     # the Keras model is freed after tracing and each conversion runs in a
     # child process (`memory.isolate_conversion`)
     isolated: bool = False
+    # a segmenter's label masks of the held-out photos, in their order
+    labels: list[str] | None = None
     # per-layer precision of the one int8 plan against it (exporter.budget)
     budget: "budget_lib.Budget | None" = None
 
@@ -494,6 +502,9 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
     _check_destinations(exp.out, stems)
     preprocessing = graph_lib.model_preprocessing(backbone, exp.pixels_in_graph)
     calib = _calibration(job, plans)
+    labels = segmentation.check_labels_option(
+        job.calibration.labels, job.calibration.reduce_labels, backbone, calib
+    )
     return ExportPlan(
         job=job,
         size=size,
@@ -516,6 +527,7 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
             else "synthetic: no calibration photos were given"
         ),
         isolated=isolate,
+        labels=labels,
     )
 
 
@@ -671,6 +683,9 @@ def _prepare(plan, work, scratch, meter):
             plan.backbone, plan.size, plan.out_features, plan.preprocessing
         )
         reference = graph_lib.reference_outputs(serving, plan.holdout)
+    if plan.labels is not None:
+        scores = _label_scores(plan, reference)
+        _log(f"float model: {segmentation.format_labels(scores)}")
     with meter.phase("trace"):
         saved = write_saved_model(serving, os.path.join(scratch, "saved_model"))
     with meter.phase("calibration images"):
@@ -1044,6 +1059,8 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
             what,
             plan.size,
         )
+        if plan.labels is not None:
+            task["verification"]["labels"] = _label_scores(plan, outputs)
         reference = segmentation.without_classes(reference)
         outputs = segmentation.without_classes(outputs)
     fidelity = fidelity_lib.compare(reference, outputs)
@@ -1080,6 +1097,18 @@ def _verify(plan, workbench, mode_plan, content, gate, final):
         "graph": graph,
         "task": task,
     }
+
+
+def _label_scores(plan, outputs):
+    """A segmenter's true mIoU and pixel accuracy on the labelled photos."""
+    job = plan.job.calibration
+    return segmentation.label_scores(
+        outputs[segmentation.LOGITS],
+        plan.labels,
+        plan.backbone.num_classes,
+        job.reduce_labels,
+        os.path.abspath(os.fspath(job.labels)),
+    )
 
 
 def _artifact_metadata(plan, workbench, mode_plan, verified, gate):

@@ -7,7 +7,11 @@ encoder's pyramid; `task="segmentation"` on a head-less checkpoint is a
 CheckpointError. Each artifact is verified twice on the held-out photos:
 the cosine of its logits (as any backbone's levels) and its class map
 against the float Keras model's (`mask_agreement`, `miou_vs_float`),
-gated per mode by the registry's `min_mask_agreement`.
+gated per mode by the registry's `min_mask_agreement`. With a labels
+folder (`labels=DIR`), each artifact's logits are also scored against the
+photos' own masks: true mIoU and pixel accuracy, the logits resized to
+each mask's size before the argmax (as transformers'
+`post_process_semantic_segmentation` does).
 """
 
 import os
@@ -25,10 +29,13 @@ from edge_backbones.errors import CheckpointError, FidelityError, InputError
 __all__ = [
     "SEGMENTATION",
     "TASKS",
+    "check_labels_option",
     "check_masks",
+    "format_labels",
     "format_masks",
     "host_classes",
     "is_segmenter",
+    "label_scores",
     "load_segmenter",
     "mask_fidelity",
     "natural_input_size",
@@ -242,12 +249,99 @@ def verify_masks(
     }
 
 
+def check_labels_option(
+    labels: str | os.PathLike[str] | None,
+    reduce_labels: bool,
+    model: Any,
+    calibration: Any,
+) -> list[str] | None:
+    """The held-out photos' mask paths, in the held-out order (None
+    without `labels`), every mask checked before any conversion.
+
+    Raises:
+        InputError: labels for a model that is no segmenter, without
+            photos, or a folder `core.segmentation_labels.check_labels`
+            refuses (a missing mask, another size, ids out of range).
+    """
+    if labels is None:
+        if reduce_labels:
+            raise InputError(
+                "reduce_labels=True without labels: give the folder of "
+                "label masks (--labels DIR), or leave --reduce-labels out."
+            )
+        return None
+    if not is_segmenter(model):
+        raise InputError(
+            f"--labels {os.fspath(labels)!r} scores a segmenter's masks, "
+            f"but {getattr(model, 'name', 'the model')!r} exports a "
+            "backbone; give a segmentation checkpoint, or leave --labels "
+            "out."
+        )
+    if calibration is None:
+        raise InputError(
+            f"--labels {os.fspath(labels)!r} labels held-out photos, but no "
+            "photos were given; pass the photos too (--calibration DIR)."
+        )
+    from edge_backbones.core.segmentation_labels import check_labels
+
+    photos = list(calibration.paths("holdout"))
+    found = check_labels(labels, photos, int(model.num_classes), reduce_labels)
+    return [found[os.fspath(photo)] for photo in photos]
+
+
+def label_scores(
+    logits: Any,
+    masks: Sequence[str],
+    num_classes: int,
+    reduce_labels: bool,
+    source: str,
+) -> dict[str, Any]:
+    """True mIoU and pixel accuracy of (batch, h, w, C) `logits` against
+    the label masks at `masks` (one per image, in order).
+
+    Each image's logits are resized bilinearly to its mask's size, then
+    turned into classes (`runtime.class_map`), so the score is at the
+    photo's own resolution; mask pixels of 255 are not counted.
+    """
+    from edge_backbones.core.segmentation_labels import read_label
+    from edge_backbones.runtime.class_map import class_map
+
+    batch = np.asarray(logits)
+    if len(batch) != len(masks):
+        raise FidelityError(
+            f"{len(batch)} logits for {len(masks)} label masks; every "
+            "held-out photo needs its mask."
+        )
+    matrix = ConfusionMatrix(max(int(num_classes), 2))
+    for image_logits, path in zip(batch, masks, strict=True):
+        truth = read_label(path, reduce_labels)
+        predicted = class_map(image_logits[None], "input", truth.shape)[0]
+        matrix.add(predicted, truth)
+    return {
+        **matrix.summary(),
+        "source": source,
+        "reduce_labels": bool(reduce_labels),
+    }
+
+
 def format_masks(task: Mapping[str, Any]) -> str:
-    """One progress line of the masks' figures."""
+    """One progress line of the masks' figures (and, with labels, the
+    true mIoU and pixel accuracy)."""
     figures = task["verification"]
     agreement = figures["mask_agreement"]
-    return (
+    line = (
         f"mask agreement with float min {100 * agreement['min']:.2f} % "
         f"(mean {100 * agreement['mean']:.2f} %), mIoU vs float "
         f"{figures['miou_vs_float']:.4f} on {figures['images']} images"
+    )
+    if "labels" in figures:
+        line += "; " + format_labels(figures["labels"])
+    return line
+
+
+def format_labels(scores: Mapping[str, Any]) -> str:
+    """The labels' figures in words."""
+    return (
+        f"labels: mIoU {scores['mean_iou']:.4f}, pixel accuracy "
+        f"{100 * scores['pixel_accuracy']:.2f} %"
     )

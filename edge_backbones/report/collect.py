@@ -189,6 +189,20 @@ def _model_record(meta):
     }
 
 
+def _task_record(meta):
+    """A segmenter's masks as its export verified them (None for a
+    backbone): agreement with the float model's class maps, and with
+    `--labels` the true mIoU; the class names stay in the artifact."""
+    task = meta.get("task") or {}
+    if task.get("kind") != "segmentation" or "verification" not in task:
+        return None
+    return {
+        "kind": task["kind"],
+        "num_classes": task.get("num_classes"),
+        "verification": task["verification"],
+    }
+
+
 def _tflite_row(artifact, threads, out):
     meta = artifact["metadata"]
     fidelity = meta.get("fidelity")
@@ -214,6 +228,7 @@ def _tflite_row(artifact, threads, out):
         },
         "threads": threads,
         "macs": artifact["macs"],
+        "task": _task_record(meta),
         "fidelity": {
             **finite_fidelity(fidelity),
             "source": fidelity.get("label", "artifact metadata"),
@@ -240,7 +255,8 @@ def _gpu_row(artifact, threads, out):
             },
             "source": f"export check on {gpu_run['device']}",
         }
-    return {**row, "kind": "gpu", "fidelity": fidelity}
+    # the export scored masks on the CPU; the GPU run measured cosines only
+    return {**row, "kind": "gpu", "fidelity": fidelity, "task": None}
 
 
 def _keras_row(artifact, threads):

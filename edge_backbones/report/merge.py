@@ -4,6 +4,10 @@ Derived here, once, for every renderer: the minimum cosine and SQNR over
 pyramid levels, speed-ups against the baselines measured on the same device
 at the same thread count (the fp32 .tflite, and the Keras float model on
 TensorFlow), and the fastest mode of each model that meets a cosine budget.
+A segmenter's rows also carry its masks' figures (`mask_agreement`: the
+worst held-out image's share of pixels with the float model's class,
+`miou_vs_float`, and with labels `label_miou` and `label_pixel_accuracy`),
+and the report's mask agreement budget (`min_mask_agreement`).
 """
 
 from collections.abc import Mapping, Sequence
@@ -16,12 +20,44 @@ from edge_backbones.report.records import check_row, load_results
 
 __all__ = [
     "DEFAULT_MIN_COS",
+    "DEFAULT_MIN_MASK_AGREEMENT",
+    "MASK_FIELDS",
+    "mask_figures",
     "check_min_cos",
     "merge_results",
     "load_and_merge",
 ]
 
 DEFAULT_MIN_COS = 0.999
+# a segmenter's budget: at most 1 pixel in 100 changes class (the cpu and
+# int8_mixed targets' aim)
+DEFAULT_MIN_MASK_AGREEMENT = 0.99
+# a row's mask figures: all None for a backbone
+MASK_FIELDS = (
+    "mask_agreement",
+    "mask_agreement_mean",
+    "miou_vs_float",
+    "label_miou",
+    "label_pixel_accuracy",
+)
+
+
+def mask_figures(row: Mapping[str, Any]) -> dict[str, float | None]:
+    """The row's mask figures (`MASK_FIELDS`) from its `task` record."""
+    figures: dict[str, float | None] = dict.fromkeys(MASK_FIELDS)
+    verification = (row.get("task") or {}).get("verification")
+    if not verification:
+        return figures
+    agreement = verification.get("mask_agreement") or {}
+    labels = verification.get("labels") or {}
+    figures.update(
+        mask_agreement=agreement.get("min"),
+        mask_agreement_mean=agreement.get("mean"),
+        miou_vs_float=verification.get("miou_vs_float"),
+        label_miou=labels.get("mean_iou"),
+        label_pixel_accuracy=labels.get("pixel_accuracy"),
+    )
+    return figures
 
 
 def _all_exact(fidelity):
@@ -47,6 +83,7 @@ def _derive(device, row, fp32, keras):
         "min_cosine": min_level(row.get("fidelity"), "cosine"),
         "min_sqnr_db": min_level(row.get("fidelity"), "sqnr_db"),
         "sqnr_exact": _all_exact(row.get("fidelity")),
+        **mask_figures(row),
         "speedup_vs_fp32": base_fp32 / median if base_fp32 else None,
         "speedup_vs_keras": base_keras / median if base_keras else None,
         "meets_budget": False,
@@ -85,7 +122,9 @@ def check_min_cos(min_cos: float) -> None:
 
 
 def merge_results(
-    results: Sequence[Mapping[str, Any]], min_cos: float = DEFAULT_MIN_COS
+    results: Sequence[Mapping[str, Any]],
+    min_cos: float = DEFAULT_MIN_COS,
+    min_mask_agreement: float = DEFAULT_MIN_MASK_AGREEMENT,
 ) -> dict[str, Any]:
     """Result dicts (one per device) -> {"devices", "runs", "rows", ...}.
 
@@ -125,6 +164,7 @@ def merge_results(
         ],
         "rows": rows,
         "min_cos": min_cos,
+        "min_mask_agreement": min_mask_agreement,
     }
 
 

@@ -17,19 +17,23 @@ from typing import Any
 
 from edge_backbones.atomic_io import dumps_json, write_file_atomic
 from edge_backbones.report.deployment import deployment_table, is_simulated
+from edge_backbones.report.merge import MASK_FIELDS
 from edge_backbones.report.records import row_key as _row_key
 from edge_backbones.text import megabytes
 
 __all__ = ["render_markdown", "render_html", "render_csv", "write_report"]
 
 PNG_NAME = "pareto.png"
+# latency vs mask agreement, for reports with segmenters
+MASKS_PNG_NAME = "pareto_masks.png"
 _CSV_COLUMNS = """
     device run_id measured kind model weights params mode recipe
     input_height input_width input_dtype threads backend delegate
     fully_delegated cpu_ops latency_median_ms latency_p5_ms latency_p95_ms
     latency_mean_ms latency_std_ms latency_runs init_ms size_bytes
     peak_rss_mb macs gmacs_per_s min_cosine min_sqnr_db sqnr_exact
-    fidelity_images
+    fidelity_images mask_agreement mask_agreement_mean miou_vs_float
+    label_miou label_pixel_accuracy
     fidelity_levels speedup_vs_fp32 speedup_vs_keras
     meets_budget best artifact sha256 cpu_model os runtime
     gpu_device software_driver
@@ -140,6 +144,47 @@ def _latency_table(rows, emulated=False):
     return headers, body
 
 
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.2f} %"
+
+
+def has_masks(rows: Any) -> bool:
+    """Whether any row is a segmenter's with mask figures."""
+    return any(r.get("mask_agreement") is not None for r in rows)
+
+
+def _masks_table(rows, min_mask_agreement):
+    """A segmenter's rows: its masks against the float model's and, with
+    labels, against the photos' label masks."""
+    headers = [
+        *("model", "mode", "input", "threads", "median ms"),
+        *("mask agreement (worst)", "mask agreement (mean)"),
+        *("mIoU vs float", "true mIoU", "pixel accuracy"),
+        f"meets >= {min_mask_agreement}",
+    ]
+    body = []
+    for row in rows:
+        if row.get("mask_agreement") is None or row["kind"] == "keras":
+            continue
+        latency = row["latency_ms"]["median"]
+        body.append(
+            [
+                row["model"]["name"],
+                _mode_label(row),
+                _input_label(row),
+                str(row["threads"]),
+                SOFTWARE if row.get("software_driver") else _fmt(latency),
+                _pct(row["mask_agreement"]),
+                _pct(row.get("mask_agreement_mean")),
+                _fmt(row.get("miou_vs_float"), 4),
+                _fmt(row.get("label_miou"), 4),
+                _pct(row.get("label_pixel_accuracy")),
+                "yes" if row["mask_agreement"] >= min_mask_agreement else "no",
+            ]
+        )
+    return headers, body
+
+
 def _fidelity_table(rows):
     headers = [
         *("model", "mode", "input", "level", "cosine", "SQNR dB"),
@@ -212,7 +257,7 @@ def _thermal_notes(device, rows):
     return [("p", note) for note in notes]
 
 
-def _device_blocks(device, runs, rows):
+def _device_blocks(device, runs, rows, min_mask_agreement=None):
     blocks = _device_description(device, rows)
     for run in runs:
         blocks += _run_blocks(run, rows)
@@ -224,6 +269,22 @@ def _device_blocks(device, runs, rows):
         ("h3", f"Deployment per artifact ({device['name']})"),
         ("table", *deployment_table(rows)),
     ]
+    if has_masks(rows):
+        blocks += [
+            ("h3", f"Masks per artifact ({device['name']})"),
+            (
+                "p",
+                "Share of pixels whose class matches the float model's on "
+                "the held-out photos (worst image and mean), mIoU taking "
+                "the float masks as truth, and with `--labels` the true "
+                "mIoU and pixel accuracy against the photos' label masks "
+                "(255 ignored).",
+            ),
+            (
+                "table",
+                *_masks_table(rows, min_mask_agreement),
+            ),
+        ]
     fidelity = _fidelity_table(rows)
     if fidelity[1]:
         blocks += [
@@ -302,7 +363,7 @@ def _unresolved_failures(run, rows):
     return [f for f in run.get("failures", []) if not resolved(f)]
 
 
-def _blocks(merged, png_name):
+def _blocks(merged, png_name, masks_png_name=None):
     now = datetime.datetime.now(datetime.timezone.utc)
     blocks = [
         ("h1", "edge_backbones: accuracy vs latency"),
@@ -322,12 +383,16 @@ def _blocks(merged, png_name):
         ),
     ]
     if png_name:
-        blocks.append(("img", png_name))
+        blocks.append(("img", png_name, "latency vs fidelity"))
+    if masks_png_name:
+        blocks.append(("img", masks_png_name, "latency vs mask agreement"))
     for device in merged["devices"]:
         name = device["name"]
         runs = [r for r in merged["runs"] if r["device"] == name]
         rows = [r for r in merged["rows"] if r["device"] == name]
-        blocks += _device_blocks(device, runs, rows)
+        blocks += _device_blocks(
+            device, runs, rows, merged.get("min_mask_agreement")
+        )
     return blocks
 
 
@@ -336,18 +401,20 @@ def _md_cell(text):
 
 
 def render_markdown(
-    merged: Mapping[str, Any], png_name: str | None = PNG_NAME
+    merged: Mapping[str, Any],
+    png_name: str | None = PNG_NAME,
+    masks_png_name: str | None = None,
 ) -> str:
     """The report as Markdown, linking the figure `png_name` (None: no
-    figure)."""
+    figure) and a segmenter report's `masks_png_name`."""
     lines = []
-    for kind, *content in _blocks(merged, png_name):
+    for kind, *content in _blocks(merged, png_name, masks_png_name):
         if kind in ("h1", "h2", "h3"):
             lines += ["#" * int(kind[1]) + " " + content[0], ""]
         elif kind == "p":
             lines += [content[0], ""]
         elif kind == "img":
-            lines += [f"![latency vs fidelity]({content[0]})", ""]
+            lines += [f"![{content[1]}]({content[0]})", ""]
         else:
             headers, body = content
             lines.append("| " + " | ".join(headers) + " |")
@@ -368,16 +435,24 @@ _STYLE = (
 
 
 def render_html(
-    merged: Mapping[str, Any], png_bytes: bytes | None = None
+    merged: Mapping[str, Any],
+    png_bytes: bytes | None = None,
+    masks_png_bytes: bytes | None = None,
 ) -> str:
-    """One HTML file with the figure inlined, so it can be mailed as is."""
+    """One HTML file with the figures inlined, so it can be mailed as is."""
+    images = {PNG_NAME: png_bytes, MASKS_PNG_NAME: masks_png_bytes}
     esc = html.escape
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         "<title>edge_backbones report</title>",
         f"<style>{_STYLE}</style></head><body>",
     ]
-    for kind, *content in _blocks(merged, PNG_NAME if png_bytes else None):
+    blocks = _blocks(
+        merged,
+        PNG_NAME if png_bytes else None,
+        MASKS_PNG_NAME if masks_png_bytes else None,
+    )
+    for kind, *content in blocks:
         if kind in ("h1", "h2", "h3"):
             parts.append(f"<{kind}>{esc(content[0])}</{kind}>")
         elif kind == "p":
@@ -391,10 +466,10 @@ def render_html(
                 )
                 + "</p>"
             )
-        elif kind == "img" and png_bytes:  # only there with png_bytes
-            data = base64.b64encode(png_bytes).decode("ascii")
+        elif kind == "img":  # only there with its bytes
+            data = base64.b64encode(images[content[0]] or b"").decode("ascii")
             parts.append(
-                f"<img alt='latency vs fidelity' "
+                f"<img alt='{esc(content[1])}' "
                 f"src='data:image/png;base64,{data}'>"
             )
         else:
@@ -458,6 +533,7 @@ def _csv_record(row, devices):
         "min_sqnr_db": row["min_sqnr_db"],
         "sqnr_exact": row.get("sqnr_exact", False),
         "fidelity_images": fidelity.get("images"),
+        **{field: row.get(field) for field in MASK_FIELDS},
         "fidelity_levels": dumps_json(fidelity.get("levels"))
         if fidelity
         else None,
@@ -489,7 +565,8 @@ def render_csv(merged: Mapping[str, Any]) -> str:
 def write_report(
     merged: Mapping[str, Any], out: str, figure: bool = True
 ) -> dict[str, str]:
-    """Writes report.md, report.html, report.csv and pareto.png to `out`.
+    """Writes report.md, report.html, report.csv and pareto.png to `out`
+    (and pareto_masks.png, latency vs mask agreement, for segmenters).
 
     Returns {format: path}. The figure needs matplotlib (the `report`
     extra); without it the error names the extra to install, and with
@@ -503,16 +580,25 @@ def write_report(
         "html": os.path.join(out, "report.html"),
         "csv": os.path.join(out, "report.csv"),
     }
-    png = None
+    png = masks_png = None
     if figure:
-        from edge_backbones.report.plot import pareto_png
+        from edge_backbones.report.plot import MASKS, pareto_png
 
         png = pareto_png(merged)
         paths["png"] = os.path.join(out, PNG_NAME)
         write_file_atomic(paths["png"], png)
+        if has_masks(merged["rows"]):
+            masks_png = pareto_png(merged, metric=MASKS)
+            paths["masks_png"] = os.path.join(out, MASKS_PNG_NAME)
+            write_file_atomic(paths["masks_png"], masks_png)
     write_file_atomic(
-        paths["md"], render_markdown(merged, PNG_NAME if png else None)
+        paths["md"],
+        render_markdown(
+            merged,
+            PNG_NAME if png else None,
+            MASKS_PNG_NAME if masks_png else None,
+        ),
     )
-    write_file_atomic(paths["html"], render_html(merged, png))
+    write_file_atomic(paths["html"], render_html(merged, png, masks_png))
     write_file_atomic(paths["csv"], render_csv(merged))
     return paths

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from edge_backbones.core.artifact import ArtifactMetadata
 from edge_backbones.errors import CheckpointError, InputError
 from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime.edge_model import EdgeModel
@@ -52,7 +53,7 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def exported(checkpoint, photos, tmp_path_factory):
+def exported(checkpoint, photos, labelled, tmp_path_factory):
     out = tmp_path_factory.mktemp("seg_artifacts")
     records = export(
         str(checkpoint),
@@ -60,6 +61,7 @@ def exported(checkpoint, photos, tmp_path_factory):
         modes=",".join(ALL),
         targets=",".join(TARGETS),
         calibration=photos,
+        labels=str(labelled["folder"]),
         out=out,
         name="seg",
         # random tiny weights on 64x64 photos: the cosine gates are the
@@ -116,3 +118,127 @@ def test_segmentation_of_a_head_less_checkpoint_is_refused(tmp_path):
                task="segmentation")  # fmt: skip
     with pytest.raises(InputError, match="task"):
         export(str(folder), image_size=64, out=tmp_path / "out", task="seg")
+
+
+def _float_masks(checkpoint, photo_paths):
+    """transformers' own class maps of the held-out photos at each photo's
+    size (logits resized bilinearly, align_corners=False, then argmax)."""
+    from edge_backbones.exporter.graph import model_preprocessing
+    from edge_backbones.models.segformer import SegFormerImageSegmenter
+    from edge_backbones.runtime.preprocess import preprocess
+
+    segmenter = SegFormerImageSegmenter.from_preset(
+        str(checkpoint), image_shape=(64, 64, 3)
+    )
+    spec = model_preprocessing(segmenter, False)
+    model = transformers.SegformerForSemanticSegmentation.from_pretrained(
+        checkpoint
+    ).eval()
+    masks = []
+    for path in photo_paths:
+        pixels = preprocess(path, spec, (64, 64))
+        height, width = read_image_size(path)
+        with torch.no_grad():
+            logits = model(
+                torch.from_numpy(np.asarray(pixels)[None]).permute(0, 3, 1, 2)
+            ).logits
+            resized = torch.nn.functional.interpolate(
+                logits, (height, width), mode="bilinear", align_corners=False
+            )
+        masks.append(resized.argmax(1)[0].numpy().astype(np.uint8))
+    return masks
+
+
+def read_image_size(path):
+    import cv2
+
+    return cv2.imread(str(path)).shape[:2]
+
+
+def _scores(predicted, labels, num_classes):
+    """Mean IoU over the classes present and pixel accuracy, by hand."""
+    hits = total = 0
+    ious = []
+    for c in range(num_classes):
+        inter = union = 0
+        for p, t in zip(predicted, labels, strict=True):
+            kept = t != 255
+            inter += np.sum((p == c) & (t == c) & kept)
+            union += np.sum(((p == c) | (t == c)) & kept)
+        if union:
+            ious.append(inter / union)
+    for p, t in zip(predicted, labels, strict=True):
+        kept = t != 255
+        hits += np.sum((p == t) & kept)
+        total += np.sum(kept)
+    return float(np.mean(ious)), hits / total, int(total)
+
+
+@pytest.fixture(scope="module")
+def labelled(checkpoint, photos, tmp_path_factory):
+    """A labels folder of the held-out photos: transformers' own class maps
+    with one seeded error (the top quarter of the first photo one class
+    off) and the second photo's bottom rows ignored (255)."""
+    import cv2
+
+    from edge_backbones.exporter.calibration import calibration_set
+
+    holdout = calibration_set(photos, 0, 0.25, 32).paths("holdout")
+    predicted = _float_masks(checkpoint, holdout)
+    labels = [p.copy() for p in predicted]
+    wrong = labels[0]
+    wrong[: wrong.shape[0] // 4] = (wrong[: wrong.shape[0] // 4] + 1) % 5
+    labels[1][-10:] = 255
+    folder = tmp_path_factory.mktemp("labels")
+    for photo, mask in zip(holdout, labels, strict=True):
+        stem = photo.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        cv2.imwrite(str(folder / f"{stem}.png"), mask)
+    quarter = wrong.shape[0] // 4 * wrong.shape[1]
+    return {
+        "folder": folder,
+        "predicted": predicted,
+        "labels": labels,
+        "seeded": quarter,
+    }
+
+
+# scores every mode's artifacts: the every-mode export is the matrix stage's
+@pytest.mark.matrix_stage
+def test_labels_give_true_miou_and_pixel_accuracy(exported, labelled):
+    miou, accuracy, pixels = _scores(
+        labelled["predicted"], labelled["labels"], 5
+    )
+    # the seeded error costs exactly its pixels' share of the accuracy
+    assert accuracy == pytest.approx(1 - labelled["seeded"] / pixels)
+    assert miou < 0.99
+    for mode in ("fp32", "cpu"):
+        record = exported[mode]
+        scores = record.metadata["task"]["verification"]["labels"]
+        assert scores["pixels"] == pixels
+        assert scores["pixel_accuracy"] == pytest.approx(accuracy, abs=2e-3)
+        assert scores["mean_iou"] == pytest.approx(miou, abs=5e-3)
+        assert scores["source"] == str(labelled["folder"])
+        assert scores["reduce_labels"] is False
+        typed = ArtifactMetadata.from_dict(record.metadata)
+        assert typed.task.verification.labels.mean_iou == scores["mean_iou"]
+        assert typed.to_dict() == record.metadata
+    # every artifact is scored; a lossy one no better than the float masks
+    for mode, record in exported.items():
+        scores = record.metadata["task"]["verification"]["labels"]
+        assert 0 < scores["mean_iou"] <= miou + 5e-3, mode
+
+
+def test_bad_labels_are_refused_before_converting(checkpoint, photos, tmp_path):
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    with pytest.raises(InputError, match="has no label mask"):
+        export(str(checkpoint), image_size=64, calibration=photos,
+               labels=str(folder), out=tmp_path / "out")  # fmt: skip
+    with pytest.raises(InputError, match="exports a backbone"):
+        export(str(checkpoint), image_size=64, calibration=photos,
+               labels=str(folder), out=tmp_path / "out",
+               task="backbone")  # fmt: skip
+    with pytest.raises(InputError, match="no photos"):
+        export(str(checkpoint), image_size=64, labels=str(folder),
+               out=tmp_path / "out")  # fmt: skip
+    assert not any((tmp_path / "out").glob("*.tflite"))

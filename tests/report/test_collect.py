@@ -166,3 +166,24 @@ def test_files_without_our_metadata_are_skipped(tiny_artifacts, tmp_path):
     assert [os.path.basename(a["path"]) for a in found] == [fp32]
     with pytest.raises(ModelFileError, match="is not a folder"):
         collect.find_artifacts(str(tmp_path / fp32))
+
+
+def test_a_segmenter_row_carries_its_masks_not_its_class_names():
+    from edge_backbones.report.collect import _task_record
+
+    verification = {"images": 4, "mask_agreement": {"min": 0.99, "mean": 1}}
+    meta = {
+        "task": {
+            "kind": "segmentation",
+            "num_classes": 150,
+            "class_names": ["wall"] * 150,
+            "verification": verification,
+        }
+    }
+    assert _task_record(meta) == {
+        "kind": "segmentation",
+        "num_classes": 150,
+        "verification": verification,
+    }
+    assert _task_record({"task": {"kind": "backbone"}}) is None
+    assert _task_record({}) is None

@@ -192,3 +192,94 @@ def test_figure_draws_one_line_per_input_size(device_results):
     assert labels == ["mit_tiny @128x128, 1 thr", "mit_tiny @64x64, 1 thr"]
     for line in polylines:
         assert len(line.get_xdata()) == len(rows)
+
+
+def _segmenter_results(device_results):
+    """The results with each .tflite row also as a segmenter's: every
+    mode's masks and latency nearly alike, so their labels would collide
+    if drawn at one offset."""
+    import copy
+
+    results = [load_results(p) for p in device_results]
+    for result in results:
+        seg_rows = []
+        for row in result["rows"]:
+            if row["kind"] != "tflite":
+                continue
+            seg = copy.deepcopy(row)
+            seg["model"]["name"] = "seg_tiny"
+            # three modes at one spot, a fourth far off (the axes' span)
+            near = len(seg_rows) < 3
+            agreement = 0.995 if near else 0.9
+            seg["latency_ms"]["median"] = (
+                1 + 0.01 * len(seg_rows) if near else 20
+            )
+            seg["task"] = {
+                "kind": "segmentation",
+                "num_classes": 5,
+                "verification": {
+                    "images": 4,
+                    "mask_agreement": {"min": agreement, "mean": 0.998},
+                    "miou_vs_float": 0.97,
+                    "min_mask_agreement": 0.9,
+                    "holdout": "photos",
+                    "labels": {
+                        "mean_iou": 0.41,
+                        "pixel_accuracy": 0.8,
+                        "pixels": 100,
+                        "source": "labels",
+                    },
+                },
+            }
+            seg_rows.append(seg)
+        result["rows"] += seg_rows
+    return results
+
+
+def test_segmenter_rows_carry_mask_columns_and_figure(device_results, tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib import pyplot as plt
+
+    from edge_backbones.report.plot import MASKS, MODE_LABEL, pareto_figure
+    from edge_backbones.report.render import render_markdown, write_report
+
+    merged = merge_results(_segmenter_results(device_results))
+    seg = [r for r in merged["rows"] if r["model"]["name"] == "seg_tiny"]
+    backbone = [r for r in merged["rows"] if r["model"]["name"] == "mit_tiny"]
+    assert seg and all(r["label_miou"] == 0.41 for r in seg)
+    assert all(r["mask_agreement"] is None for r in backbone)
+    records = list(csv.DictReader(io.StringIO(render_csv(merged))))
+    seg_csv = [r for r in records if r["model"] == "seg_tiny"]
+    assert {r["miou_vs_float"] for r in seg_csv} == {"0.97"}
+    assert {r["label_pixel_accuracy"] for r in seg_csv} == {"0.8"}
+    markdown = render_markdown(merged, None, "pareto_masks.png")
+    assert "### Masks per artifact (laptop)" in markdown
+    assert "| 99.50 % | 99.80 % | 0.9700 | 0.4100 | 80.00 % | yes |" in (
+        markdown
+    )
+    assert "| 90.00 % | 99.80 % | 0.9700 | 0.4100 | 80.00 % | no |" in (
+        markdown
+    )
+    assert "![latency vs mask agreement](pareto_masks.png)" in markdown
+
+    fig = pareto_figure(merged, metric=MASKS)
+    try:
+        ax = fig.axes[0]
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "seg_tiny, 1 thr" in legend and "seg_tiny, 2 thr" in legend
+        assert "budget mask agreement >= 0.99" in legend
+        assert not any(t.startswith("mit_tiny") for t in legend)
+        renderer = fig.canvas.get_renderer()
+        boxes = [
+            t.get_window_extent(renderer)
+            for t in ax.texts
+            if t.get_gid() == MODE_LABEL
+        ]
+        assert len(boxes) == len([r for r in seg if r["device"] == "laptop"])
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert not a.overlaps(b), (a, b)
+    finally:
+        plt.close(fig)
+    paths = write_report(merged, str(tmp_path))
+    assert _png_size(open(paths["masks_png"], "rb").read())[0] > 0
