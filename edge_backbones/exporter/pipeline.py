@@ -48,6 +48,7 @@ from edge_backbones.exporter import (
 from edge_backbones.exporter import graph as graph_lib
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
+from edge_backbones.exporter import sam as sam_export
 from edge_backbones.exporter.convert import Converter, gpu_compatibility
 from edge_backbones.text import megabytes, split_commas
 
@@ -343,6 +344,12 @@ def export_job(job: options_lib.ExportJob) -> list[ArtifactRecord]:
     meter = memory.PhaseMeter(_log)
     with meter.phase("build"):
         plan = plan_export(job)
+    if _is_sam(plan):
+        _log(
+            f"export: {plan.name} is a Segment Anything checkpoint: "
+            "exporting the SAM pair, its image encoder and its mask decoder "
+            "in each mode"
+        )
     _log(
         f"export: {plan.name} ({type(plan.backbone).__name__}, weights: "
         f"{plan.weights}) at {plan.size[0]}x{plan.size[1]}; "
@@ -375,6 +382,8 @@ def _run_plan(plan, started, meter):
         records, failures = _export_all(plan, workbench)
         if plan.selecting:
             return _select(plan, workbench, records, failures)
+        if _is_sam(plan):
+            records += _export_sam_decoders(plan, workbench, failures)
         records += _compile_npu(plan, workbench, records)
         if failures:
             raise FidelityError(
@@ -673,7 +682,78 @@ def _model_metadata(plan):
             if segmentation.is_segmenter(backbone)
             else {}
         ),
+        **(
+            {
+                "task": sam_export.encoder_task(
+                    plan.job.model.model, plan.size, backbone
+                )
+            }
+            if _is_sam(plan)
+            else {}
+        ),
     }
+
+
+def _is_sam(plan):
+    """Whether the export is a Segment Anything checkpoint's pair (not
+    with `min_cos`, which keeps one artifact, nor `task="backbone"`)."""
+    return (
+        not plan.selecting
+        and plan.job.model.task != segmentation.BACKBONE
+        and sam_export.is_sam_checkpoint(plan.job.model.model)
+    )
+
+
+def _export_sam_decoders(plan, workbench, failures):
+    """ArtifactRecords of SAM's mask decoder in the export's modes,
+    calibrated and verified on the embeddings of the same photos (the
+    held-out ones are the encoder's float reference); the decoders
+    outside their gates join `failures`."""
+    with workbench.meter.phase("sam decoder"):
+        sam = sam_export.load_sam(
+            plan.job.model.model, plan.size, plan.job.model.random_weights
+        )
+        (level,) = workbench.reference
+        holdout = [e[None] for e in workbench.reference[level]]
+        calibration = []
+        if plan.calibration is not None and any(
+            p.needs_calibration for p in plan.plans
+        ):
+            serving = graph_lib.serving_graph(
+                plan.backbone, plan.size, plan.out_features, plan.preprocessing
+            )
+            arrays = calibration_lib.preprocessed(
+                plan.calibration, "calibration", plan.preprocessing, plan.size
+            )
+            embeddings = graph_lib.reference_outputs(serving, arrays)[level]
+            calibration = [e[None] for e in embeddings]
+        written, rejected = sam_export.export_decoders(
+            plan.job.model.model,
+            sam,
+            [p.mode for p in plan.plans],
+            lambda mode: plan.stem(f"{sam_export.DECODER}_{mode}"),
+            plan.job.export.out,
+            workbench.scratch,
+            calibration,
+            holdout,
+            {**workbench.base_metadata["model"], "class_name": "SAMBackbone"},
+            log=_log,
+        )
+    failures.extend(rejected)
+    records = [
+        ArtifactRecord(
+            **w,
+            fidelity={
+                name: figures
+                for name, figures in w["metadata"]["fidelity"].items()
+                if isinstance(figures, dict)
+            },
+        )
+        for w in written
+    ]
+    for record in records:
+        _log(record.summary())
+    return records
 
 
 def _export_all(plan, workbench):

@@ -27,7 +27,13 @@ import numpy.typing as npt
 
 from edge_backbones.errors import ImageNotSetError, InputError, MetadataError
 
-__all__ = ["SamPrediction", "SamPredictor", "map_coordinates", "resized_size"]
+__all__ = [
+    "SamPrediction",
+    "SamPredictor",
+    "SignatureModel",
+    "map_coordinates",
+    "resized_size",
+]
 
 ENCODER_KIND = "sam_encoder"
 DECODER_KIND = "sam_decoder"
@@ -76,7 +82,7 @@ class SamPrediction:
     low_res_logits: npt.NDArray[np.float32]
 
 
-class _SignatureModel:
+class SignatureModel:
     """A multi-input .tflite run through its SignatureDef, float in/out."""
 
     def __init__(
@@ -162,8 +168,8 @@ class SamPredictor:
 
         if not isinstance(encoder, EdgeModel):
             encoder = EdgeModel(encoder, num_threads=num_threads)
-        if not isinstance(decoder, _SignatureModel):
-            decoder = _SignatureModel(decoder, num_threads=num_threads)
+        if not isinstance(decoder, SignatureModel):
+            decoder = SignatureModel(decoder, num_threads=num_threads)
         self.encoder, self.decoder = encoder, decoder
         encoder_task = _task(
             encoder.metadata, ENCODER_KIND, repr(encoder.model_path)
