@@ -236,6 +236,8 @@ class SamDecoderPlan:
     min_mean_mask_iou: float
     min_worst_mask_iou: float
     max_iou_prediction_error: float
+    # decoder outputs whose producing ops stay float (int8 only)
+    float_outputs: tuple[str, ...] = ()
 
     @property
     def mode(self) -> str:
@@ -273,7 +275,10 @@ def _sam_decoder_tables(
         if name not in aliases:
             _fail(where, "names no alias")
         unknown = sorted(
-            set(table) - set(_SAM_DECODER_FLOATS) - set(_SAM_DECODER_GATES)
+            set(table)
+            - set(_SAM_DECODER_FLOATS)
+            - set(_SAM_DECODER_GATES)
+            - {"float_outputs", "ranges"}
         )
         if unknown:
             _fail(where, f"has unknown key(s) {unknown}")
@@ -501,10 +506,19 @@ def sam_decoder_plans(
         table = tables[name]
         plan = dataclasses.replace(
             _plan(name),
-            **{key: tuple(table.get(key, ())) for key in _SAM_DECODER_FLOATS},
+            float_ops=tuple(table.get("float_ops", ())),
+            float_layer_types=tuple(table.get("float_layer_types", ())),
+            float_layer_names=tuple(table.get("float_layer_names", ())),
+            float_weight_ops=tuple(table.get("float_weight_ops", ())),
+            # the percentile and mse ranges read image inputs alone
+            ranges=table.get("ranges", "minmax"),
         )
         plans[name] = SamDecoderPlan(
-            plan, **{key: float(table[key]) for key in _SAM_DECODER_GATES}
+            plan,
+            min_mean_mask_iou=float(table["min_mean_mask_iou"]),
+            min_worst_mask_iou=float(table["min_worst_mask_iou"]),
+            max_iou_prediction_error=float(table["max_iou_prediction_error"]),
+            float_outputs=tuple(table.get("float_outputs", ())),
         )
     return plans
 

@@ -305,10 +305,15 @@ class _Converters:
         return self.forms[form]
 
 
-def _convert(converters, decoder, plan):
-    """(.tflite bytes, the nodes kept float by layer type and name)."""
-    from edge_backbones.exporter.quant_debug import scheme_float_nodes
+def _convert(converters, decoder, decoder_plan):
+    """(.tflite bytes, the nodes kept float by layer type and name (with
+    the float outputs' nodes))."""
+    from edge_backbones.exporter.quant_debug import (
+        output_nodes,
+        scheme_float_nodes,
+    )
 
+    plan = decoder_plan.plan
     converter = converters.for_plan(plan)
     if plan.converter in ("fp32", "fp16"):
         return getattr(converter, plan.converter)(), ([], [])
@@ -320,14 +325,16 @@ def _convert(converters, decoder, plan):
             grouped_depthwise=plan.grouped_depthwise,
         )
         return content, ([], [])
-    nodes = scheme_float_nodes(converter.fp32(), decoder, plan)
+    float32 = converter.fp32()
+    types, names = scheme_float_nodes(float32, decoder, plan)
+    names = [*names, *output_nodes(float32, decoder_plan.float_outputs)]
     content = converter.int8(
         io_dtype="int8" if plan.integer_io else "float32",
         float_ops=plan.float_ops,
-        float_nodes=[*nodes[0], *nodes[1]],
+        float_nodes=[*types, *names],
         ranges=plan.ranges,
     )
-    return content, nodes
+    return content, (types, names)
 
 
 def _metadata(plan, content, measured, task, model, paths):
@@ -437,7 +444,7 @@ def export_decoders(
     for mode, plan in plans.items():
         started = time.perf_counter()
         log(f"decoder {mode}: converting ({plan.plan.description})")
-        content, float_nodes = _convert(converters, decoder, plan.plan)
+        content, float_nodes = _convert(converters, decoder, plan)
         candidate = os.path.join(work, f"decoder_candidate_{mode}.tflite")
         with open(candidate, "wb") as f:
             f.write(content)
