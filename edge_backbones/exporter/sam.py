@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_backbones.errors import FidelityError, require
+from edge_backbones.errors import ExportError, FidelityError, require
 
 __all__ = [
     "checkpoint_digest",
@@ -395,15 +395,16 @@ def export_decoders(
     max_points: int = 4,
     prompts_per_image: int = 8,
     log: Any = print,
-) -> tuple[list[dict[str, Any]], list[tuple[str, FidelityError]]]:
+) -> tuple[list[dict[str, Any]], list[tuple[str, ExportError]]]:
     """Writes `<stem(mode)>.tflite` + `.json`, SAM's decoder, in each of
     `modes` the registry gives it (the others are logged and skipped).
 
     `sam` is the checkpoint's `SAMBackbone`; the embeddings (1, h, w, C)
     come from its float encoder on the calibration and held-out photos.
     Returns (one dict per written artifact: mode, path, size_bytes,
-    seconds, metadata; [(mode, FidelityError)] of the decoders outside
-    their gates, which are not written).
+    seconds, metadata; [(mode, error)] of the decoders that failed to
+    convert (ExportError) or fell outside their gates (FidelityError),
+    which are not written).
     """
     from edge_backbones.core import modes as modes_lib
     from edge_backbones.exporter import tflite_metadata
@@ -444,7 +445,12 @@ def export_decoders(
     for mode, plan in plans.items():
         started = time.perf_counter()
         log(f"decoder {mode}: converting ({plan.plan.description})")
-        content, float_nodes = _convert(converters, decoder, plan)
+        try:
+            content, float_nodes = _convert(converters, decoder, plan)
+        except ExportError as exc:  # the other modes still go on
+            log(f"decoder {mode}: FAILED: {exc}")
+            failures.append((mode, exc))
+            continue
         candidate = os.path.join(work, f"decoder_candidate_{mode}.tflite")
         with open(candidate, "wb") as f:
             f.write(content)

@@ -100,6 +100,15 @@ class SignatureModel:
         self.metadata, self.integrity = load_metadata(
             self.model_path, model_file
         )
+        from edge_backbones.runtime.npu_engines import open_npu_engine
+
+        # a file compiled for an NPU runs in its vendor's simulation here
+        self._npu = open_npu_engine(self.model_path, self.metadata, num_threads)
+        if self._npu is not None:
+            self.input_details, self.output_details = _compiled_details(
+                self.metadata, self.model_path
+            )
+            return
         interpreter = load_backend(backend).Interpreter(
             model_path=self.model_path, num_threads=num_threads
         )
@@ -124,7 +133,12 @@ class SignatureModel:
                     np.rint(value / scale + zero), info.min, info.max
                 )
             feed[name] = value.astype(details["dtype"])
-        raw = self._runner(**feed)
+        if self._npu is not None:
+            raw = self._npu.run_signature(
+                _SIGNATURE, feed, list(self.output_details)
+            )
+        else:
+            raw = self._runner(**feed)
         out = {}
         for name, value in raw.items():
             scale, zero = (
@@ -133,6 +147,39 @@ class SignatureModel:
             value = value.astype(np.float32)
             out[name] = (value - zero) * scale if scale else value
         return out
+
+
+def _compiled_details(
+    metadata: Any, where: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Input and output details of a compiled SAM artifact, from the
+    metadata its source recorded (dtype, shape, scale and zero point)."""
+    task = (metadata or {}).get("task") or {}
+    outputs = (metadata or {}).get("outputs")
+    if task.get("kind") == DECODER_KIND:
+        inputs = task.get("inputs")
+    else:
+        first = (metadata or {}).get("input") or {}
+        inputs = {first.get("name"): first} if first else None
+    if not isinstance(inputs, dict) or not isinstance(outputs, dict):
+        raise MetadataError(
+            f"{where!r} is compiled for an NPU but its metadata lists no "
+            "inputs and outputs (task.inputs, outputs); compile it again "
+            "from an artifact this package exported."
+        )
+
+    def details(spec: Any) -> dict[str, Any]:
+        quantization = spec.get("quantization") or (0.0, 0)
+        return {
+            "dtype": np.dtype(spec["dtype"]),
+            "shape": np.asarray(spec["shape"]),
+            "quantization": (float(quantization[0]), int(quantization[1])),
+        }
+
+    return (
+        {name: details(spec) for name, spec in inputs.items()},
+        {name: details(spec) for name, spec in outputs.items()},
+    )
 
 
 def _task(metadata: Any, kind: str, where: str) -> dict[str, Any]:
