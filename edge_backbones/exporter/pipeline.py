@@ -183,7 +183,19 @@ def load_backbone(
         )
         name = os.path.basename(os.path.normpath(model))
         return built, name, weights
+    sam = _sam_encoder_preset(os.fspath(model))
+    if sam is not None:  # a SAM preset exports its image encoder here
+        backbone, _, weights = _load_preset(sam, random_weights, kwargs)
+        return backbone, os.fspath(model), weights
     return _load_preset(os.fspath(model), random_weights, kwargs)
+
+
+def _sam_encoder_preset(name):
+    """The image encoder preset of a SAM preset name (None otherwise)."""
+    from edge_backbones.models.sam.sam_presets import sam_presets
+
+    entry = sam_presets.get(name) if not os.path.isdir(name) else None
+    return entry["image_encoder"] if entry else None
 
 
 def _load_preset(model, random_weights, kwargs):
@@ -499,6 +511,10 @@ def _image_size(model_options):
         model_options.model in segmenter_presets
     ):
         return segmentation.natural_input_size(model_options.model)
+    if isinstance(model_options.model, str):
+        sam = _sam_encoder_preset(model_options.model)
+        if sam is not None:
+            return Backbone.natural_input_size(sam)
     return Backbone.natural_input_size(model_options.model)
 
 
@@ -711,7 +727,10 @@ def _export_sam_decoders(plan, workbench, failures):
     outside their gates join `failures`."""
     with workbench.meter.phase("sam decoder"):
         sam = sam_export.load_sam(
-            plan.job.model.model, plan.size, plan.job.model.random_weights
+            plan.job.model.model,
+            plan.size,
+            plan.job.model.random_weights,
+            plan.job.model.config,
         )
         (level,) = workbench.reference
         holdout = [e[None] for e in workbench.reference[level]]

@@ -60,11 +60,11 @@ def is_sam_checkpoint(model: Any) -> bool:
 
 def checkpoint_digest(model: Any) -> str:
     """sha256 of the checkpoint's weight files (what ties a pair); for a
-    preset's architecture with random weights, of its name."""
+    preset name, of the name."""
     digest = hashlib.sha256()
     path = os.fspath(model)
     if not os.path.isdir(path):
-        digest.update(f"random weights: {path}".encode())
+        digest.update(f"preset: {path}".encode())
         return digest.hexdigest()
     names = sorted(n for n in os.listdir(path) if n.endswith(".safetensors"))
     for name in names:
@@ -495,13 +495,22 @@ def export_decoders(
     return written, failures
 
 
-def load_sam(model: Any, size: Any, random_weights: bool) -> Any:
+def load_sam(
+    model: Any,
+    size: Any,
+    random_weights: bool,
+    config: dict[str, Any] | None = None,
+) -> Any:
     """The checkpoint's `SAMBackbone` at `size` (its prompt encoder's
-    grid follows the encoder's)."""
+    grid follows the encoder's); `config` overrides the image encoder's
+    architecture, as for the exported encoder."""
     from edge_backbones.models.sam import SAMBackbone
 
     return SAMBackbone.from_preset(
         os.fspath(model),
         load_weights=not random_weights,
-        image_shape=(int(size[0]), int(size[1]), 3),
+        **{
+            **(config or {}),
+            "image_shape": (int(size[0]), int(size[1]), 3),
+        },
     )

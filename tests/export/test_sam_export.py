@@ -89,7 +89,10 @@ def test_the_decoder_modes_are_the_registrys_aliases():
     assert list(plans) == ["fp32", "fp16", "cpu", "int8_mixed", "int8", "npu"]
     assert set(plans) <= set(modes_lib.names())
     # the decoder's float lists replace the backbones' (MiT's layer names)
-    assert plans["int8_mixed"].plan.float_layer_names == ()
+    names = plans["int8_mixed"].plan.float_layer_names
+    assert names and all(n.startswith("sam_mask_decoder/") for n in names)
+    assert plans["int8_mixed"].float_outputs == ("iou_predictions",)
+    assert plans["int8_mixed"].plan.ranges == "minmax"
     assert plans["npu"].plan.converter == "int16x8"
     with pytest.raises(InputError, match="not exported in"):
         modes_lib.sam_decoder_plans(["int8_io"])
