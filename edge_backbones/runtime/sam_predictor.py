@@ -100,10 +100,21 @@ class SignatureModel:
         self.metadata, self.integrity = load_metadata(
             self.model_path, model_file
         )
-        from edge_backbones.runtime.npu_engines import open_npu_engine
+        from edge_backbones.runtime.npu_engines import (
+            QnnHtpSimulatorEngine,
+            open_npu_engine,
+        )
 
         # a file compiled for an NPU runs in its vendor's simulation here
-        self._npu = open_npu_engine(self.model_path, self.metadata, num_threads)
+        engine = open_npu_engine(self.model_path, self.metadata, num_threads)
+        if engine is not None and not isinstance(engine, QnnHtpSimulatorEngine):
+            raise MetadataError(
+                f"{self.model_path!r} is compiled for an NPU whose "
+                "simulation here takes one input; SAM artifacts run in "
+                "QNN's HTP simulation only. Run the exported artifact it "
+                "came from."
+            )
+        self._npu = engine
         if self._npu is not None:
             self.input_details, self.output_details = _compiled_details(
                 self.metadata, self.model_path
@@ -139,13 +150,15 @@ class SignatureModel:
             )
         else:
             raw = self._runner(**feed)
-        out = {}
+        out: dict[str, npt.NDArray[np.float32]] = {}
         for name, value in raw.items():
             scale, zero = (
                 self.output_details[name].get("quantization") or (0.0, 0)
             )[:2]
             value = value.astype(np.float32)
-            out[name] = (value - zero) * scale if scale else value
+            out[str(name)] = (
+                ((value - zero) * scale).astype(np.float32) if scale else value
+            )
         return out
 
 
