@@ -15,6 +15,7 @@ __all__ = [
     "CalibrationError",
     "ExportError",
     "FidelityError",
+    "BudgetError",
     "ModelFileError",
     "MetadataError",
     "IntegrityError",
@@ -75,6 +76,14 @@ class FidelityError(ExportError):
     fidelity: dict[str, Any] | None = None
     # a segmenter's mask agreement figures, where the raiser had them
     masks: Any = None
+
+
+class BudgetError(ExportError):
+    """No per-layer precision choice meets the export's budget; nothing
+    was written. The message names the closest graph and its figures."""
+
+    # the closest graph's step of the search log (cosine, ms, MB)
+    closest: dict[str, Any] | None = None
 
 
 class ModelFileError(EdgeBackbonesError, ValueError):

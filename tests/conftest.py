@@ -11,6 +11,17 @@ import pytest  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+# each xdist worker imports TensorFlow and converts models: ~3 GiB at peak
+WORKER_MEMORY_BYTES = 3 * 2**30
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core, as many as memory holds (at least
+    one), so a many-core laptop does not run out of memory."""
+    cores = len(os.sched_getaffinity(0))
+    pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return max(1, min(cores, pages // WORKER_MEMORY_BYTES))
+
 
 @pytest.fixture(scope="session")
 def repo_root():

@@ -9,6 +9,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 try:
     import tomllib
 except ImportError:  # Python 3.10
@@ -16,6 +18,8 @@ except ImportError:  # Python 3.10
 
 from edge_backbones.exporter import recipes
 from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.matrix_stage
 
 # what TensorFlow, XLA and LiteRT print from C++ on a first export (CUDA
 # probe, oneDNN notice, the MLIR quantizer's settings, LiteRT INFO lines,

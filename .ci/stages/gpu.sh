@@ -26,7 +26,8 @@ say "GPU fallback with TensorFlow loaded, on Debian 12's lavapipe"
 (
   # shellcheck disable=SC1090
   source "$mesa22_env"
-  python -m pytest -q tests/runtime/test_gpu_probe.py
+  python -m pytest -q -m "gpu_stage or not large" \
+    tests/runtime/test_gpu_probe.py
 )
 
 say "gpu artifacts on LiteRT's GPU accelerator over SwiftShader"
@@ -35,7 +36,8 @@ status=0
 (
   # shellcheck disable=SC1090
   source "$swiftshader_env"
-  python -m pytest -q -rPs tests/runtime/test_gpu_probe.py \
+  python -m pytest -q -rPs -m "gpu_stage or not large" \
+    tests/runtime/test_gpu_probe.py \
     tests/export/test_gpu_accelerator.py \
     tests/report/test_gpu_row.py::test_report_times_gpu_artifacts_on_the_gpu
 ) >"$log" 2>&1 || status=$?

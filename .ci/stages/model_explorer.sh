@@ -16,7 +16,7 @@ if ! python -c "import model_explorer, ai_edge_model_explorer_adapter" \
 fi
 say "running tests/export/test_model_explorer_overlay.py"
 log=$(mktemp)
-python -m pytest -q -rs -p no:cacheprovider \
+python -m pytest -q -rs -p no:cacheprovider -m "explorer_stage or not large" \
     tests/export/test_model_explorer_overlay.py 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then exit "$status"; fi

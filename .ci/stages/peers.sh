@@ -15,7 +15,8 @@ if ! python -c "import litert_torch, ai_edge_quantizer" 2>/dev/null; then
 fi
 say "running tests/benchmarks"
 log=$(mktemp)
-python -m pytest -q -rs -p no:cacheprovider tests/benchmarks 2>&1 \
+python -m pytest -q -rs -p no:cacheprovider -m "peers_stage or not large" \
+    tests/benchmarks 2>&1 \
     | tee "$log"
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then exit "$status"; fi

@@ -15,7 +15,6 @@ round medians, and the table shows it as a ratio to our fp32.
 """
 
 import os
-import platform
 import subprocess
 
 import numpy as np
@@ -122,21 +121,14 @@ def time_interleaved(paths, threads, rounds, runs, warmup, log=print):
 
 
 def cpu_record():
-    """The CPU the timings come from: model, flags (lscpu), load."""
-    from edge_backbones.core.cpuinfo import cpu_flags, read_cpuinfo
+    """The CPU the timings come from: `core.cpuinfo.cpu_record` (model,
+    flags, clock, peak model, load) and lscpu's text."""
+    from edge_backbones.core.cpuinfo import cpu_record as core_record
 
-    info = read_cpuinfo() or {}
     try:
         lscpu = subprocess.run(
             ["lscpu"], capture_output=True, text=True, check=True, timeout=30
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         lscpu = f"lscpu failed: {exc}"
-    return {
-        "model": info.get("model name") or platform.processor() or "unknown",
-        "machine": platform.machine(),
-        "cores": os.cpu_count(),
-        "flags": sorted(cpu_flags() or ()),
-        "lscpu": lscpu,
-        "load_average": list(os.getloadavg()),
-    }
+    return {**core_record(), "lscpu": lscpu}

@@ -53,6 +53,7 @@ __all__ = [
     "Numerics",
     "OutputSpec",
     "Partition",
+    "PerLayer",
     "Preprocessing",
     "Quantization",
     "Scheme",
@@ -304,6 +305,18 @@ class FloatLayers(_Record):
 
 
 @_frozen
+class PerLayer(_Record):
+    """A budget's per-layer precision choice (`exporter.budget`)."""
+
+    # {min_cos, max_ms, max_mb}: each a number, or None where not given
+    budget: dict[str, Any]
+    choices: dict[str, Any]  # Keras layer path -> "int8" | "float32"
+    float_layers: list[Any]  # the paths kept in float
+    float_nodes: list[Any]  # their graph nodes
+    search_log: str  # the search log's file name, beside the artifact
+
+
+@_frozen
 class Scheme(_Record):
     """The resolved numerics of the artifact (modes.toml)."""
 
@@ -324,6 +337,8 @@ class Scheme(_Record):
     float_layers: FloatLayers = _field(FloatLayers)
     float_layer_type_nodes: list[Any] = _field()
     float_layer_name_nodes: list[Any] = _field()
+    # with a budget: the layers it kept in float, and why
+    per_layer: PerLayer = _field(PerLayer, optional=True)
 
 
 @_frozen

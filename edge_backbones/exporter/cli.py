@@ -56,6 +56,11 @@ def _flags():
                                  "with random weights (speed tests)."}),
         (("--min-cos",), {"type": float, "help": "Keep only the fastest "
                           "candidate reaching this cosine."}),
+        (("--budget",), {"metavar": "min_cos=C[,max_ms=MS,max_mb=MB]",
+                         "help": "Choose each layer's precision (int8 or "
+                         "float) for one int8 mode: the fastest graph "
+                         "meeting the budget on this machine; its search "
+                         "log goes beside it (<stem>.budget.json)."}),
         (("--threshold",), {"action": "append", "metavar": "MODE=COSINE",
                             "help": "Override a mode's minimum cosine "
                             "(repeatable)."}),

@@ -61,6 +61,7 @@ class ExportKwargs(TypedDict, total=False):
     random_weights: bool | None
     thresholds: Mapping[str, float] | None
     min_cos: float | None
+    budget: str | Mapping[str, float] | None
     float_layers: Names | None
     pixels_in_graph: bool | None
     io_dtype: str | None
@@ -157,6 +158,12 @@ THRESHOLDS = Kind(
     _thresholds,
 )
 
+BUDGET = Kind(
+    "a budget: 'min_cos=..,max_ms=..,max_mb=..' or a table of those keys",
+    '"min_cos=0.999,max_ms=40" or { min_cos = 0.999, max_mb = 5 }',
+    lambda v: isinstance(v, (str, dict)),
+)
+
 MASK_THRESHOLDS = Kind(
     "a table of mode = minimum mask agreement in (0, 1]",
     "{ int8 = 0.97 }",
@@ -206,6 +213,9 @@ class ExportOptions:
     targets: Names = ()
     out: PathLike = "artifacts"
     min_cos: float | None = None
+    # per-layer precision of one int8 mode against "min_cos=..,max_ms=..,
+    # max_mb=.." (exporter.budget)
+    budget: str | dict[str, float] | None = None
     float_layers: Names = ()
     pixels_in_graph: bool = False
     io_dtype: str = "int8"
@@ -254,6 +264,7 @@ OPTIONS = {
     "random_weights": Option("model", BOOLEAN),
     "thresholds": Option("thresholds", THRESHOLDS),
     "min_cos": Option("export", COSINE),
+    "budget": Option("export", BUDGET),
     "float_layers": Option("export", NAMES),
     "pixels_in_graph": Option("export", BOOLEAN),
     "io_dtype": Option("export", TEXT),

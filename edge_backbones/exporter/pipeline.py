@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_backbones.atomic_io import dumps_json
+from edge_backbones.atomic_io import dumps_json, write_file_atomic
 from edge_backbones.core import fidelity as fidelity_lib
 from edge_backbones.core import modes as modes_lib
 from edge_backbones.core import workspace as workspace_lib
@@ -36,6 +36,7 @@ from edge_backbones.errors import (
     InputError,
     WeightsNotFoundError,
 )
+from edge_backbones.exporter import budget as budget_lib
 from edge_backbones.exporter import calibration as calibration_lib
 from edge_backbones.exporter import (
     disk,
@@ -426,6 +427,8 @@ class ExportPlan:
     calibration: Any  # a CalibrationSet or None
     holdout: list[Any]  # float32 (H, W, 3) arrays that verify
     holdout_source: str
+    # per-layer precision of the one int8 plan against it (exporter.budget)
+    budget: "budget_lib.Budget | None" = None
 
     @property
     def selecting(self) -> bool:
@@ -447,10 +450,20 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
     size = options_lib.parse_image_size(_image_size(job.model))
     _check_options(job)
     modes = exp.modes
+    budget = None if exp.budget is None else budget_lib.parse_budget(exp.budget)
+    if budget is not None and modes is None and not exp.targets:
+        modes = (budget_lib.DEFAULT_MODE,)
     if modes is None and not exp.targets:
         selecting = exp.min_cos is not None
         modes = modes_lib.selection_candidates() if selecting else ("fp32",)
     plans = tuple(modes_lib.resolve_plans(modes, exp.targets))
+    gates = {**modes_lib.default_min_cosine(), **(job.thresholds or {})}
+    if budget is not None:
+        budget_lib.check_budget_plans(
+            budget, plans, exp.min_cos, job.thresholds
+        )
+        if budget.min_cos is not None:
+            gates[plans[0].mode] = budget.min_cos
     socs = _npu_socs(exp.socs, [p.mode for p in plans], exp.min_cos)
     memory.check_input(size)
     workspace_lib.prepare_out(exp.out)  # a file or read-only `out` fails here
@@ -487,7 +500,8 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
         # "a,b" as in the CLI, never a string iterated character by character
         out_features=_out_features(exp.out_features, backbone, name),
         float_layers=split_commas(exp.float_layers),
-        gates={**modes_lib.default_min_cosine(), **(job.thresholds or {})},
+        gates=gates,
+        budget=budget,
         preprocessing=preprocessing,
         calibration=calib,
         holdout=calibration_lib.holdout_arrays(calib, preprocessing, size),
@@ -822,11 +836,26 @@ def _export_one(plan, workbench, mode_plan):
     with workbench.meter.phase(f"verify {mode_plan.mode}"):
         verified = _verify(plan, workbench, mode_plan, content, gate, final)
     verified["graph"] = {**graph, **verified["graph"]}
+    search_log = float_layers.pop("budget_log", None)
     verified["scheme"] = {**mode_plan.as_metadata(), **float_layers}
+    if "per_layer" in float_layers:  # the search replaced the hand-picks
+        verified["scheme"]["float_layer_names"] = []
     metadata = _artifact_metadata(plan, workbench, mode_plan, verified, gate)
     size_bytes = tflite_metadata.write_artifact(
         final, content, metadata, workbench.work
     )
+    if search_log is not None:
+        from edge_backbones.exporter.quant_debug import write_node_values
+
+        stem = os.path.join(folder, plan.stem(mode_plan.mode))
+        write_file_atomic(
+            stem + ".budget.json", dumps_json(search_log, indent=1) + "\n"
+        )
+        # per-op error and per-op time, painted on the graph
+        for suffix, (name, values) in budget_lib.overlays(search_log).items():
+            write_node_values(
+                name, values, f"{stem}.{suffix}.model_explorer.json"
+            )
     return ArtifactRecord(
         mode=mode_plan.mode,
         path=final,
@@ -866,6 +895,8 @@ def _convert(plan, workbench, mode_plan):
         applied["type_nodes"], applied["name_nodes"] = scheme_float_nodes(
             converter.fp32(), plan.backbone, mode_plan
         )
+        if plan.budget is not None:  # the search picks the float layers
+            applied["name_nodes"] = []
         float_nodes = list(
             dict.fromkeys(
                 applied["matched_nodes"]
@@ -873,14 +904,24 @@ def _convert(plan, workbench, mode_plan):
                 + applied["name_nodes"]
             )
         )
-        content = converter.int8(
-            io_dtype=plan.job.export.io_dtype
-            if mode_plan.integer_io
-            else "float32",
-            float_ops=mode_plan.float_ops,
-            float_nodes=float_nodes,
-            ranges=mode_plan.ranges,
-        )
+
+        def quantize(extra=()):
+            return converter.int8(
+                io_dtype=plan.job.export.io_dtype
+                if mode_plan.integer_io
+                else "float32",
+                float_ops=mode_plan.float_ops,
+                float_nodes=list(dict.fromkeys(float_nodes + list(extra))),
+                ranges=mode_plan.ranges,
+            )
+
+        if plan.budget is None:
+            content = quantize()
+        else:
+            content, searched = _budget_search(
+                plan, workbench, converter, quantize, float_nodes
+            )
+            applied.update(searched)
     return content, {
         "float_layers": {
             "requested": list(plan.float_layers),
@@ -888,7 +929,66 @@ def _convert(plan, workbench, mode_plan):
         },
         "float_layer_type_nodes": list(applied["type_nodes"]),
         "float_layer_name_nodes": list(applied["name_nodes"]),
+        **{k: applied[k] for k in ("per_layer", "budget_log") if k in applied},
     }
+
+
+def _budget_search(plan, workbench, converter, quantize, float_nodes):
+    """(.tflite bytes, {per_layer, budget_log}): `budget.search` over the
+    layers with weights not already float, scored on the calibration
+    photos against the fp32 graph and re-verified on the held-out ones."""
+    from edge_backbones.exporter.quant_debug import weighted_layer_nodes
+    from edge_backbones.runtime.edge_model import EdgeModel
+
+    fp32 = converter.fp32()
+    already = set(float_nodes)
+    units = [
+        budget_lib.LayerUnit(path, tuple(n for n in nodes if n not in already))
+        for path, nodes in weighted_layer_nodes(fp32, plan.backbone).items()
+        if any(n not in already for n in nodes)
+    ]
+    samples = converter.samples()[: budget_lib.SEARCH_PHOTOS]
+    threads = plan.job.export.num_threads
+    strip = (
+        segmentation.without_classes
+        if segmentation.is_segmenter(plan.backbone)
+        else dict
+    )
+
+    def outputs(content, inputs):
+        path = os.path.join(workbench.scratch, "budget_candidate.tflite")
+        with open(path, "wb") as f:
+            f.write(content)
+        model = EdgeModel(path, num_threads=threads)
+        result = strip(model.run_batch(inputs))
+        del model
+        os.unlink(path)
+        return result
+
+    reference = outputs(fp32, samples)
+    holdout_reference = strip(workbench.reference)
+    result = budget_lib.search(
+        units,
+        quantize,
+        fp32,
+        lambda c: budget_lib.worst_cosine(reference, outputs(c, samples)),
+        lambda c: budget_lib.worst_cosine(
+            holdout_reference, outputs(c, plan.holdout)
+        ),
+        plan.budget,
+        plan.gates[plan.plans[0].mode],
+        threads,
+        plan.job.export.bench_runs,
+        _log,
+    )
+    per_layer = {
+        "budget": plan.budget.as_dict(),
+        "choices": result.choices,
+        "float_layers": list(result.float_layers),
+        "float_nodes": list(result.float_nodes),
+        "search_log": plan.stem(plan.plans[0].mode) + ".budget.json",
+    }
+    return result.content, {"per_layer": per_layer, "budget_log": result.log}
 
 
 def _check_graph(plan, mode_plan, content):

@@ -41,10 +41,12 @@ __all__ = [
     "match_nodes",
     "layer_type_nodes",
     "layer_name_nodes",
+    "weighted_layer_nodes",
     "scheme_float_nodes",
     "write_layer_report",
     "node_data",
     "write_node_data",
+    "write_node_values",
 ]
 
 # Model Explorer paints each node by where its value falls between the
@@ -171,18 +173,56 @@ def layer_name_nodes(
     ]
     if not paths:
         return []
-    pattern = re.compile(
+    pattern = _path_pattern(paths)
+    return [
+        tensor
+        for _, tensor in op_outputs(model_content)
+        if pattern.search(tensor)
+    ]
+
+
+def _path_pattern(paths: Iterable[str]) -> "re.Pattern[str]":
+    return re.compile(
         r"(^|/)("
         + "|".join(
             r"(_\d+)?/".join(map(re.escape, path.split("/"))) for path in paths
         )
         + r")(_\d+)?/"
     )
-    return [
-        tensor
-        for _, tensor in op_outputs(model_content)
-        if pattern.search(tensor)
-    ]
+
+
+def weighted_layer_nodes(
+    model_content: bytes, backbone: Any
+) -> dict[str, list[str]]:
+    """{layer path: output tensor names of its ops} for every innermost
+    layer with weights (Dense, Conv2D, ...) that has ops in the graph:
+    the units a per-layer precision choice picks among (`budget`)."""
+    leaves = []
+
+    def walk(layer: Any, prefix: str) -> None:
+        for child in keras_compat.flatten_layers(
+            layer, include_self=False, recursive=False
+        ):
+            path = prefix + child.name
+            children = list(
+                keras_compat.flatten_layers(
+                    child, include_self=False, recursive=False
+                )
+            )
+            if children:
+                walk(child, path + "/")
+            elif child.weights:
+                leaves.append(path)
+
+    walk(backbone, "")
+    tensors = [tensor for _, tensor in op_outputs(model_content)]
+    found = {}
+    for path in leaves:
+        pattern = _path_pattern([path])
+        nodes = [t for t in tensors if pattern.search(t)]
+        if nodes:
+            found[path] = nodes
+    return found
 
 
 def scheme_float_nodes(
@@ -279,3 +319,19 @@ def node_data(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def write_node_data(rows: Sequence[Mapping[str, Any]], path: str) -> str:
     """Writes `node_data(rows)` as strict JSON (atomically)."""
     return write_file_atomic(path, dumps_json(node_data(rows), indent=1))
+
+
+def write_node_values(name: str, values: Mapping[str, float], path: str) -> str:
+    """Writes {op output tensor: value} as one Model Explorer node-data
+    overlay (`GraphNodeData`) called `name`: strict JSON, atomically,
+    non-finite values left out."""
+    document = {
+        "name": name,
+        "results": {
+            tensor: {"value": value}
+            for tensor, value in values.items()
+            if tensor and math.isfinite(value)
+        },
+        "gradient": _GRADIENT,
+    }
+    return write_file_atomic(path, dumps_json(document, indent=1))

@@ -14,6 +14,8 @@ A TOML job (see export/*.toml):
     targets = ["cpu"]
     out = "../artifacts"
     float_layers = []         # node names kept in float (quant_debug)
+    # or: per-layer precision of one int8 mode (exporter.budget)
+    # budget = { min_cos = 0.999, max_ms = 40 }
     [calibration]
     source = "../calibration"
     max_images = 16

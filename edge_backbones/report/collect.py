@@ -32,7 +32,6 @@ from edge_backbones.errors import (
     ReportError,
 )
 from edge_backbones.report.deployment import deployment_fields
-from edge_backbones.report.macs import count_macs
 from edge_backbones.report.records import (
     ResultFile,
     describe_device,
@@ -41,6 +40,7 @@ from edge_backbones.report.records import (
     row_key,
 )
 from edge_backbones.report.thermal import snapshot
+from edge_backbones.runtime.macs import count_macs
 from edge_backbones.runtime.metadata import (
     METADATA_NAME,
     file_sha256,

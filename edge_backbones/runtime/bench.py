@@ -17,8 +17,16 @@ from typing import Any, TypedDict
 import numpy as np
 import numpy.typing as npt
 
+from edge_backbones.core.cpuinfo import cpu_flags, peak_cpuinfo, read_cpuinfo
+from edge_backbones.core.peak import (
+    SiliconShare,
+    cpu_frequency_mhz,
+    peak_model,
+    silicon_share,
+)
 from edge_backbones.errors import InputError
 from edge_backbones.runtime.edge_model import EdgeModel, TensorSpec
+from edge_backbones.runtime.macs import count_macs
 
 __all__ = [
     "BenchmarkResult",
@@ -26,6 +34,7 @@ __all__ = [
     "benchmark",
     "benchmark_sam_decoder",
     "latency_stats",
+    "physical_limit",
     "peak_rss_mb",
     "format_table",
 ]
@@ -63,6 +72,8 @@ class BenchmarkResult(_BareComparison):
     warmup: int
     latency_ms: LatencyStats
     peak_rss_mb: float | None
+    # MACs, GMAC/s and their share of this CPU's fp32 and int8 peak
+    silicon: SiliconShare
 
 
 # seconds between progress lines on stderr; shorter runs print none
@@ -142,8 +153,9 @@ def benchmark(
     `model_options` go to `EdgeModel` (delegates, backend, strict, ...).
     Keys: model, size_bytes, threads, backend, delegate, fully_delegated,
     cpu_ops, init_ms, warmup, latency_ms {median, p5, p95, mean, std, min,
-    max, runs}, peak_rss_mb, and with `compare_bare` also bare_latency_ms
-    and wrapper_over_bare (ratio of medians).
+    max, runs}, peak_rss_mb, silicon (`physical_limit` of the median), and
+    with `compare_bare` also bare_latency_ms and wrapper_over_bare (ratio
+    of medians).
 
     Raises:
         InputError: runs < 1 or warmup < 0, or a bad model option.
@@ -164,6 +176,7 @@ def benchmark(
         model(x)
     progress = f"bench {label} threads={num_threads}"
     wrapped, bare = _timed_runs(model, x, runs, compare_bare, progress)
+    latency = latency_stats(wrapped)
     result: BenchmarkResult = {
         "model": os.fspath(model_path),
         "size_bytes": os.path.getsize(model_path),
@@ -179,8 +192,11 @@ def benchmark(
         ),
         "init_ms": init_s * 1e3,
         "warmup": warmup,
-        "latency_ms": latency_stats(wrapped),
+        "latency_ms": latency,
         "peak_rss_mb": peak_rss_mb(),
+        "silicon": physical_limit(
+            model_path, latency["median"] / 1e3, num_threads
+        ),
     }
     if compare_bare:
         result["bare_latency_ms"] = latency_stats(bare)
@@ -188,6 +204,28 @@ def benchmark(
             result["latency_ms"]["median"] / result["bare_latency_ms"]["median"]
         )
     return result
+
+
+def physical_limit(
+    model_path: str | os.PathLike[str],
+    seconds: float,
+    num_threads: int | None,
+    flags: Iterable[str] | None = None,
+) -> SiliconShare:
+    """How far one inference of `seconds` is from the silicon: the graph's
+    MACs (`runtime.macs`), GMAC/s, and its share of the fp32 and int8
+    peaks of `num_threads` cores of this CPU (`core.peak`; `flags`:
+    another CPU's, default this one's or `EDGE_BACKBONES_CPU_FLAGS`)."""
+    info = read_cpuinfo()
+    if flags is None:
+        flags, info_for_peak = cpu_flags() or (), peak_cpuinfo(info)
+    else:  # another CPU's flags: this one's family says nothing of it
+        info_for_peak = None
+    peak = peak_model(flags, info_for_peak)
+    mhz, _ = cpu_frequency_mhz(info)
+    cores = num_threads or os.cpu_count() or 1
+    macs = int(count_macs(model_path)["total"])
+    return silicon_share(macs, seconds, cores, peak, mhz)
 
 
 def _timed_runs(
@@ -223,11 +261,20 @@ def _timed_runs(
     return wrapped, bare
 
 
+def _silicon_cells(silicon: SiliconShare | None) -> list[str]:
+    if silicon is None:
+        return ["?", "?", "?"]
+    shares = [silicon["fp32_peak_share"], silicon["int8_peak_share"]]
+    return [f"{silicon['gmac_per_s']:.1f}"] + [
+        "?" if s is None else f"{s:.0%}" for s in shares
+    ]
+
+
 def format_table(results: Iterable[BenchmarkResult]) -> str:
     """A readable table of `benchmark` results, one row per result."""
     header = [
         *("model", "threads", "delegate", "full", "init ms", "median"),
-        *("p5", "p95", "std", "peak MiB"),
+        *("p5", "p95", "std", "peak MiB", "GMAC/s", "fp32 pk", "int8 pk"),
     ]
     with_bare = any("wrapper_over_bare" in r for r in results)
     if with_bare:
@@ -248,6 +295,7 @@ def format_table(results: Iterable[BenchmarkResult]) -> str:
             f"{lat['p95']:.3f}",
             f"{lat['std']:.3f}",
             "?" if peak is None else f"{peak:.0f}",
+            *_silicon_cells(r.get("silicon")),
         ]
         if with_bare:
             bare = r.get("bare_latency_ms")

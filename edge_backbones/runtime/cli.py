@@ -338,12 +338,16 @@ def _op_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _host() -> dict[str, str | int | None]:
+def _host() -> dict[str, Any]:
+    from edge_backbones.core.cpuinfo import cpu_record
+
     return {
         "machine": platform.machine(),
         "system": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        # flags, clock, peak model: what `silicon` in each result reads
+        "cpu": cpu_record(),
     }
 
 

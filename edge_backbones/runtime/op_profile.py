@@ -21,7 +21,13 @@ import numpy as np
 
 from edge_backbones.errors import InputError, require
 
-__all__ = ["METHOD", "op_profile", "one_op_model", "format_op_profile"]
+__all__ = [
+    "METHOD",
+    "op_profile",
+    "op_times",
+    "one_op_model",
+    "format_op_profile",
+]
 
 METHOD = (
     "isolated: each op rebuilt as a one-op .tflite model fed its real "
@@ -163,19 +169,38 @@ def op_profile(
             f"op profile needs runs >= 1, warmup >= 0, top >= 1; got "
             f"runs={runs}, warmup={warmup}, top={top}."
         )
+    whole_ms, ops = op_times(model_path, num_threads, runs, warmup)
+    return _summary(model_path, num_threads, whole_ms, ops, top)
+
+
+def op_times(
+    model: str | os.PathLike[str] | bytes,
+    num_threads: int | None = 1,
+    runs: int = 20,
+    warmup: int = 3,
+) -> tuple[float, list[dict[str, Any]]]:
+    """(whole model ms, [{index, op, output, ms}] of every op of subgraph
+    0 in order): `op_profile`'s measurements of a path or .tflite bytes.
+
+    Raises:
+        ModelFileError: `model` is not a readable .tflite file.
+        MissingDependencyError: ai-edge-litert is not installed.
+    """
     from edge_backbones.runtime.model_file import read_model_file
 
-    read_model_file(model_path)  # a clear ModelFileError if it is not one
-    with open(model_path, "rb") as handle:
-        content = handle.read()
-    model = _schema().ModelT.InitFromPackedBuf(content, 0)
+    read_model_file(model)  # a clear ModelFileError if it is not one
+    if isinstance(model, bytes):
+        content = model
+    else:
+        with open(model, "rb") as handle:
+            content = handle.read()
+    parsed = _schema().ModelT.InitFromPackedBuf(content, 0)
     full = _activations(content, num_threads)
     whole = _interpreter(content, num_threads)
     for detail in whole.get_input_details():
         whole.set_tensor(detail["index"], full.get_tensor(detail["index"]))
     whole_ms = _median_invoke_ms(whole, runs, warmup)
-    ops = _time_ops(model, (full, num_threads, runs, warmup))
-    return _summary(model_path, num_threads, whole_ms, ops, top)
+    return whole_ms, _time_ops(parsed, (full, num_threads, runs, warmup))
 
 
 def _time_ops(model: Any, context: _Context) -> list[dict[str, Any]]:

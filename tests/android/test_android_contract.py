@@ -58,6 +58,7 @@ def _quantization(spec):
     }
 
 
+@pytest.mark.android
 @pytest.mark.parametrize(
     "kind", ["fp32", "cpu", "gpu", "npu_int8", "npu_uint8_pixels"]
 )

@@ -163,6 +163,7 @@ def _row(result, tool, mode):
     )
 
 
+@pytest.mark.peers_stage
 def test_every_mode_is_a_row_and_a_failing_peer_is_a_row(tiny_run):
     result, _, stem = tiny_run
     keys = [(r["tool"], r["mode"]) for r in result["rows"]]
@@ -211,6 +212,7 @@ def _torch_levels_nhwc(folder, images):
     }
 
 
+@pytest.mark.peers_stage
 @pytest.mark.parametrize(
     "tool, mode",
     [

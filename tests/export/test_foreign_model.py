@@ -63,6 +63,7 @@ def _check_runtime(record, expected_levels):
     return model, sidecar
 
 
+@pytest.mark.matrix_stage
 def test_tf_keras_model_fp32_cpu_int8(mobilenet, photos, tmp_path):
     records = export(
         mobilenet,
@@ -96,6 +97,7 @@ def test_tf_keras_model_fp32_cpu_int8(mobilenet, photos, tmp_path):
     assert by_mode["int8"].fidelity["levels"]["P4"]["cosine"] > 0.9
 
 
+@pytest.mark.matrix_stage
 def test_tf_keras_h5_and_saved_model(mobilenet, tmp_path):
     h5 = str(tmp_path / "mobilenet.h5")
     mobilenet.save(h5)

@@ -16,6 +16,8 @@ from edge_backbones.exporter import gpu_check
 from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime import EdgeModel, gpu_probe
 
+pytestmark = pytest.mark.gpu_stage
+
 # ViTDet as in Segment Anything, scaled down: 4x4-token windows
 _VIT_DET = {
     "hidden_size": 192, "num_layers": 4, "intermediate_dim": 768,

@@ -12,6 +12,8 @@ from edge_backbones.models.mit import MiTBackbone
 from edge_backbones.runtime.edge_model import EdgeModel
 from tests.tiny import TINY_MIT_TWO_STAGES_WIDE
 
+pytestmark = pytest.mark.matrix_stage
+
 
 @pytest.mark.parametrize("mode", ["int8", "int4"])
 def test_keras_quantized_backbone_exports(mode, tmp_path):

@@ -32,6 +32,7 @@ def reported(tiny_backbone, photos, tmp_path_factory):
     return {"path": record.path, "overlay": overlay, "rows": rows}
 
 
+@pytest.mark.explorer_stage
 def test_overlay_paints_every_reported_op_of_the_exported_model(reported):
     overlay = reported["overlay"]
     with open(reported["path"], "rb") as handle:
@@ -59,6 +60,7 @@ def test_a_tensor_reported_twice_keeps_its_worst_value():
     assert node_data(rows)["results"] == {"a": {"value": 2.0}}
 
 
+@pytest.mark.explorer_stage
 def test_model_explorer_reads_the_overlay_onto_the_graph(reported):
     """With ai-edge-model-explorer installed (CI stage model_explorer.sh):
     its own GraphNodeData class loads the JSON strictly, and its

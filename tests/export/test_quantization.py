@@ -12,6 +12,8 @@ from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime.model_file import read_model_file
 from tests.tiny import TINY_SAM
 
+pytestmark = pytest.mark.matrix_stage
+
 
 def _export_vitdet(photos, out, **kwargs):
     (record,) = export(

@@ -29,17 +29,31 @@ def test_resolve_plans():
         ({"avx2", "avx_vnni"}, "dynamic", "avx_vnni"),
         ({"fp", "asimd", "asimddp"}, "dynamic", "asimddp"),  # Cortex-A76
         ({"avx2", "fma", "f16c"}, "fp16", "none"),  # AVX2-only EPYC
+        ({"avx2", "fma", "avx512f", "avx512bw"}, "fp16", "none"),  # no VNNI
+        ({"avx512f", "avx512_vnni", "amx_int8"}, "dynamic", "amx_int8"),
+        ({"fp", "asimd", "asimddp", "i8mm"}, "dynamic", "asimddp"),
         ({"fp", "asimd"}, "fp16", "none"),  # Cortex-A72
     ],
 )
 def test_cpu_target_follows_the_int8_dot_product(flags, base, named):
     plan = modes.cpu_plan(flags)
     assert (plan.mode, plan.target, plan.converter) == ("cpu", "cpu", base)
-    assert f"flags include {named} of" in plan.reason
+    assert f"flags include {named}" in plan.reason
     # fp16 weights keep every op's weights as they are
     assert plan.float_weight_ops == (
         ("DEPTHWISE_CONV_2D",) if base == "dynamic" else ()
     )
+
+
+@pytest.mark.parametrize(
+    "flags, converter",
+    [("avx2 fma f16c", "fp16"), ("avx2 fma avx512f avx512_vnni", "dynamic")],
+)
+def test_cpu_target_reads_the_flags_override(monkeypatch, flags, converter):
+    # EDGE_BACKBONES_CPU_FLAGS emulates another CPU for the choice
+    monkeypatch.setenv("EDGE_BACKBONES_CPU_FLAGS", flags)
+    (plan,) = recipes.resolve_plans((), "cpu")
+    assert plan.converter == converter
 
 
 def test_cpu_flags_reads_x86_and_arm_cpuinfo(tmp_path):

@@ -70,6 +70,7 @@ def exported(checkpoint, photos, tmp_path_factory):
     return {r.mode: r for r in records}
 
 
+@pytest.mark.matrix_stage
 def test_every_mode_and_target_exports_the_segmenter(exported, capfd):
     assert sorted(exported) == sorted((*ALL, *TARGETS))
     for mode, record in exported.items():
@@ -91,6 +92,7 @@ def test_every_mode_and_target_exports_the_segmenter(exported, capfd):
         assert outputs["classes"].max() < 5
 
 
+@pytest.mark.matrix_stage
 def test_float_masks_agree_exactly(exported):
     for mode in ("fp32", "cpu"):
         masks = json.loads(

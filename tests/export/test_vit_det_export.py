@@ -12,6 +12,8 @@ from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.preprocess import preprocess
 from tests.tflite_ops import operators
 
+pytestmark = pytest.mark.matrix_stage
+
 SIZE = 32
 # the export's default gates (measured here: fp32 1.0, cpu 0.99995 with
 # int8 weights, int8 0.9992)

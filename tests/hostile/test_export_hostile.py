@@ -449,6 +449,7 @@ KILL_POINTS = {
 }
 
 
+@pytest.mark.matrix_stage
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_killed_export_keeps_the_previous_artifact(point, previous, tmp_path):
     out = tmp_path / "out"
@@ -472,6 +473,7 @@ def test_killed_export_keeps_the_previous_artifact(point, previous, tmp_path):
     assert _leftovers(out) == []
 
 
+@pytest.mark.matrix_stage
 def test_next_export_cleans_a_killed_one(previous, tmp_path):
     import keras
 
@@ -494,6 +496,7 @@ def test_next_export_cleans_a_killed_one(previous, tmp_path):
     )  # fmt: skip
 
 
+@pytest.mark.matrix_stage
 def test_timed_kill_during_conversion(previous, tmp_path):
     """SIGKILL from outside once the SavedModel is being converted."""
     out = tmp_path / "out"

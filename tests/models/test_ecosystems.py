@@ -178,6 +178,7 @@ def _dense_layers(model):
     ]
 
 
+@pytest.mark.matrix_stage
 @pytest.mark.parametrize(
     "cls, config, shape, mode, min_cosine",
     [
@@ -261,6 +262,7 @@ def test_model_on_backbone_inputs_does_not_warn(mit):
 # ---- Keras' own export -----------------------------------------------------
 
 
+@pytest.mark.matrix_stage
 @pytest.mark.parametrize(
     "cls, config, size",
     [

@@ -254,6 +254,7 @@ def _tiny_segmenter(num_classes=5):
     )
 
 
+@pytest.mark.matrix_stage
 def test_edge_graph(tmp_path):
     # static, rank <= 4, builtins only, GPU-compatible, int16x8-quantizable
     segmenter = _tiny_segmenter()
@@ -264,6 +265,7 @@ def test_edge_graph(tmp_path):
     assert model_file.op_histogram["RESIZE_BILINEAR"] == 3
 
 
+@pytest.mark.matrix_stage
 def test_class_map_is_one_arg_max_in_float_and_int8():
     from ai_edge_litert.interpreter import Interpreter
 

@@ -9,7 +9,7 @@ from edge_backbones.core.fidelity import compare, worst
 from edge_backbones.runtime.metadata import file_sha256, sidecar_path
 from tests.npu.conftest import needs_npu_extra
 
-pytestmark = needs_npu_extra
+pytestmark = [needs_npu_extra, pytest.mark.npu_stage]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from tests.npu.conftest import needs_npu_extra
 
-pytestmark = needs_npu_extra
+pytestmark = [needs_npu_extra, pytest.mark.npu_stage]
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 
 from edge_backbones.errors import MetadataError, ModelFileError
 from edge_backbones.report import collect
-from edge_backbones.report.macs import count_macs
 from edge_backbones.report.records import load_results
+from edge_backbones.runtime.macs import count_macs
 from edge_backbones.runtime.metadata import read_metadata
 from edge_backbones.runtime.model_file import read_model_file
 

@@ -61,6 +61,7 @@ def test_a_hardware_gpu_row_is_timed_like_any_other(device_results):
     assert float(record["latency_median_ms"]) == pytest.approx(4321.987)
 
 
+@pytest.mark.gpu_stage
 def test_report_times_gpu_artifacts_on_the_gpu(tmp_path):
     verdict = gpu_probe.gpu_verdict()
     if not verdict.usable:

@@ -33,6 +33,7 @@ def _write_recipe(folder, config=TINY_MIT_64, random_weights=True):
     return recipe
 
 
+@pytest.mark.matrix_stage
 def test_recipe_report_times_keras_baseline_and_resumes(tmp_path, capfd):
     recipe = _write_recipe(tmp_path)
     out = tmp_path / "report"

@@ -9,6 +9,7 @@ import pytest
 from edge_backbones.errors import InputError, ModelFileError
 from edge_backbones.runtime import DelegateFallbackWarning, cli
 from edge_backbones.runtime.bench import benchmark, format_table
+from edge_backbones.runtime.macs import count_macs
 
 
 def _run_cli(argv):
@@ -36,8 +37,19 @@ def test_benchmark_reports_the_contract_keys(tiny):
     assert result["wrapper_over_bare"] == pytest.approx(
         lat["median"] / result["bare_latency_ms"]["median"]
     )
+    silicon = result["silicon"]
+    assert silicon["macs"] == count_macs(path)["total"] > 0
+    assert silicon["gmac_per_s"] == pytest.approx(
+        silicon["macs"] / (lat["median"] / 1e3) / 1e9
+    )
+    assert silicon["cores"] == 1
+    if silicon["fp32_peak_gmac_per_s"] is not None:  # x86: a known clock
+        assert silicon["fp32_peak_share"] == pytest.approx(
+            silicon["gmac_per_s"] / silicon["fp32_peak_gmac_per_s"]
+        )
     table = format_table([result])
     assert "wrap/bare" in table and "int8.tflite" in table
+    assert "GMAC/s" in table
 
 
 def test_cli_run_prints_levels_and_saves_a_heatmap(tiny, tmp_path, capsys):
@@ -65,6 +77,10 @@ def test_cli_bench_writes_json_per_thread_count(tiny, tmp_path, capsys):
     document = json.loads(out.read_text())
     assert [r["threads"] for r in document["results"]] == [1, 2]
     assert all(r["latency_ms"]["runs"] == 5 for r in document["results"])
+    # the CPU the peaks come from, flags included
+    cpu = document["host"]["cpu"]
+    assert set(cpu) >= {"flags", "flags_emulated", "mhz", "peak"}
+    assert [r["silicon"]["cores"] for r in document["results"]] == [1, 2]
     assert "median" in capsys.readouterr().out
 
 

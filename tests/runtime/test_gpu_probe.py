@@ -66,6 +66,7 @@ def add_model(tmp_path_factory):
     return path
 
 
+@pytest.mark.gpu_stage
 @pytest.mark.parametrize("setup", ["this machine's", "loader, no driver"])
 def test_trying_the_gpu_with_tensorflow_loaded_exits_cleanly(add_model, setup):
     env = dict(os.environ)

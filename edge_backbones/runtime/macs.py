@@ -9,31 +9,35 @@ normalization are left out, as MAC counts conventionally do.
 
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 from edge_backbones.runtime.model_file import TFLiteModelFile, read_model_file
 
 __all__ = ["count_macs"]
 
+# the shapes of an op's input or output tensors
+Shapes = list[tuple[int, ...]]
 
-def _conv_2d(inputs, outputs):
+
+def _conv_2d(inputs: Shapes, outputs: Shapes) -> int:
     # filter: [out_channels, kh, kw, in_channels / groups]
     _, kh, kw, in_per_group = inputs[1]
     return math.prod(outputs[0]) * kh * kw * in_per_group
 
 
-def _depthwise_conv_2d(inputs, outputs):
+def _depthwise_conv_2d(inputs: Shapes, outputs: Shapes) -> int:
     # filter: [1, kh, kw, out_channels]; one input channel per output
     _, kh, kw, _ = inputs[1]
     return math.prod(outputs[0]) * kh * kw
 
 
-def _fully_connected(inputs, outputs):
+def _fully_connected(inputs: Shapes, outputs: Shapes) -> int:
     # weights: [units, in_features]
     return math.prod(outputs[0]) * inputs[1][-1]
 
 
-def _batch_matmul(inputs, outputs):
+def _batch_matmul(inputs: Shapes, outputs: Shapes) -> int:
     # out [..., M, N] = A [..., M, K] @ B [..., K, N], A possibly given
     # transposed (adj_x). When A[-2] == M, K is A[-1]; otherwise A is
     # transposed and K is A[-2]. If both equal M then K == M either way, so
@@ -44,7 +48,7 @@ def _batch_matmul(inputs, outputs):
     return math.prod(outputs[0]) * depth
 
 
-_COUNTERS = {
+_COUNTERS: dict[str, Callable[[Shapes, Shapes], int]] = {
     "CONV_2D": _conv_2d,
     "DEPTHWISE_CONV_2D": _depthwise_conv_2d,
     "FULLY_CONNECTED": _fully_connected,

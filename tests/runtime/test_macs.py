@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from edge_backbones.report.macs import count_macs
+from edge_backbones.runtime.macs import count_macs
 
 tf = pytest.importorskip("tensorflow")
 
