@@ -44,3 +44,28 @@ def tiny_backbone():
 def calibration_dir():
     """The real photos we ship in calibration/."""
     return REPO_ROOT / "calibration"
+
+
+@pytest.fixture(scope="session")
+def tiny_sam_export(tmp_path_factory):
+    """A tiny random `SamModel` checkpoint exported by the CLI in fp32 and
+    fp16, encoder and decoder: (checkpoint, out folder, the CLI's exit
+    code, its stdout, its stderr)."""
+    import contextlib
+    import io
+
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from edge_backbones.cli import main
+    from tests.tiny import save_tiny_sam_model
+
+    checkpoint = tmp_path_factory.mktemp("sam") / "tiny_sam"
+    save_tiny_sam_model(str(checkpoint))
+    out = tmp_path_factory.mktemp("sam_export")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(
+            ["export", str(checkpoint), "--image-size", "64",
+             "--modes", "fp32,fp16", "--out", str(out)]
+        )  # fmt: skip
+    return checkpoint, out, code, stdout.getvalue(), stderr.getvalue()

@@ -44,6 +44,8 @@ __all__ = [
     "fast_int8_cpu_flags",
     "cpu_plan",
     "resolve_plans",
+    "SamDecoderPlan",
+    "sam_decoder_plans",
 ]
 
 REGISTRY_PATH = os.path.join(os.path.dirname(__file__), "modes.toml")
@@ -219,6 +221,73 @@ class Registry:
     # alias name -> its table as written (by_cpu: a choice)
     tables: dict[str, dict[str, Any]]
     select: tuple[str, ...]  # what min_cos chooses among by default
+    # alias name -> its [sam_decoder.*] table, checked (registry order)
+    sam_decoder: dict[str, dict[str, Any]] = dataclasses.field(
+        default_factory=dict
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SamDecoderPlan:
+    """How the SAM mask decoder is converted in one mode and what its
+    masks must reach: the alias's plan with the decoder's float lists."""
+
+    plan: Plan
+    min_mean_mask_iou: float
+    min_worst_mask_iou: float
+    max_iou_prediction_error: float
+    # decoder outputs whose producing ops stay float (int8 only)
+    float_outputs: tuple[str, ...] = ()
+
+    @property
+    def mode(self) -> str:
+        """The alias name (the artifact's and the metadata's mode)."""
+        return self.plan.mode
+
+    def gate(self) -> dict[str, float]:
+        """The three gates, as the artifact's metadata records them."""
+        return {
+            "min_mean_mask_iou": self.min_mean_mask_iou,
+            "min_worst_mask_iou": self.min_worst_mask_iou,
+            "max_iou_prediction_error": self.max_iou_prediction_error,
+        }
+
+
+_SAM_DECODER_FLOATS = (
+    "float_ops",
+    "float_layer_types",
+    "float_layer_names",
+    "float_weight_ops",
+)
+_SAM_DECODER_GATES = (
+    "min_mean_mask_iou",
+    "min_worst_mask_iou",
+    "max_iou_prediction_error",
+)
+
+
+def _sam_decoder_tables(
+    data: Mapping[str, Any], aliases: Mapping[str, Plan]
+) -> dict[str, dict[str, Any]]:
+    tables: dict[str, dict[str, Any]] = {}
+    for name, table in data.get("sam_decoder", {}).items():
+        where = f"[sam_decoder.{name}]"
+        if name not in aliases:
+            _fail(where, "names no alias")
+        unknown = sorted(
+            set(table)
+            - set(_SAM_DECODER_FLOATS)
+            - set(_SAM_DECODER_GATES)
+            - {"float_outputs", "ranges"}
+        )
+        if unknown:
+            _fail(where, f"has unknown key(s) {unknown}")
+        for key in _SAM_DECODER_GATES:
+            value = table.get(key)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                _fail(where, f"needs {key} in [0, 1] ({value!r})")
+        tables[name] = dict(table)
+    return tables
 
 
 def _parse(data: Mapping[str, Any]) -> Registry:
@@ -239,7 +308,8 @@ def _parse(data: Mapping[str, Any]) -> Registry:
     unknown = sorted(set(select) - set(aliases))
     if unknown:
         _fail("select", f"names unknown aliases {unknown}")
-    return Registry(schemes, aliases, tables, select)
+    sam_decoder = _sam_decoder_tables(data, aliases)
+    return Registry(schemes, aliases, tables, select, sam_decoder)
 
 
 def load_registry(path: str | os.PathLike[str]) -> Registry:
@@ -412,6 +482,45 @@ def resolve_plans(
             f"({', '.join(target_plans())})."
         )
     return unique
+
+
+def sam_decoder_plans(
+    modes: str | Sequence[str] | None = None,
+) -> dict[str, SamDecoderPlan]:
+    """{mode: SamDecoderPlan} of the SAM decoder's modes (default: all
+    the registry lists, in its order); `cpu` resolves for this CPU.
+
+    Raises:
+        InputError: a mode the decoder is not exported in.
+    """
+    tables = registry().sam_decoder
+    wanted = split_commas(modes) if modes is not None else list(tables)
+    unknown = [name for name in wanted if name not in tables]
+    if unknown:
+        raise InputError(
+            f"The SAM decoder is not exported in {unknown}; its modes are "
+            f"{list(tables)}."
+        )
+    plans = {}
+    for name in wanted:
+        table = tables[name]
+        plan = dataclasses.replace(
+            _plan(name),
+            float_ops=tuple(table.get("float_ops", ())),
+            float_layer_types=tuple(table.get("float_layer_types", ())),
+            float_layer_names=tuple(table.get("float_layer_names", ())),
+            float_weight_ops=tuple(table.get("float_weight_ops", ())),
+            # the percentile and mse ranges read image inputs alone
+            ranges=table.get("ranges", "minmax"),
+        )
+        plans[name] = SamDecoderPlan(
+            plan,
+            min_mean_mask_iou=float(table["min_mean_mask_iou"]),
+            min_worst_mask_iou=float(table["min_worst_mask_iou"]),
+            max_iou_prediction_error=float(table["max_iou_prediction_error"]),
+            float_outputs=tuple(table.get("float_outputs", ())),
+        )
+    return plans
 
 
 # the registry's lists, as constants for callers that read them once

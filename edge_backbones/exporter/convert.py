@@ -99,6 +99,14 @@ class Converter:
                 )
                 return converter.convert()
         except RuntimeError as exc:
+            if "not yet supported for op" in str(exc):
+                # e.g. int16x8 has no SIN kernel
+                raise ExportError(
+                    f"{what}: the quantizer cannot quantize an op of this "
+                    f"graph ({str(exc).strip().splitlines()[0]}). Export "
+                    "the modes that support it (float, int8), or change "
+                    "the layer that emits the op."
+                ) from exc
             if "Select TensorFlow op" not in str(exc):
                 raise
             # calibration runs the graph in TF's TFLite interpreter, which

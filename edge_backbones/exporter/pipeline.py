@@ -51,6 +51,7 @@ from edge_backbones.exporter import (
 from edge_backbones.exporter import graph as graph_lib
 from edge_backbones.exporter import options as options_lib
 from edge_backbones.exporter import recipes as recipes_lib
+from edge_backbones.exporter import sam as sam_export
 from edge_backbones.exporter.convert import Converter, gpu_compatibility
 from edge_backbones.text import megabytes, split_commas
 
@@ -185,7 +186,19 @@ def load_backbone(
         )
         name = os.path.basename(os.path.normpath(model))
         return built, name, weights
+    sam = _sam_encoder_preset(os.fspath(model))
+    if sam is not None:  # a SAM preset exports its image encoder here
+        backbone, _, weights = _load_preset(sam, random_weights, kwargs)
+        return backbone, os.fspath(model), weights
     return _load_preset(os.fspath(model), random_weights, kwargs)
+
+
+def _sam_encoder_preset(name):
+    """The image encoder preset of a SAM preset name (None otherwise)."""
+    from edge_backbones.models.sam.sam_presets import sam_presets
+
+    entry = sam_presets.get(name) if not os.path.isdir(name) else None
+    return entry["image_encoder"] if entry else None
 
 
 def _load_preset(model, random_weights, kwargs):
@@ -366,6 +379,12 @@ def export_job(job: options_lib.ExportJob) -> list[ArtifactRecord]:
 def _run_plan(job, started, meter):
     with meter.phase("build"):
         plan = plan_export(job)
+    if _is_sam(plan):
+        _log(
+            f"export: {plan.name} is a Segment Anything checkpoint: "
+            "exporting the SAM pair, its image encoder and its mask decoder "
+            "in each mode"
+        )
     _log(
         f"export: {plan.name} ({type(plan.backbone).__name__}, weights: "
         f"{plan.weights}) at {plan.size[0]}x{plan.size[1]}; "
@@ -398,6 +417,8 @@ def _run_plan(job, started, meter):
         records, failures = _export_all(plan, workbench)
         if plan.selecting:
             return _select(plan, workbench, records, failures)
+        if _is_sam(plan):
+            records += _export_sam_decoders(plan, workbench, failures)
         records += _compile_npu(plan, workbench, records)
         if failures:
             raise FidelityError(
@@ -598,6 +619,10 @@ def _image_size(model_options):
         model_options.model in segmenter_presets
     ):
         return segmentation.natural_input_size(model_options.model)
+    if isinstance(model_options.model, str):
+        sam = _sam_encoder_preset(model_options.model)
+        if sam is not None:
+            return Backbone.natural_input_size(sam)
     return Backbone.natural_input_size(model_options.model)
 
 
@@ -794,7 +819,81 @@ def _model_metadata(plan):
             if segmentation.is_segmenter(backbone)
             else {}
         ),
+        **(
+            {
+                "task": sam_export.encoder_task(
+                    plan.job.model.model, plan.size, backbone
+                )
+            }
+            if _is_sam(plan)
+            else {}
+        ),
     }
+
+
+def _is_sam(plan):
+    """Whether the export is a Segment Anything checkpoint's pair (not
+    with `min_cos`, which keeps one artifact, nor `task="backbone"`)."""
+    return (
+        not plan.selecting
+        and plan.job.model.task != segmentation.BACKBONE
+        and sam_export.is_sam_checkpoint(plan.job.model.model)
+    )
+
+
+def _export_sam_decoders(plan, workbench, failures):
+    """ArtifactRecords of SAM's mask decoder in the export's modes,
+    calibrated and verified on the embeddings of the same photos (the
+    held-out ones are the encoder's float reference); the decoders
+    outside their gates join `failures`."""
+    with workbench.meter.phase("sam decoder"):
+        sam = sam_export.load_sam(
+            plan.job.model.model,
+            plan.size,
+            plan.job.model.random_weights,
+            plan.job.model.config,
+        )
+        (level,) = workbench.reference
+        holdout = [e[None] for e in workbench.reference[level]]
+        calibration = []
+        if plan.calibration is not None and any(
+            p.needs_calibration for p in plan.plans
+        ):
+            serving = graph_lib.serving_graph(
+                plan.backbone, plan.size, plan.out_features, plan.preprocessing
+            )
+            arrays = calibration_lib.preprocessed(
+                plan.calibration, "calibration", plan.preprocessing, plan.size
+            )
+            embeddings = graph_lib.reference_outputs(serving, arrays)[level]
+            calibration = [e[None] for e in embeddings]
+        written, rejected = sam_export.export_decoders(
+            plan.job.model.model,
+            sam,
+            [p.mode for p in plan.plans],
+            lambda mode: plan.stem(f"{sam_export.DECODER}_{mode}"),
+            plan.job.export.out,
+            workbench.scratch,
+            calibration,
+            holdout,
+            {**workbench.base_metadata["model"], "class_name": "SAMBackbone"},
+            log=_log,
+        )
+    failures.extend(rejected)
+    records = [
+        ArtifactRecord(
+            **w,
+            fidelity={
+                name: figures
+                for name, figures in w["metadata"]["fidelity"].items()
+                if isinstance(figures, dict)
+            },
+        )
+        for w in written
+    ]
+    for record in records:
+        _log(record.summary())
+    return records
 
 
 def _export_all(plan, workbench):

@@ -71,6 +71,20 @@ def op_outputs(model_content: Any) -> Any:
     return pairs
 
 
+def output_nodes(model_content: bytes, outputs: Iterable[str]) -> list[str]:
+    """The graph's tensor names of the serving signature's `outputs`
+    (signature names, e.g. "iou_predictions"): keeping these nodes float
+    keeps the ops that produce the outputs float, whose tensors are named
+    after the signature and not after their layers."""
+    from edge_backbones.runtime.backends import load_backend
+
+    interpreter = load_backend().Interpreter(model_content=model_content)
+    runner = interpreter.get_signature_runner("serving_default")
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    details = runner.get_output_details()
+    return [names[details[output]["index"]] for output in outputs]
+
+
 def match_nodes(model_content: bytes, patterns: Iterable[str]) -> list[str]:
     """Output tensor names matching each pattern (exact, else substring).
 

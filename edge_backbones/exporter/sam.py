@@ -1,48 +1,93 @@
-"""Exports Segment Anything as two artifacts: encoder and mask decoder.
+"""Exports Segment Anything's mask decoder beside its image encoder.
 
-The encoder (image -> embeddings) is exported as any ViTDet backbone; the
-decoder (`SAMBackbone.decoder_model`: embeddings + `max_points` points and
-a box as two corners + mask input -> all masks + IoU) in the modes of
-`sam_modes.toml`, calibrated on the embeddings of the calibration photos
-with a fixed, generated prompt set. Each decoder is verified on held-out
-photos x the same kind of prompts by mask IoU against the float Keras
-model (logits binarized at 0) and by IoU-prediction error; the gates and
-the measured numbers go into its metadata. Both artifacts carry a `task`
-object (kind, checkpoint digest, input size, embedding shape) that
-`runtime.SamPredictor` checks before pairing them.
+`export(...)` (the pipeline) exports a `SamModel` checkpoint's encoder
+(image -> embeddings) in every mode as any ViTDet backbone, its metadata
+tied to the checkpoint by `encoder_task`; then `export_decoders` writes
+the decoder (`SAMBackbone.decoder_model`: embeddings + `max_points`
+points and a box as two corners + mask input -> all masks + IoU) in each
+of those modes the registry's `[sam_decoder.*]` tables list
+(`core.modes.sam_decoder_plans`), calibrated on the embeddings of the
+calibration photos with a fixed, generated prompt set. Each decoder is
+verified on the held-out photos' embeddings x the same kind of prompts by
+mask IoU against the float Keras model (logits binarized at 0) and by
+IoU-prediction error; the gates and the measured numbers go into its
+metadata. Both artifacts carry a `task` object (kind, checkpoint digest,
+input size, embedding shape) that `runtime.SamPredictor` checks before
+pairing them.
 """
 
+import contextlib
 import hashlib
+import json
 import os
-import sys
+import time
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from edge_backbones.errors import ExportError, FidelityError, require
 
 __all__ = [
-    "SAM_DECODER_MODES",
     "checkpoint_digest",
-    "export_sam",
+    "encoder_task",
+    "export_decoders",
+    "is_sam_checkpoint",
     "prompt_set",
+    "verify_decoder",
 ]
 
-with open(os.path.join(os.path.dirname(__file__), "sam_modes.toml"), "rb") as f:
-    SAM_DECODER_MODES = tomllib.load(f)
-SCHEMA = "edge_backbones.tflite/1"
+DECODER = "decoder"
 
 
-def checkpoint_digest(folder: Any) -> Any:
-    """sha256 of the checkpoint's weight files (what ties a pair)."""
+def is_sam_checkpoint(model: Any) -> bool:
+    """Whether `model` (a name or folder) is a whole Segment Anything
+    model: a SAM preset, or a folder of a `SamModel` checkpoint (its
+    config.json's model_type "sam"; a vision encoder alone is not)."""
+    from edge_backbones.models.sam.sam_presets import sam_presets
+
+    if not isinstance(model, (str, os.PathLike)):
+        return False
+    path = os.fspath(model)
+    if not os.path.isdir(path):
+        return path in sam_presets
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("model_type") == "sam"
+
+
+def checkpoint_digest(model: Any) -> str:
+    """sha256 of the checkpoint's weight files (what ties a pair); for a
+    preset name, of the name."""
     digest = hashlib.sha256()
-    names = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
+    path = os.fspath(model)
+    if not os.path.isdir(path):
+        digest.update(f"preset: {path}".encode())
+        return digest.hexdigest()
+    names = sorted(n for n in os.listdir(path) if n.endswith(".safetensors"))
     for name in names:
-        with open(os.path.join(folder, name), "rb") as f:
+        with open(os.path.join(path, name), "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def _embedding_shape(backbone, size):
+    level = backbone.feature_info[0]
+    return [size[0] // level.stride, size[1] // level.stride, level.channels]
+
+
+def encoder_task(model: Any, size: Any, backbone: Any) -> dict[str, Any]:
+    """The encoder artifact's `task` block (kind, checkpoint digest, image
+    size, embedding shape): what its decoder must match."""
+    return {
+        "kind": "sam_encoder",
+        "checkpoint_sha256": checkpoint_digest(model),
+        "image_size": [int(size[0]), int(size[1])],
+        "embedding_shape": _embedding_shape(backbone, size),
+    }
 
 
 def prompt_set(
@@ -113,105 +158,52 @@ def _write_decoder_saved_model(decoder, path):
     return path
 
 
-def _task(sam, digest, kind, max_points=None):
+def _decoder_task(sam, digest, size, max_points):
     h, w, c = sam.embedding_shape
-    task = {
-        "kind": kind,
-        "checkpoint_sha256": digest,
-        "image_size": list(sam.image_encoder.image_shape[:2]),
-        "embedding_shape": [h, w, c],
-    }
-    if max_points is not None:
-        task.update(
-            max_points=max_points,
-            num_point_slots=max_points + 2,
-            mask_input_size=[4 * h, 4 * w],
-            num_multimask_outputs=sam.mask_decoder.num_multimask_outputs,
-        )
-    return task
-
-
-def _spec(shape, dtype="float32"):
-    return {"shape": list(shape), "dtype": dtype, "quantization": None}
-
-
-def _model_info(sam, name):
     return {
-        "name": name,
-        "class_name": "SAMBackbone",
-        "config": {},
-        "weights": "huggingface",
-        "params": int(sam.count_params()),
+        "kind": "sam_decoder",
+        "checkpoint_sha256": digest,
+        "image_size": [int(size[0]), int(size[1])],
+        "embedding_shape": [h, w, c],
+        "max_points": max_points,
+        "num_point_slots": max_points + 2,
+        "mask_input_size": [4 * h, 4 * w],
+        "num_multimask_outputs": sam.mask_decoder.num_multimask_outputs,
     }
 
 
-def _common(content, mode, figures, gate):
-    """The keys every artifact records, for a SAM part in `mode`."""
-    import platform
+def _spec(shape, dtype="float32", quantization=None):
+    return {"shape": list(shape), "dtype": dtype, "quantization": quantization}
 
-    from edge_backbones.core.modes import mode_plans
-    from edge_backbones.exporter import tflite_metadata
+
+def _decoder_io(content):
+    """`input` (the image embeddings, as every artifact has one),
+    `outputs`, and every input for the task's `inputs`, as the converted
+    graph has them (integer with a scale in the npu target)."""
     from edge_backbones.runtime.backends import load_backend
 
-    backend = load_backend(None)
-    scheme = mode_plans().get(mode) or mode_plans()["fp32"]
-    return {
-        "schema": SCHEMA,
-        "mode": mode,
-        "recipe": None,
-        "scheme": {
-            **scheme.as_metadata(),
-            "float_layers": {"requested": [], "matched_nodes": []},
-            "float_layer_type_nodes": [],
-            "float_layer_name_nodes": [],
-        },
-        "fidelity": {**figures, "min_cosine": gate, "holdout": "held-out"},
-        "verified_on": {
-            "arch": platform.machine(),
-            "emulated": None,
-            "runtime": f"{backend.name} {backend.version}",
-            "delegate": "xnnpack",
-        },
-        "graph": tflite_metadata.graph_summary(content),
-        "versions": tflite_metadata.versions(),
-        "created": tflite_metadata.utc_now(),
-    }
+    interpreter = load_backend(None).Interpreter(model_content=content)
+    runner = interpreter.get_signature_runner("serving_default")
 
+    def spec(details):
+        scale, zero = (details.get("quantization") or (0.0, 0))[:2]
+        return _spec(
+            details["shape"].tolist(),
+            np.dtype(details["dtype"]).name,
+            [float(scale), int(zero)] if scale else None,
+        )
 
-def _encoder_metadata(sam, name, digest, content, figures):
-    encoder = sam.image_encoder
-    height, width, _ = encoder.image_shape
-    h, w, c = sam.embedding_shape
-    level = encoder.feature_info[0]
-    return {
-        **_common(content, "fp32", figures, 0.9999),
-        "model": _model_info(sam, name),
-        "input": {
-            "name": "images",
-            **_spec((1, height, width, 3)),
-            "preprocessing": encoder.preprocessing,
-        },
-        "outputs": {
-            level.name: {
-                **_spec((1, h, w, c)),
-                "stride": level.stride,
-                "channels": level.channels,
-            }
-        },
-        "task": _task(sam, digest, "sam_encoder"),
-    }
-
-
-def _decoder_io(decoder):
-    """`input` (the image embeddings, as every artifact has one) and
-    `outputs`; every input is listed in the task's `inputs`. Float32 I/O
-    in every mode."""
     inputs = {
-        t.name: {"name": t.name, **_spec(t.shape)} for t in decoder.inputs
+        name: {"name": name, **spec(details)}
+        for name, details in runner.get_input_details().items()
     }
     outputs = {
-        name: {**_spec(t.shape), "stride": None, "channels": t.shape[-1]}
-        for name, t in decoder.output.items()
+        name: {
+            **spec(details),
+            "stride": None,
+            "channels": int(details["shape"][-1]),
+        }
+        for name, details in runner.get_output_details().items()
     }
     return (
         {**inputs["image_embeddings"], "preprocessing": {}},
@@ -220,46 +212,25 @@ def _decoder_io(decoder):
     )
 
 
-def _encoder_figures(content, photos, embeddings, sam):
-    """The fp32 encoder's cosine figures against Keras on `photos`."""
-    from edge_backbones.core.fidelity import compare
-    from edge_backbones.runtime.backends import load_backend
+def _run_decoder(path, feeds):
+    from edge_backbones.runtime.sam_predictor import SignatureModel
 
-    interpreter = load_backend(None).Interpreter(model_content=content)
-    runner = interpreter.get_signature_runner("serving_default")
-    level = sam.image_encoder.feature_info[0].name
-    got = [runner(images=p[None].astype(np.float32))[level] for p in photos]
-    return compare(
-        {level: np.concatenate(embeddings)}, {level: np.concatenate(got)}
-    )
+    decoder = SignatureModel(path)
+    return [decoder(**feed) for feed in feeds]
 
 
-def _convert_decoder(converter, mode):
-    spec = SAM_DECODER_MODES[mode]
-    method = spec["converter"]
-    if method == "int8":
-        return converter.int8(float_ops=tuple(spec.get("float_ops", ())))
-    return getattr(converter, method)()
-
-
-def _run_decoder(content, feed):
-    from edge_backbones.runtime.backends import load_backend
-
-    interpreter = load_backend(None).Interpreter(model_content=content)
-    runner = interpreter.get_signature_runner("serving_default")
-    return runner(**feed)
-
-
-def verify_decoder(content, reference, feeds):
-    """Mask IoU and IoU-prediction error of a decoder against `reference`
-    (the float Keras outputs of the same `feeds`), over every mask."""
+def verify_decoder(
+    path: str, reference: list[dict[str, Any]], feeds: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Mask IoU and IoU-prediction error of the decoder at `path` against
+    `reference` (the float Keras outputs of the same `feeds`), over every
+    mask, run as `SamPredictor` runs it."""
     from edge_backbones.core.fidelity import compare
     from edge_backbones.core.mask_metrics import mask_iou, mask_iou_summary
 
-    ious, errors, outputs = [], [], []
-    for feed, expected in zip(feeds, reference, strict=True):
-        got = _run_decoder(content, feed)
-        outputs.append(got)
+    ious, errors = [], []
+    outputs = _run_decoder(path, feeds)
+    for got, expected in zip(outputs, reference, strict=True):
         masks = np.moveaxis(got["masks"][0], -1, 0) > 0
         want = np.moveaxis(expected["masks"][0], -1, 0) > 0
         ious.extend(mask_iou(masks, want).tolist())
@@ -284,143 +255,184 @@ def verify_decoder(content, reference, feeds):
     }
 
 
-def _gate(mode, measured):
-    spec = SAM_DECODER_MODES[mode]
-    gate = {
-        key: spec[key]
-        for key in (
-            "min_mean_iou",
-            "min_worst_iou",
-            "max_iou_prediction_error",
-        )
-    }
+def _failed_gates(decoder_plan, measured):
     failed = []
-    if measured["mask_iou"]["mean"] < gate["min_mean_iou"]:
-        failed.append(f"mean mask IoU {measured['mask_iou']['mean']:.4f}")
-    if measured["mask_iou"]["worst"] < gate["min_worst_iou"]:
-        failed.append(f"worst mask IoU {measured['mask_iou']['worst']:.4f}")
-    if measured["iou_prediction_max_error"] > gate["max_iou_prediction_error"]:
-        failed.append(
-            f"IoU-prediction error {measured['iou_prediction_max_error']:.4g}"
+    iou = measured["mask_iou"]
+    if iou["mean"] < decoder_plan.min_mean_mask_iou:
+        failed.append(f"mean mask IoU {iou['mean']:.4f}")
+    if iou["worst"] < decoder_plan.min_worst_mask_iou:
+        failed.append(f"worst mask IoU {iou['worst']:.4f}")
+    error = measured["iou_prediction_max_error"]
+    if error > decoder_plan.max_iou_prediction_error:
+        failed.append(f"IoU-prediction error {error:.4g}")
+    return failed
+
+
+class _Converters:
+    """The decoder's Converter per graph form: the plain trace, and the
+    integer forms (`models.layers.integer_layer_norm`) full int8 asks for,
+    traced on first use."""
+
+    def __init__(self, decoder, work, representative, log):
+        self.decoder, self.work = decoder, work
+        self.representative, self.log = representative, log
+        self.forms = {}
+
+    def for_plan(self, plan):
+        from edge_backbones.exporter.convert import Converter
+        from edge_backbones.models.layers import (
+            integer_layer_norm,
+            integer_softmax,
         )
-    return gate, failed
+
+        form = (plan.integer_layer_norm, plan.integer_softmax)
+        if form not in self.forms:
+            folder = "decoder" + "".join(
+                suffix
+                for suffix, on in zip(("_ln", "_softmax"), form, strict=True)
+                if on
+            )
+            with (
+                integer_layer_norm() if form[0] else contextlib.nullcontext(),
+                integer_softmax() if form[1] else contextlib.nullcontext(),
+            ):
+                saved = _write_decoder_saved_model(
+                    self.decoder, os.path.join(self.work, folder)
+                )
+            self.forms[form] = Converter(
+                saved, self.representative, log=self.log
+            )
+        return self.forms[form]
 
 
-def _photos(calibration, size, preprocessing):
-    from edge_backbones.runtime.preprocess import preprocess
-
-    names = sorted(
-        n
-        for n in os.listdir(calibration)
-        if n.lower().endswith((".jpg", ".jpeg", ".png"))
+def _convert(converters, decoder, decoder_plan):
+    """(.tflite bytes, the nodes kept float by layer type and name (with
+    the float outputs' nodes))."""
+    from edge_backbones.exporter.quant_debug import (
+        output_nodes,
+        scheme_float_nodes,
     )
-    if len(names) < 2:
-        from edge_backbones.errors import CalibrationError
 
-        raise CalibrationError(
-            f"{calibration!r} holds {len(names)} photos; the SAM decoder "
-            "export needs at least 2 (calibration + held-out)."
+    plan = decoder_plan.plan
+    converter = converters.for_plan(plan)
+    if plan.converter in ("fp32", "fp16"):
+        return getattr(converter, plan.converter)(), ([], [])
+    if plan.converter == "dynamic":
+        return converter.dynamic(plan.float_weight_ops), ([], [])
+    if plan.converter == "int16x8":
+        content = converter.int16x8(
+            integer_io=plan.integer_io,
+            grouped_depthwise=plan.grouped_depthwise,
         )
-    return [
-        preprocess(os.path.join(calibration, n), preprocessing, size)
-        for n in names
-    ]
+        return content, ([], [])
+    float32 = converter.fp32()
+    types, names = scheme_float_nodes(float32, decoder, plan)
+    names = [*names, *output_nodes(float32, decoder_plan.float_outputs)]
+    content = converter.int8(
+        io_dtype="int8" if plan.integer_io else "float32",
+        float_ops=plan.float_ops,
+        float_nodes=[*types, *names],
+        ranges=plan.ranges,
+    )
+    return content, (types, names)
 
 
-def export_sam(
-    checkpoint: Any,
-    out: Any,
-    modes: Any = ("fp32",),
-    max_points: Any = 4,
-    calibration: Any = None,
-    prompts_per_image: Any = 8,
-    holdout_fraction: Any = 0.25,
-    log: Any = None,
-) -> Any:
-    """Writes `<name>_encoder.tflite` (fp32) and `<name>_decoder_<mode>
-    .tflite` per mode into `out`; returns {"encoder": path, mode: path}.
+def _metadata(plan, content, measured, task, model, paths):
+    import platform
 
-    `checkpoint` is a Hugging Face `SamModel` folder. `calibration` is a
-    folder of photos: their embeddings calibrate the decoder with
-    `prompt_set` and a held-out part (`holdout_fraction`) verifies every
-    mode (without it, seeded random images stand in: numerics only). A
-    mode outside its gate is not written; it is listed under "rejected"
-    with why, and `FidelityError` is raised when every mode is.
+    from edge_backbones.exporter import tflite_metadata
+    from edge_backbones.runtime.backends import load_backend
+
+    backend = load_backend(None)
+    first, outputs, inputs = _decoder_io(content)
+    type_nodes, name_nodes = paths
+    return {
+        "schema": tflite_metadata.SCHEMA,
+        "model": model,
+        "mode": plan.plan.mode,
+        "recipe": plan.plan.target,
+        **({"recipe_reason": plan.plan.reason} if plan.plan.reason else {}),
+        "scheme": {
+            **plan.plan.as_metadata(),
+            "float_layers": {"requested": [], "matched_nodes": []},
+            "float_layer_type_nodes": list(type_nodes),
+            "float_layer_name_nodes": list(name_nodes),
+        },
+        "input": first,
+        "outputs": outputs,
+        "fidelity": {
+            **measured.pop("figures"),
+            "min_cosine": 0.0,
+            "holdout": "held-out photos' embeddings x the fixed prompt set",
+        },
+        "verified_on": {
+            "arch": platform.machine(),
+            "emulated": None,
+            "runtime": f"{backend.name} {backend.version}",
+            "delegate": "xnnpack",
+        },
+        "graph": tflite_metadata.graph_summary(content),
+        "task": {
+            **task,
+            "inputs": inputs,
+            "prompt_verification": {**measured, "gate": plan.gate()},
+        },
+        "versions": tflite_metadata.versions(),
+        "created": tflite_metadata.utc_now(),
+    }
+
+
+def export_decoders(
+    model: Any,
+    sam: Any,
+    modes: Any,
+    stem: Any,
+    out: str,
+    work: str,
+    calibration_embeddings: list[Any],
+    holdout_embeddings: list[Any],
+    model_info: dict[str, Any],
+    max_points: int = 4,
+    prompts_per_image: int = 8,
+    log: Any = print,
+) -> tuple[list[dict[str, Any]], list[tuple[str, ExportError]]]:
+    """Writes `<stem(mode)>.tflite` + `.json`, SAM's decoder, in each of
+    `modes` the registry gives it (the others are logged and skipped).
+
+    `sam` is the checkpoint's `SAMBackbone`; the embeddings (1, h, w, C)
+    come from its float encoder on the calibration and held-out photos.
+    Returns (one dict per written artifact: mode, path, size_bytes,
+    seconds, metadata; [(mode, error)] of the decoders that failed to
+    convert (ExportError) or fell outside their gates (FidelityError),
+    which are not written).
     """
-    from edge_backbones.exporter.convert import Converter
-    from edge_backbones.exporter.graph import serving_model, write_saved_model
-    from edge_backbones.exporter.tflite_metadata import write_artifact
-    from edge_backbones.models.sam import SAMBackbone
+    from edge_backbones.core import modes as modes_lib
+    from edge_backbones.exporter import tflite_metadata
 
-    log = log or (lambda line: print(line, file=sys.stderr))
-    unknown = sorted(set(modes) - set(SAM_DECODER_MODES))
-    if unknown:
-        raise ExportError(
-            f"Unknown SAM decoder modes {unknown}; known: "
-            f"{sorted(SAM_DECODER_MODES)}."
+    known = modes_lib.registry().sam_decoder
+    skipped = [m for m in modes if m not in known]
+    if skipped:
+        log(
+            f"sam decoder: not exported in {skipped} (its modes: {list(known)})"
         )
-    os.makedirs(out, exist_ok=True)
-    sam = SAMBackbone.from_preset(checkpoint)
-    digest = checkpoint_digest(checkpoint)
-    name = os.path.basename(os.path.normpath(checkpoint))
-    height, width, _ = sam.image_encoder.image_shape
+    plans = modes_lib.sam_decoder_plans([m for m in modes if m in known])
+    height, width = sam.image_encoder.image_shape[:2]
     h, w, _ = sam.embedding_shape
-    work = os.path.join(out, f".{name}_work")
-    paths, rejected = {}, {}
-
-    encoder_dir = write_saved_model(
-        serving_model(sam.image_encoder, (height, width)),
-        os.path.join(work, "encoder"),
-    )
-    encoder_content = Converter(encoder_dir, log=log).fp32()
-
-    photos = []
-    if calibration is not None:
-        photos = _photos(
-            calibration, (height, width), sam.image_encoder.preprocessing
-        )
-    if not photos:
-        rng = np.random.default_rng(0)
-        photos = [
-            rng.normal(size=(height, width, 3)).astype(np.float32)
-            for _ in range(4)
-        ]
-    embeddings = [
-        np.asarray(sam.image_encoder(photo[None])) for photo in photos
-    ]
-    held = max(1, int(round(len(photos) * holdout_fraction)))
-    figures = _encoder_figures(
-        encoder_content, photos[-held:], embeddings[-held:], sam
-    )
-    paths["encoder"] = os.path.join(out, f"{name}_encoder.tflite")
-    write_artifact(
-        paths["encoder"],
-        encoder_content,
-        _encoder_metadata(sam, name, digest, encoder_content, figures),
-    )
-    log(f"wrote {paths['encoder']}")
-    calib_embeddings, holdout_embeddings = (
-        embeddings[:-held],
-        embeddings[-held:],
-    )
-    if not calib_embeddings:
-        calib_embeddings = embeddings
+    digest = checkpoint_digest(model)
+    task = _decoder_task(sam, digest, (height, width), max_points)
     coords, labels = prompt_set((height, width), max_points, prompts_per_image)
     held_coords, held_labels = prompt_set(
         (height, width), max_points, prompts_per_image, seed=1
     )
-
     decoder = sam.decoder_model(max_points + 2)
-    decoder_dir = _write_decoder_saved_model(
-        decoder, os.path.join(work, "decoder")
-    )
+    calibration = calibration_embeddings or holdout_embeddings
 
     def representative():
-        for e in calib_embeddings:
+        for e in calibration:
             for c, lab in zip(coords, labels, strict=True):
                 yield _decoder_feed(e, c, lab, h, w)
 
-    converter = Converter(decoder_dir, representative, log=log)
+    converters = _Converters(decoder, work, representative, log)
     feeds = [
         _decoder_feed(e, c, lab, h, w)
         for e in holdout_embeddings
@@ -429,38 +441,76 @@ def export_sam(
     reference = [
         {k: np.asarray(v) for k, v in decoder(feed).items()} for feed in feeds
     ]
-    for mode in modes:
-        content = _convert_decoder(converter, mode)
-        measured = verify_decoder(content, reference, feeds)
-        gate, failed = _gate(mode, measured)
-        log(
-            f"decoder {mode}: mean IoU {measured['mask_iou']['mean']:.4f}, "
-            f"worst {measured['mask_iou']['worst']:.4f}, IoU-prediction "
-            f"error {measured['iou_prediction_max_error']:.3g}"
-        )
-        if failed:
-            rejected[mode] = f"{', '.join(failed)} outside its gate {gate}"
-            log(f"decoder {mode}: rejected ({rejected[mode]}), not written")
+    written, failures = [], []
+    for mode, plan in plans.items():
+        started = time.perf_counter()
+        log(f"decoder {mode}: converting ({plan.plan.description})")
+        try:
+            content, float_nodes = _convert(converters, decoder, plan)
+        except ExportError as exc:  # the other modes still go on
+            log(f"decoder {mode}: FAILED: {exc}")
+            failures.append((mode, exc))
             continue
-        first, outputs, inputs = _decoder_io(decoder)
-        metadata = {
-            **_common(content, mode, measured.pop("figures"), 0.0),
-            "model": _model_info(sam, name),
-            "input": first,
-            "outputs": outputs,
-            "task": {
-                **_task(sam, digest, "sam_decoder", max_points),
-                "inputs": inputs,
-                "prompt_verification": {**measured, "gate": gate},
-            },
-        }
-        paths[mode] = os.path.join(out, f"{name}_decoder_{mode}.tflite")
-        write_artifact(paths[mode], content, metadata)
-        log(f"wrote {paths[mode]}")
-    if modes and not set(modes) & set(paths):
-        raise FidelityError(
-            "Every SAM decoder mode fell below its gate: "
-            + "; ".join(f"{m}: {why}" for m, why in rejected.items())
-            + ". Try fp32 or fp16."
+        candidate = os.path.join(work, f"decoder_candidate_{mode}.tflite")
+        with open(candidate, "wb") as f:
+            f.write(content)
+        measured = verify_decoder(candidate, reference, feeds)
+        os.unlink(candidate)
+        iou = measured["mask_iou"]
+        log(
+            f"decoder {mode}: mask IoU mean {iou['mean']:.4f}, worst "
+            f"{iou['worst']:.4f}; IoU-prediction error "
+            f"{measured['iou_prediction_max_error']:.3g} on "
+            f"{len(feeds)} prompts"
         )
-    return {**paths, "rejected": rejected}
+        failed = _failed_gates(plan, measured)
+        if failed:
+            failures.append(
+                (
+                    mode,
+                    FidelityError(
+                        f"SAM decoder {mode}: {', '.join(failed)} outside "
+                        f"its gate {plan.gate()}; not written. Try fp32 or "
+                        "fp16, or keep more of its layers float in the "
+                        "registry's [sam_decoder] table."
+                    ),
+                )
+            )
+            log(f"decoder {mode}: rejected ({', '.join(failed)})")
+            continue
+        metadata = _metadata(
+            plan, content, measured, task, model_info, float_nodes
+        )
+        path = os.path.join(out, stem(mode) + ".tflite")
+        size = tflite_metadata.write_artifact(path, content, metadata, work)
+        written.append(
+            {
+                "mode": mode,
+                "path": path,
+                "size_bytes": size,
+                "seconds": time.perf_counter() - started,
+                "metadata": metadata,
+            }
+        )
+    return written, failures
+
+
+def load_sam(
+    model: Any,
+    size: Any,
+    random_weights: bool,
+    config: dict[str, Any] | None = None,
+) -> Any:
+    """The checkpoint's `SAMBackbone` at `size` (its prompt encoder's
+    grid follows the encoder's); `config` overrides the image encoder's
+    architecture, as for the exported encoder."""
+    from edge_backbones.models.sam import SAMBackbone
+
+    return SAMBackbone.from_preset(
+        os.fspath(model),
+        load_weights=not random_weights,
+        **{
+            **(config or {}),
+            "image_shape": (int(size[0]), int(size[1]), 3),
+        },
+    )

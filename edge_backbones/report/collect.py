@@ -49,6 +49,7 @@ from edge_backbones.runtime.metadata import (
 from edge_backbones.runtime.model_file import read_model_file
 
 __all__ = [
+    "sam_fields",
     "RunSettings",
     "collect_artifacts",
     "collect_recipe",
@@ -203,6 +204,31 @@ def _task_record(meta):
     }
 
 
+def sam_fields(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A SAM artifact's part ("encoder" or "decoder") and, for a decoder,
+    its mask IoU against the float model (held-out photos x the fixed
+    prompt set) and IoU-prediction error; None for any other model."""
+    task = meta.get("task")
+    if not isinstance(task, dict):
+        return None
+    kind = task.get("kind")
+    if kind == "sam_encoder":
+        return {"part": "encoder"}
+    if kind != "sam_decoder":
+        return None
+    verification = task.get("prompt_verification") or {}
+    iou = verification.get("mask_iou") or {}
+    return {
+        "part": "decoder",
+        "mask_iou_mean": iou.get("mean"),
+        "mask_iou_worst": iou.get("worst"),
+        "iou_prediction_max_error": verification.get(
+            "iou_prediction_max_error"
+        ),
+        "prompts": verification.get("prompts"),
+    }
+
+
 def _tflite_row(artifact, threads, out):
     meta = artifact["metadata"]
     fidelity = meta.get("fidelity")
@@ -229,6 +255,7 @@ def _tflite_row(artifact, threads, out):
         "threads": threads,
         "macs": artifact["macs"],
         "task": _task_record(meta),
+        **({"sam": sam} if (sam := sam_fields(meta)) else {}),
         "fidelity": {
             **finite_fidelity(fidelity),
             "source": fidelity.get("label", "artifact metadata"),
@@ -283,7 +310,12 @@ def _job(row, artifact, runs, warmup):
         "warmup": warmup,
     }
     if row["kind"] in ("tflite", "gpu"):
-        return {**job, "path": os.path.abspath(artifact["path"])}
+        sam = row.get("sam") or {}
+        return {
+            **job,
+            "path": os.path.abspath(artifact["path"]),
+            **({"sam_part": sam["part"]} if sam else {}),
+        }
     meta = artifact["metadata"]
     return {
         **job,
@@ -456,7 +488,15 @@ def _plan(artifacts, settings, *, keras, gpu):
         # a model of your own (export/foreign_model.py) has no config to
         # rebuild its Keras baseline from; its .tflite rows are measured
         foreign = "format" in artifact["metadata"]["model"].get("config", {})
-        if keras and artifact["metadata"]["mode"] == "fp32" and not foreign:
+        # the SAM decoder's Keras baseline is no backbone's: not timed
+        decoder = (sam_fields(artifact["metadata"]) or {}).get("part") == (
+            "decoder"
+        )
+        if (
+            keras
+            and artifact["metadata"]["mode"] == "fp32"
+            and not (foreign or decoder)
+        ):
             plan += [(_keras_row(artifact, n), artifact) for n in threads]
         plan += [(_tflite_row(artifact, n, out), artifact) for n in threads]
         if gpu and artifact["metadata"]["mode"] == "gpu":

@@ -37,6 +37,7 @@ _CSV_COLUMNS = """
     fidelity_levels speedup_vs_fp32 speedup_vs_keras
     meets_budget best artifact sha256 cpu_model os runtime
     gpu_device software_driver
+    sam_part sam_mask_iou_mean sam_mask_iou_worst sam_iou_prediction_max_error
 """.split()
 # stands in for the timings of a row run on a software GPU driver
 SOFTWARE = "software driver"
@@ -78,7 +79,10 @@ def _mode_label(row):
         return "Keras fp32 (TF)"
     if row["kind"] == "gpu":
         return f"{row['mode']} on {row.get('gpu_device') or 'a GPU'}"
-    return row["mode"] + (" ★" if row["best"] else "")
+    part = (row.get("sam") or {}).get("part")
+    if part:  # a SAM pair's two rows: the decoder's is per prompt
+        part = " SAM " + part + (" per prompt" if part == "decoder" else "")
+    return row["mode"] + (part or "") + (" ★" if row["best"] else "")
 
 
 def _delegate_label(row):
@@ -217,6 +221,45 @@ def _fidelity_table(rows):
     return headers, body
 
 
+def _sam_table(rows):
+    """Per SAM model, mode and thread count: encoder time, decoder time
+    per prompt, their ratio, and the decoder's mask IoU vs float."""
+    headers = [
+        *("model", "mode", "input", "threads", "encoder ms"),
+        *("decoder ms per prompt", "decoder / encoder", "mask IoU mean"),
+        *("mask IoU worst", "IoU-pred error"),
+    ]
+    parts = {}
+    for row in rows:
+        sam = row.get("sam")
+        if row["kind"] == "tflite" and sam:
+            key = (row["model"]["name"], row["mode"], row["threads"])
+            parts.setdefault(key, {})[sam["part"]] = row
+    body = []
+    for (name, mode, threads), pair in parts.items():
+        encoder, decoder = pair.get("encoder"), pair.get("decoder")
+        encoder_ms = encoder["latency_ms"]["median"] if encoder else None
+        decoder_ms = decoder["latency_ms"]["median"] if decoder else None
+        sam = (decoder or {}).get("sam") or {}
+        body.append(
+            [
+                name,
+                mode,
+                _input_label(encoder) if encoder else "-",
+                str(threads),
+                _fmt(encoder_ms),
+                _fmt(decoder_ms),
+                _fmt(decoder_ms / encoder_ms, 4)
+                if encoder_ms and decoder_ms
+                else "-",
+                _fmt(sam.get("mask_iou_mean"), 4),
+                _fmt(sam.get("mask_iou_worst"), 4),
+                _fmt(sam.get("iou_prediction_max_error"), 4),
+            ]
+        )
+    return headers, body
+
+
 def _verified_label(verified_on):
     if not verified_on:
         return "-"
@@ -284,6 +327,12 @@ def _device_blocks(device, runs, rows, min_mask_agreement=None):
                 "table",
                 *_masks_table(rows, min_mask_agreement),
             ),
+        ]
+    sam = _sam_table(rows)
+    if sam[1]:
+        blocks += [
+            ("h3", f"Segment Anything per mode ({device['name']})"),
+            ("table", *sam),
         ]
     fidelity = _fidelity_table(rows)
     if fidelity[1]:
@@ -548,6 +597,12 @@ def _csv_record(row, devices):
         "runtime": _runtime(device),
         "gpu_device": row.get("gpu_device"),
         "software_driver": row.get("software_driver"),
+        "sam_part": (row.get("sam") or {}).get("part"),
+        "sam_mask_iou_mean": (row.get("sam") or {}).get("mask_iou_mean"),
+        "sam_mask_iou_worst": (row.get("sam") or {}).get("mask_iou_worst"),
+        "sam_iou_prediction_max_error": (row.get("sam") or {}).get(
+            "iou_prediction_max_error"
+        ),
     }
 
 

@@ -20,8 +20,15 @@ __all__ = ["run_job"]
 
 
 def _tflite(job):
-    from edge_backbones.runtime.bench import benchmark
+    from edge_backbones.runtime.bench import benchmark, benchmark_sam_decoder
 
+    if job.get("sam_part") == "decoder":  # one run is one prompt
+        return benchmark_sam_decoder(
+            job["path"],
+            num_threads=job["threads"],
+            runs=job["runs"],
+            warmup=job["warmup"],
+        )
     return benchmark(
         job["path"],
         num_threads=job["threads"],

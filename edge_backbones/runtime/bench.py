@@ -32,6 +32,7 @@ __all__ = [
     "BenchmarkResult",
     "LatencyStats",
     "benchmark",
+    "benchmark_sam_decoder",
     "latency_stats",
     "physical_limit",
     "peak_rss_mb",
@@ -311,3 +312,53 @@ def format_table(results: Iterable[BenchmarkResult]) -> str:
     ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+def benchmark_sam_decoder(
+    model_path: str | os.PathLike[str],
+    num_threads: int | None = None,
+    runs: int = 50,
+    warmup: int = 5,
+) -> dict[str, Any]:
+    """Times a SAM mask decoder artifact: one run is one prompt (one
+    foreground point) on fixed embeddings, run as `SamPredictor` runs it.
+    Keys as `benchmark`'s (no delegate: XNNPACK, the CPU default)."""
+    from edge_backbones.runtime.backends import load_backend
+    from edge_backbones.runtime.sam_predictor import SignatureModel
+
+    backend = load_backend(None)
+    start = time.perf_counter()
+    decoder = SignatureModel(model_path, num_threads=num_threads)
+    init_s = time.perf_counter() - start
+    feed: dict[str, npt.NDArray[np.float32]] = {}
+    for name, details in decoder.input_details.items():
+        shape = [int(n) for n in details["shape"]]
+        feed[name] = np.zeros(shape, np.float32)
+    feed["image_embeddings"] = (
+        np.random.default_rng(0)
+        .standard_normal(feed["image_embeddings"].shape)
+        .astype(np.float32)
+    )
+    feed["point_labels"][...] = -1.0
+    feed["point_labels"][0, 0] = 1.0
+    feed["point_coords"][0, 0] = 8.0
+    for _ in range(warmup):
+        decoder(**feed)
+    seconds = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        decoder(**feed)
+        seconds.append(time.perf_counter() - t0)
+    return {
+        "model": os.fspath(model_path),
+        "size_bytes": os.path.getsize(model_path),
+        "threads": num_threads,
+        "backend": f"{backend.name} {backend.version}",
+        "delegate": None,
+        "fully_delegated": None,
+        "cpu_ops": None,
+        "init_ms": init_s * 1e3,
+        "warmup": warmup,
+        "latency_ms": latency_stats(seconds),
+        "peak_rss_mb": peak_rss_mb(),
+    }

@@ -171,6 +171,23 @@ class QnnHtpSimulatorEngine:
     def invoke(self) -> None:
         self.run(self._last)
 
+    def run_signature(
+        self,
+        signature_key: str,
+        feeds: Mapping[str, npt.NDArray[Any]],
+        outputs: Sequence[str],
+    ) -> dict[str, npt.NDArray[Any]]:
+        """{output: array} of a multi-input signature, by its names."""
+        inputs, output_indices = self.signatures[signature_key]
+        named = self.run_named(
+            [self._qnn_names[output_indices[name]] for name in outputs],
+            {
+                self._qnn_names[inputs[name]]: value
+                for name, value in feeds.items()
+            },
+        )
+        return dict(zip(outputs, named, strict=True))
+
     def run_named(
         self, outputs: Sequence[str], feeds: Mapping[str, npt.NDArray[Any]]
     ) -> list[npt.NDArray[Any]]:

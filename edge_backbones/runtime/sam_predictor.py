@@ -27,7 +27,13 @@ import numpy.typing as npt
 
 from edge_backbones.errors import ImageNotSetError, InputError, MetadataError
 
-__all__ = ["SamPrediction", "SamPredictor", "map_coordinates", "resized_size"]
+__all__ = [
+    "SamPrediction",
+    "SamPredictor",
+    "SignatureModel",
+    "map_coordinates",
+    "resized_size",
+]
 
 ENCODER_KIND = "sam_encoder"
 DECODER_KIND = "sam_decoder"
@@ -76,7 +82,7 @@ class SamPrediction:
     low_res_logits: npt.NDArray[np.float32]
 
 
-class _SignatureModel:
+class SignatureModel:
     """A multi-input .tflite run through its SignatureDef, float in/out."""
 
     def __init__(
@@ -94,6 +100,26 @@ class _SignatureModel:
         self.metadata, self.integrity = load_metadata(
             self.model_path, model_file
         )
+        from edge_backbones.runtime.npu_engines import (
+            QnnHtpSimulatorEngine,
+            open_npu_engine,
+        )
+
+        # a file compiled for an NPU runs in its vendor's simulation here
+        engine = open_npu_engine(self.model_path, self.metadata, num_threads)
+        if engine is not None and not isinstance(engine, QnnHtpSimulatorEngine):
+            raise MetadataError(
+                f"{self.model_path!r} is compiled for an NPU whose "
+                "simulation here takes one input; SAM artifacts run in "
+                "QNN's HTP simulation only. Run the exported artifact it "
+                "came from."
+            )
+        self._npu = engine
+        if self._npu is not None:
+            self.input_details, self.output_details = _compiled_details(
+                self.metadata, self.model_path
+            )
+            return
         interpreter = load_backend(backend).Interpreter(
             model_path=self.model_path, num_threads=num_threads
         )
@@ -118,15 +144,55 @@ class _SignatureModel:
                     np.rint(value / scale + zero), info.min, info.max
                 )
             feed[name] = value.astype(details["dtype"])
-        raw = self._runner(**feed)
-        out = {}
+        if self._npu is not None:
+            raw = self._npu.run_signature(
+                _SIGNATURE, feed, list(self.output_details)
+            )
+        else:
+            raw = self._runner(**feed)
+        out: dict[str, npt.NDArray[np.float32]] = {}
         for name, value in raw.items():
             scale, zero = (
                 self.output_details[name].get("quantization") or (0.0, 0)
             )[:2]
             value = value.astype(np.float32)
-            out[name] = (value - zero) * scale if scale else value
+            out[str(name)] = (
+                ((value - zero) * scale).astype(np.float32) if scale else value
+            )
         return out
+
+
+def _compiled_details(
+    metadata: Any, where: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Input and output details of a compiled SAM artifact, from the
+    metadata its source recorded (dtype, shape, scale and zero point)."""
+    task = (metadata or {}).get("task") or {}
+    outputs = (metadata or {}).get("outputs")
+    if task.get("kind") == DECODER_KIND:
+        inputs = task.get("inputs")
+    else:
+        first = (metadata or {}).get("input") or {}
+        inputs = {first.get("name"): first} if first else None
+    if not isinstance(inputs, dict) or not isinstance(outputs, dict):
+        raise MetadataError(
+            f"{where!r} is compiled for an NPU but its metadata lists no "
+            "inputs and outputs (task.inputs, outputs); compile it again "
+            "from an artifact this package exported."
+        )
+
+    def details(spec: Any) -> dict[str, Any]:
+        quantization = spec.get("quantization") or (0.0, 0)
+        return {
+            "dtype": np.dtype(spec["dtype"]),
+            "shape": np.asarray(spec["shape"]),
+            "quantization": (float(quantization[0]), int(quantization[1])),
+        }
+
+    return (
+        {name: details(spec) for name, spec in inputs.items()},
+        {name: details(spec) for name, spec in outputs.items()},
+    )
 
 
 def _task(metadata: Any, kind: str, where: str) -> dict[str, Any]:
@@ -162,8 +228,8 @@ class SamPredictor:
 
         if not isinstance(encoder, EdgeModel):
             encoder = EdgeModel(encoder, num_threads=num_threads)
-        if not isinstance(decoder, _SignatureModel):
-            decoder = _SignatureModel(decoder, num_threads=num_threads)
+        if not isinstance(decoder, SignatureModel):
+            decoder = SignatureModel(decoder, num_threads=num_threads)
         self.encoder, self.decoder = encoder, decoder
         encoder_task = _task(
             encoder.metadata, ENCODER_KIND, repr(encoder.model_path)

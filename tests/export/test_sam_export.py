@@ -1,55 +1,45 @@
-"""export_sam: the encoder + decoder pair, its task metadata and gates."""
+"""`edge-backbones export` on a SamModel checkpoint: the encoder and the
+mask decoder per mode, their task metadata and the decoder's gates."""
+
+import json
 
 import numpy as np
 import pytest
 
-from edge_backbones.errors import ExportError
+from edge_backbones.core import modes as modes_lib
+from edge_backbones.errors import InputError
 from edge_backbones.exporter import sam as sam_export
-from edge_backbones.runtime.metadata import read_metadata
-from edge_backbones.runtime.model_file import read_model_file
-
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    from tests.tiny import save_tiny_sam_model
-
-    checkpoint = str(tmp_path_factory.mktemp("sam_checkpoint"))
-    save_tiny_sam_model(checkpoint)
-    out = str(tmp_path_factory.mktemp("sam_out"))
-    # fp16's gate raised above what it can reach: rejected, not written
-    gates = {**sam_export.SAM_DECODER_MODES}
-    gates["fp16"] = {**gates["fp16"], "min_mean_iou": 1.01}
-    original = sam_export.SAM_DECODER_MODES
-    sam_export.SAM_DECODER_MODES = gates
-    try:
-        paths = sam_export.export_sam(
-            checkpoint, out, modes=("fp32", "fp16"), max_points=2,
-            log=lambda line: None,
-        )  # fmt: skip
-    finally:
-        sam_export.SAM_DECODER_MODES = original
-    return checkpoint, paths
+def _metadata(out, stem):
+    with open(out / f"{stem}.json") as f:
+        return json.load(f)
 
 
-def _metadata(path):
-    return read_metadata(path, read_model_file(path))
+def test_the_cli_exports_the_pair_in_each_mode(tiny_sam_export):
+    _, out, code, stdout, stderr = tiny_sam_export
+    assert code == 0
+    assert "exporting the SAM pair" in stderr
+    assert stdout.split() == [
+        str(out / f"tiny_sam_64x64_{part}{mode}.tflite")
+        for part in ("", "decoder_")
+        for mode in ("fp32", "fp16")
+    ]
 
 
-def test_the_pair_records_what_ties_it(exported):
-    checkpoint, paths = exported
-    encoder = _metadata(paths["encoder"])["task"]
-    decoder = _metadata(paths["fp32"])["task"]
+def test_the_pair_records_what_ties_it(tiny_sam_export):
+    checkpoint, out, *_ = tiny_sam_export
     digest = sam_export.checkpoint_digest(checkpoint)
-    assert encoder["kind"] == "sam_encoder"
-    assert decoder["kind"] == "sam_decoder"
-    for task in (encoder, decoder):
-        assert task["checkpoint_sha256"] == digest
-        assert task["image_size"] == [64, 64]
-        assert task["embedding_shape"] == [8, 8, 32]
-    assert decoder["max_points"] == 2 and decoder["num_point_slots"] == 4
+    for mode in ("fp32", "fp16"):
+        encoder = _metadata(out, f"tiny_sam_64x64_{mode}")["task"]
+        decoder = _metadata(out, f"tiny_sam_64x64_decoder_{mode}")["task"]
+        assert encoder["kind"] == "sam_encoder"
+        assert decoder["kind"] == "sam_decoder"
+        for task in (encoder, decoder):
+            assert task["checkpoint_sha256"] == digest
+            assert task["image_size"] == [64, 64]
+            assert task["embedding_shape"] == [8, 8, 32]
+    assert decoder["max_points"] == 4 and decoder["num_point_slots"] == 6
     assert decoder["mask_input_size"] == [32, 32]
     assert sorted(decoder["inputs"]) == sorted(
         ["image_embeddings", "point_coords", "point_labels", "mask_input",
@@ -57,26 +47,74 @@ def test_the_pair_records_what_ties_it(exported):
     )  # fmt: skip
 
 
-def test_decoder_verification_and_gate_are_recorded(exported):
-    _, paths = exported
-    verification = _metadata(paths["fp32"])["task"]["prompt_verification"]
+def test_decoder_verification_and_gate_are_recorded(tiny_sam_export):
+    _, out, *_ = tiny_sam_export
+    meta = _metadata(out, "tiny_sam_64x64_decoder_fp32")
+    verification = meta["task"]["prompt_verification"]
     assert verification["mask_iou"]["mean"] == pytest.approx(1.0, abs=1e-3)
     assert verification["mask_iou"]["worst"] >= 0.99
-    # 1 held-out image x 8 prompts x 4 masks
-    assert verification["mask_iou"]["count"] == 32
+    # 4 held-out images (no photos: synthetic) x 8 prompts x 4 masks
+    assert verification["mask_iou"]["count"] == 128
     assert verification["iou_prediction_max_error"] < 1e-4
-    assert verification["gate"]["min_mean_iou"] == 0.999
+    # the gate is the registry's
+    assert verification["gate"] == (
+        modes_lib.sam_decoder_plans(["fp32"])["fp32"].gate()
+    )
+    assert meta["scheme"]["name"] == "fp32" and meta["mode"] == "fp32"
+    fp16 = _metadata(out, "tiny_sam_64x64_decoder_fp16")
+    assert fp16["scheme"]["name"] == "wf16"
 
 
-def test_a_mode_outside_its_gate_is_not_written(exported):
-    _, paths = exported
-    assert "fp16" not in paths
-    assert "mean mask IoU" in paths["rejected"]["fp16"]
+def test_a_decoder_outside_its_gate_fails_each_gate():
+    plan = modes_lib.sam_decoder_plans(["int8_mixed"])["int8_mixed"]
+    passing = {
+        "mask_iou": {"mean": 0.99, "worst": 0.96},
+        "iou_prediction_max_error": 0.01,
+    }
+    assert sam_export._failed_gates(plan, passing) == []
+    for key, value, named in (
+        ("mean", 0.9705, "mean mask IoU 0.9705"),
+        ("worst", 0.8263, "worst mask IoU 0.8263"),
+    ):
+        measured = {**passing, "mask_iou": {**passing["mask_iou"], key: value}}
+        assert sam_export._failed_gates(plan, measured) == [named]
+    measured = {**passing, "iou_prediction_max_error": 0.15}
+    assert sam_export._failed_gates(plan, measured) == [
+        "IoU-prediction error 0.15"
+    ]
 
 
-def test_unknown_mode():
-    with pytest.raises(ExportError, match="Unknown SAM decoder modes"):
-        sam_export.export_sam("unused", "unused", modes=("int4",))
+def test_the_decoder_modes_are_the_registrys_aliases():
+    plans = modes_lib.sam_decoder_plans()
+    assert list(plans) == ["fp32", "fp16", "cpu", "int8_mixed", "int8", "npu"]
+    assert set(plans) <= set(modes_lib.names())
+    # the decoder's float lists replace the backbones' (MiT's layer names)
+    names = plans["int8_mixed"].plan.float_layer_names
+    assert names and all(n.startswith("sam_mask_decoder/") for n in names)
+    assert plans["int8_mixed"].float_outputs == ("iou_predictions",)
+    assert plans["int8_mixed"].plan.ranges == "minmax"
+    assert plans["npu"].plan.converter == "int16x8"
+    with pytest.raises(InputError, match="not exported in"):
+        modes_lib.sam_decoder_plans(["int8_io"])
+
+
+def test_a_registry_decoder_table_of_no_alias_is_refused(tmp_path):
+    from edge_backbones.errors import ExportError
+
+    with open(modes_lib.REGISTRY_PATH) as f:
+        text = f.read()
+    path = tmp_path / "modes.toml"
+    path.write_text(text + "\n[sam_decoder.int4]\nmin_mean_mask_iou = 0.9\n")
+    with pytest.raises(ExportError, match=r"\[sam_decoder.int4\] names no"):
+        modes_lib.load_registry(path)
+
+
+def test_is_sam_checkpoint(tiny_sam_export, tmp_path):
+    checkpoint, *_ = tiny_sam_export
+    assert sam_export.is_sam_checkpoint(checkpoint)
+    assert sam_export.is_sam_checkpoint("sam_base_sa1b")
+    assert not sam_export.is_sam_checkpoint("vitdet_base")
+    assert not sam_export.is_sam_checkpoint(str(tmp_path))
 
 
 def test_prompt_set_is_fixed_and_inside_the_frame():
@@ -91,9 +129,9 @@ def test_prompt_set_is_fixed_and_inside_the_frame():
     assert boxes[..., 0].sum() == boxes[..., 1].sum() == 4
 
 
-def test_decoder_graph_is_static_builtin_and_rank_4(exported):
-    _, paths = exported
-    graph = _metadata(paths["fp32"])["graph"]
+def test_decoder_graph_is_static_builtin_and_rank_4(tiny_sam_export):
+    _, out, *_ = tiny_sam_export
+    graph = _metadata(out, "tiny_sam_64x64_decoder_fp32")["graph"]
     assert graph["max_tensor_rank"] <= 4
     ops = set(graph["op_histogram"])
     assert not {op for op in ops if "FLEX" in op or "CUSTOM" in op}

@@ -18,24 +18,20 @@ sam_pil = pytest.importorskip(
     "transformers.models.sam.image_processing_pil_sam"
 )
 
-MAX_POINTS = 3
+MAX_POINTS = 4  # the decoder export's default
 # a non-square photo: the longest-side resize and the padding both matter
 PHOTO_SHAPE = (50, 80, 3)
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    from edge_backbones.exporter.sam import export_sam
-    from tests.tiny import save_tiny_sam_model
-
-    checkpoint = str(tmp_path_factory.mktemp("sam_checkpoint"))
-    save_tiny_sam_model(checkpoint)
-    out = str(tmp_path_factory.mktemp("sam_export"))
-    paths = export_sam(
-        checkpoint, out, modes=("fp32",), max_points=MAX_POINTS,
-        log=lambda line: None,
-    )  # fmt: skip
-    return checkpoint, paths["encoder"], paths["fp32"]
+def pair(tiny_sam_export):
+    checkpoint, out, code, _, _ = tiny_sam_export
+    assert code == 0
+    return (
+        str(checkpoint),
+        str(out / "tiny_sam_64x64_fp32.tflite"),
+        str(out / "tiny_sam_64x64_decoder_fp32.tflite"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +135,9 @@ BAD_PROMPTS = {
     "nan": ({"points": [[np.nan, 10.0]]}, InputError, "NaN or Inf"),
     "inf_box": ({"box": [0, 0, np.inf, 4]}, InputError, "NaN or Inf"),
     "no_prompt": ({}, InputError, "no prompt"),
-    "too_many": ({"points": [[1.0, 1.0]] * 4}, InputError, "at most 3"),
+    "too_many": (
+        {"points": [[1.0, 1.0]] * (MAX_POINTS + 1)}, InputError, "at most 4"
+    ),
     "reversed_box": ({"box": [30, 5, 10, 40]}, InputError, "x1 < x0"),
     "bad_label": (
         {"points": [[1.0, 1.0]], "labels": [2]}, InputError, "1 (foreground)"
