@@ -15,6 +15,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKER_MEMORY_BYTES = 3 * 2**30
 
 
+# optional: the Pi's runtime-only venvs run these tests without xdist
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker per core, as many as memory holds (at least
     one), so a many-core laptop does not run out of memory."""
