@@ -293,9 +293,23 @@ PEERS = (
 )
 
 
-def peers_for(task):
-    """PEERS, with our modes for the checkpoint's task."""
-    return (_ours(task), *PEERS[1:])
+def peers_for(task, tools=None):
+    """PEERS, with our modes for the checkpoint's task; `tools` (a comma
+    list of tool names, default all): the peers whose tool chain ends in
+    one of them."""
+    chosen = (_ours(task), *PEERS[1:])
+    if not tools:
+        return chosen
+    names = [name.strip() for name in tools.split(",") if name.strip()]
+    known = {OURS, LITERT_TORCH, AEQ}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        from edge_backbones.errors import InputError
+
+        raise InputError(
+            f"--tools {unknown}: no such tool; give some of {sorted(known)}."
+        )
+    return tuple(peer for peer in chosen if peer.tool.split(" → ")[-1] in names)
 
 
 def build_all(context, peers=PEERS, log=print):

@@ -144,11 +144,11 @@ def run(args, peers=None):
         folder, size, args.calibration, inputs, args.work_dir, args.threads,
         task,
     )  # fmt: skip
+    if peers is None:
+        peers = peers_lib.peers_for(task, getattr(args, "tools", None))
     # converters print progress on stdout, which is the table's
     with contextlib.redirect_stdout(sys.stderr):
-        built = peers_lib.build_all(
-            context, peers or peers_lib.peers_for(task), log=_log
-        )
+        built = peers_lib.build_all(context, peers, log=_log)
     rows = measure_rows(built, inputs, reference, args.threads)
     _add_timings(rows, args)
     return {
@@ -204,6 +204,11 @@ def _parser():
         help="the checkpoint: SegformerModel (backbone, the default) or "
         "SegformerForSemanticSegmentation with its decode head, 150 "
         "classes (segmentation: logits and mask agreement vs PyTorch)",
+    )
+    parser.add_argument(
+        "--tools",
+        help="only these tools, comma-separated (edge_backbones, "
+        "litert-torch, ai-edge-quantizer); default: all",
     )
     parser.add_argument("--calibration", default="calibration")
     parser.add_argument("--threads", type=int, default=2)
