@@ -12,8 +12,9 @@ estimate from the architecture, not a per-family pixel cap: a small model
 may go larger than a big one.
 
 The estimate is per phase (`phase_bytes`; measured with `PhaseMeter`,
-`benchmarks/memory/`): the float reference (Keras, eager: many
-score-sized blocks at once, `REFERENCE_ACTIVATION_COPIES`), the trace,
+`benchmarks/memory/`): the float reference (the Keras model as one
+graph: a few score-sized blocks at once, `REFERENCE_ACTIVATION_COPIES`),
+the trace,
 each conversion and each verification. A conversion holds the weights
 many times over: the Keras model's variables, the SavedModel the
 converter loads, its frozen constants and the MLIR module built from
@@ -30,12 +31,14 @@ size-dependent weights such as ViTDet's position tables): the images alone
 input) must fit, so a 100000 px size fails in microseconds.
 
 Free memory is Linux's MemAvailable, capped by the cgroup's limit when one
-is set; elsewhere it is unknown and nothing is checked.
+is set and by `EDGE_BACKBONES_MAX_MEMORY_GIB` when that is set; elsewhere
+it is unknown and nothing is checked.
 """
 
 import contextlib
 import os
 import resource
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -45,6 +48,7 @@ __all__ = [
     "ACTIVATION_COPIES",
     "CHILD_WEIGHT_COPIES",
     "INPUT_COPIES",
+    "MAX_MEMORY_ENV",
     "REFERENCE_ACTIVATION_COPIES",
     "RUNTIME_BYTES",
     "WEIGHT_COPIES",
@@ -59,14 +63,18 @@ __all__ = [
     "resident_bytes",
 ]
 
+# the memory an export may use, in GiB, below what is free: on a shared
+# machine, what the others leave it (the export then splits itself or
+# refuses up front by this figure)
+MAX_MEMORY_ENV = "EDGE_BACKBONES_MAX_MEMORY_GIB"
 ACTIVATION_COPIES = 3
-# the float reference: Keras runs the model eagerly, one op at a time, and
-# a global attention block holds its scores, their sums with the relative
-# position terms and the softmax's intermediates at once, beside blocks
-# malloc keeps after they are freed. Measured on sam_vit_huge at 1024
-# (1 GiB scores): the reference phase peaked at 18.0 GiB with 2.4 GiB of
-# weights and the runtime, ~15 score-sized blocks
-REFERENCE_ACTIVATION_COPIES = 15
+# the float reference: the Keras model as one tf.function
+# (`graph.reference_outputs`), which frees each tensor after its last use;
+# a global attention block still holds its scores, their sums with the
+# relative position terms and the softmax's output at once. Measured on
+# sam_vit_base at 1024 (768 MiB scores): 2.5 score-sized blocks over the
+# built model, tracing included (eager Keras: 6.3; on sam_vit_huge 15)
+REFERENCE_ACTIVATION_COPIES = 3
 INPUT_COPIES = 4
 WEIGHT_COPIES = 8
 # a float conversion in a child process (`exporter.isolated`, with a fixed
@@ -104,8 +112,36 @@ def _cgroup_free():
     return None
 
 
+def _cap():
+    """`MAX_MEMORY_ENV` in bytes, or None when unset; InputError when it
+    is not a positive number."""
+    value = os.environ.get(MAX_MEMORY_ENV)
+    if not value:
+        return None
+    try:
+        gib = float(value)
+    except ValueError:
+        gib = -1.0
+    if not gib > 0:
+        raise InputError(
+            f"{MAX_MEMORY_ENV}={value!r} is not a positive number of GiB. "
+            f"Set it to the memory an export may use (e.g. "
+            f"{MAX_MEMORY_ENV}=12), or unset it to use what is free."
+        )
+    return int(gib * 2**30)
+
+
 def available_bytes() -> int | None:
-    """Memory this process can still allocate, or None if unknown."""
+    """Memory this process can still allocate, or None if unknown; never
+    more than `MAX_MEMORY_ENV` GiB where it is set."""
+    cap = _cap()
+    free = _free()
+    if cap is None or free is None:
+        return free if cap is None else cap
+    return min(free, cap)
+
+
+def _free():
     free = None
     try:
         with open("/proc/meminfo") as f:
@@ -335,18 +371,25 @@ class PhaseMeter:
 
     def __init__(self, log: Callable[[str], object] | None = None) -> None:
         self.phases: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
         self._log = log
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         _reset_peak()
+        started = time.perf_counter()
         try:
             yield
         finally:
             peak = peak_rss_bytes()
+            spent = time.perf_counter() - started
             self.phases[name] = max(peak, self.phases.get(name, 0))
+            self.seconds[name] = self.seconds.get(name, 0.0) + spent
             if self._log is not None:
-                self._log(f"memory: {name}: peak RSS {peak / 2**20:.0f} MiB")
+                self._log(
+                    f"memory: {name}: peak RSS {peak / 2**20:.0f} MiB, "
+                    f"{spent:.1f} s"
+                )
 
     def summary(self) -> dict[str, int]:
         """{phase: peak MiB}, rounded, in phase order."""

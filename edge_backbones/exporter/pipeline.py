@@ -428,6 +428,8 @@ def _run_plan(job, started, meter):
             )
         _log(f"export: done in {time.perf_counter() - started:.1f} s")
         _log(f"memory: peak RSS MiB per phase {dumps_json(meter.summary())}")
+        seconds = {k: round(v, 1) for k, v in meter.seconds.items()}
+        _log(f"memory: seconds per phase {dumps_json(seconds)}")
         return records
 
 
