@@ -56,7 +56,6 @@ __all__ = [
     "available_bytes",
     "check_backbone",
     "check_input",
-    "estimate_bytes",
     "isolate_conversion",
     "peak_rss_bytes",
     "phase_bytes",
@@ -241,21 +240,11 @@ def phase_bytes(
     }
 
 
-def estimate_bytes(
-    backbone: Any,
-    size: Sequence[int],
-    isolated: bool = False,
-    converters: Sequence[str] = ("fp32",),
-) -> int:
-    """The memory an export of `backbone` at `size` needs, in bytes: its
-    largest phase (`phase_bytes`)."""
-    return max(phase_bytes(backbone, size, isolated, converters).values())
-
-
 def isolate_conversion(
     backbone: Any,
     size: Sequence[int],
     eligible: bool,
+    converters: Sequence[str] = ("fp32",),
     free: int | None = None,
 ) -> bool:
     """Whether to free the Keras model and convert in child processes.
@@ -268,7 +257,8 @@ def isolate_conversion(
     if not eligible:
         return False
     free = available_bytes() if free is None else free
-    return free is not None and estimate_bytes(backbone, size) > free
+    alone = phase_bytes(backbone, size, converters=converters)
+    return free is not None and max(alone.values()) > free
 
 
 def check_backbone(

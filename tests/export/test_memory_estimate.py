@@ -9,6 +9,11 @@ from edge_backbones.exporter import memory
 from edge_backbones.models.backbone import Backbone
 
 
+def _peak(*args):
+    """The export's need: its largest phase."""
+    return max(memory.phase_bytes(*args).values())
+
+
 @pytest.mark.large  # builds 632 M parameters (2.5 GB)
 def test_sam_vit_huge_at_1024_is_refused_on_24_gb_with_the_numbers():
     # measured: sam_vit_huge at 1024 in cpu grew to 24.1 GB and was
@@ -16,7 +21,7 @@ def test_sam_vit_huge_at_1024_is_refused_on_24_gb_with_the_numbers():
     huge = Backbone.from_preset(
         "sam_vit_huge", load_weights=False, image_shape=(64, 64, 3)
     )
-    needed = memory.estimate_bytes(huge, (1024, 1024))
+    needed = _peak(huge, (1024, 1024))
     assert needed > 24 * 10**9
     with pytest.raises(InputError) as caught:
         memory.check_backbone(huge, (1024, 1024), free=22 * 2**30)
@@ -31,7 +36,7 @@ def test_sam_vit_base_at_256_matches_its_measured_peak():
     base = Backbone.from_preset(
         "sam_vit_base", load_weights=False, image_shape=(256, 256, 3)
     )
-    estimate = memory.estimate_bytes(base, (256, 256)) / 2**20
+    estimate = _peak(base, (256, 256)) / 2**20
     assert 3574 <= estimate <= 1.25 * 3574
 
 
@@ -70,22 +75,19 @@ def test_isolated_export_needs_less_than_one_process_for_big_weights():
     split = memory.phase_bytes(huge, (1024, 1024), isolated=True)
     assert max(split.values()) < max(alone.values()) - 2 * 2**30
     assert max(split, key=split.__getitem__) == "convert"
-    assert memory.estimate_bytes(huge, (1024, 1024), isolated=True) == (
-        max(split.values())
-    )
 
 
 def test_isolate_only_where_one_process_does_not_fit_and_plans_allow():
     base = _Sized(90 * 10**6, 2**24)
-    needed = memory.estimate_bytes(base, (256, 256))
-    assert not memory.isolate_conversion(base, (256, 256), True, needed)
-    assert memory.isolate_conversion(base, (256, 256), True, needed - 1)
-    assert not memory.isolate_conversion(base, (256, 256), False, 2**20)
+    needed = _peak(base, (256, 256))
+    assert not memory.isolate_conversion(base, (256, 256), True, free=needed)
+    assert memory.isolate_conversion(base, (256, 256), True, free=needed - 1)
+    assert not memory.isolate_conversion(base, (256, 256), False, free=2**20)
 
 
 def test_isolated_refusal_names_the_child_conversion():
     huge = _Sized(632 * 10**6, 2**24)
-    needed = memory.estimate_bytes(huge, (1024, 1024), isolated=True)
+    needed = _peak(huge, (1024, 1024), True)
     with pytest.raises(InputError) as caught:
         memory.check_backbone(
             huge, (1024, 1024), free=needed - 2**30, isolated=True
@@ -111,8 +113,8 @@ def test_fp32_over_the_flatbuffer_limit_is_refused_before_work():
 def test_isolated_fp16_counts_fewer_copies_than_fp32():
     # measured on sam_vit_base@256 in a child: fp32 2380 MiB, fp16 1854
     huge = _Sized(632 * 10**6, 2**24)
-    fp16 = memory.estimate_bytes(huge, (1024, 1024), True, ["fp16"])
-    both = memory.estimate_bytes(huge, (1024, 1024), True, ["fp16", "fp32"])
+    fp16 = _peak(huge, (1024, 1024), True, ["fp16"])
+    both = _peak(huge, (1024, 1024), True, ["fp16", "fp32"])
     assert both - fp16 == 2 * 4 * 632 * 10**6  # 6 copies instead of 4
 
 
@@ -161,3 +163,47 @@ def test_the_max_memory_variable_caps_what_is_free(monkeypatch):
     monkeypatch.setenv(memory.MAX_MEMORY_ENV, "12GB")
     with pytest.raises(InputError, match="not a positive number of GiB"):
         memory.available_bytes()
+
+
+def test_memory_phases_is_the_structure_that_needs_less(
+    tiny_backbone, monkeypatch
+):
+    from edge_backbones.exporter import options, pipeline
+
+    job = options.job(
+        {"model": tiny_backbone, "modes": ["fp16"], "image_size": 32}
+    )
+    # tiny weights: one process needs less than a second runtime
+    assert pipeline.memory_phases(job) == memory.phase_bytes(
+        tiny_backbone, (32, 32), False, ["fp16"]
+    )
+    # sam_vit_huge's weights: the split needs less, where it is allowed
+    huge = _Sized(632 * 10**6, 2**24)
+    monkeypatch.setattr(
+        pipeline, "load_backbone", lambda *args: (huge, "huge", "random")
+    )
+    monkeypatch.setattr(pipeline, "_isolable", lambda *args: True)
+    assert pipeline.memory_phases(job) == memory.phase_bytes(
+        huge, (32, 32), True, ["fp16"]
+    )
+    monkeypatch.setattr(pipeline, "_isolable", lambda *args: False)
+    assert pipeline.memory_phases(job) == memory.phase_bytes(
+        huge, (32, 32), False, ["fp16"]
+    )
+
+
+def test_an_export_keeps_within_the_memory_it_reserved(
+    tiny_backbone, tmp_path, monkeypatch
+):
+    # what a cluster task does: reserve the need, cap the export by it
+    from edge_backbones.exporter import options, pipeline
+
+    kwargs = {"model": tiny_backbone, "modes": ["fp32"], "out": tmp_path}
+    need = max(pipeline.memory_phases(options.job(kwargs)).values())
+    monkeypatch.setenv(memory.MAX_MEMORY_ENV, str((need - 2**20) / 2**30))
+    with pytest.raises(InputError, match="cannot be exported here"):
+        pipeline.export(**kwargs)
+    assert not list(tmp_path.glob("*.tflite"))
+    # with what it needs, it plans (the cluster stage exports so)
+    monkeypatch.setenv(memory.MAX_MEMORY_ENV, str(need / 2**30))
+    assert pipeline.plan_export(options.job(kwargs)).isolated is False
