@@ -14,8 +14,7 @@ may go larger than a big one.
 The estimate is per phase (`phase_bytes`; measured with `PhaseMeter`,
 `benchmarks/memory/`): the float reference (the Keras model as one
 graph: a few score-sized blocks at once, `REFERENCE_ACTIVATION_COPIES`),
-the trace,
-each conversion and each verification. A conversion holds the weights
+the trace, each conversion and each verification. A conversion holds the weights
 many times over: the Keras model's variables, the SavedModel the
 converter loads, its frozen constants and the MLIR module built from
 them, and the flatbuffer (`WEIGHT_COPIES` in one process; on
@@ -78,13 +77,18 @@ INPUT_COPIES = 4
 WEIGHT_COPIES = 8
 # a float conversion in a child process (`exporter.isolated`, with a fixed
 # malloc mmap threshold), per converter kind: the SavedModel it loads, the
-# frozen constants, the MLIR module, the flatbuffer. Measured on
-# sam_vit_base: fp32 5.3, fp16 3.7 (its flatbuffer is half the bytes);
-# dynamic is not measured and counted as fp32
-CHILD_WEIGHT_COPIES = {"fp32": 6, "fp16": 4, "dynamic": 6}
+# frozen constants, the MLIR module, the flatbuffer. Measured: fp32 on
+# sam_vit_base 3.7; fp16 on sam_vit_huge at 1024 3.0 (8353 MiB), on
+# sam_vit_base 2.1 (its flatbuffer is half the bytes); dynamic is not
+# measured and counted as fp32. The export's own process keeps the pages
+# of the Keras model it freed (measured: sam_vit_huge's parent stayed at
+# 3687 MiB, the runtime and one copy of the weights, beside the child)
+CHILD_WEIGHT_COPIES = {"fp32": 5.0, "fp16": 3.5, "dynamic": 5.0}
 # verifying: the candidate's bytes, the interpreter's copy and XNNPACK's
-# packed float32 weights (fp16 weights are unpacked to float32)
-VERIFY_WEIGHT_COPIES = 3
+# packed float32 weights, per converter kind (an fp16 candidate is half
+# the bytes; XNNPACK unpacks its weights to float32), beside the pages of
+# the Keras model
+VERIFY_WEIGHT_COPIES = {"fp32": 3.0, "fp16": 2.0}
 # TensorFlow + Keras imported (624 MiB), the converter and the interpreter
 RUNTIME_BYTES = 1152 * 2**20
 
@@ -209,34 +213,37 @@ def phase_bytes(
     model beside the converter's copies; `isolated`, the Keras model is
     freed after the SavedModel is traced and each conversion runs in a
     child process (`exporter.isolated`), so the conversion phase is this
-    process's runtime plus the child's, and verification no longer holds
-    the Keras weights. `converters`: the converter kinds the export runs
-    (`modes.Plan.converter`); an isolated fp16 conversion holds fewer
-    copies than an fp32 one.
+    process (its runtime and the pages the Keras model held) plus the
+    child's. `converters`: the converter kinds the export runs
+    (`modes.Plan.converter`); an fp16 conversion and its verification
+    hold fewer copies than fp32 ones.
     """
     peak = backbone.peak_activation_bytes(*size)
     activations = ACTIVATION_COPIES * peak
     reference = RUNTIME_BYTES + REFERENCE_ACTIVATION_COPIES * peak
     weights = 4 * backbone.count_params()
     keras = weights  # the Keras model's variables
+    verify = (
+        RUNTIME_BYTES
+        + keras
+        + max(VERIFY_WEIGHT_COPIES.get(kind, 3.0) for kind in converters)
+        * weights
+        + activations
+    )
     if not isolated:
         return {
             "reference": reference + keras,
             "convert": RUNTIME_BYTES + WEIGHT_COPIES * weights,
-            "verify": RUNTIME_BYTES
-            + keras
-            + VERIFY_WEIGHT_COPIES * weights
-            + activations,
+            "verify": int(verify),
         }
+    child = max(
+        CHILD_WEIGHT_COPIES.get(kind, WEIGHT_COPIES) for kind in converters
+    )
     return {
         "reference": reference + keras,
         "trace": RUNTIME_BYTES + 2 * keras,
-        "convert": 2 * RUNTIME_BYTES
-        + max(
-            CHILD_WEIGHT_COPIES.get(kind, WEIGHT_COPIES) for kind in converters
-        )
-        * weights,
-        "verify": RUNTIME_BYTES + VERIFY_WEIGHT_COPIES * weights + activations,
+        "convert": int(2 * RUNTIME_BYTES + keras + child * weights),
+        "verify": int(verify),
     }
 
 
@@ -290,8 +297,8 @@ def check_backbone(
         )
         what = (
             (
-                f"converting in a child process ({copies} "
-                "float32 copies of the weights"
+                f"converting in a child process ({copies:g} "
+                "float32 copies of the weights beside this process's one"
             )
             if isolated
             else f"converting ({WEIGHT_COPIES} float32 copies of the weights"

@@ -15,19 +15,19 @@ def _peak(*args):
 
 
 @pytest.mark.large  # builds 632 M parameters (2.5 GB)
-def test_sam_vit_huge_at_1024_is_refused_on_24_gb_with_the_numbers():
-    # measured: sam_vit_huge at 1024 in cpu grew to 24.1 GB and was
-    # OOM-killed on a 24 GB machine
+def test_sam_vit_huge_at_1024_in_one_process_is_refused_with_the_numbers():
+    # measured: sam_vit_huge at 1024 in cpu, in one process, grew to
+    # 24.1 GB and was OOM-killed on a 24 GB machine
     huge = Backbone.from_preset(
         "sam_vit_huge", load_weights=False, image_shape=(64, 64, 3)
     )
     needed = _peak(huge, (1024, 1024))
-    assert needed > 24 * 10**9
+    assert needed > 20 * 2**30
     with pytest.raises(InputError) as caught:
-        memory.check_backbone(huge, (1024, 1024), free=22 * 2**30)
+        memory.check_backbone(huge, (1024, 1024), free=16 * 2**30)
     message = str(caught.value)
     assert f"needs about {needed / 2**30:.1f} GiB" in message
-    assert "22.0 GiB is free" in message and "weights" in message
+    assert "16.0 GiB is free" in message and "weights" in message
 
 
 def test_sam_vit_base_at_256_matches_its_measured_peak():
@@ -111,11 +111,12 @@ def test_fp32_over_the_flatbuffer_limit_is_refused_before_work():
 
 
 def test_isolated_fp16_counts_fewer_copies_than_fp32():
-    # measured on sam_vit_base@256 in a child: fp32 2380 MiB, fp16 1854
+    # measured in a child: fp32 2380 MiB on sam_vit_base@256, fp16 3.0
+    # copies on sam_vit_huge@1024
     huge = _Sized(632 * 10**6, 2**24)
     fp16 = _peak(huge, (1024, 1024), True, ["fp16"])
     both = _peak(huge, (1024, 1024), True, ["fp16", "fp32"])
-    assert both - fp16 == 2 * 4 * 632 * 10**6  # 6 copies instead of 4
+    assert both - fp16 == 1.5 * 4 * 632 * 10**6  # 5 copies instead of 3.5
 
 
 def test_a_child_phase_counts_both_processes():
@@ -145,7 +146,7 @@ def test_at_1024_the_child_conversion_is_the_largest_phase():
     phases = memory.phase_bytes(huge, (1024, 1024), True, ["fp16"])
     assert max(phases, key=phases.__getitem__) == "convert"
     assert phases["reference"] < 8 * 2**30
-    with pytest.raises(InputError, match=r"child process .*4 float32"):
+    with pytest.raises(InputError, match=r"child process \(3\.5 float32"):
         memory.check_backbone(
             huge,
             (1024, 1024),
@@ -207,3 +208,15 @@ def test_an_export_keeps_within_the_memory_it_reserved(
     # with what it needs, it plans (the cluster stage exports so)
     monkeypatch.setenv(memory.MAX_MEMORY_ENV, str(need / 2**30))
     assert pipeline.plan_export(options.job(kwargs)).isolated is False
+
+
+def test_sam_vit_huge_cpu_at_1024_estimate_covers_every_measured_phase():
+    # measured (benchmarks/memory/results.md), child conversions, fp16:
+    # reference 5807 MiB, convert 12040 (child 8353 + this process 3687),
+    # verify 7706; the estimate covers each, the peak within 25 %
+    huge = _Sized(631.7 * 10**6, 2**30)  # 16 heads x 4096^2 float32 scores
+    phases = memory.phase_bytes(huge, (1024, 1024), True, ["fp16"])
+    mib = {k: v / 2**20 for k, v in phases.items()}
+    assert mib["reference"] >= 5807 and mib["verify"] >= 7706
+    assert 12040 <= mib["convert"] <= 1.25 * 12040
+    assert max(phases, key=phases.__getitem__) == "convert"
