@@ -1,7 +1,7 @@
 """Peak memory of an export, phase by phase, against the up-front estimate.
 
     python -m benchmarks.memory.measure sam_vit_huge@1024 \
-        --modes fp16 --targets cpu --out /tmp/huge.md
+        --modes "" --targets cpu --calibration /tmp/calib4 --out /tmp/huge.md
 
 Each export runs in its own process (`edge-backbones export
 --random-weights`), whose stderr carries the peak resident memory of each
@@ -10,10 +10,14 @@ SavedModel trace, calibration images, each mode's conversion and
 verification; a conversion in a child process counts both processes).
 The table puts the highest of them beside the export's own estimate
 (`exporter.memory.phase_bytes`, logged for the structure it chose: one
-process, or child conversions). Without `--calibration` the export
-verifies on 4 synthetic images, as a plain `export` does. Run the large
-presets (sam_vit_huge@1024) on a quiet machine: they need what the
-estimate says.
+process, or child conversions), and the seconds of each phase. Without
+`--calibration` the export verifies on 4 synthetic images, as a plain
+`export` does; a folder of 4 photos holds one out (the default
+`holdout_fraction`), so the float reference and the verification run on
+one photo, a quarter of the time at 1024. Each export's log is written
+as it runs to `<out>.<preset>@<size>.log`; an export that does not finish
+still reports the phases it got through. `EDGE_BACKBONES_MAX_MEMORY_GIB`
+caps what an export may use (it splits itself or refuses by that figure).
 """
 
 import argparse

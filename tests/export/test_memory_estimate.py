@@ -220,3 +220,22 @@ def test_sam_vit_huge_cpu_at_1024_estimate_covers_every_measured_phase():
     assert mib["reference"] >= 5807 and mib["verify"] >= 7706
     assert 12040 <= mib["convert"] <= 1.25 * 12040
     assert max(phases, key=phases.__getitem__) == "convert"
+
+
+def test_the_benchmark_reads_the_phases_an_unfinished_export_logged():
+    # benchmarks.memory.measure parses PhaseMeter's own lines, so a run
+    # stopped mid-way still reports each phase it got through
+    from benchmarks.memory.measure import phases_so_far
+
+    lines = []
+    meter = memory.PhaseMeter(lines.append)
+    with meter.phase("reference"):
+        pass
+    meter.add_child("convert cpu", 3 * 2**30, alongside=2**30)
+    with meter.phase("convert cpu"):
+        pass
+    peaks, seconds = phases_so_far(["noise", *lines])
+    assert peaks["reference"] == meter.summary()["reference"]
+    assert peaks["convert cpu"] == 4096  # the child and this process
+    assert set(seconds) == {"reference", "convert cpu"}
+    assert seconds["reference"] == round(meter.seconds["reference"], 1)
