@@ -22,7 +22,7 @@ def test_sam_vit_huge_at_1024_in_one_process_is_refused_with_the_numbers():
         "sam_vit_huge", load_weights=False, image_shape=(64, 64, 3)
     )
     needed = _peak(huge, (1024, 1024))
-    assert needed > 20 * 2**30
+    assert needed > 19 * 2**30  # 8 copies of 2.35 GiB of weights
     with pytest.raises(InputError) as caught:
         memory.check_backbone(huge, (1024, 1024), free=16 * 2**30)
     message = str(caught.value)
