@@ -30,9 +30,11 @@ little-endian bytes in C order: Kotlin reads them without a library.
 """
 
 import argparse
+import concurrent.futures
 import contextlib
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -358,7 +360,8 @@ def _write_segmenter(writer, rgb, calibration, work):
     ).astype(np.int64)  # fmt: skip
     return {
         "legend": [
-            [i, SEGMENTER_CLASSES[i], share] for i, share in top_classes(resized)
+            [i, SEGMENTER_CLASSES[i], share]
+            for i, share in top_classes(resized)
         ],
     }
 
@@ -411,18 +414,19 @@ def _sam_outline(mask):
     return outline
 
 
-def _write_sam(writer, rgb, calibration, work):
+def _write_sam(writer, rgb, encoder, decoder):
     """Per prompt: the decoder's inputs and outputs, upscaled logits,
-    masks and the mask picture, from `SamPredictor` on a tiny pair."""
+    masks and the mask pictures, from `SamPredictor` on a tiny pair."""
     import cv2
 
     from edge_backbones.runtime.metadata import sidecar_path
     from edge_backbones.runtime.sam_cli import overlay
     from edge_backbones.runtime.sam_predictor import SamPredictor
 
-    encoder, decoder = _export_sam(calibration, work)
     for name, path in (("sam_encoder", encoder), ("sam_decoder", decoder)):
-        shutil.copy(sidecar_path(path), os.path.join(writer.root, name + ".json"))
+        shutil.copy(
+            sidecar_path(path), os.path.join(writer.root, name + ".json")
+        )
     predictor = SamPredictor(encoder, decoder, num_threads=1)
     recorder = _RecordingDecoder(predictor.decoder)
     predictor.decoder = recorder
@@ -432,7 +436,8 @@ def _write_sam(writer, rgb, calibration, work):
     writer.array("sam/photo", photo)
     cases = {}
     low_res = {}
-    for name, (points, labels, box, mask_from, multimask) in SAM_PROMPTS.items():
+    for name, prompt in SAM_PROMPTS.items():
+        points, labels, box, mask_from, multimask = prompt
         mask_input = None if mask_from is None else low_res[mask_from]
         result = predictor.predict(
             points=points, labels=labels, box=box, mask_input=mask_input,
@@ -448,14 +453,18 @@ def _write_sam(writer, rgb, calibration, work):
         low_res[name] = result.low_res_logits[best]
         writer.array(f"sam/{name}/scores", result.scores)
         writer.array(
-            f"sam/{name}/upscaled", predictor.upscale_logits(result.low_res_logits)
+            f"sam/{name}/upscaled",
+            predictor.upscale_logits(result.low_res_logits),
         )
         writer.array(f"sam/{name}/masks", result.masks.astype(np.uint8))
-        picture = overlay(photo, result.masks[best])
-        writer.array(
-            f"sam/{name}/overlay", cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
-        )
-        writer.array(f"sam/{name}/outline", _sam_outline(result.masks[best]))
+        # every mask, not only the best: a thin one is mostly outline
+        for k, mask in enumerate(result.masks):
+            picture = overlay(photo, mask)
+            writer.array(
+                f"sam/{name}/overlay_{k}",
+                cv2.cvtColor(picture, cv2.COLOR_BGR2RGB),
+            )
+            writer.array(f"sam/{name}/outline_{k}", _sam_outline(mask))
         cases[name] = {
             "points": points or [],
             "labels": labels or [],
@@ -494,16 +503,24 @@ def main(argv=None):
         },
         "models": {},
     }
-    with tempfile.TemporaryDirectory() as work:
+    with (
+        tempfile.TemporaryDirectory() as work,
+        # the SAM pair converts in a second process meanwhile: the stage's
+        # time is mostly single-threaded conversion
+        concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn")
+        ) as pool,
+    ):
+        sam_pair = pool.submit(_export_sam, args.calibration, work)
         summary["segmenter"] = _write_segmenter(
             writer, rgb, args.calibration, work
         )
-        summary["sam"] = _write_sam(writer, rgb, args.calibration, work)
         paths = export_kinds(args.calibration, work)
         for kind, path in paths.items():
             summary["models"][kind] = {
                 "levels": _write_model(writer, kind, path, rgb)
             }
+        summary["sam"] = _write_sam(writer, rgb, *sam_pair.result())
     writer.json("stats.json", summary)
     writer.close()
     print(

@@ -29,9 +29,9 @@ def save_segformer_b0(folder, num_labels=150, seed=0):
     config = transformers.SegformerConfig(
         id2label={i: f"class {i}" for i in range(num_labels)}
     )
-    transformers.SegformerForSemanticSegmentation(config).eval().save_pretrained(
-        folder, safe_serialization=True
-    )
+    transformers.SegformerForSemanticSegmentation(
+        config
+    ).eval().save_pretrained(folder, safe_serialization=True)
 
 
 def main(argv=None):
