@@ -12,6 +12,7 @@ say() { echo "android stage: $* ($(($(date +%s) - started)) s)"; }
 KOTLIN_VERSION=2.4.20
 CACHE=${ANDROID_STAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edge_backbones_android}
 WORK=${ANDROID_STAGE_WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
 KOTLIN_HOME="$CACHE/node_modules/kotlin-compiler"
 JAVA_LIBS=/usr/share/java
 

@@ -341,6 +341,7 @@ def _write_segmenter(writer, rgb, calibration, work):
     shutil.copy(
         sidecar_path(record.path), os.path.join(writer.root, "segmenter.json")
     )
+    shutil.copy(record.path, os.path.join(writer.root, "segmenter.tflite"))
     model = EdgeModel(record.path, num_threads=1)
     raw = model._engine.run(model._to_input(model.preprocess(rgb)))  # noqa: SLF001 - as LiteRT hands them over
     outputs = {}
@@ -427,6 +428,7 @@ def _write_sam(writer, rgb, encoder, decoder):
         shutil.copy(
             sidecar_path(path), os.path.join(writer.root, name + ".json")
         )
+        shutil.copy(path, os.path.join(writer.root, name + ".tflite"))
     predictor = SamPredictor(encoder, decoder, num_threads=1)
     recorder = _RecordingDecoder(predictor.decoder)
     predictor.decoder = recorder
