@@ -13,6 +13,7 @@ import androidx.compose.material3.FilterChip
 import androidx.compose.material3.Text
 import androidx.compose.runtime.Composable
 import androidx.compose.runtime.DisposableEffect
+import androidx.compose.runtime.LaunchedEffect
 import androidx.compose.runtime.getValue
 import androidx.compose.runtime.mutableStateOf
 import androidx.compose.runtime.remember
@@ -49,7 +50,12 @@ fun TapToSegmentScreen(demo: DemoRun) {
         return
     }
     val photo = remember { demo.photo() }
-    val session = remember { SamSession(context, pair, threads = 4) }
+    // a pair whose sidecars do not match is refused by :core: say why instead of crashing
+    val opened = remember { runCatching { SamSession(context, pair, threads = 4) } }
+    val session = opened.getOrElse {
+        Text("Cannot open ${pair.encoder} + ${pair.decoder}: ${it.message}", Modifier.padding(12.dp))
+        return
+    }
     DisposableEffect(session) { onDispose { session.close() } }
     var status by remember { mutableStateOf("Encoding the photo…") }
     var picture by remember { mutableStateOf(photo.toBitmap()) }
@@ -58,13 +64,10 @@ fun TapToSegmentScreen(demo: DemoRun) {
     var foreground by remember { mutableStateOf(true) }
     var encoded by remember { mutableStateOf(false) }
     var viewSize by remember { mutableStateOf(IntSize.Zero) }
-    DisposableEffect(photo) {
-        scope.launch {
-            val ms = withContext(Dispatchers.Default) { session.setImage(photo) }
-            encoded = true
-            status = "${pair.encoder}: encoder %.1f ms. Tap the photo.".format(ms)
-        }
-        onDispose {}
+    LaunchedEffect(session) {
+        val ms = withContext(Dispatchers.Default) { session.setImage(photo) }
+        encoded = true
+        status = "${pair.encoder}: encoder %.1f ms. Tap the photo.".format(ms)
     }
 
     fun segment(newPoints: List<PixelPoint>, newLabels: List<Int>) {
