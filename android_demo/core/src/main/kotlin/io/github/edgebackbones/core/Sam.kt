@@ -351,8 +351,8 @@ object ViewMapping {
 /**
  * A float map resized bilinearly with OpenCV's sampling (half-pixel centres; a source
  * column clamped inside the map, weights not; rows clamped), in float32. OpenCV hands
- * float resizes to Intel IPP where it is built in, whose rounding differs in the last bits:
- * values agree to ~1e-6 relative, so masks binarized at 0 agree but for logits that close to 0.
+ * float resizes to Intel IPP where it is built in, whose rounding differs in the last bits
+ * (within 1e-5 on the goldens), so masks binarized at 0 agree but for logits that close to 0.
  */
 object FloatResize {
     fun linear(values: FloatArray, height: Int, width: Int, outHeight: Int, outWidth: Int): FloatArray {
