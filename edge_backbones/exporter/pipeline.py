@@ -428,6 +428,8 @@ def _run_plan(job, started, meter):
             )
         _log(f"export: done in {time.perf_counter() - started:.1f} s")
         _log(f"memory: peak RSS MiB per phase {dumps_json(meter.summary())}")
+        seconds = {k: round(v, 1) for k, v in meter.seconds.items()}
+        _log(f"memory: seconds per phase {dumps_json(seconds)}")
         return records
 
 
@@ -476,14 +478,8 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
     exp = job.export
     size = options_lib.parse_image_size(_image_size(job.model))
     _check_options(job)
-    modes = exp.modes
     budget = None if exp.budget is None else budget_lib.parse_budget(exp.budget)
-    if budget is not None and modes is None and not exp.targets:
-        modes = (budget_lib.DEFAULT_MODE,)
-    if modes is None and not exp.targets:
-        selecting = exp.min_cos is not None
-        modes = modes_lib.selection_candidates() if selecting else ("fp32",)
-    plans = tuple(modes_lib.resolve_plans(modes, exp.targets))
+    plans = _resolve_plans(exp, budget)
     gates = {**modes_lib.default_min_cosine(), **(job.thresholds or {})}
     if budget is not None:
         budget_lib.check_budget_plans(
@@ -503,10 +499,10 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
         job.model.task,
     )
     name = job.model.name or name
-    isolate = memory.isolate_conversion(
-        backbone, size, _isolable(backbone, plans, exp)
-    )
     converters = sorted({p.converter for p in plans})
+    isolate = memory.isolate_conversion(
+        backbone, size, _isolable(backbone, plans, exp), converters
+    )
     memory.check_backbone(
         backbone, size, isolated=isolate, converters=converters
     )
@@ -550,6 +546,46 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
         isolated=isolate,
         labels=labels,
     )
+
+
+def _resolve_plans(exp, budget):
+    """The modes.Plan per artifact the export's modes and targets ask for
+    (fp32 without either; with `min_cos`, the selection's candidates)."""
+    modes = exp.modes
+    if budget is not None and modes is None and not exp.targets:
+        modes = (budget_lib.DEFAULT_MODE,)
+    if modes is None and not exp.targets:
+        selecting = exp.min_cos is not None
+        modes = modes_lib.selection_candidates() if selecting else ("fp32",)
+    return tuple(modes_lib.resolve_plans(modes, exp.targets))
+
+
+def memory_phases(job: options_lib.ExportJob) -> dict[str, int]:
+    """{phase: bytes} the export of `job` needs at least
+    (`memory.phase_bytes`): in one process, or with the Keras model freed
+    and float conversions in child processes where its plans allow it
+    and that needs less. Given that much (`memory.MAX_MEMORY_ENV`), the
+    export takes that structure itself: what a scheduler reserves for
+    it. Builds the model, converts nothing.
+    """
+    exp = job.export
+    size = options_lib.parse_image_size(_image_size(job.model))
+    budget = None if exp.budget is None else budget_lib.parse_budget(exp.budget)
+    plans = _resolve_plans(exp, budget)
+    backbone, _, _ = load_backbone(
+        job.model.model,
+        job.model.random_weights,
+        size,
+        job.model.config,
+        job.calibration.seed,
+        job.model.task,
+    )
+    converters = sorted({p.converter for p in plans})
+    alone = memory.phase_bytes(backbone, size, False, converters)
+    if not _isolable(backbone, plans, exp):
+        return alone
+    split = memory.phase_bytes(backbone, size, True, converters)
+    return min(alone, split, key=lambda phases: max(phases.values()))
 
 
 def _isolable(backbone, plans, exp):
@@ -768,11 +804,16 @@ def _prepare(plan, work, scratch, meter):
             if p.integer_layer_norm
         }
     if plan.isolated:
+        alone = memory.phase_bytes(
+            plan.backbone,
+            plan.size,
+            converters=sorted({p.converter for p in plan.plans}),
+        )
+        largest = max(alone, key=alone.__getitem__)
         _log(
             "memory: converting in child processes; the Keras model is "
             "freed first (in one process the export needs about "
-            f"{memory.estimate_bytes(plan.backbone, plan.size) / 2**30:.1f} "
-            "GiB)"
+            f"{alone[largest] / 2**30:.1f} GiB, in its {largest} phase)"
         )
     return Workbench(
         work=work,
