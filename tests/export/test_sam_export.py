@@ -137,3 +137,55 @@ def test_decoder_graph_is_static_builtin_and_rank_4(tiny_sam_export):
     assert not {op for op in ops if "FLEX" in op or "CUSTOM" in op}
     # no run-time shape plumbing: the graph is static
     assert not ops & {"SHAPE", "GATHER", "PACK", "UNPACK", "REDUCE_PROD"}
+
+
+def test_a_calibrated_pair_decodes_its_photos_once(
+    tiny_sam_export, calibration_dir, tmp_path, monkeypatch
+):
+    """The decoders calibrate on the embeddings `_prepare` made from the
+    photos it decoded for the encoder: no second decode, no second graph."""
+    from edge_backbones.exporter import calibration as calibration_lib
+    from edge_backbones.exporter import graph as graph_lib
+    from edge_backbones.exporter import pipeline
+
+    decoded, graphs, seen = [], [], {}
+    preprocess, serving_graph = (
+        calibration_lib._preprocess,
+        graph_lib.serving_graph,
+    )
+
+    def counted_preprocess(path, *args):
+        decoded.append((path, preprocess(path, *args)))
+        return decoded[-1][1]
+
+    def counted_graph(*args, **kwargs):
+        graphs.append(serving_graph(*args, **kwargs))
+        return graphs[-1]
+
+    def decoders(model, sam, modes, stem, out, work, calibration, *rest, **kw):
+        seen["calibration"] = calibration
+        return [], []
+
+    monkeypatch.setattr(calibration_lib, "_preprocess", counted_preprocess)
+    monkeypatch.setattr(graph_lib, "serving_graph", counted_graph)
+    # the encoder's and the decoder's conversions are not what is counted
+    monkeypatch.setattr(pipeline, "_export_all", lambda plan, bench: ([], []))
+    monkeypatch.setattr(sam_export, "export_decoders", decoders)
+    pipeline.export(
+        str(tiny_sam_export[0]),
+        image_size=64,
+        modes="int8_mixed",
+        calibration=str(calibration_dir),
+        max_images=4,
+        out=str(tmp_path),
+    )
+    paths = [path for path, _ in decoded]
+    assert len(graphs) == 1
+    assert len(paths) == len(set(paths)) == 4
+    # the float encoder's embeddings of the calibration photos (the held-out
+    # one is decoded first), in order
+    calibration = np.concatenate(seen["calibration"])
+    images = [image for _, image in decoded[1:]]
+    (want,) = graph_lib.reference_outputs(graphs[0], images).values()
+    assert calibration.shape == want.shape and len(want) == 3
+    np.testing.assert_allclose(calibration, want, rtol=1e-5, atol=1e-6)
