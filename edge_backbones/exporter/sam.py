@@ -242,11 +242,14 @@ def verify_decoder(
     from edge_backbones.core.mask_metrics import mask_iou, mask_iou_summary
 
     ious, errors = [], []
+    by_kind: dict[str, list[float]] = {"no_mask_input": [], "mask_input": []}
     outputs = _run_decoder(path, feeds)
-    for got, expected in zip(outputs, reference, strict=True):
+    for got, expected, feed in zip(outputs, reference, feeds, strict=True):
         masks = np.moveaxis(got["masks"][0], -1, 0) > 0
         want = np.moveaxis(expected["masks"][0], -1, 0) > 0
         ious.extend(mask_iou(masks, want).tolist())
+        kind = "mask_input" if feed["has_mask_input"].any() else "no_mask_input"
+        by_kind[kind].extend(ious[-len(masks) :])
         errors.append(
             float(
                 np.abs(
@@ -263,6 +266,11 @@ def verify_decoder(
     return {
         "figures": compare(wanted, stacked),
         "mask_iou": mask_iou_summary(ious),
+        "mask_iou_by_prompt": {
+            kind: mask_iou_summary(values)
+            for kind, values in by_kind.items()
+            if values
+        },
         "iou_prediction_max_error": max(errors),
         "prompts": len(feeds),
     }
@@ -459,7 +467,7 @@ def export_decoders(
         for e in calibration_embeddings or holdout_embeddings
         for c, lab in zip(coords, labels, strict=True)
     ]
-    if mask_prompts:
+    if mask_prompts and any(p.plan.needs_calibration for p in plans.values()):
         # each prompt again with the float decoder's mask as mask_input:
         # the mask path calibrated on real low-resolution logits, not on
         # zeros only
@@ -510,9 +518,13 @@ def export_decoders(
         measured = verify_decoder(candidate, reference, feeds)
         os.unlink(candidate)
         iou = measured["mask_iou"]
+        kinds = "; ".join(
+            f"{kind} {k['mean']:.4f} / {k['worst']:.4f}"
+            for kind, k in measured["mask_iou_by_prompt"].items()
+        )
         log(
             f"decoder {mode}: mask IoU mean {iou['mean']:.4f}, worst "
-            f"{iou['worst']:.4f}; IoU-prediction error "
+            f"{iou['worst']:.4f} ({kinds}); IoU-prediction error "
             f"{measured['iou_prediction_max_error']:.3g} on "
             f"{len(feeds)} prompts"
         )

@@ -123,9 +123,7 @@ def test_masks_and_iou_match_transformers(
     np.testing.assert_array_equal(masks > 0, expected_masks > 0)
 
 
-def test_polynomial_sines_keep_parity_with_transformers(
-    checkpoint, sam, image
-):
+def test_polynomial_sines_keep_parity_with_transformers(checkpoint, sam, image):
     """The MUL/ADD/SUB sines the int16x8 decoder is traced with: the same
     masks and IoU predictions as transformers' (points and a box)."""
     from edge_backbones.models.layers import polynomial_sin
