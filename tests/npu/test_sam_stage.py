@@ -111,6 +111,8 @@ def test_simulated_decoder_masks_meet_the_npu_gate(compiled_pair):
     ]
     measured = sam_export.verify_decoder(compiled_decoder, reference, feeds)
     gate = sam_decoder_plans(["npu"])["npu"]
-    print(f"simulated npu decoder at {SIZE}: {measured['mask_iou']}")
-    assert measured["mask_iou"]["mean"] >= 0.98  # the target
+    print(
+        f"simulated npu decoder at {SIZE}: {measured['mask_iou']}, "
+        f"IoU-prediction error {measured['iou_prediction_max_error']:.3g}"
+    )
     assert sam_export._failed_gates(gate, measured) == []
