@@ -95,11 +95,9 @@ def test_simulated_decoder_masks_meet_the_npu_gate(compiled_pair):
     h, w, _ = sam.embedding_shape
     rng = np.random.default_rng(0)
     # the simulated encoder's embeddings feed both decoders
-    (embeddings,) = (
-        EdgeModel(encoder)
-        .run(rng.normal(size=(SIZE, SIZE, 3)).astype(np.float32))
-        .values()
-    )
+    (embeddings,) = EdgeModel(encoder)(
+        rng.normal(size=(SIZE, SIZE, 3)).astype(np.float32)
+    ).values()
     coords, labels = sam_export.prompt_set((SIZE, SIZE), 4, 8, seed=1)
     feeds = [
         sam_export._decoder_feed(embeddings, c, lab, h, w)
