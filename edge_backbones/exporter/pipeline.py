@@ -718,6 +718,10 @@ class Workbench:
     # mode -> (peak resident bytes of its conversion's child process, this
     # process's resident bytes meanwhile)
     child_peaks: dict = dataclasses.field(default_factory=dict)
+    # a SAM export's float image embeddings (1, h, w, C) of the calibration
+    # photos, what its decoders calibrate on: arrays, not the serving graph,
+    # which would keep the Keras model alive after `_without_keras`
+    sam_calibration_embeddings: tuple = ()
 
     def converter_for(self, plan: modes_lib.Plan) -> Converter:
         """The converter `plan` traces from (integer graphs for full int8;
@@ -750,7 +754,16 @@ def _prepare(plan, work, scratch, meter):
     with meter.phase("trace"):
         saved = write_saved_model(serving, os.path.join(scratch, "saved_model"))
     with meter.phase("calibration images"):
-        dataset = _dataset(plan)
+        arrays = _calibration_arrays(plan)
+        dataset = _dataset(plan, arrays)
+    sam_embeddings = ()
+    if _is_sam(plan) and arrays is not None:
+        with meter.phase("sam calibration embeddings"):
+            (level,) = reference
+            sam_embeddings = tuple(
+                e[None]
+                for e in graph_lib.reference_outputs(serving, arrays)[level]
+            )
     allow_flex = plan.job.export.allow_flex
     converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
     # one integer-form graph per softmax form the plans ask for
@@ -826,18 +839,26 @@ def _prepare(plan, work, scratch, meter):
         meter=meter,
         logits_converter=logits_converter,
         integer_logits_converters=integer_logits_converters,
+        sam_calibration_embeddings=sam_embeddings,
     )
 
 
-def _dataset(plan):
-    """The representative dataset, or None if nothing calibrates."""
+def _calibration_arrays(plan):
+    """The calibration photos as model inputs, or None if nothing
+    calibrates (decoded once: the dataset and SAM's decoders share them)."""
     needs = any(p.needs_calibration for p in plan.plans)
-    report = plan.job.export.layer_report and plan.calibration is not None
-    if not (needs or report):
+    report = plan.job.export.layer_report
+    if plan.calibration is None or not (needs or report):
         return None
-    arrays = calibration_lib.preprocessed(
+    return calibration_lib.preprocessed(
         plan.calibration, "calibration", plan.preprocessing, plan.size
     )
+
+
+def _dataset(plan, arrays):
+    """The representative dataset of `arrays`, or None without them."""
+    if arrays is None:
+        return None
     _log(f"calibration: {len(arrays)} images")
     return calibration_lib.representative_dataset(
         arrays, plan.preprocessing, _log
@@ -896,18 +917,6 @@ def _export_sam_decoders(plan, workbench, failures):
         )
         (level,) = workbench.reference
         holdout = [e[None] for e in workbench.reference[level]]
-        calibration = []
-        if plan.calibration is not None and any(
-            p.needs_calibration for p in plan.plans
-        ):
-            serving = graph_lib.serving_graph(
-                plan.backbone, plan.size, plan.out_features, plan.preprocessing
-            )
-            arrays = calibration_lib.preprocessed(
-                plan.calibration, "calibration", plan.preprocessing, plan.size
-            )
-            embeddings = graph_lib.reference_outputs(serving, arrays)[level]
-            calibration = [e[None] for e in embeddings]
         written, rejected = sam_export.export_decoders(
             plan.job.model.model,
             sam,
@@ -915,7 +924,7 @@ def _export_sam_decoders(plan, workbench, failures):
             lambda mode: plan.stem(f"{sam_export.DECODER}_{mode}"),
             plan.job.export.out,
             workbench.scratch,
-            calibration,
+            list(workbench.sam_calibration_embeddings),
             holdout,
             {**workbench.base_metadata["model"], "class_name": "SAMBackbone"},
             log=_log,
@@ -1294,7 +1303,16 @@ def _compile_npu(plan, workbench, records):
     from edge_backbones.exporter.npu_gate import compile_verified
 
     compiled = []
-    for source in [r for r in records if r.mode in modes_lib.npu_targets()]:
+    # a SAM decoder takes prompts, not photos: `edge-backbones compile` and
+    # its prompt verification (tests/npu/test_sam_stage.py) are its way
+    sources = [
+        r
+        for r in records
+        if r.mode in modes_lib.npu_targets()
+        and (r.metadata or {}).get("task", {}).get("kind")
+        != sam_export.DECODER_KIND
+    ]
+    for source in sources:
         started = time.perf_counter()
         for path, fidelity, metadata in compile_verified(
             source,
