@@ -59,6 +59,13 @@ def main(argv=None):
         print(f"edge-backbones {args.command}: {type(exc).__name__}: {exc}",
               file=sys.stderr)  # fmt: skip
         return 2
+    except KeyboardInterrupt:
+        # every file is written whole or not at all (a report's rows one
+        # by one), so what is there stays usable
+        print(f"edge-backbones {args.command}: interrupted; the files "
+              "written so far are complete (a report continues with "
+              "--resume)", file=sys.stderr)  # fmt: skip
+        return 130
 
 
 if __name__ == "__main__":

@@ -149,12 +149,13 @@ def save_tiny_sam_checkpoint(folder):
     )
 
 
-def save_tiny_sam_model(folder, seed=0):
+def save_tiny_sam_model(folder, seed=0, patch_size=8):
     """A random Hugging Face `SamModel` (all three parts) at toy widths,
     saved as safetensors in `folder`; returns the torch model.
 
     64x64 input, 8x8 embedding grid (windows of 3, padded, and one global
-    block), 32-channel decoder. transformers initialises a small SAM's
+    block), 32-channel decoder. `patch_size` 16 quarters the tokens (the
+    NPU stage's 512x512 export). transformers initialises a small SAM's
     vision neck near 1e-10, which would make every embedding ~0: every
     parameter is drawn again (normal, std 0.2; norm scales around 1).
     """
@@ -164,12 +165,12 @@ def save_tiny_sam_model(folder, seed=0):
     config = transformers.SamConfig(
         vision_config=dict(
             hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-            image_size=64, patch_size=8, window_size=3,
+            image_size=64, patch_size=patch_size, window_size=3,
             global_attn_indexes=[1], output_channels=32, mlp_dim=48,
             num_pos_feats=16,
         ),
         prompt_encoder_config=dict(
-            hidden_size=32, image_size=64, patch_size=8,
+            hidden_size=32, image_size=64, patch_size=patch_size,
             mask_input_channels=8,
         ),
         mask_decoder_config=dict(

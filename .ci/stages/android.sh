@@ -12,6 +12,7 @@ say() { echo "android stage: $* ($(($(date +%s) - started)) s)"; }
 KOTLIN_VERSION=2.4.20
 CACHE=${ANDROID_STAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edge_backbones_android}
 WORK=${ANDROID_STAGE_WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
 KOTLIN_HOME="$CACHE/node_modules/kotlin-compiler"
 JAVA_LIBS=/usr/share/java
 
@@ -35,10 +36,11 @@ KOTLINC="$KOTLIN_HOME/bin/kotlinc"
 "$KOTLINC" -version 2>&1 | tail -1
 
 GOLDENS="$WORK/goldens"
-say "writing golden files (Python runtime, tiny MiT exports) to $GOLDENS"
-python android_demo/tools/make_goldens.py --out "$GOLDENS" 2> "$WORK/goldens.log" || {
-    cat "$WORK/goldens.log"; exit 1; }
-tail -1 "$WORK/goldens.log"
+say "writing golden files (Python runtime: tiny MiT, SegFormer and SAM exports) to $GOLDENS, meanwhile compiling :core"
+# the goldens and kotlinc are each mostly one thread: side by side
+python android_demo/tools/make_goldens.py --out "$GOLDENS" 2> "$WORK/goldens.log" &
+goldens_pid=$!
+trap 'kill "$goldens_pid" 2>/dev/null || true' EXIT
 
 CORE=android_demo/core/src
 JUNIT_API="$JAVA_LIBS/junit-jupiter-api.jar:$JAVA_LIBS/opentest4j.jar:$JAVA_LIBS/apiguardian-api.jar:$JAVA_LIBS/junit-platform-commons.jar"
@@ -47,6 +49,9 @@ say "compiling :core main"
 say "compiling :core tests"
 "$KOTLINC" -jvm-target 17 -nowarn -Xfriend-paths="$WORK/core.jar" -cp "$WORK/core.jar:$JUNIT_API" -d "$WORK/core-tests.jar" \
     $(find "$CORE/test" -name '*.kt' | sort)
+
+wait "$goldens_pid" || { cat "$WORK/goldens.log"; exit 1; }
+tail -1 "$WORK/goldens.log"
 
 say "running :core tests"
 # edge_backbones/core on the class path: the artifact schema is a resource of

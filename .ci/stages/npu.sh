@@ -5,7 +5,7 @@
 # every op (SM8650 and SM8750) and that the simulated numerics match
 # LiteRT's CPU int8 run (tests/npu/test_stage.py says how closely).
 # A tiny SAM pair at 512 goes the same way (tests/npu/test_sam_stage.py):
-# the encoder compiled and gated; the a16w8 decoder is an xfail (SIN).
+# encoder and decoder compiled, every op on the HTP, numerics gated.
 # Installs the `npu` extra: onnxruntime-qnn carries QAIRT's x86 libraries,
 # openvino the Intel plugin's runtime. Simulated figures are numerics, never
 # device speed.

@@ -54,6 +54,14 @@ PYTHONPATH="$X86_TFLITE:$PWD" python benchmarks/pi/compare.py record \
 PYTHONPATH="$X86_TFLITE:$PWD" python benchmarks/pi/compare.py record \
   "$WORK/ref/segmenter" x86_tflite_runtime --backend tflite_runtime \
   --delegates xnnpack,cpu 2>>"$WORK/export.log"
+# the tiny SAM pair (fp32, int8_mixed) and its SamPredictor outputs on
+# x86, through each interpreter package (tests/device scores mask IoU)
+python benchmarks/pi/sam_pair.py export "$WORK/ref/sam" 2>>"$WORK/export.log"
+python benchmarks/pi/sam_pair.py record "$WORK/ref/sam" x86 \
+  --backend litert 2>>"$WORK/export.log"
+PYTHONPATH="$X86_TFLITE:$PWD" python benchmarks/pi/sam_pair.py record \
+  "$WORK/ref/sam" x86_tflite_runtime --backend tflite_runtime \
+  2>>"$WORK/export.log"
 # the tests and scripts, not the package: the rootfs imports the wheel
 rm -rf "$WORK/repo" && mkdir -p "$WORK/repo"
 cp -r tests benchmarks pyproject.toml "$WORK/repo/"

@@ -13,7 +13,15 @@ what each step produced, so `:core` must reproduce it:
 - `resize/` and `preprocess/`: OpenCV resizes and `preprocess` results for
   every resize policy and interpolation `:core` implements, on odd sizes;
 - `stats.json`: level statistics, the channel-norm map and latency
-  summaries (`runtime.bench.latency_stats`) computed with numpy.
+  summaries (`runtime.bench.latency_stats`) computed with numpy;
+- `segmenter/`: a tiny random SegFormer exported for the `cpu` target, its
+  raw `classes` and `logits` on the photo and the class-map overlay
+  `runtime/overlay.py` draws from them;
+- `sam/`: a tiny random SAM pair exported by the CLI, and per prompt
+  (taps, a box, a mask input) the decoder's input arrays `SamPredictor`
+  built, its raw outputs, the upscaled logits, the masks and the tinted
+  picture `edge-backbones segment` draws (with the pixels its outline
+  covers, which the app draws itself).
 
 `index.json` names every array with its dtype and shape. Arrays are raw
 little-endian bytes in C order: Kotlin reads them without a library.
@@ -22,7 +30,11 @@ little-endian bytes in C order: Kotlin reads them without a library.
 """
 
 import argparse
+import concurrent.futures
+import contextlib
+import io
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -54,6 +66,32 @@ TINY_MIT = {
 }
 IMAGE_SIZE = "32x64"  # non-square, as phones' photos are
 PHOTO = "grace_hopper.jpg"
+# the repository root: tests/tiny.py builds the tiny SAM checkpoint
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+# a tiny SegFormer head on a four-stage MiT; class names from id2label
+TINY_SEGFORMER = {
+    "hidden_sizes": [8, 16, 16, 16],
+    "depths": [1, 1, 1, 1],
+    "num_attention_heads": [1, 1, 1, 1],
+    "sr_ratios": [4, 2, 1, 1],
+    "decoder_hidden_size": 16,
+}
+SEGMENTER_CLASSES = ["wall", "floor", "sky", "tree", "person"]
+SEGMENTER_SIZE = "64x64"
+SAM_SIZE = "64"
+# a crop of the photo, not square and larger than the encoder's input:
+# prompts go through the longest-side resize and masks come back up
+SAM_PHOTO = (75, 61)
+# name -> (points, labels, box, mask input from, multimask); photo pixels
+SAM_PROMPTS = {
+    "tap": ([[20.5, 31.25]], [1], None, None, True),
+    "taps_and_box": ([[30, 40], [12.75, 8]], [1, 0], [5, 6.5, 50, 70], None,
+                     True),
+    "box": (None, None, [0, 0, 61, 75], None, True),
+    "full": ([[1, 2], [60, 74], [33.3, 0], [0, 75]], [1, 1, 0, 1], None,
+             None, True),
+    "tap_refined": ([[20.5, 31.25]], [1], None, "tap", False),
+}  # fmt: skip
 # kind -> export() arguments; each kind is one artifact the app can bundle
 # (npu_int8: LiteRT 2.3's Kotlin TensorBuffer has no int16 read or write,
 # so the app cannot bind the a16w8 `npu` target's int16 I/O)
@@ -266,6 +304,180 @@ def _write_overlay(writer, rgb):
     }
 
 
+def _write_segmenter(writer, rgb, calibration, work):
+    """A tiny random SegFormer exported for the cpu target, run on the
+    photo: its raw outputs by name and the overlay drawn from them."""
+    import torch
+    import transformers
+
+    from edge_backbones.core.image_sets import CalibrationWarning
+    from edge_backbones.exporter.pipeline import export
+    from edge_backbones.runtime.edge_model import EdgeModel
+    from edge_backbones.runtime.metadata import sidecar_path
+    from edge_backbones.runtime.overlay import overlay_image, top_classes
+
+    torch.manual_seed(0)
+    config = transformers.SegformerConfig(
+        **TINY_SEGFORMER, id2label=dict(enumerate(SEGMENTER_CLASSES))
+    )
+    checkpoint = os.path.join(work, "segformer_tiny")
+    transformers.SegformerForSemanticSegmentation(config).save_pretrained(
+        checkpoint, safe_serialization=True
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        (record,) = export(
+            checkpoint,
+            image_size=SEGMENTER_SIZE,
+            targets="cpu",
+            calibration=calibration,
+            out=os.path.join(work, "segmenter"),
+            name="segformer_tiny",
+            thresholds={"cpu": 0.99},
+            mask_thresholds={"cpu": 0.9},
+            max_images=8,
+            num_threads=1,
+        )
+    shutil.copy(
+        sidecar_path(record.path), os.path.join(writer.root, "segmenter.json")
+    )
+    shutil.copy(record.path, os.path.join(writer.root, "segmenter.tflite"))
+    model = EdgeModel(record.path, num_threads=1)
+    raw = model._engine.run(model._to_input(model.preprocess(rgb)))  # noqa: SLF001 - as LiteRT hands them over
+    outputs = {}
+    for (name, _, _), value in zip(model._dequantize, raw, strict=True):  # noqa: SLF001
+        writer.array(f"segmenter/raw_{name}", value)
+        outputs[name] = value
+    classes = outputs["classes"][0]
+    photo = np.ascontiguousarray(rgb[:75, :61])
+    drawn = overlay_image(photo, classes, SEGMENTER_CLASSES)
+    writer.array("segmenter/photo", photo)
+    writer.array("segmenter/blended", drawn[: photo.shape[0], : photo.shape[1]])
+    import cv2
+
+    resized = cv2.resize(
+        classes.astype(np.float32), (photo.shape[1], photo.shape[0]),
+        interpolation=cv2.INTER_NEAREST,
+    ).astype(np.int64)  # fmt: skip
+    return {
+        "legend": [
+            [i, SEGMENTER_CLASSES[i], share]
+            for i, share in top_classes(resized)
+        ],
+    }
+
+
+class _RecordingDecoder:
+    """The predictor's decoder, keeping what it was given and returned."""
+
+    def __init__(self, decoder):
+        self.decoder = decoder
+        self.calls = []
+
+    def __call__(self, **arrays):
+        outputs = self.decoder(**arrays)
+        self.calls.append((arrays, outputs))
+        return outputs
+
+
+def _export_sam(calibration, work):
+    """A tiny random SamModel exported by the CLI: (encoder, decoder)."""
+    sys.path.insert(0, _ROOT)
+    from edge_backbones.cli import main as cli
+    from tests.tiny import save_tiny_sam_model
+
+    checkpoint = os.path.join(work, "sam_tiny")
+    save_tiny_sam_model(checkpoint)
+    out = os.path.join(work, "sam")
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        code = cli(
+            ["export", checkpoint, "--image-size", SAM_SIZE, "--modes",
+             "fp32", "--calibration", calibration, "--max-images", "8",
+             "--threads", "1", "--out", out]
+        )  # fmt: skip
+    if code != 0:
+        raise RuntimeError(f"SAM export failed ({code}):\n{log.getvalue()}")
+    stem = os.path.join(out, f"sam_tiny_{SAM_SIZE}x{SAM_SIZE}")
+    return f"{stem}_fp32.tflite", f"{stem}_decoder_fp32.tflite"
+
+
+def _sam_outline(mask):
+    """The pixels `edge-backbones segment` paints with the mask's outline
+    (its contours, 2 px): the app draws the outline itself."""
+    import cv2
+
+    outline = np.zeros(mask.shape, np.uint8)
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    cv2.drawContours(outline, contours, -1, 1, 2)
+    return outline
+
+
+def _write_sam(writer, rgb, encoder, decoder):
+    """Per prompt: the decoder's inputs and outputs, upscaled logits,
+    masks and the mask pictures, from `SamPredictor` on a tiny pair."""
+    import cv2
+
+    from edge_backbones.runtime.metadata import sidecar_path
+    from edge_backbones.runtime.sam_cli import overlay
+    from edge_backbones.runtime.sam_predictor import SamPredictor
+
+    for name, path in (("sam_encoder", encoder), ("sam_decoder", decoder)):
+        shutil.copy(
+            sidecar_path(path), os.path.join(writer.root, name + ".json")
+        )
+        shutil.copy(path, os.path.join(writer.root, name + ".tflite"))
+    predictor = SamPredictor(encoder, decoder, num_threads=1)
+    recorder = _RecordingDecoder(predictor.decoder)
+    predictor.decoder = recorder
+    height, width = SAM_PHOTO
+    photo = np.ascontiguousarray(rgb[:height, :width])
+    predictor.set_image(photo)
+    writer.array("sam/photo", photo)
+    cases = {}
+    low_res = {}
+    for name, prompt in SAM_PROMPTS.items():
+        points, labels, box, mask_from, multimask = prompt
+        mask_input = None if mask_from is None else low_res[mask_from]
+        result = predictor.predict(
+            points=points, labels=labels, box=box, mask_input=mask_input,
+            multimask=multimask,
+        )  # fmt: skip
+        arrays, outputs = recorder.calls[-1]
+        for key in ("point_coords", "point_labels", "mask_input",
+                    "has_mask_input"):  # fmt: skip
+            writer.array(f"sam/{name}/{key}", np.asarray(arrays[key]))
+        for key, value in outputs.items():
+            writer.array(f"sam/{name}/raw_{key}", value)
+        best = int(np.argmax(result.scores))
+        low_res[name] = result.low_res_logits[best]
+        writer.array(f"sam/{name}/scores", result.scores)
+        writer.array(
+            f"sam/{name}/upscaled",
+            predictor.upscale_logits(result.low_res_logits),
+        )
+        writer.array(f"sam/{name}/masks", result.masks.astype(np.uint8))
+        # every mask, not only the best: a thin one is mostly outline
+        for k, mask in enumerate(result.masks):
+            picture = overlay(photo, mask)
+            writer.array(
+                f"sam/{name}/overlay_{k}",
+                cv2.cvtColor(picture, cv2.COLOR_BGR2RGB),
+            )
+            writer.array(f"sam/{name}/outline_{k}", _sam_outline(mask))
+        cases[name] = {
+            "points": points or [],
+            "labels": labels or [],
+            "box": box,
+            "mask_input_from": mask_from,
+            "multimask": multimask,
+            "best": best,
+        }
+    return cases
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder to (re)write")
@@ -293,12 +505,24 @@ def main(argv=None):
         },
         "models": {},
     }
-    with tempfile.TemporaryDirectory() as work:
+    with (
+        tempfile.TemporaryDirectory() as work,
+        # the SAM pair converts in a second process meanwhile: the stage's
+        # time is mostly single-threaded conversion
+        concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn")
+        ) as pool,
+    ):
+        sam_pair = pool.submit(_export_sam, args.calibration, work)
+        summary["segmenter"] = _write_segmenter(
+            writer, rgb, args.calibration, work
+        )
         paths = export_kinds(args.calibration, work)
         for kind, path in paths.items():
             summary["models"][kind] = {
                 "levels": _write_model(writer, kind, path, rgb)
             }
+        summary["sam"] = _write_sam(writer, rgb, *sam_pair.result())
     writer.json("stats.json", summary)
     writer.close()
     print(

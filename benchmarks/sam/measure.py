@@ -9,6 +9,10 @@ float, decoder latency per prompt vs encoder latency.
         the fp32 pair without the full-size float reference (less memory)
     python -m benchmarks.sam.measure parity DIR OUT [--size N]
         the exported fp32 pair vs transformers on the same prompts
+    python -m benchmarks.sam.measure decoders DIR OUT --size 64
+        --modes int8_mixed --calibration calibration [--no-mask-prompts]
+        the decoder alone on the pipeline's photo split (before/after
+        calibrating the mask input)
     python -m benchmarks.sam.measure latency OUT [--size N] [--runs 5]
         encoder and decoder timed interleaved in one process
 
@@ -205,6 +209,49 @@ def parity(folder, out, size, photos=2):
     )
 
 
+def decoders(folder, out, size, modes, calibration, mask_prompts):
+    """The decoder in `modes` on the pipeline's photo split and float
+    embeddings, calibrated with or without mask-input prompts
+    (`export_decoders(mask_prompts=...)`); prints its verification."""
+    from edge_backbones.exporter import calibration as calibration_lib
+    from edge_backbones.exporter import graph as graph_lib
+    from edge_backbones.exporter import options as options_lib
+    from edge_backbones.exporter import pipeline
+    from edge_backbones.exporter import sam as sam_export
+
+    job = options_lib.job(
+        {"model": folder, "image_size": size, "modes": modes,
+         "calibration": calibration, "out": out}
+    )  # fmt: skip
+    plan = pipeline.plan_export(job)
+    serving = graph_lib.serving_graph(
+        plan.backbone, plan.size, plan.out_features, plan.preprocessing
+    )
+    arrays = calibration_lib.preprocessed(
+        plan.calibration, "calibration", plan.preprocessing, plan.size
+    )
+
+    def embeddings(images):
+        (outputs,) = graph_lib.reference_outputs(serving, images).values()
+        return [e[None] for e in outputs]
+
+    os.makedirs(out, exist_ok=True)
+    sam_export.export_decoders(
+        folder,
+        sam_export.load_sam(folder, (size, size), False),
+        modes.split(","),
+        lambda mode: f"decoder_{mode}",
+        out,
+        out,
+        embeddings(arrays),
+        embeddings(plan.holdout),
+        {"name": "sam", "class_name": "SAMBackbone", "config": {},
+         "weights": os.path.abspath(folder), "params": 0},
+        mask_prompts=mask_prompts,
+        log=print,
+    )  # fmt: skip
+
+
 def latency(out, size, runs, mode="fp32", decoder_mode=None):
     """Median encoder run and median decoder run (one prompt), timed in
     turn in one process."""
@@ -253,14 +300,18 @@ def latency(out, size, runs, mode="fp32", decoder_mode=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["checkpoint", "export", "lean",
-                                         "parity", "latency"])  # fmt: skip
+    steps = ["checkpoint", "export", "lean", "parity", "latency", "decoders"]
+    parser.add_argument("step", choices=steps)
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--modes", default="fp32")
     parser.add_argument("--calibration", default=None)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--decoder-mode", default=None)
+    parser.add_argument(
+        "--no-mask-prompts", action="store_true",
+        help="decoders: calibrate on prompts without a mask input only",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.step == "checkpoint":
         checkpoint(args.paths[0], args.size)
@@ -270,6 +321,14 @@ def main():
         lean_export(*args.paths[:2], args.size)
     elif args.step == "parity":
         parity(*args.paths[:2], args.size)
+    elif args.step == "decoders":
+        decoders(
+            *args.paths[:2],
+            args.size,
+            args.modes,
+            args.calibration,
+            not args.no_mask_prompts,
+        )
     else:
         latency(args.paths[0], args.size, args.runs, "fp32", args.decoder_mode)
 

@@ -12,9 +12,9 @@ estimate from the architecture, not a per-family pixel cap: a small model
 may go larger than a big one.
 
 The estimate is per phase (`phase_bytes`; measured with `PhaseMeter`,
-`benchmarks/memory/`): the float reference (Keras, eager: many
-score-sized blocks at once, `REFERENCE_ACTIVATION_COPIES`), the trace,
-each conversion and each verification. A conversion holds the weights
+`benchmarks/memory/`): the float reference (the Keras model as one
+graph: a few score-sized blocks at once, `REFERENCE_ACTIVATION_COPIES`),
+the trace, each conversion and each verification. A conversion holds the weights
 many times over: the Keras model's variables, the SavedModel the
 converter loads, its frozen constants and the MLIR module built from
 them, and the flatbuffer (`WEIGHT_COPIES` in one process; on
@@ -30,12 +30,14 @@ size-dependent weights such as ViTDet's position tables): the images alone
 input) must fit, so a 100000 px size fails in microseconds.
 
 Free memory is Linux's MemAvailable, capped by the cgroup's limit when one
-is set; elsewhere it is unknown and nothing is checked.
+is set and by `EDGE_BACKBONES_MAX_MEMORY_GIB` when that is set; elsewhere
+it is unknown and nothing is checked.
 """
 
 import contextlib
 import os
 import resource
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -45,6 +47,7 @@ __all__ = [
     "ACTIVATION_COPIES",
     "CHILD_WEIGHT_COPIES",
     "INPUT_COPIES",
+    "MAX_MEMORY_ENV",
     "REFERENCE_ACTIVATION_COPIES",
     "RUNTIME_BYTES",
     "WEIGHT_COPIES",
@@ -52,32 +55,40 @@ __all__ = [
     "available_bytes",
     "check_backbone",
     "check_input",
-    "estimate_bytes",
     "isolate_conversion",
     "peak_rss_bytes",
     "phase_bytes",
     "resident_bytes",
 ]
 
+# the memory an export may use, in GiB, below what is free: on a shared
+# machine, what the others leave it (the export then splits itself or
+# refuses up front by this figure)
+MAX_MEMORY_ENV = "EDGE_BACKBONES_MAX_MEMORY_GIB"
 ACTIVATION_COPIES = 3
-# the float reference: Keras runs the model eagerly, one op at a time, and
-# a global attention block holds its scores, their sums with the relative
-# position terms and the softmax's intermediates at once, beside blocks
-# malloc keeps after they are freed. Measured on sam_vit_huge at 1024
-# (1 GiB scores): the reference phase peaked at 18.0 GiB with 2.4 GiB of
-# weights and the runtime, ~15 score-sized blocks
-REFERENCE_ACTIVATION_COPIES = 15
+# the float reference: the Keras model as one tf.function
+# (`graph.reference_outputs`), which frees each tensor after its last use;
+# a global attention block still holds its scores, their sums with the
+# relative position terms and the softmax's output at once. Measured on
+# sam_vit_base at 1024 (768 MiB scores): 2.5 score-sized blocks over the
+# built model, tracing included (eager Keras: 6.3; on sam_vit_huge 15)
+REFERENCE_ACTIVATION_COPIES = 3
 INPUT_COPIES = 4
 WEIGHT_COPIES = 8
 # a float conversion in a child process (`exporter.isolated`, with a fixed
 # malloc mmap threshold), per converter kind: the SavedModel it loads, the
-# frozen constants, the MLIR module, the flatbuffer. Measured on
-# sam_vit_base: fp32 5.3, fp16 3.7 (its flatbuffer is half the bytes);
-# dynamic is not measured and counted as fp32
-CHILD_WEIGHT_COPIES = {"fp32": 6, "fp16": 4, "dynamic": 6}
+# frozen constants, the MLIR module, the flatbuffer. Measured: fp32 on
+# sam_vit_base 3.7; fp16 on sam_vit_huge at 1024 3.0 (8353 MiB), on
+# sam_vit_base 2.1 (its flatbuffer is half the bytes); dynamic is not
+# measured and counted as fp32. The export's own process keeps the pages
+# of the Keras model it freed (measured: sam_vit_huge's parent stayed at
+# 3687 MiB, the runtime and one copy of the weights, beside the child)
+CHILD_WEIGHT_COPIES = {"fp32": 5.0, "fp16": 3.5, "dynamic": 5.0}
 # verifying: the candidate's bytes, the interpreter's copy and XNNPACK's
-# packed float32 weights (fp16 weights are unpacked to float32)
-VERIFY_WEIGHT_COPIES = 3
+# packed float32 weights, per converter kind (an fp16 candidate is half
+# the bytes; XNNPACK unpacks its weights to float32), beside the pages of
+# the Keras model
+VERIFY_WEIGHT_COPIES = {"fp32": 3.0, "fp16": 2.0}
 # TensorFlow + Keras imported (624 MiB), the converter and the interpreter
 RUNTIME_BYTES = 1152 * 2**20
 
@@ -104,8 +115,36 @@ def _cgroup_free():
     return None
 
 
+def _cap():
+    """`MAX_MEMORY_ENV` in bytes, or None when unset; InputError when it
+    is not a positive number."""
+    value = os.environ.get(MAX_MEMORY_ENV)
+    if not value:
+        return None
+    try:
+        gib = float(value)
+    except ValueError:
+        gib = -1.0
+    if not gib > 0:
+        raise InputError(
+            f"{MAX_MEMORY_ENV}={value!r} is not a positive number of GiB. "
+            f"Set it to the memory an export may use (e.g. "
+            f"{MAX_MEMORY_ENV}=12), or unset it to use what is free."
+        )
+    return int(gib * 2**30)
+
+
 def available_bytes() -> int | None:
-    """Memory this process can still allocate, or None if unknown."""
+    """Memory this process can still allocate, or None if unknown; never
+    more than `MAX_MEMORY_ENV` GiB where it is set."""
+    cap = _cap()
+    free = _free()
+    if cap is None or free is None:
+        return free if cap is None else cap
+    return min(free, cap)
+
+
+def _free():
     free = None
     try:
         with open("/proc/meminfo") as f:
@@ -174,52 +213,45 @@ def phase_bytes(
     model beside the converter's copies; `isolated`, the Keras model is
     freed after the SavedModel is traced and each conversion runs in a
     child process (`exporter.isolated`), so the conversion phase is this
-    process's runtime plus the child's, and verification no longer holds
-    the Keras weights. `converters`: the converter kinds the export runs
-    (`modes.Plan.converter`); an isolated fp16 conversion holds fewer
-    copies than an fp32 one.
+    process (its runtime and the pages the Keras model held) plus the
+    child's. `converters`: the converter kinds the export runs
+    (`modes.Plan.converter`); an fp16 conversion and its verification
+    hold fewer copies than fp32 ones.
     """
     peak = backbone.peak_activation_bytes(*size)
     activations = ACTIVATION_COPIES * peak
     reference = RUNTIME_BYTES + REFERENCE_ACTIVATION_COPIES * peak
     weights = 4 * backbone.count_params()
     keras = weights  # the Keras model's variables
+    verify = (
+        RUNTIME_BYTES
+        + keras
+        + max(VERIFY_WEIGHT_COPIES.get(kind, 3.0) for kind in converters)
+        * weights
+        + activations
+    )
     if not isolated:
         return {
             "reference": reference + keras,
             "convert": RUNTIME_BYTES + WEIGHT_COPIES * weights,
-            "verify": RUNTIME_BYTES
-            + keras
-            + VERIFY_WEIGHT_COPIES * weights
-            + activations,
+            "verify": int(verify),
         }
+    child = max(
+        CHILD_WEIGHT_COPIES.get(kind, WEIGHT_COPIES) for kind in converters
+    )
     return {
         "reference": reference + keras,
         "trace": RUNTIME_BYTES + 2 * keras,
-        "convert": 2 * RUNTIME_BYTES
-        + max(
-            CHILD_WEIGHT_COPIES.get(kind, WEIGHT_COPIES) for kind in converters
-        )
-        * weights,
-        "verify": RUNTIME_BYTES + VERIFY_WEIGHT_COPIES * weights + activations,
+        "convert": int(2 * RUNTIME_BYTES + keras + child * weights),
+        "verify": int(verify),
     }
-
-
-def estimate_bytes(
-    backbone: Any,
-    size: Sequence[int],
-    isolated: bool = False,
-    converters: Sequence[str] = ("fp32",),
-) -> int:
-    """The memory an export of `backbone` at `size` needs, in bytes: its
-    largest phase (`phase_bytes`)."""
-    return max(phase_bytes(backbone, size, isolated, converters).values())
 
 
 def isolate_conversion(
     backbone: Any,
     size: Sequence[int],
     eligible: bool,
+    converters: Sequence[str] = ("fp32",),
     free: int | None = None,
 ) -> bool:
     """Whether to free the Keras model and convert in child processes.
@@ -232,7 +264,8 @@ def isolate_conversion(
     if not eligible:
         return False
     free = available_bytes() if free is None else free
-    return free is not None and estimate_bytes(backbone, size) > free
+    alone = phase_bytes(backbone, size, converters=converters)
+    return free is not None and max(alone.values()) > free
 
 
 def check_backbone(
@@ -264,8 +297,8 @@ def check_backbone(
         )
         what = (
             (
-                f"converting in a child process ({copies} "
-                "float32 copies of the weights"
+                f"converting in a child process ({copies:g} "
+                "float32 copies of the weights beside this process's one"
             )
             if isolated
             else f"converting ({WEIGHT_COPIES} float32 copies of the weights"
@@ -335,18 +368,25 @@ class PhaseMeter:
 
     def __init__(self, log: Callable[[str], object] | None = None) -> None:
         self.phases: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
         self._log = log
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         _reset_peak()
+        started = time.perf_counter()
         try:
             yield
         finally:
             peak = peak_rss_bytes()
+            spent = time.perf_counter() - started
             self.phases[name] = max(peak, self.phases.get(name, 0))
+            self.seconds[name] = self.seconds.get(name, 0.0) + spent
             if self._log is not None:
-                self._log(f"memory: {name}: peak RSS {peak / 2**20:.0f} MiB")
+                self._log(
+                    f"memory: {name}: peak RSS {peak / 2**20:.0f} MiB, "
+                    f"{spent:.1f} s"
+                )
 
     def summary(self) -> dict[str, int]:
         """{phase: peak MiB}, rounded, in phase order."""

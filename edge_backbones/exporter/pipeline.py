@@ -428,6 +428,8 @@ def _run_plan(job, started, meter):
             )
         _log(f"export: done in {time.perf_counter() - started:.1f} s")
         _log(f"memory: peak RSS MiB per phase {dumps_json(meter.summary())}")
+        seconds = {k: round(v, 1) for k, v in meter.seconds.items()}
+        _log(f"memory: seconds per phase {dumps_json(seconds)}")
         return records
 
 
@@ -476,14 +478,8 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
     exp = job.export
     size = options_lib.parse_image_size(_image_size(job.model))
     _check_options(job)
-    modes = exp.modes
     budget = None if exp.budget is None else budget_lib.parse_budget(exp.budget)
-    if budget is not None and modes is None and not exp.targets:
-        modes = (budget_lib.DEFAULT_MODE,)
-    if modes is None and not exp.targets:
-        selecting = exp.min_cos is not None
-        modes = modes_lib.selection_candidates() if selecting else ("fp32",)
-    plans = tuple(modes_lib.resolve_plans(modes, exp.targets))
+    plans = _resolve_plans(exp, budget)
     gates = {**modes_lib.default_min_cosine(), **(job.thresholds or {})}
     if budget is not None:
         budget_lib.check_budget_plans(
@@ -503,10 +499,10 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
         job.model.task,
     )
     name = job.model.name or name
-    isolate = memory.isolate_conversion(
-        backbone, size, _isolable(backbone, plans, exp)
-    )
     converters = sorted({p.converter for p in plans})
+    isolate = memory.isolate_conversion(
+        backbone, size, _isolable(backbone, plans, exp), converters
+    )
     memory.check_backbone(
         backbone, size, isolated=isolate, converters=converters
     )
@@ -550,6 +546,46 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
         isolated=isolate,
         labels=labels,
     )
+
+
+def _resolve_plans(exp, budget):
+    """The modes.Plan per artifact the export's modes and targets ask for
+    (fp32 without either; with `min_cos`, the selection's candidates)."""
+    modes = exp.modes
+    if budget is not None and modes is None and not exp.targets:
+        modes = (budget_lib.DEFAULT_MODE,)
+    if modes is None and not exp.targets:
+        selecting = exp.min_cos is not None
+        modes = modes_lib.selection_candidates() if selecting else ("fp32",)
+    return tuple(modes_lib.resolve_plans(modes, exp.targets))
+
+
+def memory_phases(job: options_lib.ExportJob) -> dict[str, int]:
+    """{phase: bytes} the export of `job` needs at least
+    (`memory.phase_bytes`): in one process, or with the Keras model freed
+    and float conversions in child processes where its plans allow it
+    and that needs less. Given that much (`memory.MAX_MEMORY_ENV`), the
+    export takes that structure itself: what a scheduler reserves for
+    it. Builds the model, converts nothing.
+    """
+    exp = job.export
+    size = options_lib.parse_image_size(_image_size(job.model))
+    budget = None if exp.budget is None else budget_lib.parse_budget(exp.budget)
+    plans = _resolve_plans(exp, budget)
+    backbone, _, _ = load_backbone(
+        job.model.model,
+        job.model.random_weights,
+        size,
+        job.model.config,
+        job.calibration.seed,
+        job.model.task,
+    )
+    converters = sorted({p.converter for p in plans})
+    alone = memory.phase_bytes(backbone, size, False, converters)
+    if not _isolable(backbone, plans, exp):
+        return alone
+    split = memory.phase_bytes(backbone, size, True, converters)
+    return min(alone, split, key=lambda phases: max(phases.values()))
 
 
 def _isolable(backbone, plans, exp):
@@ -682,6 +718,10 @@ class Workbench:
     # mode -> (peak resident bytes of its conversion's child process, this
     # process's resident bytes meanwhile)
     child_peaks: dict = dataclasses.field(default_factory=dict)
+    # a SAM export's float image embeddings (1, h, w, C) of the calibration
+    # photos, what its decoders calibrate on: arrays, not the serving graph,
+    # which would keep the Keras model alive after `_without_keras`
+    sam_calibration_embeddings: tuple = ()
 
     def converter_for(self, plan: modes_lib.Plan) -> Converter:
         """The converter `plan` traces from (integer graphs for full int8;
@@ -714,7 +754,16 @@ def _prepare(plan, work, scratch, meter):
     with meter.phase("trace"):
         saved = write_saved_model(serving, os.path.join(scratch, "saved_model"))
     with meter.phase("calibration images"):
-        dataset = _dataset(plan)
+        arrays = _calibration_arrays(plan)
+        dataset = _dataset(plan, arrays)
+    sam_embeddings = ()
+    if _is_sam(plan) and arrays is not None:
+        with meter.phase("sam calibration embeddings"):
+            (level,) = reference
+            sam_embeddings = tuple(
+                e[None]
+                for e in graph_lib.reference_outputs(serving, arrays)[level]
+            )
     allow_flex = plan.job.export.allow_flex
     converter = Converter(saved, dataset, allow_flex=allow_flex, log=_log)
     # one integer-form graph per softmax form the plans ask for
@@ -768,11 +817,16 @@ def _prepare(plan, work, scratch, meter):
             if p.integer_layer_norm
         }
     if plan.isolated:
+        alone = memory.phase_bytes(
+            plan.backbone,
+            plan.size,
+            converters=sorted({p.converter for p in plan.plans}),
+        )
+        largest = max(alone, key=alone.__getitem__)
         _log(
             "memory: converting in child processes; the Keras model is "
             "freed first (in one process the export needs about "
-            f"{memory.estimate_bytes(plan.backbone, plan.size) / 2**30:.1f} "
-            "GiB)"
+            f"{alone[largest] / 2**30:.1f} GiB, in its {largest} phase)"
         )
     return Workbench(
         work=work,
@@ -785,18 +839,26 @@ def _prepare(plan, work, scratch, meter):
         meter=meter,
         logits_converter=logits_converter,
         integer_logits_converters=integer_logits_converters,
+        sam_calibration_embeddings=sam_embeddings,
     )
 
 
-def _dataset(plan):
-    """The representative dataset, or None if nothing calibrates."""
+def _calibration_arrays(plan):
+    """The calibration photos as model inputs, or None if nothing
+    calibrates (decoded once: the dataset and SAM's decoders share them)."""
     needs = any(p.needs_calibration for p in plan.plans)
-    report = plan.job.export.layer_report and plan.calibration is not None
-    if not (needs or report):
+    report = plan.job.export.layer_report
+    if plan.calibration is None or not (needs or report):
         return None
-    arrays = calibration_lib.preprocessed(
+    return calibration_lib.preprocessed(
         plan.calibration, "calibration", plan.preprocessing, plan.size
     )
+
+
+def _dataset(plan, arrays):
+    """The representative dataset of `arrays`, or None without them."""
+    if arrays is None:
+        return None
     _log(f"calibration: {len(arrays)} images")
     return calibration_lib.representative_dataset(
         arrays, plan.preprocessing, _log
@@ -855,18 +917,6 @@ def _export_sam_decoders(plan, workbench, failures):
         )
         (level,) = workbench.reference
         holdout = [e[None] for e in workbench.reference[level]]
-        calibration = []
-        if plan.calibration is not None and any(
-            p.needs_calibration for p in plan.plans
-        ):
-            serving = graph_lib.serving_graph(
-                plan.backbone, plan.size, plan.out_features, plan.preprocessing
-            )
-            arrays = calibration_lib.preprocessed(
-                plan.calibration, "calibration", plan.preprocessing, plan.size
-            )
-            embeddings = graph_lib.reference_outputs(serving, arrays)[level]
-            calibration = [e[None] for e in embeddings]
         written, rejected = sam_export.export_decoders(
             plan.job.model.model,
             sam,
@@ -874,7 +924,7 @@ def _export_sam_decoders(plan, workbench, failures):
             lambda mode: plan.stem(f"{sam_export.DECODER}_{mode}"),
             plan.job.export.out,
             workbench.scratch,
-            calibration,
+            list(workbench.sam_calibration_embeddings),
             holdout,
             {**workbench.base_metadata["model"], "class_name": "SAMBackbone"},
             log=_log,
@@ -1257,7 +1307,16 @@ def _compile_npu(plan, workbench, records):
     from edge_backbones.exporter.npu_gate import compile_verified
 
     compiled = []
-    for source in [r for r in records if r.mode in modes_lib.npu_targets()]:
+    # a SAM decoder takes prompts, not photos: `edge-backbones compile` and
+    # its prompt verification (tests/npu/test_sam_stage.py) are its way
+    sources = [
+        r
+        for r in records
+        if r.mode in modes_lib.npu_targets()
+        and (r.metadata or {}).get("task", {}).get("kind")
+        != sam_export.DECODER_KIND
+    ]
+    for source in sources:
         started = time.perf_counter()
         for path, fidelity, metadata in compile_verified(
             source,

@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 DECODER = "decoder"
+DECODER_KIND = "sam_decoder"
 
 
 def is_sam_checkpoint(model: Any) -> bool:
@@ -137,6 +138,18 @@ def _decoder_feed(embeddings, coords, labels, h, w):
     }
 
 
+def _with_mask_input(feed, outputs):
+    """`feed` again with its best multimask output's low-resolution logits
+    as `mask_input`, as SamPredictor users refine a mask."""
+    best = 1 + int(np.argmax(np.asarray(outputs["iou_predictions"])[0, 1:]))
+    masks = np.asarray(outputs["masks"], np.float32)
+    return {
+        **feed,
+        "mask_input": masks[..., best : best + 1],
+        "has_mask_input": np.ones((1, 1), np.float32),
+    }
+
+
 def _write_decoder_saved_model(decoder, path):
     keras = require("keras", "export")
     tf = require("tensorflow", "export")
@@ -161,7 +174,7 @@ def _write_decoder_saved_model(decoder, path):
 def _decoder_task(sam, digest, size, max_points):
     h, w, c = sam.embedding_shape
     return {
-        "kind": "sam_decoder",
+        "kind": DECODER_KIND,
         "checkpoint_sha256": digest,
         "image_size": [int(size[0]), int(size[1])],
         "embedding_shape": [h, w, c],
@@ -190,7 +203,7 @@ def _decoder_io(content):
         return _spec(
             details["shape"].tolist(),
             np.dtype(details["dtype"]).name,
-            [float(scale), int(zero)] if scale else None,
+            {"scale": float(scale), "zero_point": int(zero)} if scale else None,
         )
 
     inputs = {
@@ -229,11 +242,14 @@ def verify_decoder(
     from edge_backbones.core.mask_metrics import mask_iou, mask_iou_summary
 
     ious, errors = [], []
+    by_kind: dict[str, list[float]] = {"no_mask_input": [], "mask_input": []}
     outputs = _run_decoder(path, feeds)
-    for got, expected in zip(outputs, reference, strict=True):
+    for got, expected, feed in zip(outputs, reference, feeds, strict=True):
         masks = np.moveaxis(got["masks"][0], -1, 0) > 0
         want = np.moveaxis(expected["masks"][0], -1, 0) > 0
         ious.extend(mask_iou(masks, want).tolist())
+        kind = "mask_input" if feed["has_mask_input"].any() else "no_mask_input"
+        by_kind[kind].extend(ious[-len(masks) :])
         errors.append(
             float(
                 np.abs(
@@ -250,6 +266,11 @@ def verify_decoder(
     return {
         "figures": compare(wanted, stacked),
         "mask_iou": mask_iou_summary(ious),
+        "mask_iou_by_prompt": {
+            kind: mask_iou_summary(values)
+            for kind, values in by_kind.items()
+            if values
+        },
         "iou_prediction_max_error": max(errors),
         "prompts": len(feeds),
     }
@@ -271,10 +292,12 @@ def _failed_gates(decoder_plan, measured):
 class _Converters:
     """The decoder's Converter per graph form: the plain trace, and the
     integer forms (`models.layers.integer_layer_norm`) full int8 asks for,
-    traced on first use."""
+    or the polynomial sines (`models.layers.polynomial_sin`) int16x8 needs
+    (its quantizer has no SIN), traced on first use."""
 
-    def __init__(self, decoder, work, representative, log):
+    def __init__(self, decoder, max_sin_argument, work, representative, log):
         self.decoder, self.work = decoder, work
+        self.max_sin_argument = max_sin_argument
         self.representative, self.log = representative, log
         self.forms = {}
 
@@ -283,18 +306,28 @@ class _Converters:
         from edge_backbones.models.layers import (
             integer_layer_norm,
             integer_softmax,
+            polynomial_sin,
         )
 
-        form = (plan.integer_layer_norm, plan.integer_softmax)
+        form = (
+            plan.integer_layer_norm,
+            plan.integer_softmax,
+            plan.converter == "int16x8",
+        )
         if form not in self.forms:
             folder = "decoder" + "".join(
                 suffix
-                for suffix, on in zip(("_ln", "_softmax"), form, strict=True)
+                for suffix, on in zip(
+                    ("_ln", "_softmax", "_polysin"), form, strict=True
+                )
                 if on
             )
             with (
                 integer_layer_norm() if form[0] else contextlib.nullcontext(),
                 integer_softmax() if form[1] else contextlib.nullcontext(),
+                polynomial_sin(self.max_sin_argument)
+                if form[2]
+                else contextlib.nullcontext(),
             ):
                 saved = _write_decoder_saved_model(
                     self.decoder, os.path.join(self.work, folder)
@@ -394,6 +427,7 @@ def export_decoders(
     model_info: dict[str, Any],
     max_points: int = 4,
     prompts_per_image: int = 8,
+    mask_prompts: bool = True,
     log: Any = print,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, ExportError]]]:
     """Writes `<stem(mode)>.tflite` + `.json`, SAM's decoder, in each of
@@ -401,6 +435,9 @@ def export_decoders(
 
     `sam` is the checkpoint's `SAMBackbone`; the embeddings (1, h, w, C)
     come from its float encoder on the calibration and held-out photos.
+    `mask_prompts`: calibrate on each prompt twice, the second time with
+    the float decoder's mask as `mask_input` (verification always has
+    both: each held-out prompt, then again refining its own mask).
     Returns (one dict per written artifact: mode, path, size_bytes,
     seconds, metadata; [(mode, error)] of the decoders that failed to
     convert (ExportError) or fell outside their gates (FidelityError),
@@ -425,14 +462,29 @@ def export_decoders(
         (height, width), max_points, prompts_per_image, seed=1
     )
     decoder = sam.decoder_model(max_points + 2)
-    calibration = calibration_embeddings or holdout_embeddings
+    calibration = [
+        _decoder_feed(e, c, lab, h, w)
+        for e in calibration_embeddings or holdout_embeddings
+        for c, lab in zip(coords, labels, strict=True)
+    ]
+    if mask_prompts and any(p.plan.needs_calibration for p in plans.values()):
+        # each prompt again with the float decoder's mask as mask_input:
+        # the mask path calibrated on real low-resolution logits, not on
+        # zeros only
+        calibration += [
+            _with_mask_input(feed, decoder(feed)) for feed in calibration
+        ]
 
     def representative():
-        for e in calibration:
-            for c, lab in zip(coords, labels, strict=True):
-                yield _decoder_feed(e, c, lab, h, w)
+        yield from calibration
 
-    converters = _Converters(decoder, work, representative, log)
+    converters = _Converters(
+        decoder,
+        sam.prompt_encoder.max_sin_argument(),
+        work,
+        representative,
+        log,
+    )
     feeds = [
         _decoder_feed(e, c, lab, h, w)
         for e in holdout_embeddings
@@ -440,6 +492,15 @@ def export_decoders(
     ]
     reference = [
         {k: np.asarray(v) for k, v in decoder(feed).items()} for feed in feeds
+    ]
+    # and each prompt refining its own mask, as SamPredictor users do
+    refined = [
+        _with_mask_input(feed, out)
+        for feed, out in zip(feeds, reference, strict=True)
+    ]
+    feeds += refined
+    reference += [
+        {k: np.asarray(v) for k, v in decoder(feed).items()} for feed in refined
     ]
     written, failures = [], []
     for mode, plan in plans.items():
@@ -457,9 +518,13 @@ def export_decoders(
         measured = verify_decoder(candidate, reference, feeds)
         os.unlink(candidate)
         iou = measured["mask_iou"]
+        kinds = "; ".join(
+            f"{kind} {k['mean']:.4f} / {k['worst']:.4f}"
+            for kind, k in measured["mask_iou_by_prompt"].items()
+        )
         log(
             f"decoder {mode}: mask IoU mean {iou['mean']:.4f}, worst "
-            f"{iou['worst']:.4f}; IoU-prediction error "
+            f"{iou['worst']:.4f} ({kinds}); IoU-prediction error "
             f"{measured['iou_prediction_max_error']:.3g} on "
             f"{len(feeds)} prompts"
         )

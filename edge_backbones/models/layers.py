@@ -7,6 +7,7 @@ accept, and keeps every tensor at rank <= 4.
 import contextlib
 import contextvars
 import dataclasses
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,8 @@ __all__ = [
     "trace_form",
     "integer_layer_norm",
     "integer_softmax",
+    "polynomial_sin",
+    "sin_cos",
     "softmax_float32",
 ]
 
@@ -30,6 +33,8 @@ class TraceForm:
 
     integer_layer_norm: bool = False
     integer_softmax: bool = False
+    # > 0 inside `polynomial_sin()`: the largest |argument| sines take
+    sin_max_argument: float = 0.0
 
 
 # context-local (per thread and task), not process-wide: a trace in one
@@ -88,6 +93,44 @@ def integer_softmax() -> Iterator[None]:
     """
     with _traced_as(integer_softmax=True):
         yield
+
+
+@contextlib.contextmanager
+def polynomial_sin(max_argument: float) -> Iterator[None]:
+    """Sines traced inside (`sin_cos`) are MUL/ADD/SUB only.
+
+    TFLite's int16x8 quantizer has no SIN kernel. Inside, sin and cos of
+    x with |x| <= `max_argument` are a Taylor polynomial at x / 2^k
+    (|x / 2^k| <= 1/2, error < 1e-8) followed by k double-angle steps,
+    sin 2a = 2 sin a cos a, cos 2a = cos^2 a - sin^2 a: each step doubles
+    the error it is handed (float32: 6e-6 at |x| <= 30, SAM's trained
+    encoding; 9e-5 at 500), and int16 activations keep ~|x| * 3e-5, as
+    much as an int16 x itself holds. Same maths.
+    """
+    if not max_argument > 0:
+        raise ValueError(f"max_argument must be > 0, not {max_argument}")
+    with _traced_as(sin_max_argument=float(max_argument)):
+        yield
+
+
+def sin_cos(x: Any) -> tuple[Any, Any]:
+    """(sin x, cos x): SIN ops, or the polynomial form inside
+    `polynomial_sin()`. The cosine is a shifted sine: TFLite has a SIN
+    builtin on every delegate, COS on fewer."""
+    limit = trace_form().sin_max_argument
+    if not limit:
+        return ops.sin(x), ops.sin(x + 0.5 * math.pi)
+    doublings = max(0, math.ceil(math.log2(limit / 0.5)))
+    a = x * (0.5**doublings)
+    a2 = a * a
+    sin = a * (1.0 + a2 * (-1 / 6 + a2 * (1 / 120 - a2 / 5040)))
+    cos = 1.0 + a2 * (-0.5 + a2 * (1 / 24 + a2 * (-1 / 720 + a2 / 40320)))
+    for _ in range(doublings):
+        # (c - s)(c + s), not 1 - 2 s^2: a rotation's square, so a norm
+        # off 1 stays off by the same factor (float32 at |x| = 500: 9e-5
+        # against 4e-4)
+        sin, cos = 2.0 * sin * cos, (cos - sin) * (cos + sin)
+    return sin, cos
 
 
 @keras.saving.register_keras_serializable(package="edge_backbones")

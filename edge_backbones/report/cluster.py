@@ -4,10 +4,12 @@ rows as Ray tasks (`pip install "edge-backbones[cluster]"`).
 Ray is imported here only, and only when `--cluster` is given: a runtime-
 only device (numpy + OpenCV + LiteRT) never needs it.
 
-- Exports: one task per model of the recipe, asking for the memory the
-  export's own estimate needs (`exporter.memory.estimate_bytes`, measured
-  by a small task on the cluster first) and the cores it verifies with,
-  so the scheduler never packs two large exports onto one node. A task
+- Exports: one task per model of the recipe, asking for the memory of
+  the export's largest phase (`exporter.memory.phase_bytes`, computed by
+  a small task on the cluster first) and the cores it verifies with, so
+  the scheduler never packs two large exports onto one node; the export
+  keeps within that reservation (`EDGE_BACKBONES_MAX_MEMORY_GIB`),
+  splitting itself into child conversions where it must. A task
   runs the export into a folder of its node and returns the files; the
   driver writes each artifact and its sidecar into `--out` as a local
   export does (`core.workspace.write_pair`: both or neither). A task's
@@ -162,30 +164,24 @@ def connect(address: str, device_name: str | None = None) -> Any:
 
 
 def _estimate_task(kwargs):
-    """The export's memory estimate in bytes (builds the model once)."""
-    from edge_backbones.exporter import memory
-    from edge_backbones.exporter.options import parse_image_size
-    from edge_backbones.exporter.pipeline import load_backbone
-    from edge_backbones.models.backbone import Backbone
+    """{phase: bytes} of the export (`pipeline.memory_phases`: builds the
+    model once, converts nothing)."""
+    from edge_backbones.exporter import options
+    from edge_backbones.exporter.pipeline import memory_phases
 
-    size = kwargs.get("image_size")
-    if size is None:
-        size = Backbone.natural_input_size(kwargs["model"])
-    size = parse_image_size(size)
-    backbone, _, _ = load_backbone(
-        kwargs["model"],
-        kwargs.get("random_weights", False),
-        size,
-        kwargs.get("config"),
-        kwargs.get("seed", 0),
-    )
-    return memory.estimate_bytes(backbone, size)
+    return memory_phases(options.job(kwargs))
 
 
-def _export_task(kwargs):
-    """Exports on this node; ({file name: bytes}, failure message)."""
+def _export_task(kwargs, reserved):
+    """Exports on this node within the `reserved` bytes the task asked
+    for; ({file name: bytes}, failure message)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edge_backbones.exporter.memory import MAX_MEMORY_ENV
     from edge_backbones.exporter.pipeline import export
+
+    # the export splits itself (child conversions) to stay within what
+    # the scheduler reserved, not what the node happens to have free
+    os.environ[MAX_MEMORY_ENV] = str(reserved / 2**30)
 
     with tempfile.TemporaryDirectory(prefix="edge-backbones-") as folder:
         failure = None
@@ -247,10 +243,12 @@ def _export_all(ray, exports, cpus):
 
     estimate = ray.remote(num_cpus=1, max_calls=1)(_estimate_task)
     task = ray.remote(max_calls=1, max_retries=MAX_RETRIES)(_export_task)
-    needs = ray.get([estimate.remote(kwargs) for kwargs in exports])
+    phases = ray.get([estimate.remote(kwargs) for kwargs in exports])
     largest = max(_memory_per_node(ray), default=0)
     pending = {}
-    for kwargs, need in zip(exports, needs, strict=True):
+    for kwargs, phase in zip(exports, phases, strict=True):
+        peak = max(phase, key=phase.__getitem__)
+        need = phase[peak]
         if need > largest:
             raise ClusterError(
                 f"Exporting {kwargs['model']} needs about {need / 2**30:.1f}"
@@ -258,11 +256,12 @@ def _export_all(ray, exports, cpus):
                 f"the cluster offers {largest / 2**30:.1f} GiB to tasks. "
                 "Add a node with more memory, or export a smaller size."
             )
-        ref = task.options(memory=need, num_cpus=cpus).remote(kwargs)
+        ref = task.options(memory=need, num_cpus=cpus).remote(kwargs, need)
         pending[ref] = kwargs
         _log(
             f"export {kwargs.get('name') or kwargs['model']}: a task "
-            f"asking for {need / 2**30:.2f} GiB and {cpus} cores"
+            f"asking for {need / 2**30:.2f} GiB (its {peak} phase) and "
+            f"{cpus} cores"
         )
     failures = []
     try:

@@ -349,7 +349,8 @@ def _run_worker(job):
         if code < 0:
             how = f"was killed by signal {-code}"
         raise ReportError(
-            f"the {job['kind']} timing process {how} (its error is above)."
+            f"the {job['kind']} timing process {how}: "
+            + (_worker_error(lines) or "its error is above.")
         )
     return _parse_timing(lines[-1], job)
 
@@ -359,6 +360,18 @@ _TIMING_KEYS = (
     *("backend", "delegate", "fully_delegated", "init_ms", "latency_ms"),
     "peak_rss_mb",
 )
+
+
+def _worker_error(lines):
+    """The typed error a failed worker wrote as its last stdout line
+    (`report.worker`), or None."""
+    try:
+        last = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    if isinstance(last, dict) and isinstance(last.get("error"), str):
+        return last["error"]
+    return None
 
 
 def _parse_timing(line, job):

@@ -112,8 +112,22 @@ def run_job(job: Mapping[str, Any]) -> dict[str, Any]:
     return kinds[job["kind"]](job)
 
 
-if __name__ == "__main__":
-    result = run_job(json.loads(sys.argv[1]))
+def _main() -> int:
     from edge_backbones.atomic_io import dumps_json
+    from edge_backbones.errors import EdgeBackbonesError
 
+    try:
+        result = run_job(json.loads(sys.argv[1]))
+    except EdgeBackbonesError as exc:
+        # the parent may run on another machine than this stderr (a
+        # cluster node): the typed error travels on stdout too
+        error = f"{type(exc).__name__}: {exc}"
+        sys.stderr.write(error + "\n")
+        sys.stdout.write("\n" + dumps_json({"error": error}) + "\n")
+        return 1
     sys.stdout.write("\n" + dumps_json(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -182,11 +182,14 @@ def _compiled_details(
         )
 
     def details(spec: Any) -> dict[str, Any]:
-        quantization = spec.get("quantization") or (0.0, 0)
+        quantization = spec.get("quantization") or {}
         return {
             "dtype": np.dtype(spec["dtype"]),
             "shape": np.asarray(spec["shape"]),
-            "quantization": (float(quantization[0]), int(quantization[1])),
+            "quantization": (
+                float(quantization.get("scale", 0.0)),
+                int(quantization.get("zero_point", 0)),
+            ),
         }
 
     return (

@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 
+import numpy as np
 import pytest
 
 from edge_backbones.runtime.edge_model import EdgeModel
@@ -135,3 +136,56 @@ def test_report_merge_takes_the_phone_json(artifacts, tmp_path):
     # a phone has no Python; its runtime is LiteRT's Android artifact
     assert "Python None" not in markdown
     assert "Runtime: com.google.ai.edge.litert:litert 2.3.0." in markdown
+
+
+def _golden_files():
+    folder = os.environ.get(GOLDENS_ENV)
+    if not folder:
+        pytest.skip(f"needs {GOLDENS_ENV} (the CI stage's goldens)")
+    return pathlib.Path(folder)
+
+
+@pytest.mark.android
+def test_segmenter_sidecar_matches_the_signature():
+    """Segmentation.kt reads `classes` (1, H, W) uint8 ids and `logits`
+    (1, h, w, C) by name, and the class names from task.class_names."""
+    folder = _golden_files()
+    path = str(folder / "segmenter.tflite")
+    meta = _sidecar(path)
+    outputs = EdgeModel(path, num_threads=1).output_specs
+    assert set(meta["outputs"]) == set(outputs) == {"classes", "logits"}
+    for name, spec in outputs.items():
+        assert meta["outputs"][name]["shape"] == list(spec.shape)
+        assert meta["outputs"][name]["dtype"] == spec.dtype
+    assert meta["outputs"]["classes"]["dtype"] == "uint8"
+    assert len(meta["outputs"]["classes"]["shape"]) == 3
+    names = meta["task"]["class_names"]
+    assert len(names) == meta["task"]["num_classes"]
+    assert meta["outputs"]["logits"]["shape"][-1] == len(names)
+
+
+@pytest.mark.android
+def test_sam_decoder_sidecar_matches_the_signature():
+    """SamDecoderMetadata (Sam.kt) binds the decoder's inputs by the names,
+    shapes and dtypes of its sidecar's task.inputs, and its outputs by the
+    sidecar's outputs: they must be the SignatureDef's."""
+    from edge_backbones.runtime.sam_predictor import SignatureModel
+
+    folder = _golden_files()
+    decoder = SignatureModel(str(folder / "sam_decoder.tflite"), 1)
+    task = decoder.metadata["task"]
+    assert set(task["inputs"]) == set(decoder.input_details)
+    for name, details in decoder.input_details.items():
+        declared = task["inputs"][name]
+        assert declared["shape"] == list(details["shape"])
+        assert declared["dtype"] == np.dtype(details["dtype"]).name
+    outputs = decoder.metadata["outputs"]
+    assert set(outputs) == set(decoder.output_details)
+    for name, details in decoder.output_details.items():
+        assert outputs[name]["shape"] == list(details["shape"])
+    slots = task["num_point_slots"]
+    assert slots == task["max_points"] + 2
+    assert task["inputs"]["point_coords"]["shape"] == [1, slots, 2]
+    h, w = task["mask_input_size"]
+    assert task["inputs"]["mask_input"]["shape"] == [1, h, w, 1]
+    assert outputs["masks"]["shape"][1:3] == [h, w]

@@ -1,6 +1,7 @@
 """`report --cluster` without a cluster: Ray stays unimported when the flag
 is absent, bad [[device]] tables and unreachable addresses fail in seconds
-with typed errors that name the fix."""
+with typed errors that name the fix, and a row whose artifact a node
+cannot load fails with that node's error."""
 
 import os
 import subprocess
@@ -87,3 +88,38 @@ def test_not_an_address():
 
     with pytest.raises(ClusterError, match="not an address"):
         connect("my-laptop")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ray://127.0.0.1:9",  # the discard port: nothing listens
+        "127.0.0.1:9",  # a head's GCS address, the same
+        "192.0.2.1:6379",  # TEST-NET-1: nothing answers at all
+    ],
+)
+def test_unreachable_addresses_fail_in_seconds(address):
+    pytest.importorskip("ray")
+    from edge_backbones.report.cluster import connect
+
+    started = time.monotonic()
+    with pytest.raises(ClusterError) as caught:
+        connect(address)
+    assert time.monotonic() - started < 10
+    assert repr(address) in str(caught.value)
+    assert "ray start --head" in str(caught.value)
+
+
+def test_a_node_that_cannot_load_the_artifact_fails_the_row_with_its_error():
+    # an artifact of a schema this node's LiteRT does not read: the row
+    # task returns the node's typed error (the driver never sees the
+    # node's stderr), not a lost worker that Ray would retry
+    from edge_backbones.report.cluster import _row_task
+
+    job = {"kind": "tflite", "threads": 1, "runs": 1, "warmup": 0}
+    newer = b"\x1c\x00\x00\x00TFL3" + bytes(200)  # schema version 0
+    result = _row_task(job, "newer.tflite", newer)
+    assert set(result) == {"error"}
+    error = result["error"]
+    assert "ModelFileError: The " in error and "cannot load" in error
+    assert "newer.tflite" in error and "export again" in error

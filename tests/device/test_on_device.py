@@ -157,3 +157,41 @@ def test_segmenter_masks_match_x86(device_ref):
         scored += 1
     # only tflite-runtime 2.14, which crashes on some int8 graphs, skips
     assert scored == len(paths) or BACKEND == "tflite_runtime"
+
+
+def test_sam_pair_masks_match_x86(device_ref):
+    """The tiny SAM pair through `SamPredictor` here against x86 (the same
+    interpreter package's run): every mask of every prompt, with and
+    without a mask input, by mask IoU; scores as close. Float pairs agree
+    to the pixel; int8_mixed keeps its int8 kernels' rounding, which moves
+    a few pixels of a few-pixel mask at most."""
+    from benchmarks.pi import sam_pair
+    from edge_backbones.runtime import parity
+
+    folder = device_ref / "sam"
+    here = sam_pair.predictions(folder, BACKEND)
+    assert here, f"no SAM pairs in {folder}"
+    x86 = parity.load_arrays(folder / f"{REFERENCE}.npz")
+    assert sorted(here) == sorted(x86)
+    floors = {"fp32": (0.999, 0.99, 1e-4), "int8_mixed": (0.99, 0.9, 0.02)}
+    for mode in {key.split("/")[0] for key in here}:
+        mean_floor, worst_floor, score_error = floors[mode]
+        ious = np.concatenate(
+            [
+                iou.reshape(-1)
+                for key, iou in sam_pair.mask_ious(here, x86).items()
+                if key.startswith(f"{mode}/")
+            ]
+        )
+        errors = [
+            np.abs(here[key] - x86[key]).max()
+            for key in here
+            if key.startswith(f"{mode}/") and key.endswith("scores")
+        ]
+        print(
+            f"sam {mode}: mask IoU vs x86 mean {ious.mean():.5f}, worst "
+            f"{ious.min():.5f} ({ious.size} masks); score error "
+            f"{max(errors):.2g}"
+        )
+        assert ious.mean() >= mean_floor and ious.min() >= worst_floor
+        assert max(errors) <= score_error

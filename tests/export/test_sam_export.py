@@ -53,8 +53,12 @@ def test_decoder_verification_and_gate_are_recorded(tiny_sam_export):
     verification = meta["task"]["prompt_verification"]
     assert verification["mask_iou"]["mean"] == pytest.approx(1.0, abs=1e-3)
     assert verification["mask_iou"]["worst"] >= 0.99
-    # 4 held-out images (no photos: synthetic) x 8 prompts x 4 masks
-    assert verification["mask_iou"]["count"] == 128
+    # 4 held-out images (no photos: synthetic) x 8 prompts x 4 masks, each
+    # prompt again refining its own mask
+    assert verification["mask_iou"]["count"] == 256
+    by_prompt = verification["mask_iou_by_prompt"]
+    assert by_prompt["no_mask_input"]["count"] == 128
+    assert by_prompt["mask_input"]["worst"] >= 0.99
     assert verification["iou_prediction_max_error"] < 1e-4
     # the gate is the registry's
     assert verification["gate"] == (
@@ -137,3 +141,62 @@ def test_decoder_graph_is_static_builtin_and_rank_4(tiny_sam_export):
     assert not {op for op in ops if "FLEX" in op or "CUSTOM" in op}
     # no run-time shape plumbing: the graph is static
     assert not ops & {"SHAPE", "GATHER", "PACK", "UNPACK", "REDUCE_PROD"}
+
+
+def test_a_calibrated_pair_decodes_its_photos_once(
+    tiny_sam_export, calibration_dir, tmp_path, monkeypatch
+):
+    """The decoders calibrate on the embeddings `_prepare` made from the
+    photos it decoded for the encoder: no second decode, no second graph."""
+    from edge_backbones.exporter import calibration as calibration_lib
+    from edge_backbones.exporter import graph as graph_lib
+    from edge_backbones.exporter import pipeline
+
+    decoded, splits, graphs, seen = [], {}, [], {}
+    preprocess, preprocessed, serving_graph = (
+        calibration_lib._preprocess,
+        calibration_lib.preprocessed,
+        graph_lib.serving_graph,
+    )
+
+    def counted_preprocess(path, *args):
+        decoded.append(path)
+        return preprocess(path, *args)
+
+    def split_preprocessed(image_set, split, *args):
+        splits.setdefault(split, []).append(
+            preprocessed(image_set, split, *args)
+        )
+        return splits[split][-1]
+
+    def counted_graph(*args, **kwargs):
+        graphs.append(serving_graph(*args, **kwargs))
+        return graphs[-1]
+
+    def decoders(model, sam, modes, stem, out, work, calibration, *rest, **kw):
+        seen["calibration"] = calibration
+        return [], []
+
+    monkeypatch.setattr(calibration_lib, "_preprocess", counted_preprocess)
+    monkeypatch.setattr(calibration_lib, "preprocessed", split_preprocessed)
+    monkeypatch.setattr(graph_lib, "serving_graph", counted_graph)
+    # the encoder's and the decoder's conversions are not what is counted
+    monkeypatch.setattr(pipeline, "_export_all", lambda plan, bench: ([], []))
+    monkeypatch.setattr(sam_export, "export_decoders", decoders)
+    pipeline.export(
+        str(tiny_sam_export[0]),
+        image_size=64,
+        modes="int8_mixed",
+        calibration=str(calibration_dir),
+        max_images=4,
+        out=str(tmp_path),
+    )
+    assert len(graphs) == 1
+    assert len(decoded) == len(set(decoded))  # each photo once
+    (images,) = splits["calibration"]  # one decode of the calibration split
+    assert len(images) == 4
+    # the float encoder's embeddings of those photos, in order
+    calibration = np.concatenate(seen["calibration"])
+    (want,) = graph_lib.reference_outputs(graphs[0], images).values()
+    assert calibration.shape == want.shape
+    np.testing.assert_allclose(calibration, want, rtol=1e-5, atol=1e-6)

@@ -123,6 +123,35 @@ def test_masks_and_iou_match_transformers(
     np.testing.assert_array_equal(masks > 0, expected_masks > 0)
 
 
+def test_polynomial_sines_keep_parity_with_transformers(checkpoint, sam, image):
+    """The MUL/ADD/SUB sines the int16x8 decoder is traced with: the same
+    masks and IoU predictions as transformers' (points and a box)."""
+    from edge_backbones.models.layers import polynomial_sin
+
+    points, labels, box, _ = CASES["points_and_box"]
+    expected_masks, expected_iou = _reference(
+        checkpoint[1], image, points, labels, box, None, True
+    )
+    limit = sam.prompt_encoder.max_sin_argument()
+    assert limit > 1.0  # several turns: the double-angle steps run
+    with polynomial_sin(limit):
+        masks, iou = _ours(sam, image, points, labels, box, None, True)
+    np.testing.assert_allclose(masks, expected_masks, atol=TOLERANCE)
+    np.testing.assert_allclose(iou, expected_iou, atol=TOLERANCE)
+
+
+def test_polynomial_sin_is_the_same_maths():
+    from edge_backbones.models.layers import polynomial_sin, sin_cos
+
+    x = np.linspace(-30.0, 30.0, 10001, dtype="float32")
+    with polynomial_sin(30.0):
+        sin, cos = (np.asarray(t) for t in sin_cos(x))
+    np.testing.assert_allclose(sin, np.sin(x.astype("float64")), atol=1e-5)
+    np.testing.assert_allclose(cos, np.cos(x.astype("float64")), atol=1e-5)
+    plain = np.asarray(sin_cos(x)[0])  # the SIN op again outside
+    np.testing.assert_allclose(plain, np.sin(x), atol=1e-6)
+
+
 def test_padding_slots_are_not_a_point(checkpoint, sam, image):
     """Extra -1 slots (the static graph's padding) are transformers'
     padding points: fed to transformers as points, same masks."""

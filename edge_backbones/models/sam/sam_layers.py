@@ -17,6 +17,7 @@ from keras import ops
 
 from edge_backbones.models.layers import (
     EdgeLayerNormalization,
+    sin_cos,
     softmax_float32,
 )
 
@@ -26,21 +27,27 @@ __all__ = [
     "SAMTwoWayBlock",
     "fourier_features",
     "image_grid_coordinates",
+    "max_fourier_argument",
 ]
 
 
 def fourier_features(coordinates: Any, gaussian_matrix: Any) -> Any:
     """SAM's random Fourier position encoding of points in [0, 1]^2.
 
-    (..., 2) -> (..., 2 * F) as [sin(2 pi (2c - 1) G), cos(...)]. The cosine
-    is a shifted sine: TFLite has a SIN builtin on every delegate, COS on
-    fewer.
+    (..., 2) -> (..., 2 * F) as [sin(2 pi (2c - 1) G), cos(...)], through
+    `models.layers.sin_cos` (SIN ops, or MUL/ADD/SUB inside
+    `polynomial_sin()`).
     """
     projected = ops.matmul(2.0 * coordinates - 1.0, gaussian_matrix)
     projected = (2.0 * math.pi) * projected
-    return ops.concatenate(
-        [ops.sin(projected), ops.sin(projected + 0.5 * math.pi)], axis=-1
-    )
+    return ops.concatenate(sin_cos(projected), axis=-1)
+
+
+def max_fourier_argument(gaussian_matrix: Any) -> float:
+    """The largest |argument| `fourier_features` passes to sin for points
+    in [0, 1]^2 (eager: reads the matrix's values)."""
+    matrix = np.abs(keras.ops.convert_to_numpy(gaussian_matrix))
+    return float(2.0 * math.pi * matrix.sum(axis=0).max())
 
 
 def image_grid_coordinates(height: Any, width: Any) -> Any:

@@ -10,6 +10,7 @@ from edge_backbones.models.layers import EdgeLayerNormalization
 from edge_backbones.models.sam.sam_layers import (
     fourier_features,
     image_grid_coordinates,
+    max_fourier_argument,
 )
 
 __all__ = ["LABELS", "SAMPromptEncoder"]
@@ -28,8 +29,9 @@ class SAMPromptEncoder(keras.layers.Layer):
     export takes them: `points` (B, N, 2) in pixels of the encoder's input
     frame (x, y), `labels` (B, N) from `LABELS` (float or int), with unused
     slots labelled -1. A box is two points labelled 2 and 3. Each label's
-    embedding is a one-hot row (relu(1 - |label - k|), exact for integer
-    labels) times a table, so no GATHER or comparison reaches the graph.
+    embedding is a one-hot row (relu(1 - (label - k)^2), exact for
+    integer labels) times a table, so no GATHER or comparison reaches the
+    graph.
     `mask_input` (B, 4h, 4w, 1) is a previous low-resolution mask logit,
     used where `has_mask_input` (B, 1) is 1; otherwise the learned "no
     mask" embedding.
@@ -108,6 +110,11 @@ class SAMPromptEncoder(keras.layers.Layer):
         self.mask_norm2.build((None, h, w, self.mask_in_channels))
         self.mask_conv3.build((None, h, w, self.mask_in_channels))
 
+    def max_sin_argument(self) -> float:
+        """The largest |argument| of the position encoding's sines for
+        points inside the input frame (what `polynomial_sin` needs)."""
+        return max_fourier_argument(self.positional_embedding)
+
     def dense_positional_embeddings(self) -> Any:
         """(1, h, w, C): the encoding of every image-embedding cell."""
         h, w = self.image_embedding_size
@@ -123,7 +130,10 @@ class SAMPromptEncoder(keras.layers.Layer):
         encoded = fourier_features(coordinates, self.positional_embedding)
         labels = ops.cast(labels, "float32")
         offsets = np.array(LABELS, "float32")
-        one_hot = ops.relu(1.0 - ops.abs(labels[..., None] - offsets))
+        # 1 - d^2, not 1 - |d|: the same at integers, and the HTP has no
+        # int16 ABS
+        distance = labels[..., None] - offsets
+        one_hot = ops.relu(1.0 - distance * distance)
         table = ops.concatenate(
             [self.not_a_point_embedding, *self.point_embeddings], axis=0
         )

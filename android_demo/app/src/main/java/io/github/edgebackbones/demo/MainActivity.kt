@@ -4,6 +4,9 @@ import android.os.Bundle
 import androidx.activity.ComponentActivity
 import androidx.activity.compose.setContent
 import androidx.compose.foundation.Image
+import androidx.compose.foundation.background
+import androidx.compose.foundation.layout.Box
+import androidx.compose.foundation.layout.size
 import androidx.compose.foundation.layout.Column
 import androidx.compose.foundation.layout.Row
 import androidx.compose.foundation.layout.fillMaxWidth
@@ -44,7 +47,20 @@ class MainActivity : ComponentActivity() {
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         val demo = DemoRun(this)
-        setContent { MaterialTheme { DemoScreen(demo) } }
+        setContent {
+            MaterialTheme {
+                var tapToSegment by remember { mutableStateOf(false) }
+                Column {
+                    Row {
+                        FilterChip(selected = !tapToSegment, onClick = { tapToSegment = false },
+                            label = { Text("Run an artifact") })
+                        FilterChip(selected = tapToSegment, onClick = { tapToSegment = true },
+                            label = { Text("Tap to segment (SAM)") })
+                    }
+                    if (tapToSegment) TapToSegmentScreen(demo) else DemoScreen(demo)
+                }
+            }
+        }
     }
 }
 
@@ -110,6 +126,17 @@ private fun ResultView(result: DemoResult) {
     result.levels.forEach { (level, s) ->
         Text("${level.name} ${level.shape}: mean %.4f std %.4f min %.4f max %.4f".format(s.mean, s.std, s.min, s.max))
     }
-    Text("${result.levels.first().first.name}: first three principal components as RGB")
+    if (result.legend.isEmpty()) {
+        Text("${result.levels.first().first.name}: first three principal components as RGB")
+    } else {
+        Text("Class map over the photo (classes from the sidecar)")
+    }
     Image(result.picture.asImageBitmap(), null, Modifier.fillMaxWidth(), filterQuality = FilterQuality.None)
+    // the legend :core computed: the classes covering the most pixels
+    result.legend.forEach { entry ->
+        Row {
+            Box(Modifier.size(18.dp).background(Color(0xFF000000 or entry.rgb.toLong())))
+            Text("  ${entry.name} %.1f%%".format(100 * entry.share))
+        }
+    }
 }

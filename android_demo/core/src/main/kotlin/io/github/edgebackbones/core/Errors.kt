@@ -27,6 +27,9 @@ class UnbindableTensorException(val problem: BindingProblem) : EdgeBackbonesExce
 /** Pixels, tensors or settings that do not fit the model. */
 class InputException(message: String) : EdgeBackbonesException(message)
 
+/** A promptable model was asked for masks before it was given an image (SamPredictor's ImageNotSetError). */
+class ImageNotSetException(message: String) : EdgeBackbonesException(message)
+
 /** No accelerator in the requested order could open and run the model. */
 class AcceleratorUnavailableException(
     message: String,

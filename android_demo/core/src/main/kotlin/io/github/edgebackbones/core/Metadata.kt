@@ -186,7 +186,8 @@ data class ModelMetadata(
             val level = spec.asObject("outputs.$name")
             return LevelInfo(
                 name = name,
-                shape = shapeOf(level.field("shape"), "outputs.$name.shape", rank = 4),
+                // a segmenter's class map is (1, H, W); every other output is NHWC
+                shape = shapeOf(level.field("shape"), "outputs.$name.shape", rank = if (name == "classes") 3 else 4),
                 dtype = DType.of(level.field("dtype").asString("outputs.$name.dtype"), "output $name"),
                 quantization = quantizationOf(level["quantization"], "output $name"),
                 stride = (level["stride"] as? Number)?.toInt(),

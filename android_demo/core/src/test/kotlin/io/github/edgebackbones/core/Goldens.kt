@@ -44,6 +44,14 @@ object Goldens {
         return DoubleArray(buffer.remaining()).also { buffer.get(it) }
     }
 
+    fun ints(name: String): IntArray {
+        check(dtype(name) == "int32") { "$name is ${dtype(name)}" }
+        val buffer = ByteBuffer.wrap(bytes(name)).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer()
+        return IntArray(buffer.remaining()).also { buffer.get(it) }
+    }
+
+    fun text(file: String) = File(dir, file).readText()
+
     /** A raw output tensor as LiteRT's readFloat / readInt8 would hand it over. */
     fun raw(name: String): RawTensor =
         if (dtype(name) == "float32") RawTensor.Floats(floats(name)) else RawTensor.Bytes(bytes(name))
