@@ -8,6 +8,12 @@ SQNR over all images). Peers name their outputs their own way
 (`output_0`, ...), so outputs are matched to levels by shape, which is
 unique per level in SegFormer (channels 32, 64, 160, 256).
 
+A segmentation checkpoint's artifacts are compared on their logits (the
+one output of its shape) and, by **mask agreement**, on their class maps:
+the argmax of each artifact's logits against PyTorch's (every tool's
+classes made the same way; ours also has a `classes` output, the same
+argmax in its graph).
+
 Latency: every model is timed in the same process in interleaved rounds
 (each round times every model once), so a load that comes and goes on a
 shared machine hits all of them; a model's latency is the median of its
@@ -25,6 +31,7 @@ __all__ = [
     "cpu_record",
     "fidelity",
     "graph_record",
+    "mask_agreement",
     "match_levels",
     "run_model",
     "time_interleaved",
@@ -58,12 +65,30 @@ def run_model(path, images, threads):
 
 
 def fidelity(path, images, reference, threads, match=match_levels):
-    """`fidelity_lib.compare` of the artifact's levels against `reference`."""
+    """`fidelity_lib.compare` of the artifact's levels against `reference`;
+    with reference logits, also the class maps' `mask_agreement`."""
+    from benchmarks.peers.checkpoint import LOGITS
     from edge_backbones.core import fidelity as fidelity_lib
 
-    return fidelity_lib.compare(
-        reference, match(run_model(path, images, threads), reference)
+    matched = match(run_model(path, images, threads), reference)
+    figures = fidelity_lib.compare(reference, matched)
+    if LOGITS in reference:
+        figures["masks"] = mask_agreement(matched[LOGITS], reference[LOGITS])
+    return figures
+
+
+def mask_agreement(logits, reference):
+    """{"mean", "min"} over images of the share of pixels whose argmax
+    class equals the reference logits' argmax."""
+    from edge_backbones.core.segmentation_metrics import (
+        mask_agreement as agreement,
     )
+
+    shares = [
+        agreement(np.argmax(out, -1), np.argmax(ref, -1))
+        for out, ref in zip(logits, reference, strict=True)
+    ]
+    return {"mean": float(np.mean(shares)), "min": float(np.min(shares))}
 
 
 def graph_record(path, threads):

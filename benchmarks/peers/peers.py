@@ -20,6 +20,8 @@ __all__ = [
     "Peer",
     "build_all",
     "export_ours",
+    "our_modes",
+    "peers_for",
 ]
 
 OURS = "edge_backbones"
@@ -28,6 +30,11 @@ AEQ = "ai-edge-quantizer"
 # our modes and device targets, in the table's order
 OUR_MODES = ("fp32", "dynamic", "int8", "int8_mixed")
 OUR_TARGETS = ("cpu", "npu", "npu_int8")
+# the segmenter: fp32, the baseline every tool's conversion is timed
+# against (its int8 modes and NPU targets: benchmarks/segmentation, one
+# 512x512 export per mode being long)
+OUR_SEGMENTER_MODES = ("fp32",)
+OUR_SEGMENTER_TARGETS = ()
 # no gate: every artifact is measured and reported, whatever its fidelity
 # against Keras (the benchmark compares with PyTorch itself)
 _NO_GATE = 1e-6
@@ -44,6 +51,7 @@ class Context:
     inputs: object  # checkpoint.Inputs: the same arrays for every tool
     work: str  # artifacts go to <work>/<tool>/
     threads: int = 2
+    task: str = "backbone"  # or "segmentation": the checkpoint's head
     built: dict = dataclasses.field(default_factory=dict)  # (tool, mode)->
 
     def path(self, tool, mode):
@@ -63,10 +71,21 @@ class Peer:
     source: tuple | None = None
 
 
+def our_modes(task):
+    """(modes, targets) our export makes for the checkpoint's task."""
+    from benchmarks.peers.checkpoint import SEGMENTATION
+
+    if task == SEGMENTATION:
+        return OUR_SEGMENTER_MODES, OUR_SEGMENTER_TARGETS
+    return OUR_MODES, OUR_TARGETS
+
+
 def export_ours(context, modes, targets):
-    """{mode: path} of `edge_backbones.export()` of the checkpoint folder."""
+    """{mode: path} of `edge_backbones.export()` of the checkpoint folder
+    (a segmentation checkpoint exports the segmenter: logits, classes)."""
     from edge_backbones import export
 
+    every = (*modes, *targets)
     records = export(
         context.folder,
         image_size=context.size,
@@ -74,7 +93,8 @@ def export_ours(context, modes, targets):
         targets=targets,
         calibration=context.calibration,
         out=os.path.join(context.work, OURS),
-        thresholds=dict.fromkeys((*modes, *targets), _NO_GATE),
+        thresholds=dict.fromkeys(every, _NO_GATE),
+        mask_thresholds=dict.fromkeys(every, _NO_GATE),
         num_threads=context.threads,
         name=OUR_NAME,
     )
@@ -84,21 +104,22 @@ def export_ours(context, modes, targets):
 def build_ours(context):
     """edge_backbones.export() of the folder; a mode that fails alone is
     exported again alone, so its error is its own."""
+    modes, targets = our_modes(context.task)
     try:
-        return export_ours(context, OUR_MODES, OUR_TARGETS)
+        return export_ours(context, modes, targets)
     except Exception:  # noqa: BLE001 - each mode below gets its own error
         pass
     from edge_backbones.exporter.recipes import artifact_stem
 
     built = {}
     folder = os.path.join(context.work, OURS)
-    for mode in (*OUR_MODES, *OUR_TARGETS):
+    for mode in (*modes, *targets):
         stem = artifact_stem(OUR_NAME, context.size, mode)
         done = os.path.join(folder, stem + ".tflite")
         if os.path.exists(done):  # written before another mode failed
             built[mode] = done
             continue
-        is_target = mode in OUR_TARGETS
+        is_target = mode in targets
         try:
             built.update(
                 export_ours(
@@ -125,10 +146,10 @@ def _litert_convert(context, module, quantizer=None):
 
 
 def build_litert_fp32(context):
-    from benchmarks.peers.checkpoint import torch_levels
+    from benchmarks.peers.checkpoint import torch_module
 
     path = context.path(LITERT_TORCH, "fp32")
-    model = _litert_convert(context, torch_levels(context.folder))
+    model = _litert_convert(context, torch_module(context.folder, context.task))
     model.export(path)
     return {"fp32": path}
 
@@ -140,7 +161,7 @@ def _pt2e(context, dynamic):
     from litert_torch.quantize import pt2e_quantizer
     from torchao.quantization.pt2e import quantize_pt2e
 
-    from benchmarks.peers.checkpoint import torch_levels
+    from benchmarks.peers.checkpoint import torch_module
 
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
         pt2e_quantizer.get_symmetric_quantization_config(
@@ -149,7 +170,7 @@ def _pt2e(context, dynamic):
     )
     images = [torch.from_numpy(x[None]) for x in context.inputs.calibration]
     exported = torch.export.export(
-        torch_levels(context.folder), tuple(images[:1])
+        torch_module(context.folder, context.task), tuple(images[:1])
     )
     prepared = quantize_pt2e.prepare_pt2e(exported.module(), quantizer)
     # dynamic ranges are taken per run: one pass only sets up the graph
@@ -247,8 +268,14 @@ def _aeq_one(
 
 AEQ_MODES = ("static_wi8_ai8", "dynamic_wi8_afp32")
 
+
+def _ours(task="backbone"):
+    modes, targets = our_modes(task)
+    return Peer(OURS, (*modes[:1], *targets, *modes[1:]), build_ours)
+
+
 PEERS = (
-    Peer(OURS, (*OUR_MODES[:1], *OUR_TARGETS, *OUR_MODES[1:]), build_ours),
+    _ours(),
     Peer(LITERT_TORCH, ("fp32",), build_litert_fp32),
     Peer(LITERT_TORCH, ("pt2e_static_int8",), build_pt2e_static),
     Peer(LITERT_TORCH, ("pt2e_dynamic_int8",), build_pt2e_dynamic),
@@ -265,6 +292,25 @@ PEERS = (
         source=(OURS, "fp32"),
     ),
 )
+
+
+def peers_for(task, tools=None):
+    """PEERS, with our modes for the checkpoint's task; `tools` (a comma
+    list of tool names, default all): the peers whose tool chain ends in
+    one of them."""
+    chosen = (_ours(task), *PEERS[1:])
+    if not tools:
+        return chosen
+    names = [name.strip() for name in tools.split(",") if name.strip()]
+    known = {OURS, LITERT_TORCH, AEQ}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        from edge_backbones.errors import InputError
+
+        raise InputError(
+            f"--tools {unknown}: no such tool; give some of {sorted(known)}."
+        )
+    return tuple(peer for peer in chosen if peer.tool.split(" → ")[-1] in names)
 
 
 def build_all(context, peers=PEERS, log=print):

@@ -42,14 +42,31 @@ def _number(value, digits):
     return "exact" if value is None else f"{value:.{digits}f}"
 
 
+def _masks_cell(row):
+    masks = row.get("mask_agreement")
+    if not masks:
+        return "n/a"
+    return f"{100 * masks['mean']:.2f} % / {100 * masks['min']:.2f} %"
+
+
 def table(rows):
-    """The Markdown table of the rows (errors as rows of their own)."""
-    lines = [_HEADER]
+    """The Markdown table of the rows (errors as rows of their own); rows
+    of a segmentation checkpoint get a mask agreement column."""
+    masks = any("mask_agreement" in row for row in rows)
+    header = _HEADER
+    if masks:
+        top, rule = _HEADER.split("\n")
+        header = (
+            f"{top} mask agreement vs PyTorch (mean / worst image) |\n"
+            f"{rule}---|"
+        )
+    lines = [header]
+    blanks = " | | | | |" + (" |" if masks else "")
     for row in rows:
         head = f"| {row['tool']} | `{row['mode']}` |"
         if row["error"]:
             error = row["error"].replace("|", "/").replace("\n", " ")
-            lines.append(f"{head} failed: {error[:300]} | | | | |")
+            lines.append(f"{head} failed: {error[:300]}{blanks}")
             continue
         ratio = row["latency_vs_our_fp32"]
         lines.append(
@@ -57,6 +74,7 @@ def table(rows):
             f"{'n/a' if ratio is None else f'{ratio:.2f}'} | "
             f"{_number(row['worst_cosine'], 5)} | "
             f"{_number(row['worst_sqnr_db'], 1)} |"
+            + (f" {_masks_cell(row)} |" if masks else "")
         )
     return "\n".join(lines)
 
@@ -81,7 +99,8 @@ def markdown(result):
     return (
         f"# edge_backbones and its peers on one checkpoint\n\n"
         f"{result['checkpoint']}; {result['holdout_images']} held-out "
-        f"photos against the PyTorch float model, worst level; "
+        f"photos against the PyTorch float model, worst "
+        f"{'output' if result.get('task') == 'segmentation' else 'level'}; "
         f"{result['calibration_images']} photos calibrate.\n\n"
         f"{table(result['rows'])}\n\n"
         f"Made by {_provenance(result)}. Versions: {versions}. "

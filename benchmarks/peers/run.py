@@ -67,12 +67,14 @@ def measure_row(peer, mode, built, inputs, reference, threads):
         fidelity = measure.fidelity(built, inputs.holdout, reference, threads)
     except Exception as exc:  # noqa: BLE001 - a row, never a crash
         return {**row, "error": f"measuring: {_error_text(exc)}", "path": None}
+    masks = fidelity.pop("masks", None)
     return {
         **row,
         "error": None,
         "path": built,
         **graph,
         "fidelity": fidelity,
+        **({"mask_agreement": masks} if masks else {}),
         "worst_cosine": fidelity_lib.min_level(fidelity, "cosine"),
         "worst_sqnr_db": fidelity_lib.min_level(fidelity, "sqnr_db"),
     }
@@ -121,28 +123,43 @@ def run(args, peers=None):
     from edge_backbones.exporter.options import parse_image_size
 
     size = parse_image_size(args.size)
-    folder = os.path.join(args.work_dir, "segformer_b0_seed0")
-    _log(f"peers: SegformerModel(SegformerConfig()) seed 0 -> {folder}")
-    checkpoint.save_checkpoint(folder, args.config)
+    task = getattr(args, "task", "backbone")
+    segmentation = task == checkpoint.SEGMENTATION
+    hf_class = (
+        "SegformerForSemanticSegmentation" if segmentation else "SegformerModel"
+    )
+    folder = os.path.join(
+        args.work_dir, "segformer_b0_ade_seed0" if segmentation else
+        "segformer_b0_seed0"
+    )  # fmt: skip
+    _log(f"peers: {hf_class}(SegformerConfig()) seed 0 -> {folder}")
+    hf_config = checkpoint.save_checkpoint(folder, args.config, task=task)
     inputs = checkpoint.load_inputs(args.calibration, size)
     reference = checkpoint.torch_reference(
-        checkpoint.torch_levels(folder), inputs.holdout
+        checkpoint.torch_module(folder, task),
+        inputs.holdout,
+        (checkpoint.LOGITS,) if segmentation else checkpoint.LEVELS,
     )
     context = peers_lib.Context(
-        folder, size, args.calibration, inputs, args.work_dir, args.threads
-    )
+        folder, size, args.calibration, inputs, args.work_dir, args.threads,
+        task,
+    )  # fmt: skip
+    if peers is None:
+        peers = peers_lib.peers_for(task, getattr(args, "tools", None))
     # converters print progress on stdout, which is the table's
     with contextlib.redirect_stdout(sys.stderr):
-        built = peers_lib.build_all(context, peers or peers_lib.PEERS, log=_log)
+        built = peers_lib.build_all(context, peers, log=_log)
     rows = measure_rows(built, inputs, reference, args.threads)
     _add_timings(rows, args)
     return {
         "schema": "edge_backbones.peers/1",
         "command": args.command,
+        "task": task,
         "checkpoint": (
-            "Hugging Face `SegformerModel(SegformerConfig("
-            f"{args.config or ''}))`, `torch.manual_seed(0)`, "
-            "`save_pretrained`"
+            f"Hugging Face `{hf_class}(SegformerConfig("
+            f"{args.config or ''}))`"
+            + (f" ({hf_config.num_labels} classes)" if segmentation else "")
+            + ", `torch.manual_seed(0)`, `save_pretrained`"
         ),
         "image_size": list(size),
         "calibration_images": len(inputs.calibration),
@@ -159,12 +176,14 @@ def run(args, peers=None):
 
 
 def write(result, out):
-    """`peers_<H>x<W>.{json,md,png}` in `out`, each atomically."""
+    """`peers_<H>x<W>.{json,md,png}` in `out` (`peers_segmentation_...`
+    for the segmentation checkpoint), each atomically."""
     from benchmarks.peers import report
 
     os.makedirs(out, exist_ok=True)
     height, width = result["image_size"]
-    stem = os.path.join(out, f"peers_{height}x{width}")
+    task = "segmentation_" if result.get("task") == "segmentation" else ""
+    stem = os.path.join(out, f"peers_{task}{height}x{width}")
     write_json_atomic(stem + ".json", result, indent=1)
     write_file_atomic(stem + ".md", report.markdown(result).encode("utf-8"))
     write_file_atomic(stem + ".png", report.pareto(result))
@@ -178,6 +197,19 @@ def _parser():
         "ai-edge-quantizer on one Hugging Face SegFormer-B0 checkpoint.",
     )
     parser.add_argument("--size", default="512", help="512 or 384x640")
+    parser.add_argument(
+        "--task",
+        choices=("backbone", "segmentation"),
+        default="backbone",
+        help="the checkpoint: SegformerModel (backbone, the default) or "
+        "SegformerForSemanticSegmentation with its decode head, 150 "
+        "classes (segmentation: logits and mask agreement vs PyTorch)",
+    )
+    parser.add_argument(
+        "--tools",
+        help="only these tools, comma-separated (edge_backbones, "
+        "litert-torch, ai-edge-quantizer); default: all",
+    )
     parser.add_argument("--calibration", default="calibration")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)

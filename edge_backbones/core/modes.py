@@ -46,6 +46,7 @@ __all__ = [
     "resolve_plans",
     "SamDecoderPlan",
     "sam_decoder_plans",
+    "segmenter_float_lists",
 ]
 
 REGISTRY_PATH = os.path.join(os.path.dirname(__file__), "modes.toml")
@@ -225,6 +226,10 @@ class Registry:
     sam_decoder: dict[str, dict[str, Any]] = dataclasses.field(
         default_factory=dict
     )
+    # alias name -> its [segmenter.*] table, checked
+    segmenter: dict[str, dict[str, Any]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,6 +295,32 @@ def _sam_decoder_tables(
     return tables
 
 
+_SEGMENTER_KEYS = ("float_layer_names", "float_outputs")
+
+
+def _segmenter_tables(
+    data: Mapping[str, Any], aliases: Mapping[str, Plan]
+) -> dict[str, dict[str, Any]]:
+    tables: dict[str, dict[str, Any]] = {}
+    for name, table in data.get("segmenter", {}).items():
+        where = f"[segmenter.{name}]"
+        if name not in aliases:
+            _fail(where, "names no alias")
+        unknown = sorted(set(table) - set(_SEGMENTER_KEYS))
+        if unknown:
+            _fail(where, f"has unknown key(s) {unknown}")
+        for key in _SEGMENTER_KEYS:
+            value = table.get(key, [])
+            if not isinstance(value, list) or not all(
+                isinstance(v, str) for v in value
+            ):
+                _fail(where, f"needs {key} as a list of strings ({value!r})")
+        if aliases[name].converter != "int8":
+            _fail(where, "float lists apply to int8 schemes only")
+        tables[name] = dict(table)
+    return tables
+
+
 def _parse(data: Mapping[str, Any]) -> Registry:
     schemes = {
         name: _scheme_plan(name, table)
@@ -309,7 +340,8 @@ def _parse(data: Mapping[str, Any]) -> Registry:
     if unknown:
         _fail("select", f"names unknown aliases {unknown}")
     sam_decoder = _sam_decoder_tables(data, aliases)
-    return Registry(schemes, aliases, tables, select, sam_decoder)
+    segmenter = _segmenter_tables(data, aliases)
+    return Registry(schemes, aliases, tables, select, sam_decoder, segmenter)
 
 
 def load_registry(path: str | os.PathLike[str]) -> Registry:
@@ -521,6 +553,19 @@ def sam_decoder_plans(
             float_outputs=tuple(table.get("float_outputs", ())),
         )
     return plans
+
+
+def segmenter_float_lists(mode: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(float layer names, float outputs) a segmenter keeps float in
+    `mode` on top of its scheme's lists (the registry's [segmenter.*]
+    table; empty where it has none): glob patterns of the segmenter's
+    layer paths, and signature outputs (e.g. "logits") whose producing
+    ops stay float."""
+    table = registry().segmenter.get(mode, {})
+    return (
+        tuple(table.get("float_layer_names", ())),
+        tuple(table.get("float_outputs", ())),
+    )
 
 
 # the registry's lists, as constants for callers that read them once

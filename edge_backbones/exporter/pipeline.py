@@ -1067,6 +1067,10 @@ def _convert(plan, workbench, mode_plan):
         applied["type_nodes"], applied["name_nodes"] = scheme_float_nodes(
             converter.fp32(), plan.backbone, mode_plan
         )
+        if segmentation.is_segmenter(plan.backbone):
+            applied["name_nodes"] += segmentation.float_nodes(
+                converter.fp32(), plan.backbone, mode_plan.mode
+            )
         if plan.budget is not None:  # the search picks the float layers
             applied["name_nodes"] = []
         float_nodes = list(

@@ -31,6 +31,7 @@ __all__ = [
     "TASKS",
     "check_labels_option",
     "check_masks",
+    "float_nodes",
     "format_labels",
     "format_masks",
     "host_classes",
@@ -201,6 +202,22 @@ def check_masks(
         )
         error.masks = masks
         raise error
+
+
+def float_nodes(model_content: bytes, segmenter: Any, mode: str) -> list[str]:
+    """The float graph's tensor names a segmenter keeps float in `mode`
+    beyond its scheme's (the registry's [segmenter.*] float layer names
+    and float outputs; `core.modes.segmenter_float_lists`)."""
+    from edge_backbones.core.modes import segmenter_float_lists
+    from edge_backbones.exporter.quant_debug import (
+        layer_name_nodes,
+        output_nodes,
+    )
+
+    names, outputs = segmenter_float_lists(mode)
+    found = layer_name_nodes(model_content, segmenter, names) if names else []
+    found += output_nodes(model_content, outputs) if outputs else []
+    return list(dict.fromkeys(found))
 
 
 def host_classes(plan: Any) -> bool:

@@ -22,6 +22,8 @@ TINY = {
     "decoder_hidden_size": 32,
 }
 CHANNELS = {"P1": 8, "P2": 16, "P3": 24, "P4": 32}
+# the tiny segmentation checkpoint's classes
+SEGMENTER_CLASSES = 5
 
 
 def _levels(rng):
@@ -84,6 +86,28 @@ def test_a_peer_that_raises_gives_a_row_per_mode_with_its_error():
     assert all(r["path"] is None for r in rows if r["error"])
     # a peer built on a failed one says so
     assert isinstance(context.built[("broken", "x")], ImportError)
+
+
+def test_mask_agreement_is_the_share_of_pixels_with_pytorchs_argmax():
+    rng = np.random.default_rng(0)
+    reference = rng.standard_normal((2, 4, 5, 3)).astype("f4")
+    logits = reference.copy()
+    # image 0: 3 of 20 pixels take another class; image 1 keeps all
+    for i, j in ((0, 0), (1, 2), (3, 4)):
+        logits[0, i, j] = np.roll(reference[0, i, j], 1)
+    masks = measure.mask_agreement(logits, reference)
+    assert masks == {"mean": pytest.approx(37 / 40), "min": 17 / 20}
+
+
+def test_segmentation_rows_get_a_mask_agreement_column():
+    row = {
+        **_result_stub()["rows"][0],
+        "mask_agreement": {"mean": 0.9555, "min": 0.9219},
+    }
+    text = report.table([row, _result_stub()["rows"][1]])
+    assert "| mask agreement vs PyTorch (mean / worst image) |" in text
+    assert text.endswith("failed: ValueError: no / way | | | | | |")
+    assert "| 1.00000 | 120.0 | 95.55 % / 92.19 % |" in text
 
 
 def _result_stub():
@@ -249,3 +273,98 @@ def test_fidelity_is_against_pytorch_level_by_level(tiny_run, tool, mode):
         assert figures["cosine"] == pytest.approx(cosines.min(), abs=2e-6)
         if mode == "fp32":  # the same model
             assert figures["cosine"] > 0.9999
+
+
+@pytest.fixture(scope="module")
+def tiny_segmentation_run(tmp_path_factory, calibration_dir):
+    reason = 'needs the bench extra: pip install -e ".[bench]"'
+    pytest.importorskip("litert_torch", reason=reason)
+    pytest.importorskip("ai_edge_quantizer", reason=reason)
+    pytest.importorskip("tensorflow", reason="needs the export extra")
+    from benchmarks.peers import peers, run
+
+    chosen = (
+        peers.Peer(
+            peers.OURS,
+            ("fp32", "int8_mixed"),
+            lambda c: peers.export_ours(c, ("fp32", "int8_mixed"), ()),
+        ),
+        peers.PEERS[1],  # litert-torch fp32
+        peers.PEERS[2],  # litert-torch PT2E static int8
+        peers.PEERS[4],  # litert-torch -> ai-edge-quantizer
+    )
+    work = tmp_path_factory.mktemp("peers_segmentation")
+    args = argparse.Namespace(
+        size="64", calibration=str(calibration_dir), threads=1, rounds=1,
+        runs=2, warmup=0, work_dir=str(work),
+        config={**TINY, "num_labels": SEGMENTER_CLASSES},
+        task="segmentation",
+        command="python -m benchmarks.peers --task segmentation --size 64",
+    )  # fmt: skip
+    result = run.run(args, peers=chosen)
+    stem = run.write(result, str(work / "out"))
+    return result, work, stem
+
+
+@pytest.mark.peers_stage
+def test_segmentation_peers_are_scored_by_mask_agreement(
+    tiny_segmentation_run,
+):
+    result, _, stem = tiny_segmentation_run
+    assert stem.endswith("peers_segmentation_64x64")
+    assert result["task"] == "segmentation"
+    assert "SegformerForSemanticSegmentation" in result["checkpoint"]
+    keys = [(r["tool"], r["mode"]) for r in result["rows"]]
+    assert keys == [
+        ("edge_backbones", "fp32"),
+        ("edge_backbones", "int8_mixed"),
+        ("litert-torch", "fp32"),
+        ("litert-torch", "pt2e_static_int8"),
+        ("litert-torch → ai-edge-quantizer", "static_wi8_ai8"),
+        ("litert-torch → ai-edge-quantizer", "dynamic_wi8_afp32"),
+    ]
+    for row in result["rows"]:
+        assert row["error"] is None, (row["tool"], row["mode"], row["error"])
+        assert row["ops"] > 0
+        assert isinstance(row["whole_graph_on_xnnpack"], bool)
+        assert row["latency_vs_our_fp32"] > 0
+        # the logits are the one output compared
+        assert set(row["fidelity"]["levels"]) == {"logits"}
+        masks = row["mask_agreement"]
+        assert 0 < masks["min"] <= masks["mean"] <= 1
+        if row["mode"] == "fp32":  # the same float model as PyTorch
+            assert masks["min"] >= 0.999, row["tool"]
+            assert row["worst_cosine"] > 0.9999
+        else:  # quantized, not broken: most pixels keep their class
+            assert masks["mean"] >= 0.5, (row["tool"], row["mode"])
+    with open(stem + ".md") as f:
+        page = f.read()
+    assert "mask agreement vs PyTorch (mean / worst image)" in page
+
+
+@pytest.mark.peers_stage
+def test_segmentation_mask_agreement_is_pytorchs_argmax(tiny_segmentation_run):
+    import torch
+    import transformers
+
+    from benchmarks.peers.checkpoint import load_inputs
+    from edge_backbones.runtime import EdgeModel
+
+    result, work, _ = tiny_segmentation_run
+    inputs = load_inputs(result["calibration"], (64, 64))
+    model = transformers.SegformerForSemanticSegmentation.from_pretrained(
+        str(work / "segformer_b0_ade_seed0")
+    ).eval()
+    with torch.no_grad():
+        pixels = torch.from_numpy(np.stack(inputs.holdout)).permute(0, 3, 1, 2)
+        truth = model(pixel_values=pixels).logits.argmax(1).numpy()
+    # a lossy row: its agreement is not 1, so a wrong reference shows
+    row = _row(result, "litert-torch", "pt2e_static_int8")
+    artifact = EdgeModel(str(work / row["path"]))
+    (key,) = artifact.output_names
+    shares = [
+        np.mean(artifact(x)[key][0].argmax(-1) == t)
+        for x, t in zip(inputs.holdout, truth, strict=True)
+    ]
+    assert row["mask_agreement"]["mean"] == pytest.approx(np.mean(shares))
+    assert row["mask_agreement"]["min"] == pytest.approx(np.min(shares))

@@ -242,3 +242,45 @@ def test_bad_labels_are_refused_before_converting(checkpoint, photos, tmp_path):
         export(str(checkpoint), image_size=64, labels=str(folder),
                out=tmp_path / "out")  # fmt: skip
     assert not any((tmp_path / "out").glob("*.tflite"))
+
+
+def _producer(path, output):
+    """The op kind that writes a signature output."""
+    from edge_backbones.exporter.quant_debug import op_outputs, output_nodes
+
+    with open(path, "rb") as f:
+        content = f.read()
+    (tensor,) = output_nodes(content, [output])
+    (op,) = [op for op, name in op_outputs(content) if name == tensor]
+    return op
+
+
+@pytest.mark.matrix_stage
+def test_int8_mixed_keeps_the_registrys_segmenter_layers_float(exported):
+    from edge_backbones.core.modes import segmenter_float_lists
+
+    _, outputs = segmenter_float_lists("int8_mixed")
+    assert "logits" in outputs
+    record = exported["int8_mixed"]
+    # the classifier's conv writes the float logits (int8: DEQUANTIZE)
+    assert _producer(record.path, "logits") == "CONV_2D"
+    # the metadata names the graph nodes the registry kept float
+    assert record.metadata["scheme"]["float_layer_name_nodes"]
+
+
+def test_a_registry_segmenter_table_is_checked(tmp_path):
+    from edge_backbones.core import modes as modes_lib
+    from edge_backbones.errors import ExportError
+
+    with open(modes_lib.REGISTRY_PATH) as f:
+        text = f.read()
+    path = tmp_path / "modes.toml"
+    for table, problem in (
+        ("[segmenter.int4]\nfloat_outputs = []", "names no alias"),
+        ("[segmenter.fp16]\nfloat_outputs = []", "int8 schemes only"),
+        ("[segmenter.int8]\nfloat_output = []", "unknown key"),
+        ("[segmenter.int8]\nfloat_outputs = 'logits'", "list of strings"),
+    ):
+        path.write_text(text + "\n" + table + "\n")
+        with pytest.raises(ExportError, match=problem):
+            modes_lib.load_registry(path)

@@ -1,9 +1,9 @@
 """The NPU stage's segmenter check (.ci/stages/npu.sh runs it): a tiny
-SegFormer's `npu` artifact (a16w8) compiles for SM8650 and SM8750 with
-every op on the NPU in one partition, and its class maps in QNN's
-simulated HTP are scored against the float model's (mask agreement,
-gated by the target's `min_mask_agreement`). Simulated figures are
-numerics, never device speed."""
+SegFormer's `npu` (a16w8) and `npu_int8` (full int8) artifacts compile
+for SM8650 and SM8750 with every op on the NPU in one partition, and
+their class maps in QNN's simulated HTP are scored against the float
+model's (mask agreement, gated by each target's `min_mask_agreement`).
+Simulated figures are numerics, never device speed."""
 
 import json
 import os
@@ -15,6 +15,7 @@ from tests.npu.conftest import needs_npu_extra
 pytestmark = [pytest.mark.npu_stage, needs_npu_extra]
 
 SOCS = ("SM8650", "SM8750")
+TARGETS = ("npu", "npu_int8")
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def compiled(tmp_path_factory, calibration_dir):
     records = export(
         str(checkpoint),
         image_size=64,
-        targets="npu",
+        targets=",".join(TARGETS),
         socs=",".join(SOCS),
         calibration=str(calibration_dir),
         out=str(tmp_path_factory.mktemp("seg_npu")),
@@ -36,17 +37,14 @@ def compiled(tmp_path_factory, calibration_dir):
         # random tiny weights at 64x64 (16x16 class maps): gates on a
         # broken conversion, not quality (the CPU run measured a worst
         # image's mask agreement of 0.988)
-        thresholds={"npu": 0.9},
-        mask_thresholds={"npu": 0.95},
+        thresholds=dict.fromkeys(TARGETS, 0.9),
+        mask_thresholds=dict.fromkeys(TARGETS, 0.95),
     )
     return {r.mode: r for r in records}
 
 
-def _compiled_for(records, soc):
-    (record,) = [
-        r for r in records.values() if r.path.endswith(f"_{soc}.tflite")
-    ]
-    return record
+def _compiled_for(records, soc, target="npu"):
+    return records[f"{target}@{soc}"]
 
 
 def _json(path):
@@ -54,10 +52,11 @@ def _json(path):
         return json.load(f)
 
 
-def test_every_segmenter_op_runs_on_the_npu(compiled):
-    source = _json(compiled["npu"].path)
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_segmenter_op_runs_on_the_npu(compiled, target):
+    source = _json(compiled[target].path)
     for soc in SOCS:
-        record = _compiled_for(compiled, soc)
+        record = _compiled_for(compiled, soc, target)
         block = _json(record.path)["compiled"]
         (partition,) = block["partitions"]
         assert partition["ops_on_npu"] == partition["ops_total"], soc
@@ -65,14 +64,17 @@ def test_every_segmenter_op_runs_on_the_npu(compiled):
         assert block["cpu_op_kinds"] == {}, soc
 
 
-def test_simulated_masks_agree_with_the_float_model(compiled):
-    cpu = _json(compiled["npu"].path)["task"]["verification"]
+@pytest.mark.parametrize("target", TARGETS)
+def test_simulated_masks_agree_with_the_float_model(compiled, target):
+    cpu = _json(compiled[target].path)["task"]["verification"]
     for soc in SOCS:
-        record = _compiled_for(compiled, soc)
+        record = _compiled_for(compiled, soc, target)
         task = _json(record.path)["task"]
         masks = task["verification"]
-        print(f"{soc}: simulated mask agreement {masks['mask_agreement']}, "
-              f"CPU {cpu['mask_agreement']}")  # fmt: skip
+        print(
+            f"{target} {soc}: simulated mask agreement "
+            f"{masks['mask_agreement']}, CPU {cpu['mask_agreement']}"
+        )
         gate = masks["min_mask_agreement"]
         assert gate == cpu["min_mask_agreement"] and gate is not None
         assert masks["mask_agreement"]["min"] >= gate
