@@ -112,6 +112,15 @@ TINY_MIT_TWO_STAGES = {
     "strides": [4, 2],
     "hidden_dims": [8, 16],
 }
+# a SegFormer head on a four-stage MiT, 8-16 channels, one block each
+# (transformers' SegformerConfig keys)
+TINY_SEGFORMER = {
+    "hidden_sizes": [8, 16, 16, 16],
+    "depths": [1, 1, 1, 1],
+    "num_attention_heads": [1, 1, 1, 1],
+    "sr_ratios": [4, 2, 1, 1],
+    "decoder_hidden_size": 16,
+}
 # wider, two heads in P2, at 32x32
 TINY_MIT_TWO_STAGES_WIDE = {
     **TINY_MIT_TWO_STAGES,

@@ -53,29 +53,18 @@ __all__ = [
     "main",
 ]
 
-# tests/tiny.py's TINY_MIT_TWO_STAGES: two levels, 8 and 16 channels
-TINY_MIT = {
-    "depths": [1, 1],
-    "num_layers": 2,
-    "blockwise_num_heads": [1, 1],
-    "blockwise_sr_ratios": [2, 1],
-    "max_drop_path_rate": 0.0,
-    "patch_sizes": [7, 3],
-    "strides": [4, 2],
-    "hidden_dims": [8, 16],
-}
 IMAGE_SIZE = "32x64"  # non-square, as phones' photos are
 PHOTO = "grace_hopper.jpg"
-# the repository root: tests/tiny.py builds the tiny SAM checkpoint
+# the repository root: the tiny configs and the tiny SAM checkpoint are
+# the tests' own (tests/tiny.py)
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-# a tiny SegFormer head on a four-stage MiT; class names from id2label
-TINY_SEGFORMER = {
-    "hidden_sizes": [8, 16, 16, 16],
-    "depths": [1, 1, 1, 1],
-    "num_attention_heads": [1, 1, 1, 1],
-    "sr_ratios": [4, 2, 1, 1],
-    "decoder_hidden_size": 16,
-}
+sys.path.insert(0, _ROOT)
+from tests.tiny import TINY_MIT_TWO_STAGES as TINY_MIT  # noqa: E402
+from tests.tiny import (  # noqa: E402
+    TINY_SEGFORMER,
+    save_tiny_sam_model,
+)
+
 SEGMENTER_CLASSES = ["wall", "floor", "sky", "tree", "person"]
 SEGMENTER_SIZE = "64x64"
 SAM_SIZE = "64"
@@ -382,9 +371,7 @@ class _RecordingDecoder:
 
 def _export_sam(calibration, work):
     """A tiny random SamModel exported by the CLI: (encoder, decoder)."""
-    sys.path.insert(0, _ROOT)
     from edge_backbones.cli import main as cli
-    from tests.tiny import save_tiny_sam_model
 
     checkpoint = os.path.join(work, "sam_tiny")
     save_tiny_sam_model(checkpoint)

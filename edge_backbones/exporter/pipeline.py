@@ -193,6 +193,18 @@ def load_backbone(
     return _load_preset(os.fspath(model), random_weights, kwargs)
 
 
+def _load_job_model(job: options_lib.ExportJob, size: Any) -> Any:
+    """The job's model at `size`: (model, name, weights)."""
+    return load_backbone(
+        job.model.model,
+        job.model.random_weights,
+        size,
+        job.model.config,
+        job.calibration.seed,
+        job.model.task,
+    )
+
+
 def _sam_encoder_preset(name):
     """The image encoder preset of a SAM preset name (None otherwise)."""
     from edge_backbones.models.sam.sam_presets import sam_presets
@@ -490,14 +502,7 @@ def plan_export(job: options_lib.ExportJob) -> "ExportPlan":
     socs = _npu_socs(exp.socs, [p.mode for p in plans], exp.min_cos)
     memory.check_input(size)
     workspace_lib.prepare_out(exp.out)  # a file or read-only `out` fails here
-    backbone, name, weights = load_backbone(
-        job.model.model,
-        job.model.random_weights,
-        size,
-        job.model.config,
-        job.calibration.seed,
-        job.model.task,
-    )
+    backbone, name, weights = _load_job_model(job, size)
     name = job.model.name or name
     converters = sorted({p.converter for p in plans})
     isolate = memory.isolate_conversion(
@@ -572,14 +577,7 @@ def memory_phases(job: options_lib.ExportJob) -> dict[str, int]:
     size = options_lib.parse_image_size(_image_size(job.model))
     budget = None if exp.budget is None else budget_lib.parse_budget(exp.budget)
     plans = _resolve_plans(exp, budget)
-    backbone, _, _ = load_backbone(
-        job.model.model,
-        job.model.random_weights,
-        size,
-        job.model.config,
-        job.calibration.seed,
-        job.model.task,
-    )
+    backbone, _, _ = _load_job_model(job, size)
     converters = sorted({p.converter for p in plans})
     alone = memory.phase_bytes(backbone, size, False, converters)
     if not _isolable(backbone, plans, exp):

@@ -12,18 +12,11 @@ from edge_backbones.errors import CheckpointError, InputError
 from edge_backbones.exporter.pipeline import export
 from edge_backbones.runtime.edge_model import EdgeModel
 from edge_backbones.runtime.model_file import read_model_file
+from tests.tiny import TINY_SEGFORMER
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-# a tiny SegFormer: four stages, 8-16 channels, one block each
-TINY = {
-    "hidden_sizes": [8, 16, 16, 16],
-    "depths": [1, 1, 1, 1],
-    "num_attention_heads": [1, 1, 1, 1],
-    "sr_ratios": [4, 2, 1, 1],
-    "decoder_hidden_size": 16,
-}
 NAMES = ["wall", "floor", "sky", "tree", "person"]
 ALL = ("fp32", "fp16", "int8", "int8_mixed", "int16x8")
 TARGETS = ("cpu", "npu", "npu_int8", "gpu")
@@ -32,7 +25,7 @@ TARGETS = ("cpu", "npu", "npu_int8", "gpu")
 def _save(folder, head=True):
     torch.manual_seed(0)
     config = transformers.SegformerConfig(
-        **TINY, id2label=dict(enumerate(NAMES))
+        **TINY_SEGFORMER, id2label=dict(enumerate(NAMES))
     )
     cls = (
         transformers.SegformerForSemanticSegmentation
