@@ -25,7 +25,11 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.segmentation.measure import SIZE, _checkpoint  # noqa: E402
+from benchmarks.segmentation.measure import (  # noqa: E402
+    SIZE,
+    _checkpoint,
+    torch_logits_nhwc,
+)
 
 # top-1/top-2 margins of PyTorch's logits the agreement is also given at
 MARGINS = (0.0, 0.005, 0.01, 0.02, 0.05)
@@ -75,7 +79,6 @@ def main(argv=None):
         help="NAME=layer,layer (default: the built-in list)",
     )
     args = parser.parse_args(argv)
-    import torch
 
     from edge_backbones.atomic_io import write_json_atomic
     from edge_backbones.exporter import export
@@ -120,11 +123,7 @@ def main(argv=None):
         model = EdgeModel(record.path, num_threads=2)
         if inputs is None:
             inputs = np.stack([model.preprocess(p) for p in photos])
-            with torch.no_grad():
-                logits = torch_model(
-                    torch.from_numpy(inputs).permute(0, 3, 1, 2)
-                ).logits.numpy()
-            torch_logits = logits.transpose(0, 2, 3, 1)
+            torch_logits = torch_logits_nhwc(torch_model, inputs)
         out = model.run_batch(list(inputs))
         per_image = [
             float(np.mean(o == t.argmax(-1)))

@@ -41,13 +41,24 @@ def _checkpoint(folder):
     return model
 
 
+def torch_logits_nhwc(torch_model, inputs):
+    """PyTorch's logits for a batch of preprocessed NHWC inputs, as NHWC
+    (the layout of our artifacts' `logits`)."""
+    import torch
+
+    with torch.no_grad():
+        logits = torch_model(
+            torch.from_numpy(inputs).permute(0, 3, 1, 2)
+        ).logits.numpy()
+    return logits.transpose(0, 2, 3, 1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=pathlib.Path)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--max-images", type=int, default=16)
     args = parser.parse_args(argv)
-    import torch
 
     from edge_backbones.core.segmentation_metrics import mask_agreement
     from edge_backbones.exporter import export
@@ -82,11 +93,7 @@ def main(argv=None):
     ).paths("holdout")
     fp32 = EdgeModel(next(r.path for r in records if r.mode == "fp32"))
     inputs = np.stack([fp32.preprocess(p) for p in photos])
-    with torch.no_grad():
-        logits = torch_model(
-            torch.from_numpy(inputs).permute(0, 3, 1, 2)
-        ).logits.numpy()
-    torch_logits = logits.transpose(0, 2, 3, 1)
+    torch_logits = torch_logits_nhwc(torch_model, inputs)
     torch_classes = torch_logits.argmax(-1)
     rows = {}
     for record in [*records, backbone]:
