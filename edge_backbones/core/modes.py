@@ -271,22 +271,36 @@ _SAM_DECODER_GATES = (
 )
 
 
+def _model_table(
+    kind: str,
+    name: str,
+    table: Mapping[str, Any],
+    aliases: Mapping[str, Plan],
+    allowed: Iterable[str],
+) -> str:
+    """Checks what every per-model table shares (it names an alias, its
+    keys are known); returns its `[kind.name]` for further messages."""
+    where = f"[{kind}.{name}]"
+    if name not in aliases:
+        _fail(where, "names no alias")
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        _fail(where, f"has unknown key(s) {unknown}")
+    return where
+
+
 def _sam_decoder_tables(
     data: Mapping[str, Any], aliases: Mapping[str, Plan]
 ) -> dict[str, dict[str, Any]]:
     tables: dict[str, dict[str, Any]] = {}
+    allowed = {
+        *_SAM_DECODER_FLOATS,
+        *_SAM_DECODER_GATES,
+        "float_outputs",
+        "ranges",
+    }
     for name, table in data.get("sam_decoder", {}).items():
-        where = f"[sam_decoder.{name}]"
-        if name not in aliases:
-            _fail(where, "names no alias")
-        unknown = sorted(
-            set(table)
-            - set(_SAM_DECODER_FLOATS)
-            - set(_SAM_DECODER_GATES)
-            - {"float_outputs", "ranges"}
-        )
-        if unknown:
-            _fail(where, f"has unknown key(s) {unknown}")
+        where = _model_table("sam_decoder", name, table, aliases, allowed)
         for key in _SAM_DECODER_GATES:
             value = table.get(key)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
@@ -303,12 +317,7 @@ def _segmenter_tables(
 ) -> dict[str, dict[str, Any]]:
     tables: dict[str, dict[str, Any]] = {}
     for name, table in data.get("segmenter", {}).items():
-        where = f"[segmenter.{name}]"
-        if name not in aliases:
-            _fail(where, "names no alias")
-        unknown = sorted(set(table) - set(_SEGMENTER_KEYS))
-        if unknown:
-            _fail(where, f"has unknown key(s) {unknown}")
+        where = _model_table("segmenter", name, table, aliases, _SEGMENTER_KEYS)
         for key in _SEGMENTER_KEYS:
             value = table.get(key, [])
             if not isinstance(value, list) or not all(
